@@ -1,0 +1,17 @@
+//! Turns findings into what people and CI read: a table, moat's JSON report, SARIF 2.1.0; and decides
+//! the exit code with the `--fail-on` gate that every moat command shares.
+//!
+//! Formats live one per file so a new one is one new file. SBOM formats (CycloneDX, SPDX) live in
+//! `moat-sbom`, next to the inventory they describe.
+
+mod diff;
+mod gate;
+mod json;
+mod sarif;
+mod table;
+
+pub use diff::{compare, to_markdown, ReportDiff};
+pub use gate::{Gate, Verdict};
+pub use json::{Report, Summary, REPORT_SCHEMA};
+pub use sarif::to_sarif;
+pub use table::to_table;

@@ -1,0 +1,86 @@
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use moat_model::Finding;
+
+use crate::Report;
+
+/// A human-readable table of findings, worst first within each location, with a one-line summary.
+pub fn to_table(report: &Report) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("{} ({})\n", report.target.name, report.target.kind));
+    let shown: Vec<&Finding> = report.findings.iter().collect();
+    if shown.is_empty() {
+        out.push_str("No findings.\n");
+    } else {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(160)
+            .set_header(vec!["Severity", "ID", "Where", "Finding"]);
+        for f in shown {
+            let sev = match &f.suppressed {
+                Some(_) => format!("{} (suppressed)", f.severity),
+                None => f.severity.to_string(),
+            };
+            let mut what = f.title.clone();
+            if !f.message.is_empty() && f.message != f.title {
+                what.push('\n');
+                what.push_str(&f.message);
+            }
+            if let Some(fix) = &f.fix {
+                what.push_str("\nfix: ");
+                what.push_str(fix);
+            }
+            t.add_row(vec![sev, f.id.clone(), location(f), what]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+    let counts: Vec<String> =
+        report.summary.by_severity.iter().rev().map(|(s, n)| format!("{s}: {n}")).collect();
+    out.push_str(&format!(
+        "Total: {}{}{}\n",
+        report.summary.total,
+        if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) },
+        if report.summary.suppressed > 0 {
+            format!(", {} suppressed", report.summary.suppressed)
+        } else {
+            String::new()
+        }
+    ));
+    for w in &report.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
+fn location(f: &Finding) -> String {
+    let l = &f.location;
+    let mut s = String::new();
+    if let Some(p) = &f.package {
+        s.push_str(&format!("{} {}", p.name, p.version));
+    }
+    if let Some(file) = &l.file {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(file);
+        if let Some(line) = l.line {
+            s.push_str(&format!(":{line}"));
+            if let Some(col) = l.column {
+                s.push_str(&format!(":{col}"));
+            }
+        }
+    }
+    if let Some(field) = &l.field {
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        s.push_str(field);
+    }
+    if s.is_empty() {
+        if let Some(o) = &l.object {
+            s.push_str(o);
+        }
+    }
+    s
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand. Each has `Args` (clap) and `run(Args) -> anyhow::Result<Verdict>`.
+
+pub mod diff;

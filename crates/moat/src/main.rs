@@ -1,0 +1,38 @@
+//! The `moat` command line: parses arguments, composes the capability crates, prints, and maps the
+//! outcome onto moat's exit codes (0 = ran clean, 1 = findings at or above `--fail-on`, 2 = usage or
+//! input error). Nothing here judges anything: that is the crates' job.
+
+mod cmd;
+mod common;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "moat", version, about = "Container security from build to runtime, offline-first", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compare two moat JSON reports: fixed, new and unchanged findings, as Markdown.
+    Diff(cmd::diff::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0, and usage errors to stderr with exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { common::EXIT_USAGE } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Diff(a) => cmd::diff::run(a),
+    };
+    common::finish(result)
+}

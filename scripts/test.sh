@@ -1,0 +1,17 @@
+#!/bin/bash
+# Runs every moat test. Installs what the tests need first (idempotent), so it works on a fresh
+# Debian 12 machine with Rust. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SHARED=${MOAT_SHARED:-$(cd .. && pwd)/shared}
+export MOAT_SHARED=$SHARED
+
+# Debian packages and fixtures the tests use; each capability keeps its own list in scripts/deps.d.
+for f in scripts/deps.d/*.sh; do
+  [ -e "$f" ] || continue
+  echo "== deps: $f"
+  bash "$f"
+done
+
+echo "== cargo test (workspace)"
+cargo test --workspace --no-fail-fast 2>&1
