@@ -1,0 +1,84 @@
+//! `dir:` targets: a root filesystem or any directory, read as a single layer.
+
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::view::{EntryKind, FileEntry, FileMeta, FileView, Select};
+use crate::{ImageError, Limits};
+
+/// Pseudo-filesystems that are not part of a root filesystem's content.
+const SKIP_AT_HOST_ROOT: [&str; 4] = ["proc", "sys", "dev", "run"];
+
+pub(crate) fn collect(root: &Path, select: &dyn Fn(&FileMeta) -> Select, limits: &Limits) -> Result<FileView, ImageError> {
+    let mut view = FileView::new();
+    let host_root = root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false);
+    let root_dev = std::fs::symlink_metadata(root).map_err(|e| ImageError::io(root, e))?.dev();
+    let mut stack: Vec<(std::path::PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
+    let mut seen: u64 = 0;
+    while let Some((dir, rel)) = stack.pop() {
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            // An unreadable subdirectory is skipped, as `find` would; the root itself must be readable.
+            Err(e) if rel.is_empty() => return Err(ImageError::io(&dir, e)),
+            Err(_) => continue,
+        };
+        let mut children: Vec<_> = rd.filter_map(Result::ok).collect();
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            seen += 1;
+            if seen > limits.max_entries {
+                return Err(ImageError::Limit { what: root.display().to_string(), why: format!("more than {} entries", limits.max_entries) });
+            }
+            let name = child.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if host_root && rel.is_empty() && SKIP_AT_HOST_ROOT.contains(&name.as_str()) {
+                continue;
+            }
+            let Ok(md) = std::fs::symlink_metadata(child.path()) else { continue };
+            let ft = md.file_type();
+            let kind = if ft.is_symlink() {
+                EntryKind::Symlink(std::fs::read_link(child.path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default())
+            } else if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            };
+            let meta = FileMeta {
+                path: path.clone(),
+                kind: kind.clone(),
+                size: if ft.is_file() { md.len() } else { 0 },
+                mode: md.permissions().mode() & 0o7777,
+                uid: u64::from(md.uid()),
+                gid: u64::from(md.gid()),
+            };
+            // Never descend into another filesystem (mounts) or through a symlink.
+            if kind == EntryKind::Dir && md.dev() == root_dev {
+                stack.push((child.path(), path.clone()));
+            }
+            let want = select(&meta);
+            if want == Select::Skip {
+                continue;
+            }
+            let content = if want == Select::Content && kind == EntryKind::File {
+                if meta.size > limits.max_file_content {
+                    return Err(ImageError::Limit {
+                        what: child.path().display().to_string(),
+                        why: format!("file is {} bytes, over the {} byte limit", meta.size, limits.max_file_content),
+                    });
+                }
+                let mut buf = Vec::with_capacity(meta.size as usize);
+                std::fs::File::open(child.path())
+                    .and_then(|f| f.take(limits.max_file_content).read_to_end(&mut buf))
+                    .map_err(|e| ImageError::io(&child.path(), e))?;
+                Some(buf)
+            } else {
+                None
+            };
+            view.insert(FileEntry { meta, layer_index: 0, layer: None, content });
+        }
+    }
+    Ok(view)
+}

@@ -1,0 +1,75 @@
+//! What is installed: catalogers find packages in an image's file view; the inventory is the SBOM.
+//!
+//! A cataloger declares the files it needs ([`Cataloger::wants`]); [`catalog`] reads each layer once,
+//! collecting only those files, then hands each cataloger its files. OS catalogers live in `os/`,
+//! language ecosystems in `lang/`, SBOM formats in `format/`: one file each.
+
+mod cataloger;
+pub mod lang;
+pub mod os;
+
+use moat_image::{FileMeta, Image, Select};
+use moat_model::Inventory;
+
+pub use cataloger::{CatalogError, Cataloger, Context};
+
+/// Every cataloger moat runs, OS first.
+pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
+    let mut all = os::catalogers();
+    all.extend(lang::catalogers());
+    all
+}
+
+/// Errors that stop an SBOM: the image cannot be read. A single unparseable package file does not
+/// stop it; it becomes a warning in the inventory naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SbomError {
+    #[error(transparent)]
+    Image(#[from] moat_image::ImageError),
+}
+
+/// Builds the inventory of an opened image or tree.
+pub fn catalog(image: &Image) -> Result<Inventory, SbomError> {
+    let cats = catalogers();
+    let select = |m: &FileMeta| {
+        let mut best = os::release::wants(m);
+        if best == Select::Content {
+            return best;
+        }
+        for c in &cats {
+            match c.wants(m) {
+                Select::Content => return Select::Content,
+                Select::Meta => best = Select::Meta,
+                Select::Skip => {}
+            }
+        }
+        best
+    };
+    let view = image.collect(&select)?;
+    let os = os::release::detect(&view);
+    let ctx = Context { os: os.clone(), view: &view };
+    let mut inv = Inventory { target: image.target_info(), os, ..Inventory::default() };
+    if !image.info().layers.is_empty() || image.info().config_digest.is_some() {
+        inv.image = Some(image.info().clone());
+    }
+    for c in &cats {
+        for entry in view.iter().filter(|e| e.content.is_some() && c.wants(&e.meta) == Select::Content) {
+            match c.catalog(entry, &ctx) {
+                Ok(mut pkgs) => {
+                    for p in &mut pkgs {
+                        if p.path.is_none() {
+                            p.path = Some(entry.meta.path.clone());
+                        }
+                        if p.layer.is_none() {
+                            p.layer = entry.layer.clone();
+                        }
+                    }
+                    inv.packages.extend(pkgs)
+                }
+                Err(e) => inv.warnings.push(format!("{} ({}): {e}", entry.meta.path, c.name())),
+            }
+        }
+    }
+    inv.normalize();
+    Ok(inv)
+}
