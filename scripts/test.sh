@@ -13,5 +13,10 @@ for f in scripts/deps.d/*.sh; do
   bash "$f"
 done
 
+# CI starts from a fresh clone on a machine that keeps ~/.cache: reuse compiled dependencies from there.
+if [ "${CI:-}" = true ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+  export CARGO_TARGET_DIR=$HOME/.cache/moat-ci-target
+fi
+
 echo "== cargo test (workspace)"
 cargo test --workspace --no-fail-fast 2>&1
