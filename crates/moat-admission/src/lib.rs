@@ -1,0 +1,1 @@
+//! moat's validating admission webhook (being built).
