@@ -1,0 +1,8 @@
+//! moat's vulnerability database and matcher.
+//!
+//! OSV records are imported into an immutable snapshot file ([`store`]), looked up by (ecosystem,
+//! package name), and matched against an inventory with each ecosystem's own version ordering
+//! ([`version`]) and OSV's range semantics ([`matcher`]). Every finding says exactly which range or
+//! version-list entry matched and which comparisons were made, so a verdict can be checked by hand.
+
+pub mod version;
