@@ -20,6 +20,10 @@ struct Cli {
 enum Command {
     /// Compare two moat JSON reports: fixed, new and unchanged findings, as Markdown.
     Diff(cmd::diff::Args),
+    /// Software bill of materials of an image, a directory or an SBOM: table, JSON, CycloneDX, SPDX.
+    Sbom(cmd::sbom::Args),
+    /// Runtime protection: eBPF sensor, Falco-compatible rules, replay of recorded events.
+    Runtime(cmd::runtime::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Diff(a) => cmd::diff::run(a),
+        Command::Sbom(a) => cmd::sbom::run(a),
+        Command::Runtime(a) => cmd::runtime::run(a),
     };
     common::finish(result)
 }

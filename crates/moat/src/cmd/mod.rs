@@ -1,3 +1,5 @@
 //! One module per subcommand. Each has `Args` (clap) and `run(Args) -> anyhow::Result<Verdict>`.
 
 pub mod diff;
+pub mod sbom;
+pub mod runtime;

@@ -1,0 +1,166 @@
+//! `moat runtime`: watch a live host with the eBPF sensor, replay recorded events, check rule files.
+
+use std::path::PathBuf;
+
+use moat_report::Verdict;
+use moat_runtime::alert::{self, Format};
+use moat_runtime::rules::{Engine, Priority};
+
+use crate::common::{InputError, OutputArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Sub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Sub {
+    /// Evaluate recorded events (JSON lines in moat's event format) against rules.
+    Replay(ReplayArgs),
+    /// Rule files: validate and report what moat can evaluate.
+    #[command(subcommand)]
+    Rules(RulesSub),
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum RulesSub {
+    /// Load rule files (Falco's format) and report rules, evaluable rules and why others are skipped.
+    Check(CheckArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutFormat {
+    Text,
+    Json,
+}
+
+impl From<OutFormat> for Format {
+    fn from(f: OutFormat) -> Format {
+        match f {
+            OutFormat::Text => Format::Text,
+            OutFormat::Json => Format::Json,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Rule files, loaded in order (later files append to or override earlier ones).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutFormat,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RuleArgs {
+    /// Rule files (Falco's format) to load instead of moat's default rules; repeatable.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Also load moat's default rules when --rules is given.
+    #[arg(long)]
+    pub with_default_rules: bool,
+}
+
+impl RuleArgs {
+    fn engine(&self) -> anyhow::Result<Engine> {
+        if self.rules.is_empty() {
+            return Ok(Engine::default_rules());
+        }
+        let mut l = moat_runtime::Loader::new();
+        if self.with_default_rules {
+            l.add_str("moat_rules.yaml", moat_runtime::rules::DEFAULT_RULES).map_err(|e| InputError(e.to_string()))?;
+        }
+        for f in &self.rules {
+            l.add_file(f).map_err(|e| InputError(e.to_string()))?;
+        }
+        let e = l.build();
+        for w in &e.warnings {
+            eprintln!("moat: warning: {w}");
+        }
+        for s in &e.skipped {
+            eprintln!("moat: rule skipped: {}: {}", s.rule, s.reason);
+        }
+        Ok(e)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// Recorded events, one JSON object per line (`moat runtime watch --record FILE` writes them).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: OutFormat,
+    /// Exit 1 when an alert at or above this priority fires (emergency ... debug).
+    #[arg(long = "fail-on", value_name = "PRIORITY")]
+    pub fail_on: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn parse_priority(s: &Option<String>) -> anyhow::Result<Option<Priority>> {
+    match s {
+        None => Ok(None),
+        Some(p) => Priority::parse(p)
+            .map(Some)
+            .ok_or_else(|| InputError(format!("--fail-on: unknown priority '{p}'")).into()),
+    }
+}
+
+pub fn run(a: Args) -> anyhow::Result<Verdict> {
+    match a.cmd {
+        Sub::Rules(RulesSub::Check(c)) => check(c),
+        Sub::Replay(r) => replay(r),
+    }
+}
+
+fn check(c: CheckArgs) -> anyhow::Result<Verdict> {
+    let mut l = moat_runtime::Loader::new();
+    for f in &c.files {
+        l.add_file(f).map_err(|e| InputError(e.to_string()))?;
+    }
+    let e = l.build();
+    let s = e.summary();
+    let text = match c.format {
+        OutFormat::Json => serde_json::to_string_pretty(&s)? + "\n",
+        OutFormat::Text => {
+            let mut t = format!("rules: {}  evaluable: {}  enabled: {}\n", s.rules, s.evaluable, s.enabled);
+            for k in &s.skipped {
+                t.push_str(&format!("skipped: {}: {}\n", k.rule, k.reason));
+            }
+            for w in &s.warnings {
+                t.push_str(&format!("warning: {w}\n"));
+            }
+            t
+        }
+    };
+    c.out.write(&text)?;
+    Ok(Verdict::Pass)
+}
+
+fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
+    let fail_on = parse_priority(&r.fail_on)?;
+    let mut engine = r.rules.engine()?;
+    let fmt: Format = r.format.into();
+    let mut out = String::new();
+    let mut worst: Option<Priority> = None;
+    moat_runtime::replay::for_each_event(&r.file, |mut ev| {
+        for a in engine.process(&mut ev) {
+            worst = Some(worst.map_or(a.priority, |w| w.min(a.priority)));
+            out.push_str(&alert::format_alert(&a, fmt));
+            out.push('\n');
+        }
+    })
+    .map_err(|e| InputError(e.to_string()))?;
+    r.out.write(&out)?;
+    Ok(match (fail_on, worst) {
+        (Some(f), Some(w)) if w <= f => Verdict::Fail,
+        _ => Verdict::Pass,
+    })
+}
+
