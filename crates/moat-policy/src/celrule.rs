@@ -1,0 +1,432 @@
+//! CEL: Kyverno `validate.cel` rules and Kubernetes `ValidatingAdmissionPolicy`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use cel::{Context, Env, Program, Value as CelValue};
+use serde_json::Value;
+
+use crate::PolicyError;
+use crate::Unsupported;
+use crate::load::{Body, Policy, Rule};
+use crate::matcher::{ResInfo, Selector};
+
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    let _ = env.add_extension(cel::extensions::strings);
+    Arc::new(env)
+});
+
+/// A compiled CEL expression with its source text (for messages).
+pub(crate) struct Expr {
+    pub src: String,
+    program: Program,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Expr({})", self.src)
+    }
+}
+
+impl Expr {
+    fn compile(src: &str, source: &str, field: &str) -> Result<Expr, PolicyError> {
+        if src.len() > 64 * 1024 {
+            return Err(PolicyError::invalid(source, field, "CEL expression longer than 64 KiB"));
+        }
+        let program = ENV.compile(src).map_err(|e| PolicyError::invalid(source, field, format!("CEL: {e}")))?;
+        Ok(Expr { src: src.to_string(), program })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Validation {
+    pub expr: Expr,
+    pub message: Option<String>,
+    pub message_expr: Option<Expr>,
+}
+
+/// Kyverno `validate.cel`.
+#[derive(Debug)]
+pub(crate) struct CelValidate {
+    pub variables: Vec<(String, Expr)>,
+    pub validations: Vec<Validation>,
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn compile_variables(v: Option<&Value>, source: &str, field: &str) -> Result<Vec<(String, Expr)>, PolicyError> {
+    let mut out = Vec::new();
+    for (i, var) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let name = str_at(var, "name").unwrap_or("").to_string();
+        let Some(e) = str_at(var, "expression") else {
+            return Err(PolicyError::invalid(source, format!("{field}[{i}].expression"), "missing"));
+        };
+        out.push((name, Expr::compile(e, source, &format!("{field}[{i}].expression"))?));
+    }
+    Ok(out)
+}
+
+fn compile_validations(v: Option<&Value>, source: &str, field: &str) -> Result<Vec<Validation>, PolicyError> {
+    let mut out = Vec::new();
+    for (i, x) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let Some(e) = str_at(x, "expression") else {
+            return Err(PolicyError::invalid(source, format!("{field}[{i}].expression"), "missing"));
+        };
+        let message_expr = match str_at(x, "messageExpression") {
+            Some(m) => Some(Expr::compile(m, source, &format!("{field}[{i}].messageExpression"))?),
+            None => None,
+        };
+        out.push(Validation {
+            expr: Expr::compile(e, source, &format!("{field}[{i}].expression"))?,
+            message: str_at(x, "message").map(str::to_string),
+            message_expr,
+        });
+    }
+    Ok(out)
+}
+
+impl CelValidate {
+    /// Ok(Err(reason)) when the rule needs something moat does not support.
+    pub(crate) fn compile(c: &Value, source: &str, field: &str) -> Result<Result<CelValidate, String>, PolicyError> {
+        if c.get("paramKind").is_some() || c.get("paramRef").is_some() {
+            return Ok(Err("validate.cel with paramKind/paramRef: parameter resources are not supported".into()));
+        }
+        let variables = compile_variables(c.get("variables"), source, &format!("{field}.variables"))?;
+        let validations = compile_validations(c.get("expressions"), source, &format!("{field}.expressions"))?;
+        if validations.is_empty() {
+            return Err(PolicyError::invalid(source, format!("{field}.expressions"), "no expressions"));
+        }
+        Ok(Ok(CelValidate { variables, validations }))
+    }
+}
+
+/// JSON to CEL, once per request.
+pub(crate) fn to_cel(v: &Value) -> CelValue {
+    match v {
+        Value::Null => CelValue::Null,
+        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                CelValue::Int(i)
+            } else if let Some(u) = n.as_u64() {
+                CelValue::UInt(u)
+            } else {
+                CelValue::Float(n.as_f64().unwrap_or(0.0))
+            }
+        }
+        Value::String(s) => CelValue::String(Arc::new(s.clone())),
+        Value::Array(a) => CelValue::List(Arc::new(a.iter().map(to_cel).collect())),
+        Value::Object(o) => {
+            let m: HashMap<String, CelValue> = o.iter().map(|(k, x)| (k.clone(), to_cel(x))).collect();
+            CelValue::from(m)
+        }
+    }
+}
+
+/// The CEL view of a request.
+pub(crate) struct CelInput {
+    pub object: CelValue,
+    pub old_object: CelValue,
+    pub request: CelValue,
+    pub namespace_object: CelValue,
+}
+
+/// How a set of CEL validations ended.
+pub(crate) enum CelOutcome {
+    Pass,
+    Fail(String),
+    Error(String),
+}
+
+fn base_context(input: &CelInput) -> Context<'static, 'static> {
+    let mut ctx = Context::with_env(Arc::clone(&ENV));
+    ctx.add_variable_from_value("object", input.object.clone());
+    ctx.add_variable_from_value("oldObject", input.old_object.clone());
+    ctx.add_variable_from_value("request", input.request.clone());
+    ctx.add_variable_from_value("namespaceObject", input.namespace_object.clone());
+    ctx
+}
+
+fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(String, Expr)]) {
+    let mut values: HashMap<String, CelValue> = HashMap::new();
+    ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
+    for (name, e) in vars {
+        // Kubernetes evaluates variables lazily: one that fails only matters where it is used.
+        if let Ok(v) = e.program.execute(ctx) {
+            values.insert(name.clone(), v);
+            ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
+        }
+    }
+}
+
+fn run_validations(ctx: &Context<'static, 'static>, validations: &[Validation], default_message: Option<&str>) -> CelOutcome {
+    for v in validations {
+        match v.expr.program.execute(ctx) {
+            Ok(CelValue::Bool(true)) => {}
+            Ok(CelValue::Bool(false)) => {
+                let msg = v
+                    .message_expr
+                    .as_ref()
+                    .and_then(|m| match m.program.execute(ctx) {
+                        Ok(CelValue::String(s)) => Some(s.to_string()),
+                        _ => None,
+                    })
+                    .or_else(|| v.message.clone())
+                    .or_else(|| default_message.map(str::to_string))
+                    .unwrap_or_else(|| format!("failed expression: {}", v.expr.src.trim()));
+                return CelOutcome::Fail(msg);
+            }
+            Ok(other) => return CelOutcome::Error(format!("expression `{}` returned {other:?}, not a bool", v.expr.src.trim())),
+            Err(e) => return CelOutcome::Error(format!("expression `{}`: {e}", v.expr.src.trim())),
+        }
+    }
+    CelOutcome::Pass
+}
+
+impl CelValidate {
+    pub(crate) fn eval(&self, input: &CelInput, default_message: Option<&str>) -> CelOutcome {
+        let mut ctx = base_context(input);
+        bind_variables(&mut ctx, &self.variables);
+        run_validations(&ctx, &self.validations, default_message)
+    }
+}
+
+/// `request` as CEL sees it.
+pub(crate) fn request_value(operation: &str, namespace: &str, name: &str, kind: &Value, user_info: &Value) -> Value {
+    serde_json::json!({
+        "operation": operation,
+        "namespace": namespace,
+        "name": name,
+        "kind": kind,
+        "userInfo": if user_info.is_null() { serde_json::json!({}) } else { user_info.clone() },
+        "dryRun": false,
+    })
+}
+
+/// A resource rule of a ValidatingAdmissionPolicy.
+#[derive(Debug, Default)]
+pub(crate) struct ResourceRule {
+    groups: Vec<String>,
+    versions: Vec<String>,
+    operations: Vec<String>,
+    resources: Vec<String>,
+    names: Vec<String>,
+}
+
+impl ResourceRule {
+    fn parse(v: &Value) -> ResourceRule {
+        let list = |k: &str| -> Vec<String> {
+            v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+        };
+        ResourceRule {
+            groups: list("apiGroups"),
+            versions: list("apiVersions"),
+            operations: list("operations"),
+            resources: list("resources"),
+            names: list("resourceNames"),
+        }
+    }
+
+    fn matches(&self, info: &ResInfo) -> bool {
+        let any = |l: &[String], x: &str| l.is_empty() || l.iter().any(|e| e == "*" || e == x);
+        let plural = plural(info.kind);
+        any(&self.groups, info.group)
+            && any(&self.versions, info.version)
+            && (self.operations.is_empty() || self.operations.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(info.operation)))
+            && (self.resources.is_empty() || self.resources.iter().any(|r| r == "*" || *r == plural || r.split('/').next() == Some("*")))
+            && (self.names.is_empty() || self.names.iter().any(|n| n == info.name))
+    }
+}
+
+/// The resource (plural) name of a kind, as the API server names it.
+pub(crate) fn plural(kind: &str) -> String {
+    let k = kind.to_ascii_lowercase();
+    if k == "endpoints" {
+        return k;
+    }
+    if k.ends_with('s') || k.ends_with('x') || k.ends_with("ch") || k.ends_with("sh") {
+        format!("{k}es")
+    } else if k.ends_with('y') && !k.ends_with("ay") && !k.ends_with("ey") && !k.ends_with("oy") {
+        format!("{}ies", &k[..k.len() - 1])
+    } else {
+        format!("{k}s")
+    }
+}
+
+/// A compiled ValidatingAdmissionPolicy.
+#[derive(Debug)]
+pub(crate) struct Vap {
+    rules: Vec<ResourceRule>,
+    exclude: Vec<ResourceRule>,
+    namespace_selector: Option<Selector>,
+    object_selector: Option<Selector>,
+    match_conditions: Vec<(String, Expr)>,
+    variables: Vec<(String, Expr)>,
+    validations: Vec<Validation>,
+    /// failurePolicy Fail (the default): an evaluation error denies.
+    pub fail_closed: bool,
+}
+
+/// What a ValidatingAdmissionPolicy says about a request.
+pub(crate) enum VapOutcome {
+    NotMatched,
+    Pass,
+    Fail(String),
+    Error(String),
+}
+
+impl Vap {
+    pub(crate) fn eval(&self, info: &ResInfo, input: &CelInput) -> VapOutcome {
+        if !self.rules.iter().any(|r| r.matches(info)) || self.exclude.iter().any(|r| r.matches(info)) {
+            return VapOutcome::NotMatched;
+        }
+        if let Some(sel) = &self.object_selector {
+            let labels = info.labels;
+            if !sel.matches(&|k| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str().map(str::to_string))) {
+                return VapOutcome::NotMatched;
+            }
+        }
+        if let Some(sel) = &self.namespace_selector
+            && !info.namespace.is_empty()
+        {
+            let nl = info.namespace_labels;
+            if !sel.matches(&|k| nl.and_then(|l| l.get(k)).cloned()) {
+                return VapOutcome::NotMatched;
+            }
+        }
+        let mut ctx = base_context(input);
+        for (name, mc) in &self.match_conditions {
+            match mc.program.execute(&ctx) {
+                Ok(CelValue::Bool(true)) => {}
+                Ok(CelValue::Bool(false)) => return VapOutcome::NotMatched,
+                Ok(_) | Err(_) if !self.fail_closed => return VapOutcome::NotMatched,
+                Ok(other) => return VapOutcome::Error(format!("matchCondition {name} returned {other:?}")),
+                Err(e) => return VapOutcome::Error(format!("matchCondition {name}: {e}")),
+            }
+        }
+        bind_variables(&mut ctx, &self.variables);
+        match run_validations(&ctx, &self.validations, None) {
+            CelOutcome::Pass => VapOutcome::Pass,
+            CelOutcome::Fail(m) => VapOutcome::Fail(m),
+            CelOutcome::Error(e) => VapOutcome::Error(e),
+        }
+    }
+}
+
+/// A ValidatingAdmissionPolicyBinding: which actions apply to its policy.
+#[derive(Debug)]
+pub(crate) struct VapBinding {
+    pub policy_name: String,
+    pub deny: bool,
+}
+
+pub(crate) fn parse_binding(doc: &Value) -> VapBinding {
+    let spec = doc.get("spec").unwrap_or(&Value::Null);
+    let deny = spec
+        .get("validationActions")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.iter().any(|x| x.as_str() == Some("Deny")));
+    VapBinding { policy_name: str_at(spec, "policyName").unwrap_or("").to_string(), deny }
+}
+
+/// Compiles a ValidatingAdmissionPolicy into a one-rule policy (the rule is named after the policy).
+pub(crate) fn compile_vap(doc: &Value, source: &str, unsupported: &mut Vec<Unsupported>) -> Result<Policy, PolicyError> {
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    if name.is_empty() {
+        return Err(PolicyError::invalid(source, "metadata.name", "a policy needs a name"));
+    }
+    let spec = doc.get("spec").unwrap_or(&Value::Null);
+    let mc = spec.get("matchConstraints").unwrap_or(&Value::Null);
+    let rules: Vec<ResourceRule> = mc.get("resourceRules").and_then(Value::as_array).into_iter().flatten().map(ResourceRule::parse).collect();
+    let exclude = mc.get("excludeResourceRules").and_then(Value::as_array).into_iter().flatten().map(ResourceRule::parse).collect();
+    let namespace_selector = match mc.get("namespaceSelector").filter(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
+        Some(s) => Some(Selector::compile(s, source, "spec.matchConstraints.namespaceSelector")?),
+        None => None,
+    };
+    let object_selector = match mc.get("objectSelector").filter(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
+        Some(s) => Some(Selector::compile(s, source, "spec.matchConstraints.objectSelector")?),
+        None => None,
+    };
+    let mut match_conditions = Vec::new();
+    for (i, c) in spec.get("matchConditions").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let e = str_at(c, "expression").unwrap_or("true");
+        match_conditions.push((
+            str_at(c, "name").unwrap_or("").to_string(),
+            Expr::compile(e, source, &format!("spec.matchConditions[{i}].expression"))?,
+        ));
+    }
+    let variables = compile_variables(spec.get("variables"), source, "spec.variables")?;
+    let validations = compile_validations(spec.get("validations"), source, "spec.validations")?;
+    let fail_closed = str_at(spec, "failurePolicy") != Some("Ignore");
+    let body = if spec.get("paramKind").is_some() {
+        let reason = "ValidatingAdmissionPolicy with paramKind: parameter resources are not supported".to_string();
+        unsupported.push(Unsupported { policy: name.clone(), rule: name.clone(), reason: reason.clone() });
+        Body::Unsupported(reason)
+    } else if validations.is_empty() {
+        let reason = "ValidatingAdmissionPolicy without validations (auditAnnotations only) is not evaluated".to_string();
+        unsupported.push(Unsupported { policy: name.clone(), rule: name.clone(), reason: reason.clone() });
+        Body::Unsupported(reason)
+    } else {
+        Body::Vap(Box::new(Vap {
+            rules,
+            exclude,
+            namespace_selector,
+            object_selector,
+            match_conditions,
+            variables,
+            validations,
+            fail_closed,
+        }))
+    };
+    let annotations = doc.pointer("/metadata/annotations");
+    let severity = annotations
+        .and_then(|a| a.get("policies.kyverno.io/severity"))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(moat_model::Severity::Medium);
+    Ok(Policy {
+        name: name.clone(),
+        namespace: None,
+        severity,
+        title: name.clone(),
+        rules: vec![Rule {
+            name: name.clone(),
+            matcher: None,
+            exclude: None,
+            preconditions: None,
+            context: Vec::new(),
+            body,
+            enforce: true,
+            autogen: Vec::new(),
+        }],
+        test_name: name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_syntax_and_macros() {
+        let e = Expr::compile(
+            "object.spec.containers.all(c, c.?securityContext.allowPrivilegeEscalation.orValue(true) == false)",
+            "t",
+            "f",
+        )
+        .unwrap();
+        let input = CelInput {
+            object: to_cel(&serde_json::json!({"spec": {"containers": [{"securityContext": {"allowPrivilegeEscalation": false}}]}})),
+            old_object: CelValue::Null,
+            request: CelValue::Null,
+            namespace_object: CelValue::Null,
+        };
+        let ctx = base_context(&input);
+        assert_eq!(e.program.execute(&ctx).unwrap(), CelValue::Bool(true));
+        assert_eq!(plural("Ingress"), "ingresses");
+        assert_eq!(plural("NetworkPolicy"), "networkpolicies");
+    }
+}

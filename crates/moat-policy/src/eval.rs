@@ -1,0 +1,393 @@
+//! Evaluating compiled rules on one request.
+
+use std::cell::OnceCell;
+
+use serde_json::{Value, json};
+
+use crate::celrule::{CelInput, CelOutcome, VapOutcome, request_value, to_cel};
+use crate::load::{Body, Check, ContextVar, Foreach, Policy, Rule};
+use crate::matcher::ResInfo;
+use crate::pattern::{self, Miss};
+use crate::vars::{self, Ctx};
+use crate::{AdmissionInput, RuleOutcome, RuleResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Report only rules that select the request; validate rules only.
+    Admission,
+    /// Report every rule, like `kyverno test`: non-matching ones as Skip, mutate/generate by applicability.
+    Test,
+}
+
+/// One object being judged (the request's object, or a controller's pod template) with its lazily
+/// built JMESPath and CEL views.
+struct Target<'a> {
+    obj: &'a Value,
+    input: &'a AdmissionInput,
+    namespace: &'a str,
+    jctx: OnceCell<Ctx>,
+    cel: OnceCell<CelInput>,
+}
+
+impl<'a> Target<'a> {
+    fn new(obj: &'a Value, input: &'a AdmissionInput, namespace: &'a str) -> Target<'a> {
+        Target { obj, input, namespace, jctx: OnceCell::new(), cel: OnceCell::new() }
+    }
+
+    fn kind_value(&self) -> Value {
+        let api = self.obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let (g, v) = api.rsplit_once('/').unwrap_or(("", api));
+        json!({"group": g, "version": v, "kind": self.obj.get("kind").cloned().unwrap_or(Value::Null)})
+    }
+
+    fn name(&self) -> &str {
+        self.obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    }
+
+    fn jctx(&self) -> &Ctx {
+        self.jctx.get_or_init(|| {
+            let username = self.input.user_info.get("username").and_then(Value::as_str).unwrap_or("");
+            let (sa_ns, sa_name) = username
+                .strip_prefix("system:serviceaccount:")
+                .and_then(|r| r.split_once(':'))
+                .unwrap_or(("", ""));
+            let is_main = std::ptr::eq(self.obj, &self.input.object) || self.input.object.is_null();
+            let root = json!({
+                "request": {
+                    "object": if self.input.object.is_null() && is_main { Value::Null } else { self.obj.clone() },
+                    "oldObject": if is_main { self.input.old_object.clone().unwrap_or(Value::Null) } else { Value::Null },
+                    "operation": self.input.operation,
+                    "userInfo": self.input.user_info,
+                    "namespace": self.namespace,
+                    "name": self.name(),
+                    "kind": self.kind_value(),
+                },
+                "serviceAccountName": sa_name,
+                "serviceAccountNamespace": sa_ns,
+            });
+            Ctx::new(&root)
+        })
+    }
+
+    fn cel(&self) -> &CelInput {
+        self.cel.get_or_init(|| {
+            let is_main = std::ptr::eq(self.obj, &self.input.object) || self.input.object.is_null();
+            let object = if self.input.object.is_null() && is_main { Value::Null } else { self.obj.clone() };
+            let ns_obj = if self.namespace.is_empty() {
+                Value::Null
+            } else {
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": self.input.namespace_labels}})
+            };
+            CelInput {
+                object: to_cel(&object),
+                old_object: if is_main { self.input.old_object.as_ref().map(to_cel).unwrap_or(cel::Value::Null) } else { cel::Value::Null },
+                request: to_cel(&request_value(&self.input.operation, self.namespace, self.name(), &self.kind_value(), &self.input.user_info)),
+                namespace_object: to_cel(&ns_obj),
+            }
+        })
+    }
+}
+
+fn object_id(obj: &Value) -> String {
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let ns = s("/metadata/namespace");
+    if ns.is_empty() {
+        format!("{}/{}", s("/kind"), s("/metadata/name"))
+    } else {
+        format!("{}/{}/{}", s("/kind"), ns, s("/metadata/name"))
+    }
+}
+
+pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) -> Vec<RuleOutcome> {
+    let obj: &Value = if input.object.is_null() { input.old_object.as_ref().unwrap_or(&input.object) } else { &input.object };
+    let mut out = Vec::new();
+    let namespace: String = input
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_default();
+    let object = object_id(obj);
+    let too_deep = crate::load::depth(obj, 0) > crate::MAX_DEPTH
+        || input.old_object.as_ref().is_some_and(|o| crate::load::depth(o, 0) > crate::MAX_DEPTH);
+    let mut info = ResInfo::of(obj);
+    info.operation = &input.operation;
+    info.namespace = &namespace;
+    info.namespace_labels = Some(&input.namespace_labels);
+    info.user_info = Some(&input.user_info);
+    let main = Target::new(obj, input, &namespace);
+    let pod: OnceCell<Option<Value>> = OnceCell::new();
+    let pod_target: OnceCell<Option<Target>> = OnceCell::new();
+
+    for p in policies {
+        if let Some(ns) = &p.namespace
+            && ns != &namespace
+        {
+            continue;
+        }
+        for rule in &p.rules {
+            let mk = |result: RuleResult, message: String| RuleOutcome {
+                policy: p.name.clone(),
+                rule: rule.name.clone(),
+                result,
+                message,
+                enforce: rule.enforce,
+                severity: p.severity,
+                title: p.title.clone(),
+                object: object.clone(),
+            };
+            if too_deep {
+                out.push(mk(RuleResult::Error, format!("object nested deeper than {}", crate::MAX_DEPTH)));
+                continue;
+            }
+            if let Body::Vap(vap) = &rule.body {
+                match vap.eval(&info, main.cel()) {
+                    VapOutcome::NotMatched => {
+                        if mode == Mode::Test {
+                            out.push(mk(RuleResult::Skip, "policy does not match the resource".into()));
+                        }
+                    }
+                    VapOutcome::Pass => out.push(mk(RuleResult::Pass, String::new())),
+                    VapOutcome::Fail(m) => out.push(mk(RuleResult::Fail, m)),
+                    VapOutcome::Error(e) if vap.fail_closed => out.push(mk(RuleResult::Error, e)),
+                    VapOutcome::Error(e) => out.push(mk(RuleResult::Skip, format!("failurePolicy Ignore: {e}"))),
+                }
+                continue;
+            }
+            // Which object the rule judges: the request's, or (autogen) its pod template.
+            let target: Option<&Target> = if rule_selects(rule, &info) {
+                Some(&main)
+            } else if rule.autogen.iter().any(|c| c == info.kind) {
+                let pod_info = ResInfo { kind: "Pod", group: "", version: "v1", ..info.clone() };
+                if rule_selects(rule, &pod_info) {
+                    let pod = pod.get_or_init(|| crate::autogen::pod_of(obj, info.kind));
+                    pod_target
+                        .get_or_init(|| pod.as_ref().map(|p| Target::new(p, input, &namespace)))
+                        .as_ref()
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            let Some(target) = target else {
+                if mode == Mode::Test {
+                    out.push(mk(RuleResult::Skip, "rule does not match the resource".into()));
+                }
+                continue;
+            };
+            if mode == Mode::Admission && matches!(rule.body, Body::Mutate(_) | Body::Generate) {
+                continue;
+            }
+            if let Body::Unsupported(reason) = &rule.body {
+                out.push(mk(RuleResult::Skip, format!("not evaluated (unsupported): {reason}")));
+                continue;
+            }
+            let (result, message) = run_rule(rule, target);
+            out.push(mk(result, message));
+        }
+    }
+    out
+}
+
+fn rule_selects(rule: &Rule, info: &ResInfo) -> bool {
+    rule.matcher.as_ref().is_some_and(|m| m.matches(info)) && !rule.exclude.as_ref().is_some_and(|e| e.matches(info))
+}
+
+/// Binds `context` variables in order.
+fn bind_context(ctx: &Ctx, vars_: &[ContextVar]) -> Result<Ctx, String> {
+    let mut ctx = ctx.clone();
+    for v in vars_ {
+        let mut value = match (&v.value, &v.jmes_path) {
+            (Some(val), Some(q)) => {
+                let base = vars::substitute(val, &ctx)?;
+                let c = Ctx::new(&base);
+                q.search(&c)?
+            }
+            (Some(val), None) => vars::substitute(val, &ctx)?,
+            (None, Some(q)) => q.search(&ctx)?,
+            (None, None) => Value::Null,
+        };
+        if value.is_null()
+            && let Some(d) = &v.default
+        {
+            value = vars::substitute(d, &ctx)?;
+        }
+        ctx = ctx.with_json(&v.name, &value);
+    }
+    Ok(ctx)
+}
+
+fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
+    let needs_jmespath = rule.preconditions.is_some()
+        || !rule.context.is_empty()
+        || matches!(rule.body, Body::Validate { .. } | Body::Mutate(_));
+    let ctx = if needs_jmespath {
+        match bind_context(target.jctx(), &rule.context) {
+            Ok(c) => Some(c),
+            Err(e) => return (RuleResult::Error, format!("context: {e}")),
+        }
+    } else {
+        None
+    };
+    if let (Some(pre), Some(ctx)) = (&rule.preconditions, &ctx) {
+        match pre.eval(ctx) {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = pre.messages().next().unwrap_or("preconditions not met");
+                return (RuleResult::Skip, why.to_string());
+            }
+            Err(e) => return (RuleResult::Error, format!("preconditions: {e}")),
+        }
+    }
+    match &rule.body {
+        Body::Validate { message, check } => {
+            let Some(ctx) = &ctx else { return (RuleResult::Error, "no context".into()) };
+            let msg = message.as_deref().map(|m| vars::substitute_message(m, ctx)).unwrap_or_default();
+            match run_check(check, ctx, target.obj, 0) {
+                Verdict::Pass => (RuleResult::Pass, String::new()),
+                Verdict::Fail(detail) => {
+                    let m = if msg.is_empty() { detail } else { format!("{msg} ({detail})") };
+                    (RuleResult::Fail, m)
+                }
+                Verdict::Skip(why) => (RuleResult::Skip, why),
+                Verdict::Error(e) => (RuleResult::Error, e),
+            }
+        }
+        Body::Cel(c) => match c.eval(target.cel(), None) {
+            CelOutcome::Pass => (RuleResult::Pass, String::new()),
+            CelOutcome::Fail(m) => (RuleResult::Fail, m),
+            CelOutcome::Error(e) => (RuleResult::Error, e),
+        },
+        Body::Mutate(patch) => {
+            let patch = match (patch, &ctx) {
+                (Some(p), Some(ctx)) if vars::value_has_vars(p) => match vars::substitute(p, ctx) {
+                    Ok(p) => Some(p),
+                    Err(e) => return (RuleResult::Error, e),
+                },
+                (p, _) => p.clone(),
+            };
+            match patch {
+                Some(p) if !pattern::overlay_applies(target.obj, &p) => (RuleResult::Skip, "conditional anchors do not hold".into()),
+                _ => (RuleResult::Pass, "mutation would apply (not applied by moat)".into()),
+            }
+        }
+        Body::Generate => (RuleResult::Pass, "generation would apply (not done by moat)".into()),
+        Body::Vap(_) | Body::Unsupported(_) => (RuleResult::Skip, "not evaluated".into()),
+    }
+}
+
+enum Verdict {
+    Pass,
+    Fail(String),
+    Skip(String),
+    Error(String),
+}
+
+fn pattern_verdict(resource: &Value, pattern: &Value, ctx: &Ctx) -> Verdict {
+    let substituted;
+    let p = if vars::value_has_vars(pattern) {
+        match vars::substitute(pattern, ctx) {
+            Ok(p) => {
+                substituted = p;
+                &substituted
+            }
+            Err(e) => return Verdict::Error(format!("pattern variables: {e}")),
+        }
+    } else {
+        pattern
+    };
+    match pattern::validate(resource, p) {
+        Ok(()) => Verdict::Pass,
+        Err(Miss::Fail { path, reason }) => Verdict::Fail(format!("failed at path {path}: {reason}")),
+        Err(Miss::Skip { reason }) => Verdict::Skip(reason),
+    }
+}
+
+fn run_check(check: &Check, ctx: &Ctx, resource: &Value, depth: usize) -> Verdict {
+    match check {
+        Check::Pattern(p) => pattern_verdict(resource, p, ctx),
+        Check::AnyPattern(ps) => {
+            let mut fails = Vec::new();
+            let mut skips = 0;
+            for (i, p) in ps.iter().enumerate() {
+                match pattern_verdict(resource, p, ctx) {
+                    Verdict::Pass => return Verdict::Pass,
+                    Verdict::Fail(d) => fails.push(format!("anyPattern[{i}] {d}")),
+                    Verdict::Skip(_) => skips += 1,
+                    Verdict::Error(e) => return Verdict::Error(e),
+                }
+            }
+            if fails.is_empty() && skips > 0 {
+                Verdict::Skip("no pattern applies".into())
+            } else {
+                Verdict::Fail(fails.join("; "))
+            }
+        }
+        Check::Deny(conds) => match conds.eval(ctx) {
+            Ok(true) => Verdict::Fail("deny conditions are met".into()),
+            Ok(false) => Verdict::Pass,
+            Err(e) => Verdict::Error(format!("deny conditions: {e}")),
+        },
+        Check::Foreach(list) => {
+            let mut applied = 0;
+            for fe in list {
+                match foreach(fe, ctx, depth) {
+                    Ok(n) => applied += n,
+                    Err(v) => return v,
+                }
+            }
+            if applied == 0 { Verdict::Skip("no element to validate".into()) } else { Verdict::Pass }
+        }
+    }
+}
+
+/// Runs one foreach entry; Ok(number of elements judged) or Err(a failing verdict).
+fn foreach(fe: &Foreach, ctx: &Ctx, depth: usize) -> Result<usize, Verdict> {
+    let elements = match fe.list.search(ctx) {
+        Ok(Value::Array(a)) => a,
+        Ok(Value::Null) => return Ok(0),
+        Ok(other) => vec![other],
+        Err(_) => return Ok(0),
+    };
+    let mut applied = 0;
+    for (i, el) in elements.iter().enumerate() {
+        let ev = vars::to_var(el);
+        let idx = vars::to_var(&json!(i));
+        let ectx = ctx
+            .with("element", ev.clone())
+            .with("elementIndex", idx.clone())
+            .with(&format!("element{depth}"), ev)
+            .with(&format!("elementIndex{depth}"), idx);
+        let ectx = bind_context(&ectx, &fe.context).map_err(|e| Verdict::Error(format!("foreach context: {e}")))?;
+        if let Some(pre) = &fe.preconditions {
+            match pre.eval(&ectx) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return Err(Verdict::Error(format!("foreach preconditions: {e}"))),
+            }
+        }
+        let element_scope = fe.element_scope.unwrap_or(true);
+        let resource_owned;
+        let resource = if element_scope {
+            el
+        } else {
+            resource_owned = ctx_request_object(&ectx);
+            &resource_owned
+        };
+        match run_check(&fe.check, &ectx, resource, depth + 1) {
+            Verdict::Pass => applied += 1,
+            Verdict::Skip(_) => {}
+            Verdict::Fail(d) => return Err(Verdict::Fail(format!("foreach element {i}: {d}"))),
+            Verdict::Error(e) => return Err(Verdict::Error(e)),
+        }
+    }
+    Ok(applied)
+}
+
+fn ctx_request_object(ctx: &Ctx) -> Value {
+    ctx.get("request")
+        .map(|r| vars::to_json(&r))
+        .and_then(|r| r.get("object").cloned())
+        .unwrap_or(Value::Null)
+}

@@ -1,0 +1,441 @@
+//! Reading policy files and compiling policy documents into rules.
+
+use std::path::{Path, PathBuf};
+
+use moat_model::Severity;
+use serde_json::Value;
+
+use crate::celrule::{CelValidate, Vap, VapBinding};
+use crate::cond::Conditions;
+use crate::matcher::Match;
+use crate::vars::{self, Query};
+use crate::{MAX_DEPTH, PolicyError, Unsupported};
+
+/// Largest file read (policies, resources, tests).
+pub(crate) const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Pod controllers Kyverno applies Pod rules to through their pod template, by default.
+pub(crate) const DEFAULT_CONTROLLERS: &[&str] =
+    &["DaemonSet", "Deployment", "Job", "StatefulSet", "ReplicaSet", "ReplicationController", "CronJob"];
+
+#[derive(Debug)]
+pub(crate) struct Policy {
+    pub name: String,
+    /// Set for the namespaced `Policy` kind: it only applies in its own namespace.
+    pub namespace: Option<String>,
+    pub severity: Severity,
+    pub title: String,
+    pub rules: Vec<Rule>,
+    /// `policy test` names namespaced policies `namespace/name`.
+    pub test_name: String,
+}
+
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub name: String,
+    pub matcher: Option<Match>,
+    pub exclude: Option<Match>,
+    pub preconditions: Option<Conditions>,
+    pub context: Vec<ContextVar>,
+    pub body: Body,
+    pub enforce: bool,
+    /// Pod controllers this Pod rule also judges, through their pod template (Kyverno autogen).
+    pub autogen: Vec<String>,
+}
+
+/// A `context` entry of kind `variable`.
+#[derive(Debug)]
+pub(crate) struct ContextVar {
+    pub name: String,
+    pub value: Option<Value>,
+    pub jmes_path: Option<Query>,
+    pub default: Option<Value>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Body {
+    Validate { message: Option<String>, check: Check },
+    Cel(CelValidate),
+    /// A mutate rule: `policy test` reports whether it applies (its conditional anchors hold).
+    Mutate(Option<Value>),
+    /// A generate rule: `policy test` reports whether it applies.
+    Generate,
+    Vap(Box<Vap>),
+    /// Left out of evaluation (reported by `unsupported`).
+    Unsupported(String),
+}
+
+#[derive(Debug)]
+pub(crate) enum Check {
+    Pattern(Value),
+    AnyPattern(Vec<Value>),
+    Deny(Conditions),
+    Foreach(Vec<Foreach>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Foreach {
+    pub list: Query,
+    pub element_scope: Option<bool>,
+    pub preconditions: Option<Conditions>,
+    pub context: Vec<ContextVar>,
+    pub check: Check,
+}
+
+/// Files below `p` (or `p` itself) with a YAML/JSON extension, sorted.
+pub(crate) fn collect_files(p: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    let meta = std::fs::metadata(p).map_err(|e| PolicyError::Io { path: p.display().to_string(), message: e.to_string() })?;
+    if meta.is_file() {
+        return Ok(vec![p.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    walk(p, 0, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
+    if depth > 32 {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| PolicyError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+    for entry in rd.flatten() {
+        let path = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            walk(&path, depth + 1, out)?;
+        } else if ft.is_file() || ft.is_symlink() && path.is_file() {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if matches!(ext, "yaml" | "yml" | "json") {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a text file of bounded size.
+pub(crate) fn read_file(path: &Path) -> Result<String, PolicyError> {
+    let io = |e: std::io::Error| PolicyError::Io { path: path.display().to_string(), message: e.to_string() };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(PolicyError::Io {
+            path: path.display().to_string(),
+            message: format!("{} bytes is larger than the {} byte limit", meta.len(), MAX_FILE_BYTES),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes)
+        .map_err(|_| PolicyError::Parse { source_name: path.display().to_string(), message: "not UTF-8 text".into() })
+}
+
+/// Parses a YAML stream (or JSON document) into its non-empty documents, expanding `List` kinds.
+pub fn parse_yaml_documents(text: &str, source_name: &str) -> Result<Vec<Value>, PolicyError> {
+    let trimmed = text.trim_start();
+    let docs: Vec<Value> = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(a)) => a,
+            Ok(v) => vec![v],
+            Err(e) => {
+                return Err(PolicyError::Parse {
+                    source_name: source_name.to_string(),
+                    message: format!("line {} column {}: {e}", e.line(), e.column()),
+                });
+            }
+        }
+    } else {
+        serde_saphyr::from_multiple::<Value>(text)
+            .map_err(|e| PolicyError::Parse { source_name: source_name.to_string(), message: e.to_string() })?
+    };
+    let mut out = Vec::new();
+    for d in docs {
+        if d.is_null() {
+            continue;
+        }
+        if depth(&d, 0) > MAX_DEPTH {
+            return Err(PolicyError::invalid(source_name, "(document)", format!("nesting deeper than {MAX_DEPTH}")));
+        }
+        if d.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+            && let Some(Value::Array(items)) = d.get("items")
+        {
+            out.extend(items.iter().filter(|i| !i.is_null()).cloned());
+            continue;
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Nesting depth of a value, stopping early past the limit.
+pub(crate) fn depth(v: &Value, d: usize) -> usize {
+    if d > MAX_DEPTH {
+        return d;
+    }
+    match v {
+        Value::Array(a) => a.iter().map(|x| depth(x, d + 1)).max().unwrap_or(d + 1),
+        Value::Object(o) => o.values().map(|x| depth(x, d + 1)).max().unwrap_or(d + 1),
+        _ => d,
+    }
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// Compiles one document; non-policies are ignored.
+pub(crate) fn add_document(
+    policies: &mut Vec<Policy>,
+    unsupported: &mut Vec<Unsupported>,
+    bindings: &mut Vec<VapBinding>,
+    source: &str,
+    doc: Value,
+) -> Result<(), PolicyError> {
+    let Some(kind) = str_at(&doc, "kind") else { return Ok(()) };
+    let api = str_at(&doc, "apiVersion").unwrap_or("");
+    match kind {
+        "ValidatingAdmissionPolicy" if api.starts_with("admissionregistration.k8s.io") => {
+            let p = crate::celrule::compile_vap(&doc, source, unsupported)?;
+            policies.push(p);
+            return Ok(());
+        }
+        "ValidatingAdmissionPolicyBinding" if api.starts_with("admissionregistration.k8s.io") => {
+            bindings.push(crate::celrule::parse_binding(&doc));
+            return Ok(());
+        }
+        _ => {}
+    }
+    // Kyverno's shape under any kind: spec.rules[] with match and a rule body.
+    let Some(rules) = doc.pointer("/spec/rules").and_then(Value::as_array) else { return Ok(()) };
+    let is_kyverno_shape = rules.iter().any(|r| r.get("match").is_some() || r.get("validate").is_some());
+    if !is_kyverno_shape {
+        return Ok(());
+    }
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    if name.is_empty() {
+        return Err(PolicyError::invalid(source, "metadata.name", "a policy needs a name"));
+    }
+    let namespace = if kind == "Policy" {
+        Some(doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string())
+    } else {
+        None
+    };
+    let annotations = doc.pointer("/metadata/annotations");
+    let ann = |k: &str| annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
+    let severity = ann("policies.kyverno.io/severity").and_then(|s| s.parse().ok()).unwrap_or(Severity::Medium);
+    let title = ann("policies.kyverno.io/title").unwrap_or(&name).to_string();
+    let controllers: Vec<String> = match ann("pod-policies.kyverno.io/autogen-controllers") {
+        Some(s) if s.trim().eq_ignore_ascii_case("none") => Vec::new(),
+        Some(s) => s.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect(),
+        None => DEFAULT_CONTROLLERS.iter().map(|s| s.to_string()).collect(),
+    };
+    let spec = doc.get("spec").unwrap_or(&Value::Null);
+    let policy_enforce = action_is_enforce(str_at(spec, "validationFailureAction"));
+    if spec.get("validationFailureActionOverrides").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+        unsupported.push(Unsupported {
+            policy: name.clone(),
+            rule: String::new(),
+            reason: "spec.validationFailureActionOverrides is not applied: the policy-wide action is used".into(),
+        });
+    }
+    let mut compiled = Vec::new();
+    for (i, r) in rules.iter().enumerate() {
+        let field = format!("spec.rules[{i}]");
+        let rname = str_at(r, "name").unwrap_or("").to_string();
+        let rule = compile_rule(r, &rname, &field, source, policy_enforce, &controllers, &name, unsupported)?;
+        compiled.push(rule);
+    }
+    let test_name = match &namespace {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.clone(),
+    };
+    policies.push(Policy { name, namespace, severity, title, rules: compiled, test_name });
+    Ok(())
+}
+
+fn action_is_enforce(a: Option<&str>) -> bool {
+    a.is_some_and(|a| a.eq_ignore_ascii_case("enforce"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_rule(
+    r: &Value,
+    name: &str,
+    field: &str,
+    source: &str,
+    policy_enforce: bool,
+    controllers: &[String],
+    policy: &str,
+    unsupported: &mut Vec<Unsupported>,
+) -> Result<Rule, PolicyError> {
+    let mut unsup = |reason: String| {
+        unsupported.push(Unsupported { policy: policy.to_string(), rule: name.to_string(), reason: reason.clone() });
+        reason
+    };
+    let matcher = match r.get("match") {
+        Some(m) => Some(Match::compile(m, source, &format!("{field}.match"))?),
+        None => return Err(PolicyError::invalid(source, format!("{field}.match"), "a rule needs a match block")),
+    };
+    let exclude = match r.get("exclude") {
+        Some(m) if !m.is_null() => Some(Match::compile(m, source, &format!("{field}.exclude"))?),
+        _ => None,
+    };
+    let preconditions = match r.get("preconditions") {
+        Some(c) if !c.is_null() => Some(Conditions::compile(c, source, &format!("{field}.preconditions"))?),
+        _ => None,
+    };
+    let (context, ctx_problem) = compile_context(r.get("context"), source, &format!("{field}.context"))?;
+    let mut enforce = policy_enforce;
+    let body = if let Some(reason) = ctx_problem {
+        Body::Unsupported(unsup(reason))
+    } else if let Some(v) = r.get("validate") {
+        if let Some(a) = str_at(v, "failureAction") {
+            enforce = action_is_enforce(Some(a));
+        }
+        compile_validate(v, source, &format!("{field}.validate"), &mut unsup)?
+    } else if let Some(m) = r.get("mutate") {
+        let _ = unsup("mutate rule: moat validates only; `policy test` reports whether the rule would apply".into());
+        Body::Mutate(m.get("patchStrategicMerge").cloned())
+    } else if r.get("generate").is_some() {
+        let _ = unsup("generate rule: moat validates only; `policy test` reports whether the rule would apply".into());
+        Body::Generate
+    } else if r.get("verifyImages").is_some() {
+        Body::Unsupported(unsup("verifyImages: image signature verification is not done by the policy engine".into()))
+    } else {
+        Body::Unsupported(unsup("rule has no validate, mutate or generate block".into()))
+    };
+    let autogen = if crate::autogen::eligible(r) && !matches!(body, Body::Generate) {
+        controllers.to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(Rule { name: name.to_string(), matcher, exclude, preconditions, context, body, enforce, autogen })
+}
+
+/// Compiles `context` entries; returns the reason when one needs something moat has no access to
+/// (a cluster API call, a ConfigMap, an image registry).
+fn compile_context(
+    c: Option<&Value>,
+    source: &str,
+    field: &str,
+) -> Result<(Vec<ContextVar>, Option<String>), PolicyError> {
+    let mut out = Vec::new();
+    let Some(Value::Array(entries)) = c else { return Ok((out, None)) };
+    for (i, e) in entries.iter().enumerate() {
+        let name = str_at(e, "name").unwrap_or("").to_string();
+        if let Some(v) = e.get("variable") {
+            let jmes_path = match str_at(v, "jmesPath") {
+                Some(q) => Some(Query::compile(q).map_err(|m| PolicyError::invalid(source, format!("{field}[{i}].variable.jmesPath"), m))?),
+                None => None,
+            };
+            out.push(ContextVar { name, value: v.get("value").cloned(), jmes_path, default: v.get("default").cloned() });
+        } else {
+            let what = ["configMap", "apiCall", "imageRegistry", "globalReference"]
+                .into_iter()
+                .find(|k| e.get(*k).is_some())
+                .unwrap_or("unknown");
+            return Ok((out, Some(format!("context entry `{name}` uses {what}: needs cluster access moat does not have"))));
+        }
+    }
+    Ok((out, None))
+}
+
+fn compile_validate(
+    v: &Value,
+    source: &str,
+    field: &str,
+    unsup: &mut dyn FnMut(String) -> String,
+) -> Result<Body, PolicyError> {
+    let message = str_at(v, "message").map(str::to_string);
+    if let Some(c) = v.get("cel") {
+        return match CelValidate::compile(c, source, &format!("{field}.cel")) {
+            Ok(Ok(cel)) => Ok(Body::Cel(cel)),
+            Ok(Err(reason)) => Ok(Body::Unsupported(unsup(reason))),
+            Err(e) => Err(e),
+        };
+    }
+    for (k, why) in [
+        ("podSecurity", "validate.podSecurity: Pod Security Standards subrules are judged by `moat lint --profile`, not the policy engine"),
+        ("manifests", "validate.manifests: signed-manifest verification is not supported"),
+        ("assert", "validate.assert: assertion trees are not supported"),
+    ] {
+        if v.get(k).is_some() {
+            return Ok(Body::Unsupported(unsup(why.to_string())));
+        }
+    }
+    match compile_check(v, source, field, 0)? {
+        Some(check) => Ok(Body::Validate { message, check }),
+        None => Ok(Body::Unsupported(unsup("validate block has no pattern, anyPattern, deny, foreach or cel".into()))),
+    }
+}
+
+fn compile_check(v: &Value, source: &str, field: &str, nesting: usize) -> Result<Option<Check>, PolicyError> {
+    if nesting > 8 {
+        return Err(PolicyError::invalid(source, field, "foreach nested deeper than 8"));
+    }
+    if let Some(p) = v.get("pattern") {
+        crate::pattern::check_pattern(p, source, &format!("{field}.pattern"))?;
+        return Ok(Some(Check::Pattern(p.clone())));
+    }
+    if let Some(ap) = v.get("anyPattern") {
+        let Value::Array(list) = ap else {
+            return Err(PolicyError::invalid(source, format!("{field}.anyPattern"), "must be a list of patterns"));
+        };
+        for (i, p) in list.iter().enumerate() {
+            crate::pattern::check_pattern(p, source, &format!("{field}.anyPattern[{i}]"))?;
+        }
+        return Ok(Some(Check::AnyPattern(list.clone())));
+    }
+    if let Some(d) = v.get("deny") {
+        let conds = d.get("conditions").unwrap_or(&Value::Null);
+        return Ok(Some(Check::Deny(Conditions::compile(conds, source, &format!("{field}.deny.conditions"))?)));
+    }
+    if let Some(f) = v.get("foreach") {
+        let Value::Array(list) = f else {
+            return Err(PolicyError::invalid(source, format!("{field}.foreach"), "must be a list"));
+        };
+        let mut out = Vec::new();
+        for (i, e) in list.iter().enumerate() {
+            let ff = format!("{field}.foreach[{i}]");
+            let Some(l) = str_at(e, "list") else {
+                return Err(PolicyError::invalid(source, format!("{ff}.list"), "foreach needs a list expression"));
+            };
+            let list = Query::compile(&vars::strip_braces(l)).map_err(|m| PolicyError::invalid(source, format!("{ff}.list"), m))?;
+            let preconditions = match e.get("preconditions") {
+                Some(c) if !c.is_null() => Some(Conditions::compile(c, source, &format!("{ff}.preconditions"))?),
+                _ => None,
+            };
+            let (context, problem) = compile_context(e.get("context"), source, &format!("{ff}.context"))?;
+            if let Some(p) = problem {
+                return Err(PolicyError::invalid(source, format!("{ff}.context"), p));
+            }
+            let Some(check) = compile_check(e, source, &ff, nesting + 1)? else {
+                return Err(PolicyError::invalid(source, ff, "foreach entry has no pattern, anyPattern, deny or foreach"));
+            };
+            out.push(Foreach {
+                list,
+                element_scope: e.get("elementScope").and_then(Value::as_bool),
+                preconditions,
+                context,
+                check,
+            });
+        }
+        return Ok(Some(Check::Foreach(out)));
+    }
+    Ok(None)
+}
+
+/// Applies `ValidatingAdmissionPolicyBinding` actions to their policies.
+pub(crate) fn apply_bindings(policies: &mut [Policy], bindings: &[VapBinding]) {
+    for p in policies.iter_mut() {
+        let mine: Vec<&VapBinding> = bindings.iter().filter(|b| b.policy_name == p.name).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let enforce = mine.iter().any(|b| b.deny);
+        for r in p.rules.iter_mut() {
+            if matches!(r.body, Body::Vap(_)) {
+                r.enforce = enforce;
+            }
+        }
+    }
+}

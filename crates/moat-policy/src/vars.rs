@@ -1,0 +1,412 @@
+//! `{{ }}` variables: JMESPath over the request context, with the Kyverno functions policies use.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use jmespath::functions::{ArgumentType, CustomFunction, Signature};
+use jmespath::{Expression, Rcvar, Runtime, Variable};
+use serde_json::Value;
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+    let mut rt = Runtime::new();
+    rt.register_builtin_functions();
+    register_kyverno_functions(&mut rt);
+    rt
+});
+
+/// A compiled JMESPath expression.
+#[derive(Clone)]
+pub(crate) struct Query {
+    expr: Expression<'static>,
+}
+
+impl std::fmt::Debug for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Query({})", self.expr.as_str())
+    }
+}
+
+impl Query {
+    pub(crate) fn compile(src: &str) -> Result<Query, String> {
+        let src = src.trim();
+        if src.len() > 16 * 1024 {
+            return Err("JMESPath expression longer than 16 KiB".into());
+        }
+        RUNTIME.compile(src).map(|expr| Query { expr }).map_err(|e| format!("JMESPath `{src}`: {e}"))
+    }
+
+    pub(crate) fn search(&self, ctx: &Ctx) -> Result<Value, String> {
+        let r = self.expr.search(&ctx.root).map_err(|e| format!("JMESPath `{}`: {e}", self.expr.as_str()))?;
+        Ok(to_json(&r))
+    }
+}
+
+/// Strips one `{{ }}` around a foreach list expression, which Kyverno accepts either way.
+pub(crate) fn strip_braces(s: &str) -> String {
+    let t = s.trim();
+    if let Some(inner) = t.strip_prefix("{{").and_then(|x| x.strip_suffix("}}")) {
+        inner.trim().to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+pub(crate) fn to_json(v: &Variable) -> Value {
+    match v {
+        Variable::Null | Variable::Expref(_) => Value::Null,
+        Variable::String(s) => Value::String(s.clone()),
+        Variable::Bool(b) => Value::Bool(*b),
+        Variable::Number(n) => Value::Number(n.clone()),
+        Variable::Array(a) => Value::Array(a.iter().map(|x| to_json(x)).collect()),
+        Variable::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), to_json(x))).collect()),
+    }
+}
+
+pub(crate) fn to_var(v: &Value) -> Rcvar {
+    Arc::new(match v {
+        Value::Null => Variable::Null,
+        Value::Bool(b) => Variable::Bool(*b),
+        Value::Number(n) => Variable::Number(n.clone()),
+        Value::String(s) => Variable::String(s.clone()),
+        Value::Array(a) => Variable::Array(a.iter().map(to_var).collect()),
+        Value::Object(o) => Variable::Object(o.iter().map(|(k, x)| (k.clone(), to_var(x))).collect()),
+    })
+}
+
+/// The variables a rule sees: `request.*`, `element`, `elementIndex`, context entries.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    root: Rcvar,
+}
+
+impl Ctx {
+    pub(crate) fn new(root: &Value) -> Ctx {
+        Ctx { root: to_var(root) }
+    }
+
+    /// A copy with `name` set (a dotted name sets a nested field).
+    pub(crate) fn with(&self, name: &str, value: Rcvar) -> Ctx {
+        Ctx { root: set_path(&self.root, &name.split('.').collect::<Vec<_>>(), value) }
+    }
+
+    pub(crate) fn with_json(&self, name: &str, value: &Value) -> Ctx {
+        self.with(name, to_var(value))
+    }
+
+    /// The value at a top-level name (e.g. `element`).
+    pub(crate) fn get(&self, name: &str) -> Option<Rcvar> {
+        match &*self.root {
+            Variable::Object(o) => o.get(name).cloned(),
+            _ => None,
+        }
+    }
+}
+
+fn set_path(base: &Rcvar, path: &[&str], value: Rcvar) -> Rcvar {
+    let Some((first, rest)) = path.split_first() else { return value };
+    let mut map: BTreeMap<String, Rcvar> = match &**base {
+        Variable::Object(o) => o.clone(),
+        _ => BTreeMap::new(),
+    };
+    let child = map.get(*first).cloned().unwrap_or_else(|| Arc::new(Variable::Null));
+    map.insert(first.to_string(), set_path(&child, rest, value));
+    Arc::new(Variable::Object(map))
+}
+
+/// Whether a string holds a `{{ }}` variable.
+pub(crate) fn has_vars(s: &str) -> bool {
+    s.contains("{{")
+}
+
+pub(crate) fn value_has_vars(v: &Value) -> bool {
+    match v {
+        Value::String(s) => has_vars(s),
+        Value::Array(a) => a.iter().any(value_has_vars),
+        Value::Object(o) => o.iter().any(|(k, x)| has_vars(k) || value_has_vars(x)),
+        _ => false,
+    }
+}
+
+/// Spans of `{{ ... }}` in `s` (byte offsets of the whole variable, and the inner expression).
+fn var_spans(s: &str) -> Vec<(usize, usize, &str)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < b.len() {
+        if b[i] == b'{' && b[i + 1] == b'{' && (i == 0 || b[i - 1] != b'\\') {
+            let start = i;
+            let mut j = i + 2;
+            let mut depth = 0i32;
+            let mut end = None;
+            while j < b.len() {
+                match b[j] {
+                    b'{' => depth += 1,
+                    b'}' if depth > 0 => depth -= 1,
+                    b'}' if j + 1 < b.len() && b[j + 1] == b'}' => {
+                        end = Some(j);
+                        break;
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            match end {
+                Some(e) => {
+                    out.push((start, e + 2, &s[start + 2..e]));
+                    i = e + 2;
+                }
+                None => break,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Resolves one variable expression.
+fn resolve(expr: &str, ctx: &Ctx) -> Result<Value, String> {
+    let expr = expr.trim();
+    if expr.starts_with('@') && expr.len() == 1 {
+        return Err("`{{@}}` is only meaningful in mutate rules".into());
+    }
+    Query::compile(expr)?.search(ctx)
+}
+
+/// Substitutes variables in a string: a string that is exactly one variable becomes that variable's
+/// value (any JSON type); otherwise each variable is replaced by its text.
+pub(crate) fn substitute_str(s: &str, ctx: &Ctx) -> Result<Value, String> {
+    let spans = var_spans(s);
+    if spans.is_empty() {
+        return Ok(Value::String(s.replace("\\{{", "{{")));
+    }
+    if spans.len() == 1 && spans[0].0 == 0 && spans[0].1 == s.len() {
+        return resolve(spans[0].2, ctx);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for (start, end, inner) in spans {
+        out.push_str(&s[last..start]);
+        match resolve(inner, ctx)? {
+            Value::String(x) => out.push_str(&x),
+            Value::Null => out.push_str("null"),
+            other => out.push_str(&other.to_string()),
+        }
+        last = end;
+    }
+    out.push_str(&s[last..]);
+    Ok(Value::String(out))
+}
+
+/// Substitutes variables everywhere in a value (strings only, not keys), bounded in depth.
+pub(crate) fn substitute(v: &Value, ctx: &Ctx) -> Result<Value, String> {
+    substitute_at(v, ctx, 0)
+}
+
+fn substitute_at(v: &Value, ctx: &Ctx, depth: usize) -> Result<Value, String> {
+    if depth > crate::MAX_DEPTH {
+        return Err("value nested too deeply".into());
+    }
+    Ok(match v {
+        Value::String(s) if has_vars(s) => substitute_str(s, ctx)?,
+        Value::Array(a) => Value::Array(a.iter().map(|x| substitute_at(x, ctx, depth + 1)).collect::<Result<_, _>>()?),
+        Value::Object(o) => {
+            let mut m = serde_json::Map::with_capacity(o.len());
+            for (k, x) in o {
+                m.insert(k.clone(), substitute_at(x, ctx, depth + 1)?);
+            }
+            Value::Object(m)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Substitutes variables in a message; on failure, leaves the message as written.
+pub(crate) fn substitute_message(m: &str, ctx: &Ctx) -> String {
+    if !has_vars(m) {
+        return m.to_string();
+    }
+    match substitute_str(m, ctx) {
+        Ok(Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => m.to_string(),
+    }
+}
+
+fn s(v: &Rcvar) -> Option<&str> {
+    match &**v {
+        Variable::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn string_fn(rt: &mut Runtime, name: &str, f: fn(&str) -> String) {
+    rt.register_function(
+        name,
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String], None),
+            Box::new(move |args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                Ok(Arc::new(Variable::String(f(s(&args[0]).unwrap_or("")))))
+            }),
+        )),
+    );
+}
+
+fn string2_fn(rt: &mut Runtime, name: &str, f: fn(&str, &str) -> Variable) {
+    rt.register_function(
+        name,
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String, ArgumentType::String], None),
+            Box::new(move |args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                Ok(Arc::new(f(s(&args[0]).unwrap_or(""), s(&args[1]).unwrap_or(""))))
+            }),
+        )),
+    );
+}
+
+/// The Kyverno JMESPath extensions that policies commonly use.
+fn register_kyverno_functions(rt: &mut Runtime) {
+    string_fn(rt, "to_upper", |x| x.to_uppercase());
+    string_fn(rt, "to_lower", |x| x.to_lowercase());
+    string_fn(rt, "trim_space", |x| x.trim().to_string());
+    string2_fn(rt, "trim", |x, cut| Variable::String(x.trim_matches(|c| cut.contains(c)).to_string()));
+    string2_fn(rt, "trim_prefix", |x, p| Variable::String(x.strip_prefix(p).unwrap_or(x).to_string()));
+    string2_fn(rt, "trim_suffix", |x, p| Variable::String(x.strip_suffix(p).unwrap_or(x).to_string()));
+    string2_fn(rt, "split", |x, sep| {
+        Variable::Array(x.split(sep).map(|p| Arc::new(Variable::String(p.to_string()))).collect())
+    });
+    string2_fn(rt, "equal_fold", |a, b| Variable::Bool(a.to_lowercase() == b.to_lowercase()));
+    string2_fn(rt, "regex_match", |re, x| {
+        Variable::Bool(regex::Regex::new(re).map(|r| r.is_match(x)).unwrap_or(false))
+    });
+    string2_fn(rt, "pattern_match", |p, x| Variable::Bool(wildmatch::WildMatch::new(p).matches(x)));
+    string2_fn(rt, "compare", |a, b| {
+        Variable::Number(serde_json::Number::from(match a.cmp(b) {
+            std::cmp::Ordering::Less => -1,
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Greater => 1,
+        }))
+    });
+    string_fn(rt, "base64_encode", base64_encode);
+    rt.register_function(
+        "replace_all",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String, ArgumentType::String, ArgumentType::String], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let (x, from, to) = (s(&args[0]).unwrap_or(""), s(&args[1]).unwrap_or(""), s(&args[2]).unwrap_or(""));
+                Ok(Arc::new(Variable::String(x.replace(from, to))))
+            }),
+        )),
+    );
+    rt.register_function(
+        "regex_replace_all",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String, ArgumentType::Any, ArgumentType::String], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let src = match &*args[1] {
+                    Variable::String(x) => x.clone(),
+                    other => to_json(other).to_string(),
+                };
+                let out = match regex::Regex::new(s(&args[0]).unwrap_or("")) {
+                    Ok(r) => r.replace_all(&src, s(&args[2]).unwrap_or("")).into_owned(),
+                    Err(_) => src,
+                };
+                Ok(Arc::new(Variable::String(out)))
+            }),
+        )),
+    );
+    rt.register_function(
+        "truncate",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String, ArgumentType::Number], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let x = s(&args[0]).unwrap_or("");
+                let n = args[1].as_number().unwrap_or(0.0).max(0.0) as usize;
+                Ok(Arc::new(Variable::String(x.chars().take(n).collect())))
+            }),
+        )),
+    );
+    rt.register_function(
+        "parse_json",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::String], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let v: Value = serde_json::from_str(s(&args[0]).unwrap_or("")).unwrap_or(Value::Null);
+                Ok(to_var(&v))
+            }),
+        )),
+    );
+    rt.register_function(
+        "label_match",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::Object, ArgumentType::Object], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let (Variable::Object(sel), Variable::Object(labels)) = (&*args[0], &*args[1]) else {
+                    return Ok(Arc::new(Variable::Bool(false)));
+                };
+                let ok = sel.iter().all(|(k, v)| labels.get(k).is_some_and(|l| l == v));
+                Ok(Arc::new(Variable::Bool(ok)))
+            }),
+        )),
+    );
+    rt.register_function(
+        "items",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::Object, ArgumentType::String, ArgumentType::String], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let Variable::Object(o) = &*args[0] else { return Ok(Arc::new(Variable::Null)) };
+                let (kn, vn) = (s(&args[1]).unwrap_or("key"), s(&args[2]).unwrap_or("value"));
+                let items = o
+                    .iter()
+                    .map(|(k, v)| {
+                        let mut m = BTreeMap::new();
+                        m.insert(kn.to_string(), Arc::new(Variable::String(k.clone())));
+                        m.insert(vn.to_string(), v.clone());
+                        Arc::new(Variable::Object(m))
+                    })
+                    .collect();
+                Ok(Arc::new(Variable::Array(items)))
+            }),
+        )),
+    );
+}
+
+fn base64_encode(x: &str) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = x.as_bytes();
+    let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn whole_variable_keeps_type_and_embedded_becomes_text() {
+        let ctx = Ctx::new(&json!({"request": {"object": {"spec": {"containers": [{"ports": [{"hostPort": 80}]}]}}, "operation": "CREATE"}}));
+        let v = substitute_str("{{ request.object.spec.[ephemeralContainers, initContainers, containers][].ports[].hostPort }}", &ctx).unwrap();
+        assert_eq!(v, json!([80]));
+        assert_eq!(substitute_str("op={{request.operation}}!", &ctx).unwrap(), json!("op=CREATE!"));
+        assert_eq!(substitute_str("{{ request.operation || 'BACKGROUND' }}", &ctx).unwrap(), json!("CREATE"));
+        assert_eq!(substitute_str("{{ request.nothing || 'BACKGROUND' }}", &ctx).unwrap(), json!("BACKGROUND"));
+    }
+
+    #[test]
+    fn kyverno_functions() {
+        let ctx = Ctx::new(&json!({"element": {"drop": ["all", "net_raw"]}}));
+        assert_eq!(substitute_str("{{ element.drop[].to_upper(@) || `[]` }}", &ctx).unwrap(), json!(["ALL", "NET_RAW"]));
+        assert_eq!(base64_encode("ab"), "YWI=");
+    }
+}
