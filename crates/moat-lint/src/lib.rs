@@ -1,0 +1,179 @@
+//! Build-time checks for moat: a real Dockerfile front-end, hadolint-compatible `DL` rules, moat's own
+//! `MOAT-DF` rules, and image-configuration checks (`MOAT-IMG`, CIS Docker Benchmark aliases).
+//!
+//! Findings are suppressed the way hadolint users expect: `.hadolint.yaml` (`ignored`, `override`,
+//! `trustedRegistries`, `failure-threshold`) and inline pragmas — `# hadolint ignore=DL3008,DL3015` on the
+//! line above an instruction, `# hadolint global ignore=...`, `# hadolint stage ignore=...` — with the
+//! same forms under `# moat ...`. Ignored findings are dropped, not reported.
+
+pub mod catalog;
+pub mod config;
+pub mod dockerfile;
+pub mod image;
+mod rules;
+pub mod shell;
+
+use std::collections::BTreeSet;
+
+use moat_model::{Finding, FindingKind};
+
+pub use catalog::{RULES, RuleInfo, RuleScope, rule};
+pub use config::Config;
+pub use dockerfile::{Dockerfile, parse};
+pub use rules::Hit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LintError {
+    /// The input is not something moat can lint; the message names the file (and line).
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Which ids an ignore pragma names, and its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pragma {
+    Line(BTreeSet<String>),
+    Global(BTreeSet<String>),
+    Stage(BTreeSet<String>),
+}
+
+fn parse_pragma(comment: &str) -> Option<Pragma> {
+    let t = comment.trim();
+    let lower = t.to_ascii_lowercase();
+    let rest = if lower.starts_with("hadolint") {
+        &t["hadolint".len()..]
+    } else if lower.starts_with("moat") {
+        &t["moat".len()..]
+    } else {
+        return None;
+    };
+    let rest = rest.trim_start();
+    let (scope, rest) = if let Some(r) = rest.strip_prefix("global") {
+        ("global", r.trim_start())
+    } else if let Some(r) = rest.strip_prefix("stage") {
+        ("stage", r.trim_start())
+    } else {
+        ("line", rest)
+    };
+    let rest = rest.strip_prefix("ignore")?.trim_start();
+    let rest = rest.strip_prefix('=')?;
+    let ids: BTreeSet<String> =
+        rest.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty() && !s.contains(char::is_whitespace)).collect();
+    if ids.is_empty() {
+        return None;
+    }
+    Some(match scope {
+        "global" => Pragma::Global(ids),
+        "stage" => Pragma::Stage(ids),
+        _ => Pragma::Line(ids),
+    })
+}
+
+fn names(ids: &BTreeSet<String>, rule: &str) -> bool {
+    ids.contains(rule) || ids.contains("ALL") || catalog::rule(rule).is_some_and(|r| r.aliases.iter().any(|a| ids.contains(&a.to_ascii_uppercase())))
+}
+
+/// Runs every Dockerfile rule over parsed text and returns the raw hits (before pragmas and config).
+pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
+    let m = rules::Model::new(df);
+    let mut hits = Vec::new();
+    rules::dl::check(&m, cfg, &mut hits);
+    rules::moat::check(&m, &mut hits);
+    // Pragmas.
+    if !cfg.disable_ignore_pragma {
+        let mut global: BTreeSet<String> = BTreeSet::new();
+        let mut line_ignores: Vec<(u32, BTreeSet<String>)> = Vec::new();
+        let mut stage_ignores: Vec<(Option<usize>, BTreeSet<String>)> = Vec::new();
+        for c in &df.comments {
+            match parse_pragma(&c.text) {
+                Some(Pragma::Global(ids)) => global.extend(ids),
+                Some(Pragma::Line(ids)) => line_ignores.push((c.line + 1, ids)),
+                Some(Pragma::Stage(ids)) => {
+                    // The stage the next instruction belongs to.
+                    let next = df.instructions.iter().position(|i| i.line > c.line);
+                    let st = next.and_then(|n| m.stage_of[n]);
+                    stage_ignores.push((st, ids));
+                }
+                None => {}
+            }
+        }
+        hits.retain(|h| {
+            if names(&global, h.rule) {
+                return false;
+            }
+            if line_ignores.iter().any(|(l, ids)| *l == h.line && names(ids, h.rule)) {
+                return false;
+            }
+            if !stage_ignores.is_empty() {
+                let idx = df.instructions.iter().position(|i| i.line == h.line);
+                let st = idx.and_then(|n| m.stage_of[n]);
+                if stage_ignores.iter().any(|(s, ids)| *s == st && s.is_some() && names(ids, h.rule)) {
+                    return false;
+                }
+            }
+            true
+        });
+    }
+    hits.retain(|h| !cfg.is_ignored(h.rule) && !catalog::rule(h.rule).is_some_and(|r| r.aliases.iter().any(|a| cfg.is_ignored(a))));
+    hits.sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
+    hits.dedup();
+    hits
+}
+
+/// Turns a hit into a finding for `file`.
+pub fn to_finding(file: &str, h: &Hit, cfg: &Config) -> Finding {
+    let info = catalog::rule(h.rule);
+    let sev = cfg.overrides.get(h.rule).copied().or(info.map(|r| r.severity)).unwrap_or_default();
+    let mut f = Finding::new(h.rule, FindingKind::Dockerfile, sev, info.map(|r| r.title).unwrap_or(h.rule));
+    f.message = h.message.clone();
+    f.location.file = Some(file.to_string());
+    f.location.line = Some(h.line);
+    f.location.column = Some(h.column);
+    if h.end_line > h.line {
+        f.location.end_line = Some(h.end_line);
+    }
+    if let Some(r) = info {
+        f.aliases = r.aliases.iter().map(|s| s.to_string()).collect();
+        f.why = Some(r.why.to_string());
+        f.fix = Some(r.fix.to_string());
+    }
+    f
+}
+
+/// Lints one Dockerfile's bytes. `file` names it in findings and errors.
+pub fn lint_dockerfile(file: &str, bytes: &[u8], cfg: &Config) -> Result<Vec<Finding>, LintError> {
+    let df = parse(file, bytes)?;
+    Ok(check(&df, cfg).iter().map(|h| to_finding(file, h, cfg)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(text: &str) -> Vec<&'static str> {
+        let df = parse("Dockerfile", text.as_bytes()).unwrap();
+        check(&df, &Config::default()).into_iter().map(|h| h.rule).collect()
+    }
+
+    #[test]
+    fn pragmas() {
+        assert!(!ids("FROM a:1\n# hadolint ignore=DL3004\nRUN sudo x\n").contains(&"DL3004"));
+        assert!(ids("FROM a:1\n# hadolint ignore=DL3004\nRUN true\nRUN sudo x\n").contains(&"DL3004"));
+        assert!(!ids("# moat global ignore = DL3004 , DL3059\nFROM a:1\nRUN sudo x\n").contains(&"DL3004"));
+        assert!(!ids("FROM a:1\nUSER root\n# moat ignore=CIS-DI-0001\nUSER root\n").contains(&"MOAT-DF-001"));
+        assert_eq!(parse_pragma("hadolint ignore=DL3003,DL3006"), Some(Pragma::Line(["DL3003".to_string(), "DL3006".to_string()].into())));
+        assert_eq!(parse_pragma("just a comment"), None);
+    }
+
+    #[test]
+    fn workshop_style_findings() {
+        let v = ids("FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl wget netcat\nCOPY . /app\nWORKDIR /app\nRUN chmod 777 -R /app\nUSER root\nCMD [\"python\", \"app.py\"]\n");
+        for want in ["DL3007", "DL3008", "DL3009", "DL3015", "DL3002", "MOAT-DF-001", "MOAT-DF-002", "MOAT-DF-007", "MOAT-DF-009"] {
+            assert!(v.contains(&want), "{want} missing from {v:?}");
+        }
+        let s = ids("FROM python:3.11-alpine\nRUN pip install --no-cache-dir -r requirements.txt\nUSER 1001\nCMD [\"x\"]\n");
+        assert!(!s.contains(&"MOAT-DF-001") && !s.contains(&"DL3042"), "{s:?}");
+        assert!(ids("FROM a:1\nRUN curl -fsSL https://get.example | sh\n").contains(&"MOAT-DF-005"));
+        assert!(ids("FROM a:1\nCOPY id_rsa /root/.ssh/\nENV API_TOKEN=abc123\nEXPOSE 22\nADD https://x/y.sh /y.sh\n").iter().filter(|r| r.starts_with("MOAT")).count() >= 4);
+    }
+}

@@ -1,0 +1,244 @@
+//! The rule engine's view of a Dockerfile: stages, the stage each instruction belongs to, and the parsed
+//! shell of every `RUN` (and `ONBUILD RUN`). Rules are plain functions from this model to hits.
+
+pub mod dl;
+pub mod moat;
+
+use crate::dockerfile::{BaseImage, Dockerfile, Instruction, exec_form, key_values, words};
+use crate::shell::{self, Script};
+
+/// A rule firing at an instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub rule: &'static str,
+    pub line: u32,
+    pub column: u32,
+    pub end_line: u32,
+    pub message: String,
+}
+
+/// One build stage.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Index of its `FROM` in the instruction list.
+    pub from: usize,
+    pub base: BaseImage,
+    /// The stage this one builds on (`FROM <earlier alias>`).
+    pub parent: Option<usize>,
+}
+
+/// The shell program of a `RUN`, with whether it came from an `ONBUILD`.
+pub struct RunScript<'a> {
+    pub index: usize,
+    pub ins: &'a Instruction,
+    pub script: Script,
+    pub onbuild: bool,
+}
+
+pub struct Model<'a> {
+    pub df: &'a Dockerfile,
+    pub stages: Vec<Stage>,
+    /// Stage index of each instruction (`None` before the first `FROM`).
+    pub stage_of: Vec<Option<usize>>,
+    pub runs: Vec<RunScript<'a>>,
+}
+
+/// The shell text a `RUN` executes: the exec form joined, the here-document bodies when the
+/// instruction is only here-documents (or feeds them to a shell), else the command line.
+pub fn run_text(ins: &Instruction) -> Option<String> {
+    if let Some(v) = exec_form(&ins.args) {
+        return Some(v.join(" "));
+    }
+    if ins.heredocs.is_empty() {
+        return Some(ins.args.clone());
+    }
+    let a = ins.args.trim();
+    let bodies: Vec<&str> = ins.heredocs.iter().map(|h| h.body.as_str()).collect();
+    let first = a.split_whitespace().next().unwrap_or("");
+    if first.starts_with("<<") {
+        let body = bodies.join("\n");
+        if let Some(shebang) = body.strip_prefix("#!") {
+            let interp = shebang.lines().next().unwrap_or("");
+            let is_sh = ["sh", "bash", "ash", "dash", "zsh"].iter().any(|s| {
+                interp.split_whitespace().any(|w| w.rsplit('/').next() == Some(s))
+            });
+            if !is_sh {
+                return None;
+            }
+        }
+        return Some(body);
+    }
+    let base = first.rsplit('/').next().unwrap_or(first);
+    if ["sh", "bash", "ash", "dash", "zsh"].contains(&base) {
+        return Some(format!("{a}\n{}", bodies.join("\n")));
+    }
+    Some(a.to_string())
+}
+
+impl<'a> Model<'a> {
+    pub fn new(df: &'a Dockerfile) -> Model<'a> {
+        let mut stages: Vec<Stage> = Vec::new();
+        let mut stage_of = Vec::with_capacity(df.instructions.len());
+        let mut runs = Vec::new();
+        for (i, ins) in df.instructions.iter().enumerate() {
+            if ins.is("FROM") {
+                let base = BaseImage::parse(ins);
+                let parent = stages.iter().rposition(|s| {
+                    s.base.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&base.image)) && base.tag.is_none()
+                });
+                stages.push(Stage { from: i, base, parent });
+            }
+            stage_of.push(if stages.is_empty() { None } else { Some(stages.len() - 1) });
+            if ins.is("RUN") {
+                if let Some(t) = run_text(ins) {
+                    runs.push(RunScript { index: i, ins, script: shell::parse(&t), onbuild: false });
+                }
+            } else if let Some(inner) = ins.onbuild.as_deref() {
+                if inner.is("RUN") {
+                    if let Some(t) = run_text(inner) {
+                        runs.push(RunScript { index: i, ins, script: shell::parse(&t), onbuild: true });
+                    }
+                }
+            }
+        }
+        Model { df, stages, stage_of, runs }
+    }
+
+    pub fn ins(&self) -> &'a [Instruction] {
+        &self.df.instructions
+    }
+
+    pub fn hit(&self, rule: &'static str, ins: &Instruction, message: impl Into<String>) -> Hit {
+        Hit { rule, line: ins.line, column: ins.column, end_line: ins.end_line, message: message.into() }
+    }
+
+    /// Stage indices from `s` up through its parents (itself first).
+    pub fn chain(&self, s: usize) -> Vec<usize> {
+        let mut out = vec![s];
+        let mut cur = s;
+        while let Some(p) = self.stages.get(cur).and_then(|st| st.parent) {
+            if out.contains(&p) || out.len() > 64 {
+                break;
+            }
+            out.push(p);
+            cur = p;
+        }
+        out
+    }
+
+    /// Instructions of a stage (by index into the instruction list).
+    pub fn stage_instructions(&self, s: usize) -> impl Iterator<Item = (usize, &'a Instruction)> + '_ {
+        self.df.instructions.iter().enumerate().filter(move |(i, _)| self.stage_of[*i] == Some(s))
+    }
+
+    /// Names set by `ENV` in a stage and its parents, with values, up to instruction `upto` (exclusive).
+    pub fn env_in_scope(&self, upto: usize) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let Some(s) = self.stage_of.get(upto).copied().flatten() else {
+            // Before the first FROM (only in fragments): the ENVs above.
+            for ins in self.df.instructions.iter().take(upto).filter(|i| i.is("ENV")) {
+                out.extend(key_values(&ins.args, self.df.escape));
+            }
+            return out;
+        };
+        for st in self.chain(s) {
+            for (i, ins) in self.stage_instructions(st) {
+                if i >= upto {
+                    break;
+                }
+                if ins.is("ENV") {
+                    out.extend(key_values(&ins.args, self.df.escape));
+                }
+            }
+        }
+        out
+    }
+
+    /// Names declared by `ARG` anywhere before instruction `upto`.
+    pub fn args_before(&self, upto: usize) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        for ins in self.df.instructions.iter().take(upto) {
+            if ins.is("ARG") {
+                for w in words(&ins.args, self.df.escape) {
+                    match w.split_once('=') {
+                        Some((k, v)) => out.push((k.to_string(), Some(v.to_string()))),
+                        None => out.push((w, None)),
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The final stage's index.
+    pub fn final_stage(&self) -> Option<usize> {
+        self.stages.len().checked_sub(1)
+    }
+}
+
+/// Variable names referenced by `$NAME` / `${NAME...}` in a word.
+pub fn referenced_vars(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' {
+            let mut j = i + 1;
+            let braced = b.get(j) == Some(&b'{');
+            if braced {
+                j += 1;
+            }
+            let start = j;
+            while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                j += 1;
+            }
+            if j > start {
+                out.push(s[start..j].to_string());
+            }
+            i = j.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Splits `COPY`/`ADD` arguments into words, respecting quotes but keeping them (BuildKit keeps
+/// quotes for the shell form of these instructions' paths only when unbalanced; rules drop them).
+pub fn path_words(args: &str) -> Vec<String> {
+    if let Some(v) = exec_form(args) {
+        return v;
+    }
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for c in args.chars() {
+        match quote {
+            Some(q) => {
+                cur.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            None if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            None => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Drops surrounding quotes.
+pub fn drop_quotes(s: &str) -> &str {
+    s.trim_matches(|c| c == '"' || c == '\'')
+}
