@@ -5,10 +5,11 @@
 //! language ecosystems in `lang/`, SBOM formats in `format/`: one file each.
 
 mod cataloger;
+pub mod format;
 pub mod lang;
 pub mod os;
 
-use moat_image::{FileMeta, Image, Select};
+use moat_image::{FileMeta, Image, OpenOptions, Select, Target};
 use moat_model::Inventory;
 
 pub use cataloger::{CatalogError, Cataloger, Context};
@@ -26,6 +27,20 @@ pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
 pub enum SbomError {
     #[error(transparent)]
     Image(#[from] moat_image::ImageError),
+    #[error(transparent)]
+    Sbom(#[from] format::ReadError),
+}
+
+/// The inventory of any target: images and trees are opened and catalogued; `sbom:FILE` documents
+/// (CycloneDX or SPDX JSON) are read as they are.
+pub fn sbom_of(target: &Target, opts: &OpenOptions) -> Result<Inventory, SbomError> {
+    if let Target::Sbom(path) = target {
+        let mut inv = format::read_sbom(path)?;
+        inv.target.name = target.to_string();
+        return Ok(inv);
+    }
+    let image = Image::open(target, opts)?;
+    catalog(&image)
 }
 
 /// Builds the inventory of an opened image or tree.

@@ -1,9 +1,11 @@
 //! OS package catalogers: dpkg, apk, rpm; and distribution detection.
 
+pub mod apk;
+pub mod dpkg;
 pub mod release;
 
 use crate::Cataloger;
 
 pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
-    vec![]
+    vec![Box::new(dpkg::Dpkg), Box::new(apk::Apk)]
 }
