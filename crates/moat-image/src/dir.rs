@@ -10,10 +10,19 @@ use crate::{ImageError, Limits};
 /// Pseudo-filesystems that are not part of a root filesystem's content.
 const SKIP_AT_HOST_ROOT: [&str; 4] = ["proc", "sys", "dev", "run"];
 
-pub(crate) fn collect(root: &Path, select: &dyn Fn(&FileMeta) -> Select, limits: &Limits) -> Result<FileView, ImageError> {
+pub(crate) fn collect(
+    root: &Path,
+    select: &dyn Fn(&FileMeta) -> Select,
+    limits: &Limits,
+) -> Result<FileView, ImageError> {
     let mut view = FileView::new();
-    let host_root = root.canonicalize().map(|p| p == Path::new("/")).unwrap_or(false);
-    let root_dev = std::fs::symlink_metadata(root).map_err(|e| ImageError::io(root, e))?.dev();
+    let host_root = root
+        .canonicalize()
+        .map(|p| p == Path::new("/"))
+        .unwrap_or(false);
+    let root_dev = std::fs::symlink_metadata(root)
+        .map_err(|e| ImageError::io(root, e))?
+        .dev();
     let mut stack: Vec<(std::path::PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
     let mut seen: u64 = 0;
     while let Some((dir, rel)) = stack.pop() {
@@ -28,17 +37,30 @@ pub(crate) fn collect(root: &Path, select: &dyn Fn(&FileMeta) -> Select, limits:
         for child in children {
             seen += 1;
             if seen > limits.max_entries {
-                return Err(ImageError::Limit { what: root.display().to_string(), why: format!("more than {} entries", limits.max_entries) });
+                return Err(ImageError::Limit {
+                    what: root.display().to_string(),
+                    why: format!("more than {} entries", limits.max_entries),
+                });
             }
             let name = child.file_name().to_string_lossy().into_owned();
-            let path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let path = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
             if host_root && rel.is_empty() && SKIP_AT_HOST_ROOT.contains(&name.as_str()) {
                 continue;
             }
-            let Ok(md) = std::fs::symlink_metadata(child.path()) else { continue };
+            let Ok(md) = std::fs::symlink_metadata(child.path()) else {
+                continue;
+            };
             let ft = md.file_type();
             let kind = if ft.is_symlink() {
-                EntryKind::Symlink(std::fs::read_link(child.path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default())
+                EntryKind::Symlink(
+                    std::fs::read_link(child.path())
+                        .map(|t| t.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                )
             } else if ft.is_dir() {
                 EntryKind::Dir
             } else if ft.is_file() {
@@ -66,7 +88,10 @@ pub(crate) fn collect(root: &Path, select: &dyn Fn(&FileMeta) -> Select, limits:
                 if meta.size > limits.max_file_content {
                     return Err(ImageError::Limit {
                         what: child.path().display().to_string(),
-                        why: format!("file is {} bytes, over the {} byte limit", meta.size, limits.max_file_content),
+                        why: format!(
+                            "file is {} bytes, over the {} byte limit",
+                            meta.size, limits.max_file_content
+                        ),
                     });
                 }
                 let mut buf = Vec::with_capacity(meta.size as usize);
@@ -77,7 +102,12 @@ pub(crate) fn collect(root: &Path, select: &dyn Fn(&FileMeta) -> Select, limits:
             } else {
                 None
             };
-            view.insert(FileEntry { meta, layer_index: 0, layer: None, content });
+            view.insert(FileEntry {
+                meta,
+                layer_index: 0,
+                layer: None,
+                content,
+            });
         }
     }
     Ok(view)

@@ -4,7 +4,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{what}: {why}")]
     Invalid { what: String, why: String },
     #[error("target form not supported yet: {0}")]
@@ -17,6 +20,9 @@ pub enum ImageError {
 
 impl ImageError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        ImageError::Io { path: path.display().to_string(), source }
+        ImageError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }

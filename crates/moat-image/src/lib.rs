@@ -5,8 +5,14 @@
 //! final view of just the files a caller selected. Nothing is ever unpacked to disk and no link is
 //! followed out of the image.
 
+mod archive;
+mod digest;
 mod dir;
 mod error;
+mod layer;
+mod layout;
+mod progress;
+mod registry;
 mod target;
 mod view;
 
@@ -32,7 +38,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_file_content: 256 << 20, max_layer_size: 32 << 30, max_entries: 5_000_000 }
+        Limits {
+            max_file_content: 256 << 20,
+            max_layer_size: 32 << 30,
+            max_entries: 5_000_000,
+        }
     }
 }
 
@@ -48,6 +58,9 @@ pub struct OpenOptions {
     pub limits: Limits,
     /// Show progress on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Registry credentials in the Docker `config.json` format (`auths`); when unset:
+    /// `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.
+    pub auth_file: Option<std::path::PathBuf>,
 }
 
 impl Default for OpenOptions {
@@ -58,6 +71,7 @@ impl Default for OpenOptions {
             timeout: Duration::from_secs(30),
             limits: Limits::default(),
             progress: false,
+            auth_file: None,
         }
     }
 }
@@ -99,6 +113,10 @@ pub struct ImageConfig {
 
 enum Source {
     Dir(std::path::PathBuf),
+    Layers {
+        store: layout::Store,
+        layers: Vec<layout::LayerRef>,
+    },
 }
 
 /// An opened target: metadata now, file contents on [`Image::collect`].
@@ -119,7 +137,10 @@ impl Image {
             Target::Dir(path) => {
                 let meta = std::fs::metadata(path).map_err(|e| ImageError::io(path, e))?;
                 if !meta.is_dir() {
-                    return Err(ImageError::Invalid { what: path.display().to_string(), why: "not a directory".into() });
+                    return Err(ImageError::Invalid {
+                        what: path.display().to_string(),
+                        why: "not a directory".into(),
+                    });
                 }
                 Ok(Image {
                     target: target.clone(),
@@ -130,7 +151,84 @@ impl Image {
                     options: options.clone(),
                 })
             }
-            other => Err(ImageError::Unsupported(other.to_string())),
+            Target::Oci { path, tag } => {
+                let index = path.join("index.json");
+                if !index.is_file() {
+                    return Err(ImageError::Invalid {
+                        what: path.display().to_string(),
+                        why: "not an OCI image layout (no index.json)".into(),
+                    });
+                }
+                let (store, r) =
+                    layout::open_oci(layout::Store::OciDir(path.clone()), tag.as_deref(), options)?;
+                Ok(Image::layered(target, store, r, options))
+            }
+            Target::OciArchive(path) => {
+                let index = archive::TarIndex::index(path)?;
+                if !index.contains("index.json") {
+                    let hint = if index.contains("manifest.json") {
+                        " (it has manifest.json: use docker-archive:)"
+                    } else {
+                        ""
+                    };
+                    return Err(ImageError::Invalid {
+                        what: path.display().to_string(),
+                        why: format!("no index.json: not an OCI archive{hint}"),
+                    });
+                }
+                let (store, r) = layout::open_oci(layout::Store::Tar(index), None, options)?;
+                Ok(Image::layered(target, store, r, options))
+            }
+            Target::DockerArchive(path) => {
+                let (store, r) = layout::open_docker(path)?;
+                Ok(Image::layered(target, store, r, options))
+            }
+            Target::Registry(reference) => {
+                layout::parse_platform(&options.platform)?;
+                let reference = registry::Reference::parse(reference)?;
+                let reg = registry::Registry::new(reference.clone(), options);
+                let (bytes, ct) = reg.manifest(&reference.reference)?;
+                let digest = digest::Digest::of(&bytes);
+                let store = layout::Store::Registry(Box::new(reg));
+                let (mdigest, layers, cdigest) =
+                    layout::resolve_document(&store, bytes, digest, ct, options)?;
+                let tag = if reference.reference.starts_with("sha256:") {
+                    format!(
+                        "{}/{}@{}",
+                        reference.host, reference.repo, reference.reference
+                    )
+                } else {
+                    format!(
+                        "{}/{}:{}",
+                        reference.host, reference.repo, reference.reference
+                    )
+                };
+                let r = layout::from_manifest(&store, mdigest, layers, cdigest, vec![tag])?;
+                Ok(Image::layered(target, store, r, options))
+            }
+            Target::Sbom(p) => Err(ImageError::Target(format!(
+                "sbom:{}: an SBOM document is not an image",
+                p.display()
+            ))),
+        }
+    }
+
+    fn layered(
+        target: &Target,
+        store: layout::Store,
+        r: layout::Resolved,
+        options: &OpenOptions,
+    ) -> Image {
+        Image {
+            target: target.clone(),
+            name: target.to_string(),
+            info: r.info,
+            config: Some(r.config),
+            source: Source::Layers {
+                store,
+                layers: r.layers,
+            },
+            options: options.clone(),
         }
     }
 
@@ -140,7 +238,10 @@ impl Image {
 
     /// What reports say about the target.
     pub fn target_info(&self) -> TargetInfo {
-        TargetInfo { name: self.name.clone(), kind: self.target.kind().to_string() }
+        TargetInfo {
+            name: self.name.clone(),
+            kind: self.target.kind().to_string(),
+        }
     }
 
     /// Manifest and layer metadata (empty for `dir:` targets).
@@ -159,6 +260,26 @@ impl Image {
     pub fn collect(&self, select: &dyn Fn(&FileMeta) -> Select) -> Result<FileView, ImageError> {
         match &self.source {
             Source::Dir(root) => dir::collect(root, select, &self.options.limits),
+            Source::Layers { store, layers } => {
+                let mut view = FileView::new();
+                let progress = progress::Progress::new(self.options.progress, layers.len());
+                for (index, layer) in layers.iter().enumerate() {
+                    let name = format!("layer {index} ({})", store.describe(&layer.location));
+                    let (raw, len) = store.open(&layer.location)?;
+                    let raw = progress.wrap(raw, index, layer.size.or(len));
+                    let mut apply = layer::Apply {
+                        view: &mut view,
+                        select,
+                        limits: &self.options.limits,
+                        index,
+                        name,
+                        layer_id: layer.diff_id.as_ref().map(|d| d.to_string()),
+                    };
+                    apply.run(raw, layer)?;
+                }
+                progress.finish();
+                Ok(view)
+            }
         }
     }
 }

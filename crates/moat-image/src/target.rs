@@ -33,23 +33,35 @@ impl Target {
             _ => (None, s),
         };
         let need = |r: &str| -> Result<(), ImageError> {
-            if r.is_empty() { Err(ImageError::Target(format!("{s}: nothing after the colon"))) } else { Ok(()) }
+            if r.is_empty() {
+                Err(ImageError::Target(format!("{s}: nothing after the colon")))
+            } else {
+                Ok(())
+            }
         };
         match kind {
             Some("oci") => {
                 need(rest)?;
                 // `oci:DIR:TAG` — the tag is after the last colon unless that names an existing path.
-                if !Path::new(rest).exists() {
-                    if let Some((p, t)) = rest.rsplit_once(':') {
-                        if !t.contains('/') && !p.is_empty() {
-                            return Ok(Target::Oci { path: p.into(), tag: Some(t.to_string()) });
-                        }
-                    }
+                if !Path::new(rest).exists()
+                    && let Some((p, t)) = rest.rsplit_once(':')
+                    && !t.contains('/')
+                    && !p.is_empty()
+                {
+                    return Ok(Target::Oci {
+                        path: p.into(),
+                        tag: Some(t.to_string()),
+                    });
                 }
-                Ok(Target::Oci { path: rest.into(), tag: None })
+                Ok(Target::Oci {
+                    path: rest.into(),
+                    tag: None,
+                })
             }
             Some("oci-archive") => need(rest).map(|_| Target::OciArchive(strip_tag(rest).into())),
-            Some("docker-archive") => need(rest).map(|_| Target::DockerArchive(strip_tag(rest).into())),
+            Some("docker-archive") => {
+                need(rest).map(|_| Target::DockerArchive(strip_tag(rest).into()))
+            }
             Some("dir") => need(rest).map(|_| Target::Dir(rest.into())),
             Some("registry") | Some("docker") => {
                 need(rest)?;
@@ -73,7 +85,15 @@ impl Target {
     }
 }
 
-const KINDS: [&str; 7] = ["oci", "oci-archive", "docker-archive", "dir", "registry", "docker", "sbom"];
+const KINDS: [&str; 7] = [
+    "oci",
+    "oci-archive",
+    "docker-archive",
+    "dir",
+    "registry",
+    "docker",
+    "sbom",
+];
 
 /// skopeo-style archive targets may carry `:REF` after the file; moat reads the first image.
 fn strip_tag(rest: &str) -> &str {
@@ -95,7 +115,10 @@ fn detect(p: &Path) -> Result<Target, ImageError> {
     })?;
     if meta.is_dir() {
         if p.join("index.json").is_file() && p.join("oci-layout").is_file() {
-            return Ok(Target::Oci { path: p.into(), tag: None });
+            return Ok(Target::Oci {
+                path: p.into(),
+                tag: None,
+            });
         }
         return Ok(Target::Dir(p.into()));
     }
@@ -106,7 +129,10 @@ fn detect(p: &Path) -> Result<Target, ImageError> {
     if p.extension().is_some_and(|e| e == "json") {
         return Ok(Target::Sbom(p.into()));
     }
-    Err(ImageError::Target(format!("{}: cannot tell what kind of target this is; prefix it with oci-archive:, docker-archive: or sbom:", p.display())))
+    Err(ImageError::Target(format!(
+        "{}: cannot tell what kind of target this is; prefix it with oci-archive:, docker-archive: or sbom:",
+        p.display()
+    )))
 }
 
 fn sniff_tar(p: &Path) -> Option<Target> {
@@ -121,8 +147,12 @@ fn sniff_tar(p: &Path) -> Option<Target> {
             break;
         }
         let name_end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
-        let name = String::from_utf8_lossy(&header[..name_end]).trim_start_matches("./").to_string();
-        let size_field = String::from_utf8_lossy(&header[124..136]).trim_matches(|c: char| c == '\0' || c == ' ').to_string();
+        let name = String::from_utf8_lossy(&header[..name_end])
+            .trim_start_matches("./")
+            .to_string();
+        let size_field = String::from_utf8_lossy(&header[124..136])
+            .trim_matches(|c: char| c == '\0' || c == ' ')
+            .to_string();
         let size = u64::from_str_radix(&size_field, 8).ok()?;
         names.push(name);
         let skip = size.div_ceil(512) * 512;
@@ -157,10 +187,16 @@ mod tests {
 
     #[test]
     fn parses_prefixed_targets() {
-        assert_eq!(Target::parse("dir:/tmp").ok(), Some(Target::Dir("/tmp".into())));
+        assert_eq!(
+            Target::parse("dir:/tmp").ok(),
+            Some(Target::Dir("/tmp".into()))
+        );
         assert_eq!(
             Target::parse("oci:/nonexistent/layout:bookworm").ok(),
-            Some(Target::Oci { path: "/nonexistent/layout".into(), tag: Some("bookworm".into()) })
+            Some(Target::Oci {
+                path: "/nonexistent/layout".into(),
+                tag: Some("bookworm".into())
+            })
         );
         assert_eq!(
             Target::parse("registry:127.0.0.1:5000/debian:12").ok(),
@@ -173,6 +209,9 @@ mod tests {
     #[test]
     fn detects_a_bare_directory() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert_eq!(Target::parse(&d.path().display().to_string()).ok(), Some(Target::Dir(d.path().into())));
+        assert_eq!(
+            Target::parse(&d.path().display().to_string()).ok(),
+            Some(Target::Dir(d.path().into()))
+        );
     }
 }

@@ -67,7 +67,12 @@ impl FileView {
     pub fn remove_tree(&mut self, path: &str) {
         self.files.remove(path);
         let prefix = format!("{path}/");
-        let doomed: Vec<String> = self.files.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<String> = self
+            .files
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.files.remove(&k);
         }
@@ -75,7 +80,11 @@ impl FileView {
 
     /// Applies an opaque whiteout: removes everything below `dir` that came from layers before `layer_index`.
     pub fn clear_dir_before(&mut self, dir: &str, layer_index: usize) {
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
         let doomed: Vec<String> = self
             .files
             .range(prefix.clone()..)
@@ -85,6 +94,26 @@ impl FileView {
             .collect();
         for k in doomed {
             self.files.remove(&k);
+        }
+    }
+
+    /// Removes `path` itself if it came from a layer before `layer_index` (a later layer replaced it).
+    pub fn remove_before(&mut self, path: &str, layer_index: usize) {
+        if self
+            .files
+            .get(path)
+            .is_some_and(|e| e.layer_index < layer_index)
+        {
+            self.files.remove(path);
+        }
+    }
+
+    /// Applies a whiteout from layer `layer_index`: removes `path` and everything below it that came
+    /// from lower layers (a whiteout never hides its own layer's entries).
+    pub fn remove_tree_before(&mut self, path: &str, layer_index: usize) {
+        self.remove_before(path, layer_index);
+        if !path.is_empty() {
+            self.clear_dir_before(path, layer_index);
         }
     }
 
@@ -143,7 +172,11 @@ pub fn normalize(path: &str) -> Option<String> {
             s => parts.push(s),
         }
     }
-    if parts.is_empty() { None } else { Some(parts.join("/")) }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    }
 }
 
 #[cfg(test)]
@@ -152,7 +185,14 @@ mod tests {
 
     fn file(path: &str, layer: usize) -> FileEntry {
         FileEntry {
-            meta: FileMeta { path: path.into(), kind: EntryKind::File, size: 0, mode: 0o644, uid: 0, gid: 0 },
+            meta: FileMeta {
+                path: path.into(),
+                kind: EntryKind::File,
+                size: 0,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+            },
             layer_index: layer,
             layer: None,
             content: None,
@@ -177,6 +217,9 @@ mod tests {
         v.insert(link);
         assert_eq!(v.resolve("/lib/new").map(|e| e.meta.path.as_str()), None);
         assert_eq!(v.resolve("/lib").map(|e| e.meta.path.as_str()), None);
-        assert_eq!(normalize("/../../etc/./passwd").as_deref(), Some("etc/passwd"));
+        assert_eq!(
+            normalize("/../../etc/./passwd").as_deref(),
+            Some("etc/passwd")
+        );
     }
 }
