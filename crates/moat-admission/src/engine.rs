@@ -1,0 +1,238 @@
+//! The decision: one admission request in, allowed or denied with every reason, plus warnings.
+//! Pure and synchronous so the same logic is testable without a server.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use moat_kube::{Level, PssOptions, PssVersion};
+use serde_json::Value;
+
+use crate::AdmissionError;
+
+/// The annotation the workshop's pipeline sets once an image was scanned and passed.
+pub const SCAN_STATUS_ANNOTATION: &str = "moat.dev/scan-status";
+
+/// What the webhook enforces.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Pod Security Standards level to enforce (None: no PSS).
+    pub pss_level: Option<Level>,
+    pub pss_version: PssVersion,
+    /// Kyverno policy files or directories.
+    pub policies: Vec<PathBuf>,
+    /// Image patterns (`registry.example.com/*`, `ghcr.io/org/*`): when non-empty, every container
+    /// image must match one.
+    pub trusted_registries: Vec<String>,
+    /// Require `moat.dev/scan-status: passed` on pods and pod templates.
+    pub require_scan: bool,
+}
+
+/// A compiled engine; rebuilt when policies change.
+pub struct Engine {
+    pub config: EngineConfig,
+    policies: Option<moat_policy::PolicySet>,
+    /// Rules of the loaded policies moat does not evaluate, reported at start-up.
+    pub unsupported: Vec<String>,
+}
+
+/// What the engine decided for one request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// Every failed enforcing check, as a sentence.
+    pub denials: Vec<String>,
+    /// Audit failures and notes, returned as AdmissionReview warnings.
+    pub warnings: Vec<String>,
+    /// Internal errors (a policy that could not be evaluated); decided by fail-open/closed.
+    pub errors: Vec<String>,
+}
+
+/// The parts of an AdmissionRequest the engine reads.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub operation: String,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub sub_resource: String,
+    pub object: Value,
+    pub old_object: Option<Value>,
+    pub user_info: Value,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Result<Engine, AdmissionError> {
+        let (policies, unsupported) = if config.policies.is_empty() {
+            (None, Vec::new())
+        } else {
+            let set = moat_policy::PolicySet::load_paths(&config.policies)
+                .map_err(|e| AdmissionError::Config(format!("cannot load policies: {e}")))?;
+            let unsupported = set
+                .unsupported()
+                .iter()
+                .map(|u| format!("{}/{}: {}", u.policy, u.rule, u.reason))
+                .collect();
+            (Some(set), unsupported)
+        };
+        Ok(Engine {
+            config,
+            policies,
+            unsupported,
+        })
+    }
+
+    /// Number of Kyverno policies loaded.
+    pub fn policy_count(&self) -> usize {
+        self.policies.as_ref().map_or(0, |p| p.len())
+    }
+
+    pub fn decide(&self, req: &Request) -> Decision {
+        let mut d = Decision {
+            allowed: true,
+            ..Decision::default()
+        };
+        // Deletions and CONNECTs carry no object to judge.
+        if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") || !req.object.is_object() {
+            return d;
+        }
+        let kind = if req.kind.is_empty() {
+            req.object
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        } else {
+            req.kind.clone()
+        };
+        // Status and other subresources do not change the pod spec (ephemeralcontainers does).
+        let judge_pod = req.sub_resource.is_empty() || req.sub_resource == "ephemeralcontainers";
+        if let Some(t) = moat_kube::pod_template(&req.object, &kind).filter(|_| judge_pod) {
+            if let Some(level) = self.config.pss_level {
+                let failures = moat_kube::pss::evaluate(
+                    t.meta,
+                    t.spec,
+                    level,
+                    self.config.pss_version,
+                    PssOptions::default(),
+                );
+                if !failures.is_empty() {
+                    d.denials.push(moat_kube::pss::denial_message(
+                        level,
+                        self.config.pss_version,
+                        &failures,
+                    ));
+                }
+            }
+            self.builtin(t.meta, t.spec, &mut d);
+        }
+        if let Some(set) = &self.policies {
+            let input = moat_policy::AdmissionInput {
+                object: req.object.clone(),
+                old_object: req.old_object.clone(),
+                operation: req.operation.clone(),
+                namespace: req.namespace.clone(),
+                user_info: req.user_info.clone(),
+                // A webhook sees no namespace labels without API access; namespaceSelector matches none.
+                namespace_labels: BTreeMap::new(),
+            };
+            for o in set.evaluate(&input) {
+                let text = format!("{}/{}: {}", o.policy, o.rule, o.message);
+                match o.result {
+                    moat_policy::RuleResult::Fail if o.enforce => d.denials.push(text),
+                    moat_policy::RuleResult::Fail | moat_policy::RuleResult::Warn => {
+                        d.warnings.push(text)
+                    }
+                    moat_policy::RuleResult::Error => d.errors.push(text),
+                    _ => {}
+                }
+            }
+        }
+        d.allowed = d.denials.is_empty();
+        d
+    }
+
+    /// The workshop's built-in checks: images only from trusted registries, images scanned.
+    fn builtin(&self, meta: Option<&Value>, spec: &Value, d: &mut Decision) {
+        if !self.config.trusted_registries.is_empty() {
+            for key in ["initContainers", "containers", "ephemeralContainers"] {
+                for c in spec
+                    .get(key)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let image = c.get("image").and_then(Value::as_str).unwrap_or("");
+                    if !self
+                        .config
+                        .trusted_registries
+                        .iter()
+                        .any(|p| image_matches(p, image))
+                    {
+                        d.denials.push(format!(
+                            "trusted-registry: container {:?} image {image:?} is not from a trusted registry ({})",
+                            c.get("name").and_then(Value::as_str).unwrap_or(""),
+                            self.config.trusted_registries.join(", ")
+                        ));
+                    }
+                }
+            }
+        }
+        if self.config.require_scan {
+            let status = meta
+                .and_then(|m| m.pointer("/annotations"))
+                .and_then(|a| a.get(SCAN_STATUS_ANNOTATION))
+                .and_then(Value::as_str);
+            if status != Some("passed") {
+                d.denials.push(format!(
+                    "image-scanned: annotation {SCAN_STATUS_ANNOTATION} is {} (must be \"passed\")",
+                    status.map_or("missing".to_string(), |s| format!("{s:?}"))
+                ));
+            }
+        }
+    }
+}
+
+/// Glob match for image patterns: `*` matches any run of characters. A pattern without `*` matches
+/// the image exactly or as a registry/repository prefix (`ghcr.io/org` matches `ghcr.io/org/app:1`).
+pub fn image_matches(pattern: &str, image: &str) -> bool {
+    if !pattern.contains('*') {
+        let p = pattern.trim_end_matches('/');
+        return image == p || image.starts_with(&format!("{p}/"));
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = image;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    rest.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_patterns() {
+        assert!(image_matches(
+            "registry.example.com/*",
+            "registry.example.com/app:1"
+        ));
+        assert!(!image_matches(
+            "registry.example.com/*",
+            "docker.io/library/nginx"
+        ));
+        assert!(image_matches("ghcr.io/org", "ghcr.io/org/app@sha256:abc"));
+        assert!(!image_matches("ghcr.io/org", "ghcr.io/organisation/app"));
+        assert!(image_matches("*.example.com/*:v*", "r.example.com/a:v1"));
+    }
+}
