@@ -109,6 +109,22 @@ pub struct Vulnerability {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified: Option<String>,
     pub matched: MatchReason,
+    /// Every advisory record that matched (a finding merges aliases; this keeps each record's id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<AdvisoryRecord>,
+}
+
+/// One advisory record behind a vulnerability finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdvisoryRecord {
+    pub id: String,
+    /// Where the record came from: the OSV ecosystem of the entry that matched (`Debian:11`, `Go`).
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fixed_versions: Vec<String>,
+    /// The range or list entry and comparison of this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<MatchReason>,
 }
 
 /// One judgement, from any judge. Reports and gates only ever see this.

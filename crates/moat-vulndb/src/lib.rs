@@ -5,4 +5,14 @@
 //! ([`version`]) and OSV's range semantics ([`matcher`]). Every finding says exactly which range or
 //! version-list entry matched and which comparisons were made, so a verdict can be checked by hand.
 
+pub mod ecosystem;
+pub mod import;
+pub mod matcher;
+pub mod osv;
+pub mod scan;
+pub mod severity;
+pub mod store;
 pub mod version;
+
+pub use scan::{ScanResult, scan};
+pub use store::{DbError, Snapshot};
