@@ -402,7 +402,6 @@ pub(crate) fn compile_vap(doc: &Value, source: &str, unsupported: &mut Vec<Unsup
             enforce: true,
             autogen: Vec::new(),
         }],
-        test_name: name,
     })
 }
 

@@ -15,6 +15,7 @@ mod eval;
 mod load;
 mod matcher;
 mod pattern;
+pub mod test_runner;
 
 mod vars;
 

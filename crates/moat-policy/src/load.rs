@@ -26,8 +26,6 @@ pub(crate) struct Policy {
     pub severity: Severity,
     pub title: String,
     pub rules: Vec<Rule>,
-    /// `policy test` names namespaced policies `namespace/name`.
-    pub test_name: String,
 }
 
 #[derive(Debug)]
@@ -244,11 +242,7 @@ pub(crate) fn add_document(
         let rule = compile_rule(r, &rname, &field, source, policy_enforce, &controllers, &name, unsupported)?;
         compiled.push(rule);
     }
-    let test_name = match &namespace {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.clone(),
-    };
-    policies.push(Policy { name, namespace, severity, title, rules: compiled, test_name });
+    policies.push(Policy { name, namespace, severity, title, rules: compiled });
     Ok(())
 }
 

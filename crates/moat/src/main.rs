@@ -24,6 +24,8 @@ enum Command {
     Sbom(cmd::sbom::Args),
     /// Runtime protection: eBPF sensor, Falco-compatible rules, replay of recorded events.
     Runtime(cmd::runtime::Args),
+    /// Policy as code (Kyverno-compatible): `policy test DIR` runs kyverno-test.yaml files.
+    Policy(cmd::policy::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Diff(a) => cmd::diff::run(a),
         Command::Sbom(a) => cmd::sbom::run(a),
         Command::Runtime(a) => cmd::runtime::run(a),
+        Command::Policy(a) => cmd::policy::run(a),
     };
     common::finish(result)
 }

@@ -3,3 +3,4 @@
 pub mod diff;
 pub mod sbom;
 pub mod runtime;
+pub mod policy;

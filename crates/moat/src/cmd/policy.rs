@@ -1,0 +1,105 @@
+//! `moat policy`: policy as code. `policy test DIR` runs Kyverno's test format (`kyverno-test.yaml`)
+//! with moat's engine and compares every expected result.
+
+use std::path::PathBuf;
+
+use moat_policy::test_runner::{TestReport, run_dir};
+use moat_report::Verdict;
+
+use crate::common::{InputError, OutputArgs};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub cmd: Sub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Sub {
+    /// Run Kyverno tests (every kyverno-test.yaml below DIR): expected vs actual per policy, rule and
+    /// resource. Exit 1 on any mismatch, 2 when a test cannot be read.
+    Test(TestArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestFormat {
+    Table,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// A directory holding kyverno-test.yaml files (searched recursively), or one test file.
+    pub dir: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: TestFormat,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Verdict> {
+    match a.cmd {
+        Sub::Test(t) => test(t),
+    }
+}
+
+fn table(report: &TestReport) -> String {
+    let header = ["POLICY", "RULE", "KIND", "RESOURCE", "EXPECTED", "ACTUAL", "OK"];
+    let rows: Vec<[String; 7]> = report
+        .rows
+        .iter()
+        .map(|r| {
+            [
+                r.policy.clone(),
+                r.rule.clone(),
+                r.kind.clone(),
+                r.resource.clone(),
+                r.expected.clone(),
+                r.actual.clone(),
+                if r.ok { "ok".into() } else { "MISMATCH".into() },
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.len());
+        }
+    }
+    let line = |cells: &[&str]| -> String {
+        let mut s = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = width[i])).collect::<Vec<_>>().join("  ");
+        s.truncate(s.trim_end().len());
+        s.push('\n');
+        s
+    };
+    let mut out = line(&header);
+    for r in &rows {
+        out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
+    }
+    let bad = report.mismatches();
+    out.push_str(&format!("\n{} results, {} as expected, {} mismatched\n", report.rows.len(), report.rows.len() - bad, bad));
+    for r in report.rows.iter().filter(|r| !r.ok) {
+        out.push_str(&format!("mismatch: {} {} {}/{}: {}\n", r.test_file, r.policy, r.rule, r.resource, r.message));
+    }
+    out
+}
+
+fn test(a: TestArgs) -> anyhow::Result<Verdict> {
+    let report = run_dir(&a.dir).map_err(|e| InputError(e.to_string()))?;
+    let text = match a.format {
+        TestFormat::Json => serde_json::to_string_pretty(&report.rows)? + "\n",
+        TestFormat::Table => table(&report),
+    };
+    a.out.write(&text)?;
+    let mut by_reason: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for u in &report.unsupported {
+        by_reason.entry(u.reason.as_str()).or_default().push(if u.rule.is_empty() { u.policy.clone() } else { format!("{}/{}", u.policy, u.rule) });
+    }
+    for (reason, rules) in by_reason {
+        eprintln!("unsupported: {reason}: {}", rules.join(", "));
+    }
+    if !report.errors.is_empty() {
+        return Err(InputError(report.errors.join("\n")).into());
+    }
+    Ok(if report.mismatches() > 0 { Verdict::Fail } else { Verdict::Pass })
+}
