@@ -227,7 +227,7 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
     };
     for p in pkgs {
         let pname = str_of(p, "name").unwrap_or("");
-        if str_of(p, "primaryPackagePurpose") == Some("OPERATING-SYSTEM") {
+        if str_of(p, "primaryPackagePurpose") == Some("OPERATING_SYSTEM") {
             if inv.os.is_none() && !pname.is_empty() {
                 inv.os = Some(OsRelease {
                     id: pname.to_ascii_lowercase(),

@@ -140,7 +140,7 @@ pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
             version_info: os.version_id.clone(),
             download_location: "NOASSERTION".into(),
             files_analyzed: Some(false),
-            primary_package_purpose: Some("OPERATING-SYSTEM".into()),
+            primary_package_purpose: Some("OPERATING_SYSTEM".into()),
             comment: os.pretty_name.clone(),
             ..Default::default()
         });
