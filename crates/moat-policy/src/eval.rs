@@ -269,6 +269,7 @@ fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
             };
             match patch {
                 Some(p) if !pattern::overlay_applies(target.obj, &p) => (RuleResult::Skip, "conditional anchors do not hold".into()),
+                Some(p) if !pattern::overlay_changes(target.obj, &p) => (RuleResult::Skip, "the mutation would change nothing".into()),
                 _ => (RuleResult::Pass, "mutation would apply (not applied by moat)".into()),
             }
         }

@@ -384,6 +384,44 @@ fn applies_at(resource: Option<&Value>, patch: &Value, depth: usize) -> bool {
     }
 }
 
+/// Whether applying a strategic-merge overlay would change the resource (Kyverno reports a mutate
+/// rule that changes nothing as skipped).
+pub(crate) fn overlay_changes(resource: &Value, patch: &Value) -> bool {
+    changes_at(Some(resource), patch, 0)
+}
+
+fn changes_at(r: Option<&Value>, p: &Value, depth: usize) -> bool {
+    if depth > crate::MAX_DEPTH {
+        return false;
+    }
+    match p {
+        Value::Object(pm) => {
+            let rm = r.and_then(Value::as_object);
+            pm.iter().any(|(k, pv)| {
+                let (a, key) = parse_key(k);
+                let rv = rm.and_then(|m| m.get(key));
+                match a {
+                    Anchor::Add => rv.is_none(),
+                    Anchor::None => changes_at(rv, pv, depth + 1),
+                    Anchor::Equality => rv.is_some_and(|rv| changes_at(Some(rv), pv, depth + 1)),
+                    _ => false,
+                }
+            })
+        }
+        Value::Array(pa) => {
+            let ra = r.and_then(Value::as_array);
+            pa.iter().any(|pe| {
+                if has_condition(pe) {
+                    ra.into_iter().flatten().any(|re| applies_at(Some(re), pe, depth + 1) && changes_at(Some(re), pe, depth + 1))
+                } else {
+                    !ra.into_iter().flatten().any(|re| !changes_at(Some(re), pe, depth + 1))
+                }
+            })
+        }
+        scalar => r != Some(scalar),
+    }
+}
+
 fn has_condition(v: &Value) -> bool {
     match v {
         Value::Object(o) => o.iter().any(|(k, x)| matches!(parse_key(k).0, Anchor::Conditional | Anchor::Global) || has_condition(x)),

@@ -32,11 +32,16 @@ fn kyverno_expected_agreement() {
         })
         .collect();
     let mut got: BTreeMap<(String, String, String), String> = BTreeMap::new();
+    // Stricter than score.py: pod-security and pod-security-cel share (policy, rule, resource) keys,
+    // so also key by test file to judge the CEL variants on their own.
+    let mut by_file: BTreeMap<(String, String, String, String), String> = BTreeMap::new();
     let mut unsupported = BTreeSet::new();
     for d in &dirs {
         let report = run_dir(&data.join(d)).unwrap();
         assert!(report.errors.is_empty(), "{d}: {:?}", report.errors);
         for r in report.rows {
+            let test = r.test_file.strip_prefix(&format!("{}/", data.display())).unwrap_or(&r.test_file).to_string();
+            by_file.insert((test, r.policy.clone(), r.rule.clone(), r.resource.clone()), r.actual.clone());
             got.insert((r.policy, r.rule, r.resource), r.actual);
         }
         for u in report.unsupported {
@@ -57,6 +62,21 @@ fn kyverno_expected_agreement() {
             other => misses.push(format!("{key:?} expected {want} got {other:?} ({})", c["test_file"].as_str().unwrap())),
         }
     }
+    let strict_ok = cases
+        .iter()
+        .filter(|c| {
+            let key = (
+                c["test_file"].as_str().unwrap().to_string(),
+                c["policy"].as_str().unwrap().to_string(),
+                c["rule"].as_str().unwrap().to_string(),
+                c["resource"].as_str().unwrap().to_string(),
+            );
+            by_file.get(&key).map(String::as_str) == c["expected"].as_str()
+        })
+        .count();
+    let strict = strict_ok as f64 / cases.len() as f64;
+    eprintln!("Kyverno agreement per test file {strict_ok}/{} = {strict:.3}", cases.len());
+    assert!(strict >= 0.95, "per-file agreement {strict:.3} below 0.95");
     let rate = ok as f64 / cases.len() as f64;
     eprintln!("Kyverno agreement {ok}/{} = {rate:.3}", cases.len());
     for u in &unsupported {
