@@ -206,7 +206,19 @@ impl Registry {
             ureq::Error::RequireHttpsOnly(_) => {
                 "plain HTTP refused: use --insecure-registry for a loopback test registry".into()
             }
-            other => format!("request failed: {other}"),
+            other => {
+                let msg = other.to_string();
+                let tls = ["tls", "corrupt message", "certificate", "handshake"]
+                    .iter()
+                    .any(|k| msg.to_ascii_lowercase().contains(k));
+                if tls && !self.insecure {
+                    format!(
+                        "request failed: {msg} (TLS failed; for a plain-HTTP loopback registry use --insecure-registry)"
+                    )
+                } else {
+                    format!("request failed: {msg}")
+                }
+            }
         };
         ImageError::Invalid {
             what: url.to_string(),
