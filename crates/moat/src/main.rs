@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Compare two moat JSON reports: fixed, new and unchanged findings, as Markdown.
     Diff(cmd::diff::Args),
+    /// Lint Dockerfiles (hadolint-compatible DL rules and moat rules): table, JSON, SARIF.
+    Lint(cmd::lint::Args),
     /// Software bill of materials of an image, a directory or an SBOM: table, JSON, CycloneDX, SPDX.
     Sbom(cmd::sbom::Args),
     /// Runtime protection: eBPF sensor, Falco-compatible rules, replay of recorded events.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Diff(a) => cmd::diff::run(a),
+        Command::Lint(a) => cmd::lint::run(a),
         Command::Sbom(a) => cmd::sbom::run(a),
         Command::Runtime(a) => cmd::runtime::run(a),
         Command::Policy(a) => cmd::policy::run(a),

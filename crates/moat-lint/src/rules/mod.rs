@@ -54,22 +54,23 @@ pub fn run_text(ins: &Instruction) -> Option<String> {
     }
     let a = ins.args.trim();
     let bodies: Vec<&str> = ins.heredocs.iter().map(|h| h.body.as_str()).collect();
-    let first = a.split_whitespace().next().unwrap_or("");
-    if first.starts_with("<<") {
+    // The command line without its here-document markers.
+    let rest: Vec<&str> = a.split_whitespace().filter(|w| !w.starts_with("<<")).collect();
+    if rest.is_empty() {
+        // `RUN <<EOF`: the body is the script (unless a shebang names another interpreter).
         let body = bodies.join("\n");
         if let Some(shebang) = body.strip_prefix("#!") {
             let interp = shebang.lines().next().unwrap_or("");
-            let is_sh = ["sh", "bash", "ash", "dash", "zsh"].iter().any(|s| {
-                interp.split_whitespace().any(|w| w.rsplit('/').next() == Some(s))
-            });
+            let is_sh = ["sh", "bash", "ash", "dash", "zsh"].iter().any(|s| interp.split_whitespace().any(|w| w.rsplit('/').next() == Some(s)));
             if !is_sh {
                 return None;
             }
         }
         return Some(body);
     }
-    let base = first.rsplit('/').next().unwrap_or(first);
-    if ["sh", "bash", "ash", "dash", "zsh"].contains(&base) {
+    let first = rest[0].rsplit('/').next().unwrap_or(rest[0]);
+    if ["sh", "bash", "ash", "dash", "zsh"].contains(&first) && !rest.contains(&"-c") {
+        // A shell reading the here-document on standard input.
         return Some(format!("{a}\n{}", bodies.join("\n")));
     }
     Some(a.to_string())

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each has `Args` (clap) and `run(Args) -> anyhow::Result<Verdict>`.
 
 pub mod diff;
+pub mod lint;
 pub mod sbom;
 pub mod runtime;
 pub mod policy;

@@ -1,0 +1,5 @@
+FROM alpine:3.20
+RUN echo crlf \
+  && echo done
+USER 1000
+CMD ["sh"]

@@ -1,0 +1,255 @@
+//! `moat lint PATH... | -`: build-time checks. Every input is classified first — a Dockerfile, a
+//! Kubernetes manifest (YAML/JSON), or an image target — and dispatched to the judge for its kind; the
+//! findings of all inputs go into one report.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use moat_lint::Config;
+use moat_model::{Finding, Severity, TargetInfo};
+use moat_report::{Gate, Report, Verdict};
+
+use crate::common::{GateArgs, InputError, OutputArgs};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Sarif,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Dockerfiles, directories to search for them (Dockerfile, Containerfile, *.Dockerfile,
+    /// *.dockerfile, Dockerfile.*), Kubernetes manifests, or `-` for standard input.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+    /// List every rule (id, aliases, severity, description, fix) instead of linting.
+    #[arg(long)]
+    pub list_rules: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// A hadolint configuration file (default: .hadolint.yaml in the current directory, then
+    /// ~/.config/hadolint.yaml, then ~/.hadolint.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Ignore a rule (repeatable), as hadolint's --ignore.
+    #[arg(long = "ignore", value_name = "RULE")]
+    pub ignore: Vec<String>,
+    /// Only allow base images from this registry (repeatable), as hadolint's --trusted-registry.
+    #[arg(long = "trusted-registry", value_name = "REGISTRY")]
+    pub trusted_registries: Vec<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(flatten)]
+    pub gate: GateArgs,
+}
+
+/// What an input is, decided before anything is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A Dockerfile: its display name and where to read it (`None` = standard input).
+    Dockerfile { name: String, path: Option<PathBuf> },
+    /// A Kubernetes manifest (YAML or JSON).
+    Kubernetes { name: String, path: PathBuf },
+    /// An image target (`oci:DIR`, `docker-archive:FILE`, ...).
+    Image { target: String },
+}
+
+const IMAGE_PREFIXES: &[&str] = &["oci:", "oci-archive:", "docker-archive:", "registry:", "docker:", "podman:"];
+
+fn is_dockerfile_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower == "dockerfile"
+        || lower == "containerfile"
+        || lower.ends_with(".dockerfile")
+        || lower.ends_with(".containerfile")
+        || lower.starts_with("dockerfile.")
+        || lower.starts_with("containerfile.")
+}
+
+fn is_manifest_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || lower.ends_with(".json")
+}
+
+/// Classifies the command-line inputs, searching directories for Dockerfiles.
+pub fn classify(paths: &[String]) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p == "-" {
+            out.push(Input::Dockerfile { name: "-".into(), path: None });
+            continue;
+        }
+        if IMAGE_PREFIXES.iter().any(|pre| p.starts_with(pre)) {
+            out.push(Input::Image { target: p.clone() });
+            continue;
+        }
+        let path = PathBuf::from(p);
+        let meta = std::fs::metadata(&path).map_err(|e| InputError(format!("{p}: {e}")))?;
+        if meta.is_dir() {
+            let mut found = Vec::new();
+            walk(&path, 0, &mut found)?;
+            found.sort();
+            if found.is_empty() {
+                return Err(InputError(format!("{p}: no Dockerfile found in this directory")).into());
+            }
+            out.extend(found.into_iter().map(|f| Input::Dockerfile { name: f.display().to_string(), path: Some(f) }));
+        } else {
+            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if is_manifest_name(&file) && !is_dockerfile_name(&file) {
+                out.push(Input::Kubernetes { name: p.clone(), path });
+            } else {
+                out.push(Input::Dockerfile { name: p.clone(), path: Some(path) });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if depth > 32 {
+        return Ok(());
+    }
+    let rd = std::fs::read_dir(dir).map_err(|e| InputError(format!("{}: {e}", dir.display())))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            if matches!(name.as_str(), ".git" | "node_modules" | "target" | ".venv" | "vendor") {
+                continue;
+            }
+            walk(&e.path(), depth + 1, found)?;
+        } else if ft.is_file() && is_dockerfile_name(&name) {
+            found.push(e.path());
+        }
+    }
+    Ok(())
+}
+
+fn load_config(a: &Args) -> anyhow::Result<Config> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    let explicit = a.config.is_some();
+    if let Some(c) = &a.config {
+        candidates.push(c.clone());
+    } else {
+        candidates.push(PathBuf::from(".hadolint.yaml"));
+        candidates.push(PathBuf::from(".hadolint.yml"));
+        if let Some(home) = std::env::var_os("HOME") {
+            let home = PathBuf::from(home);
+            let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
+            candidates.push(xdg.join("hadolint.yaml"));
+            candidates.push(home.join(".hadolint.yaml"));
+        }
+    }
+    let mut cfg = Config::default();
+    for c in candidates {
+        match std::fs::read_to_string(&c) {
+            Ok(text) => {
+                cfg = Config::from_yaml(&c.display().to_string(), &text).map_err(|e| InputError(e.to_string()))?;
+                break;
+            }
+            Err(e) if explicit => return Err(InputError(format!("{}: {e}", c.display())).into()),
+            Err(_) => {}
+        }
+    }
+    cfg.ignored.extend(a.ignore.iter().map(|s| s.trim().to_ascii_uppercase()));
+    cfg.trusted_registries.extend(a.trusted_registries.iter().cloned());
+    Ok(cfg)
+}
+
+fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
+    let text = match a.format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&serde_json::json!({
+                "severity_mapping": {"error": "HIGH", "warning": "MEDIUM", "info": "LOW", "style": "INFO"},
+                "rules": moat_lint::RULES,
+            }))?;
+            s.push('\n');
+            s
+        }
+        _ => {
+            let mut s = String::from("Severity mapping for hadolint levels: error → HIGH, warning → MEDIUM, info → LOW, style → INFO.\n\n");
+            for r in moat_lint::RULES {
+                let al = if r.aliases.is_empty() { String::new() } else { format!(" ({})", r.aliases.join(", ")) };
+                s.push_str(&format!("{}{al} [{}] {}\n    why: {}\n    fix: {}\n", r.id, r.severity, r.title, r.why, r.fix));
+            }
+            s
+        }
+    };
+    a.out.write(&text)?;
+    Ok(Verdict::Pass)
+}
+
+fn lint_dockerfile(name: &str, path: Option<&Path>, cfg: &Config) -> anyhow::Result<Vec<Finding>> {
+    let mut bytes = Vec::new();
+    match path {
+        Some(p) => {
+            let f = std::fs::File::open(p).map_err(|e| InputError(format!("{name}: {e}")))?;
+            f.take(moat_lint::dockerfile::MAX_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| InputError(format!("{name}: {e}")))?;
+        }
+        None => {
+            std::io::stdin().lock().take(moat_lint::dockerfile::MAX_BYTES as u64 + 1).read_to_end(&mut bytes).context("cannot read standard input")?;
+        }
+    }
+    moat_lint::lint_dockerfile(name, &bytes, cfg).map_err(|e| InputError(e.to_string()).into())
+}
+
+/// Kubernetes manifests are linted by the Kubernetes judge; until it is wired in here they are an input
+/// error naming the file.
+fn lint_kubernetes(name: &str, _path: &Path) -> anyhow::Result<Vec<Finding>> {
+    Err(InputError(format!("{name}: Kubernetes manifests are not supported by this build of moat lint")).into())
+}
+
+fn lint_image(target: &str) -> anyhow::Result<Vec<Finding>> {
+    Err(InputError(format!("{target}: image targets are not supported by this build of moat lint")).into())
+}
+
+pub fn run(a: Args) -> anyhow::Result<Verdict> {
+    if a.list_rules {
+        return list_rules(&a);
+    }
+    if a.paths.is_empty() {
+        return Err(InputError("moat lint: give at least one PATH (a Dockerfile, a directory, or - for standard input)".into()).into());
+    }
+    let cfg = load_config(&a)?;
+    let inputs = classify(&a.paths)?;
+    let mut findings = Vec::new();
+    let mut kinds = Vec::new();
+    for input in &inputs {
+        // The dispatch point: one judge per kind of input.
+        match input {
+            Input::Dockerfile { name, path } => {
+                findings.extend(lint_dockerfile(name, path.as_deref(), &cfg)?);
+                kinds.push("dockerfile");
+            }
+            Input::Kubernetes { name, path } => {
+                findings.extend(lint_kubernetes(name, path)?);
+                kinds.push("kubernetes");
+            }
+            Input::Image { target } => {
+                findings.extend(lint_image(target)?);
+                kinds.push("image");
+            }
+        }
+    }
+    kinds.sort();
+    kinds.dedup();
+    let name = match inputs.as_slice() {
+        [Input::Dockerfile { name, .. }] | [Input::Kubernetes { name, .. }] => name.clone(),
+        [Input::Image { target }] => target.clone(),
+        many => format!("{} inputs", many.len()),
+    };
+    let report = Report::new(TargetInfo { name, kind: kinds.join("+") }, findings);
+    let text = match a.format {
+        Format::Table => moat_report::to_table(&report),
+        Format::Json => report.to_json(),
+        Format::Sarif => moat_report::to_sarif(&report),
+    };
+    a.out.write(&text)?;
+    // --fail-on wins; else a failure-threshold from the hadolint configuration.
+    let fail_on: Option<Severity> = a.gate.fail_on.or(cfg.failure_threshold.flatten());
+    Ok(Gate::new(fail_on).judge(&report.findings))
+}
