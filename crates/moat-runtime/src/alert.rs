@@ -96,9 +96,17 @@ fn post(t: &Target, body: &str) -> std::io::Result<u16> {
         body
     );
     s.write_all(req.as_bytes())?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    // Read up to the end of the status line (bounded).
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
     line.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
@@ -232,7 +240,8 @@ mod tests {
                 }
                 bodies.push(String::from_utf8_lossy(&req).into_owned());
                 let status = if i == 0 { "500 Oops" } else { "200 OK" };
-                write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").unwrap();
+                let resp = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                s.write_all(resp.as_bytes()).unwrap();
             }
             bodies
         });

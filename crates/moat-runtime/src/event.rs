@@ -43,7 +43,8 @@ pub struct Event {
     pub container: Option<Container>,
     /// Derived values computed once per event by [`Event::prepare`].
     #[serde(skip)]
-    pub(crate) derived: Derived,
+    #[doc(hidden)]
+    pub derived: Derived,
 }
 
 fn exit_dir() -> String {
@@ -52,14 +53,14 @@ fn exit_dir() -> String {
 
 /// Values derived from the event once so rule evaluation never allocates per rule.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Derived {
-    pub type_id: u16,
-    pub args: String,
-    pub cmdline: String,
-    pub pcmdline: Option<String>,
-    pub evt_args: String,
-    pub res_str: String,
-    pub prepared: bool,
+pub struct Derived {
+    pub(crate) type_id: u16,
+    pub(crate) args: String,
+    pub(crate) cmdline: String,
+    pub(crate) pcmdline: Option<String>,
+    pub(crate) evt_args: String,
+    pub(crate) res_str: String,
+    pub(crate) prepared: bool,
 }
 
 /// The process (thread) context of an event.

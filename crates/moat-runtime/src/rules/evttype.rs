@@ -120,6 +120,7 @@ pub const NAMES: &[&str] = &[
     "fsconfig",
     "mknod",
     "mknodat",
+    "drop",
 ];
 
 /// The id of an event type name; 0 when moat does not know the name.

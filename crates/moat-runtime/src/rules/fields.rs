@@ -130,6 +130,7 @@ pub const EVT_ARGS: &[&str] = &[
     "oldpath", "newpath", "uid", "gid", "ruid", "euid", "suid", "rgid", "egid", "sgid", "name",
     "fd", "oldfd", "newfd", "pid", "dev", "dir", "fstype", "path", "filename", "addr", "tuple",
     "nstype", "cmd", "dirfd", "res", "data", "source", "cwd", "exe", "args", "uargs", "len",
+    "lost",
 ];
 
 /// How a field's argument is given: `proc.aname[2]`, `evt.arg.flags` / `evt.arg[flags]`.

@@ -495,11 +495,8 @@ fn parse_exceptions(v: &Value, rule: &str) -> Result<Vec<Exception>, String> {
                 ))?,
                 false,
             ),
-            _ => {
-                return Err(format!(
-                    "rule '{rule}', exception '{name}': missing 'fields'"
-                ));
-            }
+            // An appended exception may give only values; it merges into the one with its name.
+            _ => (vec![], false),
         };
         let comps = match m.get("comps") {
             Some(Value::String(s)) => vec![s.clone()],
@@ -555,6 +552,9 @@ fn exc_value(v: &Value, lists: &Lists) -> Option<String> {
 fn exceptions_condition(def: &RuleDef, lists: &Lists) -> Result<Option<String>, String> {
     let mut alts = Vec::new();
     for e in &def.exceptions {
+        if e.fields.is_empty() {
+            return Err(format!("exception '{}': missing 'fields'", e.name));
+        }
         if e.single_field {
             if e.values.is_empty() {
                 continue;
