@@ -39,8 +39,8 @@ impl Cataloger for GoMod {
 #[derive(Debug, Default)]
 struct GoModFile {
     go: Option<String>,
-    /// module path -> (version, indirect)
-    require: BTreeMap<String, (String, bool)>,
+    /// (module path, version, indirect), in file order
+    require: Vec<(String, String, bool)>,
     /// (old path, old version if given) -> (new path, new version; none for a local directory)
     replace: Vec<(String, Option<String>, String, Option<String>)>,
 }
@@ -89,7 +89,7 @@ fn parse_mod(s: &str) -> Result<GoModFile, CatalogError> {
                 let [path, version, ..] = toks.as_slice() else {
                     return Err(CatalogError::Line { line, why: "require needs a module path and a version".into() });
                 };
-                out.require.insert(path.clone(), (version.clone(), indirect));
+                out.require.push((path.clone(), version.clone(), indirect));
             }
             "replace" => {
                 let Some(arrow) = toks.iter().position(|t| t == "=>") else {
@@ -118,33 +118,37 @@ fn lists_all_modules(go: Option<&str>) -> bool {
 
 pub fn parse_go_mod(s: &str, go_sum: Option<&str>) -> Result<Vec<Package>, CatalogError> {
     let m = parse_mod(s)?;
-    let mut mods: BTreeMap<String, (String, bool)> = m.require.clone();
+    let mut mods: Vec<(String, String, bool)> = Vec::new();
+    for (path, version, indirect) in &m.require {
+        // A replace applies to every version, or to the one it names.
+        let rep = m.replace.iter().rev().find(|(op, ov, _, _)| op == path && ov.as_ref().is_none_or(|ov| ov == version));
+        match rep {
+            // A replacement by a local directory is the user's own code: no registry version to judge.
+            Some((_, _, _, None)) => {}
+            Some((_, _, np, Some(nv))) => mods.push((np.clone(), nv.clone(), *indirect)),
+            None => mods.push((path.clone(), version.clone(), *indirect)),
+        }
+    }
     if !lists_all_modules(m.go.as_deref())
         && let Some(sum) = go_sum
     {
+        let known: std::collections::BTreeSet<String> = m.require.iter().map(|r| r.0.clone()).chain(mods.iter().map(|r| r.0.clone())).collect();
         for (path, version) in parse_go_sum(sum) {
-            mods.entry(path).or_insert((version, true));
+            if !known.contains(&path) {
+                mods.push((path, version, true));
+            }
         }
     }
-    for (old, old_v, new, new_v) in &m.replace {
-        let Some((v, indirect)) = mods.get(old).cloned() else { continue };
-        if old_v.as_ref().is_some_and(|ov| ov != &v) {
-            continue; // replaces another version than the one required
-        }
-        mods.remove(old);
-        // A replacement by a local directory is the user's own code: no registry version to judge.
-        if let Some(nv) = new_v {
-            mods.insert(new.clone(), (nv.clone(), indirect));
-        }
-    }
-    Ok(mods
+    let mut out: Vec<Package> = mods
         .into_iter()
-        .map(|(path, (version, indirect))| {
+        .map(|(path, version, indirect)| {
             let mut p = go_package(&path, &version);
             p.direct = Some(!indirect);
             p
         })
-        .collect())
+        .collect();
+    super::dedup(&mut out);
+    Ok(out)
 }
 
 /// go.sum: the newest version of each module whose source (not only go.mod) was hashed.

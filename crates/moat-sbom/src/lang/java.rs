@@ -254,13 +254,25 @@ pub fn parse_pom_xml(s: &str) -> Result<Vec<Package>, CatalogError> {
         None
     };
     let mut out = Vec::new();
-    let Some(deps) = project.children().find(|c| c.has_tag_name("dependencies")) else { return Ok(out) };
-    for d in deps.children().filter(|c| c.has_tag_name("dependency")) {
+    // The project's dependencies and those of profiles active by default.
+    let mut lists: Vec<roxmltree::Node<'_, '_>> = project.children().filter(|c| c.has_tag_name("dependencies")).collect();
+    for profile in project.children().filter(|c| c.has_tag_name("profiles")).flat_map(|p| p.children().filter(|c| c.has_tag_name("profile"))) {
+        let active = profile.children().find(|c| c.has_tag_name("activation")).and_then(|a| child_text(a, "activeByDefault")) == Some("true");
+        if active {
+            lists.extend(profile.children().filter(|c| c.has_tag_name("dependencies")));
+        }
+    }
+    for d in lists.iter().flat_map(|l| l.children().filter(|c| c.has_tag_name("dependency"))) {
         let (Some(g), Some(a)) = (child_text(d, "groupId"), child_text(d, "artifactId")) else { continue };
         let Some(v) = child_text(d, "version").and_then(resolve) else { continue };
         let (Some(g), Some(a)) = (resolve(g), resolve(a)) else { continue };
+        // `[1.0]` pins exactly; other ranges say nothing exact.
+        let v = match v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            Some(exact) if !exact.contains(',') => exact.trim().to_string(),
+            _ => v,
+        };
         if v.is_empty() || v.starts_with('[') || v.starts_with('(') {
-            continue; // a range says nothing exact
+            continue;
         }
         let mut p = maven_package(&g, &a, &v);
         p.direct = Some(true);
@@ -287,6 +299,7 @@ impl Cataloger for GradleLock {
 
 pub fn parse_gradle_lockfile(s: &str) -> Result<Vec<Package>, CatalogError> {
     let mut out = Vec::new();
+    let mut bad_lines = Vec::new();
     for (i, line) in s.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') || line.starts_with("empty=") {
@@ -296,8 +309,13 @@ pub fn parse_gradle_lockfile(s: &str) -> Result<Vec<Package>, CatalogError> {
         let parts: Vec<&str> = coords.split(':').collect();
         match parts.as_slice() {
             [g, a, v] if !g.is_empty() && !a.is_empty() && !v.is_empty() => out.push(maven_package(g, a, v)),
-            _ => return Err(CatalogError::Line { line: i + 1, why: format!("expected group:artifact:version, got {coords:?}") }),
+            // A merge-conflict marker or other stray line: Gradle itself would refuse the file,
+            // but the lines around it are still what was locked.
+            _ => bad_lines.push(i + 1),
         }
+    }
+    if out.is_empty() && let Some(line) = bad_lines.first() {
+        return Err(CatalogError::Line { line: *line, why: "expected group:artifact:version".into() });
     }
     dedup(&mut out);
     Ok(out)

@@ -5,12 +5,12 @@
 //! only after a size check, so a hostile lockfile becomes a [`CatalogError`] naming the file and the
 //! scan goes on.
 
-mod binary;
-mod go;
-mod java;
-mod npm;
-mod python;
-mod rust;
+pub mod binary;
+pub mod go;
+pub mod java;
+pub mod npm;
+pub mod python;
+pub mod rust;
 
 use moat_image::{EntryKind, FileEntry, FileMeta};
 use moat_model::{Package, PackageKind, Purl};
@@ -69,7 +69,7 @@ pub(crate) fn text(file: &FileEntry) -> Result<std::borrow::Cow<'_, str>, Catalo
     decode_text(bytes)
 }
 
-pub(crate) fn decode_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, CatalogError> {
+pub fn decode_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, CatalogError> {
     let utf16 = |le: bool| {
         let units: Vec<u16> = bytes[2..]
             .chunks_exact(2)

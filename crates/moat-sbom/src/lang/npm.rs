@@ -70,12 +70,10 @@ pub fn parse_package_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
             }
             let Some(version) = obj.get("version").and_then(Value::as_str) else { continue };
             let installed_name = key.rsplit_once("node_modules/").map(|(_, n)| n);
+            // Outside node_modules: a workspace member or local folder, named by its manifest.
             let name = match obj.get("name").and_then(Value::as_str) {
                 Some(n) => n,
-                None => match installed_name {
-                    Some(n) => n,
-                    None => continue,
-                },
+                None => installed_name.unwrap_or_else(|| super::base(key)),
             };
             if name.is_empty() || version.is_empty() {
                 continue;
@@ -199,11 +197,17 @@ fn split_descriptor(d: &str) -> Option<(&str, &str)> {
 /// Protocols whose packages do not come from a registry (workspaces, local folders, patches of
 /// another entry, git checkouts): advisories are per registry release, so these are not packages.
 fn yarn_local(range: &str) -> bool {
-    ["workspace:", "link:", "file:", "portal:", "exec:", "patch:", "git", "github:", "http:", "https:"]
-        .iter()
-        .any(|p| range.starts_with(p))
-        || range.starts_with('.')
-        || range.starts_with('/')
+    if range.starts_with('.') || range.starts_with('/') {
+        return true;
+    }
+    // `proto:...` — registry, git and tarball sources name a real release; anything else
+    // (workspace, link, file, portal, exec, patch, unknown protocols) does not.
+    match range.split_once(':') {
+        Some((proto, _)) if !proto.is_empty() && proto.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+            !matches!(proto, "npm" | "git" | "git+https" | "git+ssh" | "git+http" | "github" | "http" | "https")
+        }
+        _ => false,
+    }
 }
 
 pub fn parse_yarn_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
@@ -295,15 +299,26 @@ impl Cataloger for PnpmLock {
 /// Name and version from a `packages` key: `/name/1.0.0_peer` (v5), `/name@1.0.0(peer)` (v6),
 /// `name@1.0.0(peer)` (v9), scoped names included.
 fn pnpm_key(key: &str, v5: bool) -> Option<(String, String)> {
-    let k = key.strip_prefix('/').unwrap_or(key);
-    if v5 {
-        let k = k.split('_').next().unwrap_or(k);
-        let (n, v) = k.rsplit_once('/')?;
-        return Some((n.to_string(), v.to_string()));
+    let mut k = key.strip_prefix('/').unwrap_or(key);
+    // A registry host before the name: `registry.npmjs.org/foo/1.0.0`.
+    if let Some((host, rest)) = k.split_once('/')
+        && host.contains('.')
+        && !host.starts_with('@')
+    {
+        k = rest;
     }
-    let k = k.split('(').next().unwrap_or(k);
-    let (n, v) = split_descriptor(k)?;
+    let (n, v) = if v5 {
+        let k = k.split('_').next().unwrap_or(k);
+        k.rsplit_once('/')?
+    } else {
+        split_descriptor(k.split('(').next().unwrap_or(k))?
+    };
     Some((n.to_string(), v.to_string()))
+}
+
+/// A version pnpm resolved from the registry (not a URL, path or commit).
+fn pnpm_version_ok(v: &str) -> bool {
+    v.starts_with(|c: char| c.is_ascii_digit()) && !v.contains('/') && !v.contains(':')
 }
 
 pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
@@ -328,6 +343,16 @@ pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
                 direct.extend(m.keys().cloned());
             }
         }
+        // pnpm 10+ may put the package manager's own lock in a first document.
+        let only_manager = root.get("importers").and_then(Value::as_object).is_some_and(|imps| {
+            imps.values().all(|i| {
+                ["dependencies", "devDependencies", "optionalDependencies"].iter().all(|f| i.get(f).is_none())
+                    && i.get("packageManagerDependencies").is_some()
+            })
+        });
+        if only_manager {
+            continue;
+        }
         let Some(packages) = root.get("packages") else { continue };
         let packages = match packages {
             Value::Object(m) => m,
@@ -335,15 +360,13 @@ pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
             _ => return Err(bad("field \"packages\" is not a mapping")),
         };
         for (key, pkg) in packages {
-            let named = (pkg.get("name").and_then(Value::as_str), pkg.get("version").and_then(Value::as_str));
-            let (name, version) = match named {
-                (Some(n), Some(v)) => (n.to_string(), v.to_string()),
-                _ => match pnpm_key(key, v5) {
-                    Some((n, v)) => (n, v),
-                    None => return Err(bad(format!("cannot read package key {key:?}"))),
-                },
-            };
-            if name.is_empty() || version.is_empty() || yarn_local(&version) {
+            // Tarball and local packages record their name or version as fields; otherwise the
+            // key says both. Keys that say neither (a bare git URL) are skipped.
+            let from_key = pnpm_key(key, v5);
+            let name = pkg.get("name").and_then(Value::as_str).map(str::to_string).or_else(|| from_key.as_ref().map(|k| k.0.clone()));
+            let version = pkg.get("version").and_then(Value::as_str).map(str::to_string).or_else(|| from_key.as_ref().map(|k| k.1.clone()));
+            let (Some(name), Some(version)) = (name, version) else { continue };
+            if name.is_empty() || !pnpm_version_ok(&version) {
                 continue;
             }
             let mut p = npm_package(&name, &version);

@@ -97,10 +97,10 @@ pub fn parse_requirements(s: &str) -> Result<Vec<Package>, CatalogError> {
     let lines: Vec<&str> = s.lines().collect();
     for (i, raw) in lines.iter().enumerate() {
         // A comment starts at `#` at the line start or after whitespace.
-        let line = match raw.find(" #").or_else(|| raw.find("\t#")) {
-            Some(at) => &raw[..at],
-            None if raw.trim_start().starts_with('#') => "",
-            None => raw,
+        // A comment starts at `#` (URLs keep theirs: `#egg=` fragments are not comments).
+        let line = match raw.find('#') {
+            Some(at) if !raw[..at].contains("://") => &raw[..at],
+            _ => raw,
         };
         if let Some(cont) = line.trim_end().strip_suffix('\\') {
             logical.push_str(cont);
@@ -146,8 +146,9 @@ fn requirement(line: &str) -> Option<Package> {
     if spec.contains(',') {
         return None;
     }
+    // Bounds (`>=`, `~=`) say what may be installed, not what is: they make no package.
     let version = spec.strip_prefix("===").or_else(|| spec.strip_prefix("=="))?.trim();
-    if version.is_empty() || version.contains('*') || version.contains(char::is_whitespace) {
+    if version.is_empty() || version.contains(['*', '$', '{']) || version.contains(char::is_whitespace) {
         return None;
     }
     Some(python_package(name, version))
@@ -219,8 +220,8 @@ fn parse_toml_lock(s: &str, uv: bool) -> Result<Vec<Package>, CatalogError> {
         if uv
             && let Some(src) = t.get("source").and_then(toml::Value::as_table)
             && (src.contains_key("editable") || src.contains_key("virtual"))
-            && src.get("editable").or(src.get("virtual")).and_then(toml::Value::as_str) != Some(".")
         {
+            // The project itself and its local members: the user's code, not a PyPI release.
             continue;
         }
         out.push(python_package(name, version));
@@ -253,11 +254,7 @@ pub fn parse_pipfile_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
         for (name, dep) in deps {
             let Some(v) = dep.get("version").and_then(Value::as_str) else { continue };
             if let Some(v) = v.strip_prefix("==") {
-                let mut p = python_package(name, v);
-                if section == "develop" {
-                    p.direct = None;
-                }
-                out.push(p);
+                out.push(python_package(name, v));
             }
         }
     }
