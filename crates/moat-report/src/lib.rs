@@ -9,9 +9,11 @@ mod gate;
 mod json;
 mod sarif;
 mod table;
+mod vulns;
 
 pub use diff::{compare, to_markdown, ReportDiff};
 pub use gate::{Gate, Verdict};
 pub use json::{Report, Summary, REPORT_SCHEMA};
 pub use sarif::to_sarif;
 pub use table::to_table;
+pub use vulns::to_vuln_table;

@@ -6,13 +6,17 @@
 //! version-list entry matched and which comparisons were made, so a verdict can be checked by hand.
 
 pub mod ecosystem;
+pub mod explain;
+pub mod ignore;
 pub mod import;
 pub mod matcher;
 pub mod osv;
 pub mod scan;
 pub mod severity;
 pub mod store;
+pub mod update;
 pub mod version;
+pub mod vex;
 
 pub use scan::{ScanResult, scan};
 pub use store::{DbError, Snapshot};

@@ -24,6 +24,12 @@ enum Command {
     Lint(cmd::lint::Args),
     /// Software bill of materials of an image, a directory or an SBOM: table, JSON, CycloneDX, SPDX.
     Sbom(cmd::sbom::Args),
+    /// Scan a target for vulnerabilities (OSV database): table, JSON, SARIF, CycloneDX; --fail-on gates CI.
+    Scan(cmd::scan::Args),
+    /// The local vulnerability database: import, status, update.
+    Db(cmd::db::Args),
+    /// Explain one advisory against a target: every package checked, and why it did or did not match.
+    Explain(cmd::explain::Args),
     /// Runtime protection: eBPF sensor, Falco-compatible rules, replay of recorded events.
     Runtime(cmd::runtime::Args),
     /// Policy as code (Kyverno-compatible): `policy test DIR` runs kyverno-test.yaml files.
@@ -43,6 +49,9 @@ fn main() -> ExitCode {
         Command::Diff(a) => cmd::diff::run(a),
         Command::Lint(a) => cmd::lint::run(a),
         Command::Sbom(a) => cmd::sbom::run(a),
+        Command::Scan(a) => cmd::scan::run(a),
+        Command::Db(a) => cmd::db::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
         Command::Runtime(a) => cmd::runtime::run(a),
         Command::Policy(a) => cmd::policy::run(a),
     };

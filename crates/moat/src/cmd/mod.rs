@@ -3,5 +3,8 @@
 pub mod diff;
 pub mod lint;
 pub mod sbom;
+pub mod scan;
+pub mod db;
+pub mod explain;
 pub mod runtime;
 pub mod policy;

@@ -1,0 +1,209 @@
+//! `moat db update`: downloads OSV.dev's bulk exports (`<mirror>/<Ecosystem>/all.zip`), checks each
+//! is complete (length, zip central directory, at least one record), and only then writes a new
+//! snapshot. Any failure leaves the current snapshot as it was.
+
+use std::io::{Cursor, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::import::{Batch, ImportError, read_zip};
+use crate::store::{self, DbError, Meta, Snapshot, SourceInfo};
+
+/// OSV.dev's public bucket of bulk exports.
+pub const DEFAULT_MIRROR: &str = "https://osv-vulnerabilities.storage.googleapis.com";
+/// The ecosystems `moat db update` fetches when none are named: what moat's catalogers find.
+pub const DEFAULT_ECOSYSTEMS: &[&str] = &[
+    "Alpine",
+    "Debian",
+    "Ubuntu",
+    "Go",
+    "PyPI",
+    "npm",
+    "crates.io",
+    "Maven",
+    "RubyGems",
+    "NuGet",
+    "Packagist",
+];
+/// The largest export accepted (the biggest OSV.dev export is a few hundred MB).
+pub const MAX_DOWNLOAD: u64 = 4 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error(
+        "cannot reach {url}: {msg} (offline? use `moat db import PATH` with an OSV export, or --mirror URL)"
+    )]
+    Unreachable { url: String, msg: String },
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url}: download incomplete: {msg}")]
+    Truncated { url: String, msg: String },
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Progress of one download: (bytes so far, total if known).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, Option<u64>);
+
+fn agent() -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_recv_body(Some(Duration::from_secs(600)))
+        .http_status_as_error(false)
+        .build();
+    ureq::Agent::new_with_config(config)
+}
+
+/// Downloads `url` into memory, refusing short or oversized bodies.
+pub fn download(url: &str, progress: Progress<'_>) -> Result<Vec<u8>, UpdateError> {
+    let unreachable = |e: ureq::Error| UpdateError::Unreachable {
+        url: url.to_string(),
+        msg: e.to_string(),
+    };
+    let resp = agent().get(url).call().map_err(unreachable)?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(UpdateError::Status {
+            url: url.to_string(),
+            status,
+        });
+    }
+    let total = resp
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if total.is_some_and(|t| t > MAX_DOWNLOAD) {
+        return Err(UpdateError::Truncated {
+            url: url.to_string(),
+            msg: format!("larger than {MAX_DOWNLOAD} bytes"),
+        });
+    }
+    let mut body = resp.into_body();
+    let mut reader = body.as_reader().take(MAX_DOWNLOAD + 1);
+    let mut buf = Vec::with_capacity(total.unwrap_or(1 << 20).min(256 << 20) as usize);
+    let mut chunk = vec![0u8; 256 << 10];
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                return Err(UpdateError::Truncated {
+                    url: url.to_string(),
+                    msg: e.to_string(),
+                });
+            }
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        progress(url, buf.len() as u64, total);
+    }
+    if buf.len() as u64 > MAX_DOWNLOAD {
+        return Err(UpdateError::Truncated {
+            url: url.to_string(),
+            msg: format!("larger than {MAX_DOWNLOAD} bytes"),
+        });
+    }
+    if let Some(t) = total
+        && t != buf.len() as u64
+    {
+        return Err(UpdateError::Truncated {
+            url: url.to_string(),
+            msg: format!("got {} of {t} bytes", buf.len()),
+        });
+    }
+    Ok(buf)
+}
+
+/// The URL of an ecosystem's export (`crates.io` → `.../crates.io/all.zip`, spaces encoded).
+pub fn export_url(mirror: &str, ecosystem: &str) -> String {
+    let enc: String = ecosystem
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("{}/{enc}/all.zip", mirror.trim_end_matches('/'))
+}
+
+/// Downloads the exports of `ecosystems` and writes a new snapshot: the current records, replaced
+/// by id with the downloaded ones.
+pub fn update(
+    db: &Path,
+    mirror: &str,
+    ecosystems: &[String],
+    progress: Progress<'_>,
+) -> Result<(Meta, Vec<String>), UpdateError> {
+    let mut fresh = Vec::new();
+    let mut sources = Vec::new();
+    let mut warnings = Vec::new();
+    for e in ecosystems {
+        let url = export_url(mirror, e);
+        let bytes = download(&url, progress)?;
+        let mut batch = Batch::default();
+        read_zip(Cursor::new(bytes), Path::new(&url), &mut batch)?;
+        if batch.records.is_empty() {
+            return Err(ImportError::Empty(url.clone().into()).into());
+        }
+        sources.push(SourceInfo {
+            source: url,
+            records: batch.records.len(),
+            imported_at: store::now_rfc3339(),
+        });
+        warnings.extend(batch.warnings);
+        fresh.extend(batch.records);
+    }
+    let (mut records, mut old_sources) = match Snapshot::open(db) {
+        Ok(s) => (s.all()?, s.meta().sources.clone()),
+        Err(DbError::Missing(_)) => (Vec::new(), Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    old_sources.retain(|o| !sources.iter().any(|n| n.source == o.source));
+    old_sources.extend(sources);
+    records.extend(fresh);
+    Ok((store::write(db, records, old_sources)?, warnings))
+}
+
+/// Imports local paths (trees, records, zips) into the snapshot, merging by id.
+pub fn import_paths(
+    db: &Path,
+    paths: &[&Path],
+    replace: bool,
+) -> Result<(Meta, Vec<String>), UpdateError> {
+    let mut fresh = Vec::new();
+    let mut sources = Vec::new();
+    let mut warnings = Vec::new();
+    for p in paths {
+        let batch = crate::import::read_path(p)?;
+        let shown = std::fs::canonicalize(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string();
+        sources.push(SourceInfo {
+            source: shown,
+            records: batch.records.len(),
+            imported_at: store::now_rfc3339(),
+        });
+        warnings.extend(batch.warnings);
+        fresh.extend(batch.records);
+    }
+    let (mut records, mut old_sources) = if replace {
+        (Vec::new(), Vec::new())
+    } else {
+        match Snapshot::open(db) {
+            Ok(s) => (s.all()?, s.meta().sources.clone()),
+            Err(DbError::Missing(_)) => (Vec::new(), Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    old_sources.retain(|o| !sources.iter().any(|n| n.source == o.source));
+    old_sources.extend(sources);
+    records.extend(fresh);
+    Ok((store::write(db, records, old_sources)?, warnings))
+}

@@ -1,0 +1,167 @@
+//! `moat db import|status|update`: the local vulnerability database (an immutable snapshot that many
+//! scans read at once; replaced atomically, so a failed import or update leaves the old one usable).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use moat_report::Verdict;
+use moat_vulndb::update::{DEFAULT_ECOSYSTEMS, DEFAULT_MIRROR};
+use moat_vulndb::{DbError, Snapshot};
+
+use crate::common::InputError;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: DbCommand,
+    /// The database directory (default: $MOAT_DB, else $XDG_CACHE_HOME/moat/db or ~/.cache/moat/db).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub db: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum DbCommand {
+    /// Import OSV records: JSON trees (<Ecosystem>/<ID>.json), single records, or OSV.dev all.zip exports.
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Start from an empty database instead of merging into the current one.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Show per-ecosystem record counts, sources with import times, and the snapshot digest.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download OSV.dev bulk exports (<mirror>/<Ecosystem>/all.zip) and import them.
+    Update {
+        /// Ecosystems to fetch (repeatable). Default: Alpine, Debian, Ubuntu, Go, PyPI, npm, crates.io, Maven, RubyGems, NuGet, Packagist.
+        #[arg(long = "ecosystem", value_name = "ECOSYSTEM")]
+        ecosystems: Vec<String>,
+        /// Base URL of the exports.
+        #[arg(long, env = "MOAT_OSV_MIRROR", default_value = DEFAULT_MIRROR)]
+        mirror: String,
+    },
+}
+
+pub fn run(a: Args) -> anyhow::Result<Verdict> {
+    let db = a.db.clone().unwrap_or_else(moat_vulndb::store::default_dir);
+    match a.command {
+        DbCommand::Import { paths, replace } => {
+            let t = std::time::Instant::now();
+            let refs: Vec<&std::path::Path> = paths.iter().map(PathBuf::as_path).collect();
+            let (meta, warnings) = moat_vulndb::update::import_paths(&db, &refs, replace)
+                .map_err(|e| InputError(e.to_string()))?;
+            for w in warnings.iter().take(20) {
+                eprintln!("moat: warning: {w}");
+            }
+            if warnings.len() > 20 {
+                eprintln!(
+                    "moat: warning: {} more records skipped",
+                    warnings.len() - 20
+                );
+            }
+            println!(
+                "imported into {}: {} records, {} ecosystems, {:.1}s, digest {}",
+                db.display(),
+                meta.records,
+                meta.ecosystems.len(),
+                t.elapsed().as_secs_f64(),
+                meta.digest
+            );
+        }
+        DbCommand::Status { json } => {
+            let snap = Snapshot::open(&db).map_err(|e| match e {
+                DbError::Missing(_) => InputError(e.to_string()),
+                other => InputError(other.to_string()),
+            })?;
+            let m = snap.meta();
+            if json {
+                let v = serde_json::json!({
+                    "path": snap.path().display().to_string(),
+                    "digest": m.digest,
+                    "records": m.records,
+                    "withdrawn": m.withdrawn,
+                    "created_at": m.created_at,
+                    "ecosystems": m.ecosystems,
+                    "sources": m.sources,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let size = std::fs::metadata(snap.path()).map(|m| m.len()).unwrap_or(0);
+                println!("database  {}", snap.path().display());
+                println!("digest    {}", m.digest);
+                println!("written   {}", m.created_at);
+                println!(
+                    "records   {} ({} withdrawn), {} package keys, {:.1} MB",
+                    m.records,
+                    m.withdrawn,
+                    snap.key_count(),
+                    size as f64 / 1e6
+                );
+                println!("ecosystems:");
+                for (e, n) in &m.ecosystems {
+                    println!("  {e:<28} {n}");
+                }
+                println!("sources:");
+                for s in &m.sources {
+                    println!(
+                        "  {}  {} records  imported {}",
+                        s.source, s.records, s.imported_at
+                    );
+                }
+            }
+        }
+        DbCommand::Update { ecosystems, mirror } => {
+            let ecos: Vec<String> = if ecosystems.is_empty() {
+                DEFAULT_ECOSYSTEMS.iter().map(|s| s.to_string()).collect()
+            } else {
+                ecosystems
+            };
+            let bar = if std::io::stderr().is_terminal() {
+                let b = indicatif::ProgressBar::new(0);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                Some(b)
+            } else {
+                None
+            };
+            let mut progress = |url: &str, done: u64, total: Option<u64>| {
+                if let Some(b) = &bar {
+                    b.set_message(url.rsplit('/').nth(1).unwrap_or(url).to_string());
+                    b.set_length(total.unwrap_or(done));
+                    b.set_position(done);
+                }
+            };
+            let t = std::time::Instant::now();
+            let result = moat_vulndb::update::update(&db, &mirror, &ecos, &mut progress);
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            let (meta, warnings) = result
+                .map_err(|e| InputError(format!("update failed, database unchanged: {e}")))?;
+            if !warnings.is_empty() {
+                eprintln!(
+                    "moat: warning: {} records skipped (first: {})",
+                    warnings.len(),
+                    warnings[0]
+                );
+            }
+            println!(
+                "updated {}: {} records from {} ecosystem export(s) in {:.1}s, digest {}",
+                db.display(),
+                meta.records,
+                ecos.len(),
+                t.elapsed().as_secs_f64(),
+                meta.digest
+            );
+        }
+    }
+    Ok(Verdict::Pass)
+}
