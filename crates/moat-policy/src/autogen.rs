@@ -19,7 +19,9 @@ pub(crate) fn eligible(rule: &Value) -> bool {
             filters.push(b);
         }
         for f in filters {
-            let Some(r) = f.get("resources") else { continue };
+            let Some(r) = f.get("resources") else {
+                continue;
+            };
             for k in ["name", "names", "selector", "annotations"] {
                 if r.get(k).is_some_and(|v| !v.is_null()) {
                     return false;
@@ -45,12 +47,19 @@ pub(crate) fn eligible(rule: &Value) -> bool {
 pub(crate) fn pod_of(obj: &Value, kind: &str) -> Option<Value> {
     let template = match kind {
         "CronJob" => obj.pointer("/spec/jobTemplate/spec/template")?,
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            obj.pointer("/spec/template")?
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => obj.pointer("/spec/template")?,
         _ => return None,
     };
-    let mut meta = template.get("metadata").and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+    let mut meta = template
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(Map::new);
     if let Some(ns) = obj.pointer("/metadata/namespace")
         && !meta.contains_key("namespace")
     {

@@ -32,10 +32,19 @@ impl std::fmt::Debug for Expr {
 impl Expr {
     fn compile(src: &str, source: &str, field: &str) -> Result<Expr, PolicyError> {
         if src.len() > 64 * 1024 {
-            return Err(PolicyError::invalid(source, field, "CEL expression longer than 64 KiB"));
+            return Err(PolicyError::invalid(
+                source,
+                field,
+                "CEL expression longer than 64 KiB",
+            ));
         }
-        let program = ENV.compile(src).map_err(|e| PolicyError::invalid(source, field, format!("CEL: {e}")))?;
-        Ok(Expr { src: src.to_string(), program })
+        let program = ENV
+            .compile(src)
+            .map_err(|e| PolicyError::invalid(source, field, format!("CEL: {e}")))?;
+        Ok(Expr {
+            src: src.to_string(),
+            program,
+        })
     }
 }
 
@@ -57,26 +66,59 @@ fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn compile_variables(v: Option<&Value>, source: &str, field: &str) -> Result<Vec<(String, Expr)>, PolicyError> {
+fn compile_variables(
+    v: Option<&Value>,
+    source: &str,
+    field: &str,
+) -> Result<Vec<(String, Expr)>, PolicyError> {
     let mut out = Vec::new();
-    for (i, var) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, var) in v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let name = str_at(var, "name").unwrap_or("").to_string();
         let Some(e) = str_at(var, "expression") else {
-            return Err(PolicyError::invalid(source, format!("{field}[{i}].expression"), "missing"));
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}[{i}].expression"),
+                "missing",
+            ));
         };
-        out.push((name, Expr::compile(e, source, &format!("{field}[{i}].expression"))?));
+        out.push((
+            name,
+            Expr::compile(e, source, &format!("{field}[{i}].expression"))?,
+        ));
     }
     Ok(out)
 }
 
-fn compile_validations(v: Option<&Value>, source: &str, field: &str) -> Result<Vec<Validation>, PolicyError> {
+fn compile_validations(
+    v: Option<&Value>,
+    source: &str,
+    field: &str,
+) -> Result<Vec<Validation>, PolicyError> {
     let mut out = Vec::new();
-    for (i, x) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, x) in v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let Some(e) = str_at(x, "expression") else {
-            return Err(PolicyError::invalid(source, format!("{field}[{i}].expression"), "missing"));
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}[{i}].expression"),
+                "missing",
+            ));
         };
         let message_expr = match str_at(x, "messageExpression") {
-            Some(m) => Some(Expr::compile(m, source, &format!("{field}[{i}].messageExpression"))?),
+            Some(m) => Some(Expr::compile(
+                m,
+                source,
+                &format!("{field}[{i}].messageExpression"),
+            )?),
             None => None,
         };
         out.push(Validation {
@@ -90,16 +132,35 @@ fn compile_validations(v: Option<&Value>, source: &str, field: &str) -> Result<V
 
 impl CelValidate {
     /// Ok(Err(reason)) when the rule needs something moat does not support.
-    pub(crate) fn compile(c: &Value, source: &str, field: &str) -> Result<Result<CelValidate, String>, PolicyError> {
+    pub(crate) fn compile(
+        c: &Value,
+        source: &str,
+        field: &str,
+    ) -> Result<Result<CelValidate, String>, PolicyError> {
         if c.get("paramKind").is_some() || c.get("paramRef").is_some() {
-            return Ok(Err("validate.cel with paramKind/paramRef: parameter resources are not supported".into()));
+            return Ok(Err(
+                "validate.cel with paramKind/paramRef: parameter resources are not supported"
+                    .into(),
+            ));
         }
-        let variables = compile_variables(c.get("variables"), source, &format!("{field}.variables"))?;
-        let validations = compile_validations(c.get("expressions"), source, &format!("{field}.expressions"))?;
+        let variables =
+            compile_variables(c.get("variables"), source, &format!("{field}.variables"))?;
+        let validations = compile_validations(
+            c.get("expressions"),
+            source,
+            &format!("{field}.expressions"),
+        )?;
         if validations.is_empty() {
-            return Err(PolicyError::invalid(source, format!("{field}.expressions"), "no expressions"));
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}.expressions"),
+                "no expressions",
+            ));
         }
-        Ok(Ok(CelValidate { variables, validations }))
+        Ok(Ok(CelValidate {
+            variables,
+            validations,
+        }))
     }
 }
 
@@ -120,7 +181,8 @@ pub(crate) fn to_cel(v: &Value) -> CelValue {
         Value::String(s) => CelValue::String(Arc::new(s.clone())),
         Value::Array(a) => CelValue::List(Arc::new(a.iter().map(to_cel).collect())),
         Value::Object(o) => {
-            let m: HashMap<String, CelValue> = o.iter().map(|(k, x)| (k.clone(), to_cel(x))).collect();
+            let m: HashMap<String, CelValue> =
+                o.iter().map(|(k, x)| (k.clone(), to_cel(x))).collect();
             CelValue::from(m)
         }
     }
@@ -162,7 +224,11 @@ fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(String, Expr)]) 
     }
 }
 
-fn run_validations(ctx: &Context<'static, 'static>, validations: &[Validation], default_message: Option<&str>) -> CelOutcome {
+fn run_validations(
+    ctx: &Context<'static, 'static>,
+    validations: &[Validation],
+    default_message: Option<&str>,
+) -> CelOutcome {
     for v in validations {
         match v.expr.program.execute(ctx) {
             Ok(CelValue::Bool(true)) => {}
@@ -179,7 +245,12 @@ fn run_validations(ctx: &Context<'static, 'static>, validations: &[Validation], 
                     .unwrap_or_else(|| format!("failed expression: {}", v.expr.src.trim()));
                 return CelOutcome::Fail(msg);
             }
-            Ok(other) => return CelOutcome::Error(format!("expression `{}` returned {other:?}, not a bool", v.expr.src.trim())),
+            Ok(other) => {
+                return CelOutcome::Error(format!(
+                    "expression `{}` returned {other:?}, not a bool",
+                    v.expr.src.trim()
+                ));
+            }
             Err(e) => return CelOutcome::Error(format!("expression `{}`: {e}", v.expr.src.trim())),
         }
     }
@@ -195,7 +266,13 @@ impl CelValidate {
 }
 
 /// `request` as CEL sees it.
-pub(crate) fn request_value(operation: &str, namespace: &str, name: &str, kind: &Value, user_info: &Value) -> Value {
+pub(crate) fn request_value(
+    operation: &str,
+    namespace: &str,
+    name: &str,
+    kind: &Value,
+    user_info: &Value,
+) -> Value {
     serde_json::json!({
         "operation": operation,
         "namespace": namespace,
@@ -219,7 +296,14 @@ pub(crate) struct ResourceRule {
 impl ResourceRule {
     fn parse(v: &Value) -> ResourceRule {
         let list = |k: &str| -> Vec<String> {
-            v.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+            v.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         ResourceRule {
             groups: list("apiGroups"),
@@ -235,8 +319,16 @@ impl ResourceRule {
         let plural = plural(info.kind);
         any(&self.groups, info.group)
             && any(&self.versions, info.version)
-            && (self.operations.is_empty() || self.operations.iter().any(|o| o == "*" || o.eq_ignore_ascii_case(info.operation)))
-            && (self.resources.is_empty() || self.resources.iter().any(|r| r == "*" || *r == plural || r.split('/').next() == Some("*")))
+            && (self.operations.is_empty()
+                || self
+                    .operations
+                    .iter()
+                    .any(|o| o == "*" || o.eq_ignore_ascii_case(info.operation)))
+            && (self.resources.is_empty()
+                || self
+                    .resources
+                    .iter()
+                    .any(|r| r == "*" || *r == plural || r.split('/').next() == Some("*")))
             && (self.names.is_empty() || self.names.iter().any(|n| n == info.name))
     }
 }
@@ -280,12 +372,18 @@ pub(crate) enum VapOutcome {
 
 impl Vap {
     pub(crate) fn eval(&self, info: &ResInfo, input: &CelInput) -> VapOutcome {
-        if !self.rules.iter().any(|r| r.matches(info)) || self.exclude.iter().any(|r| r.matches(info)) {
+        if !self.rules.iter().any(|r| r.matches(info))
+            || self.exclude.iter().any(|r| r.matches(info))
+        {
             return VapOutcome::NotMatched;
         }
         if let Some(sel) = &self.object_selector {
             let labels = info.labels;
-            if !sel.matches(&|k| labels.and_then(|l| l.get(k)).and_then(|v| v.as_str().map(str::to_string))) {
+            if !sel.matches(&|k| {
+                labels
+                    .and_then(|l| l.get(k))
+                    .and_then(|v| v.as_str().map(str::to_string))
+            }) {
                 return VapOutcome::NotMatched;
             }
         }
@@ -303,7 +401,9 @@ impl Vap {
                 Ok(CelValue::Bool(true)) => {}
                 Ok(CelValue::Bool(false)) => return VapOutcome::NotMatched,
                 Ok(_) | Err(_) if !self.fail_closed => return VapOutcome::NotMatched,
-                Ok(other) => return VapOutcome::Error(format!("matchCondition {name} returned {other:?}")),
+                Ok(other) => {
+                    return VapOutcome::Error(format!("matchCondition {name} returned {other:?}"));
+                }
                 Err(e) => return VapOutcome::Error(format!("matchCondition {name}: {e}")),
             }
         }
@@ -329,29 +429,76 @@ pub(crate) fn parse_binding(doc: &Value) -> VapBinding {
         .get("validationActions")
         .and_then(Value::as_array)
         .is_none_or(|a| a.iter().any(|x| x.as_str() == Some("Deny")));
-    VapBinding { policy_name: str_at(spec, "policyName").unwrap_or("").to_string(), deny }
+    VapBinding {
+        policy_name: str_at(spec, "policyName").unwrap_or("").to_string(),
+        deny,
+    }
 }
 
 /// Compiles a ValidatingAdmissionPolicy into a one-rule policy (the rule is named after the policy).
-pub(crate) fn compile_vap(doc: &Value, source: &str, unsupported: &mut Vec<Unsupported>) -> Result<Policy, PolicyError> {
-    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+pub(crate) fn compile_vap(
+    doc: &Value,
+    source: &str,
+    unsupported: &mut Vec<Unsupported>,
+) -> Result<Policy, PolicyError> {
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if name.is_empty() {
-        return Err(PolicyError::invalid(source, "metadata.name", "a policy needs a name"));
+        return Err(PolicyError::invalid(
+            source,
+            "metadata.name",
+            "a policy needs a name",
+        ));
     }
     let spec = doc.get("spec").unwrap_or(&Value::Null);
     let mc = spec.get("matchConstraints").unwrap_or(&Value::Null);
-    let rules: Vec<ResourceRule> = mc.get("resourceRules").and_then(Value::as_array).into_iter().flatten().map(ResourceRule::parse).collect();
-    let exclude = mc.get("excludeResourceRules").and_then(Value::as_array).into_iter().flatten().map(ResourceRule::parse).collect();
-    let namespace_selector = match mc.get("namespaceSelector").filter(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
-        Some(s) => Some(Selector::compile(s, source, "spec.matchConstraints.namespaceSelector")?),
+    let rules: Vec<ResourceRule> = mc
+        .get("resourceRules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(ResourceRule::parse)
+        .collect();
+    let exclude = mc
+        .get("excludeResourceRules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(ResourceRule::parse)
+        .collect();
+    let namespace_selector = match mc
+        .get("namespaceSelector")
+        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        Some(s) => Some(Selector::compile(
+            s,
+            source,
+            "spec.matchConstraints.namespaceSelector",
+        )?),
         None => None,
     };
-    let object_selector = match mc.get("objectSelector").filter(|v| v.as_object().is_some_and(|o| !o.is_empty())) {
-        Some(s) => Some(Selector::compile(s, source, "spec.matchConstraints.objectSelector")?),
+    let object_selector = match mc
+        .get("objectSelector")
+        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        Some(s) => Some(Selector::compile(
+            s,
+            source,
+            "spec.matchConstraints.objectSelector",
+        )?),
         None => None,
     };
     let mut match_conditions = Vec::new();
-    for (i, c) in spec.get("matchConditions").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, c) in spec
+        .get("matchConditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let e = str_at(c, "expression").unwrap_or("true");
         match_conditions.push((
             str_at(c, "name").unwrap_or("").to_string(),
@@ -362,12 +509,22 @@ pub(crate) fn compile_vap(doc: &Value, source: &str, unsupported: &mut Vec<Unsup
     let validations = compile_validations(spec.get("validations"), source, "spec.validations")?;
     let fail_closed = str_at(spec, "failurePolicy") != Some("Ignore");
     let body = if spec.get("paramKind").is_some() {
-        let reason = "ValidatingAdmissionPolicy with paramKind: parameter resources are not supported".to_string();
-        unsupported.push(Unsupported { policy: name.clone(), rule: name.clone(), reason: reason.clone() });
+        let reason =
+            "ValidatingAdmissionPolicy with paramKind: parameter resources are not supported"
+                .to_string();
+        unsupported.push(Unsupported {
+            policy: name.clone(),
+            rule: name.clone(),
+            reason: reason.clone(),
+        });
         Body::Unsupported(reason)
     } else if validations.is_empty() {
         let reason = "ValidatingAdmissionPolicy without validations (auditAnnotations only) is not evaluated".to_string();
-        unsupported.push(Unsupported { policy: name.clone(), rule: name.clone(), reason: reason.clone() });
+        unsupported.push(Unsupported {
+            policy: name.clone(),
+            rule: name.clone(),
+            reason: reason.clone(),
+        });
         Body::Unsupported(reason)
     } else {
         Body::Vap(Box::new(Vap {
@@ -418,7 +575,9 @@ mod tests {
         )
         .unwrap();
         let input = CelInput {
-            object: to_cel(&serde_json::json!({"spec": {"containers": [{"securityContext": {"allowPrivilegeEscalation": false}}]}})),
+            object: to_cel(
+                &serde_json::json!({"spec": {"containers": [{"securityContext": {"allowPrivilegeEscalation": false}}]}}),
+            ),
             old_object: CelValue::Null,
             request: CelValue::Null,
             namespace_object: CelValue::Null,

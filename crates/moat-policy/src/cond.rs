@@ -70,24 +70,43 @@ impl Conditions {
     pub(crate) fn compile(v: &Value, source: &str, field: &str) -> Result<Conditions, PolicyError> {
         match v {
             Value::Null => Ok(Conditions::default()),
-            Value::Array(list) => Ok(Conditions { any: None, all: Some(compile_list(list, source, field)?) }),
+            Value::Array(list) => Ok(Conditions {
+                any: None,
+                all: Some(compile_list(list, source, field)?),
+            }),
             Value::Object(o) => {
                 let mut c = Conditions::default();
                 for (k, x) in o {
                     let list = match x {
                         Value::Array(l) => compile_list(l, source, &format!("{field}.{k}"))?,
                         Value::Null => Vec::new(),
-                        _ => return Err(PolicyError::invalid(source, format!("{field}.{k}"), "must be a list of conditions")),
+                        _ => {
+                            return Err(PolicyError::invalid(
+                                source,
+                                format!("{field}.{k}"),
+                                "must be a list of conditions",
+                            ));
+                        }
                     };
                     match k.as_str() {
                         "any" => c.any = Some(list),
                         "all" => c.all = Some(list),
-                        _ => return Err(PolicyError::invalid(source, format!("{field}.{k}"), "expected `any` or `all`")),
+                        _ => {
+                            return Err(PolicyError::invalid(
+                                source,
+                                format!("{field}.{k}"),
+                                "expected `any` or `all`",
+                            ));
+                        }
                     }
                 }
                 Ok(c)
             }
-            _ => Err(PolicyError::invalid(source, field, "conditions must be a list or an any/all map")),
+            _ => Err(PolicyError::invalid(
+                source,
+                field,
+                "conditions must be a list or an any/all map",
+            )),
         }
     }
 
@@ -117,7 +136,11 @@ impl Conditions {
 
     /// The first message of a failing condition (Kyverno reports it for preconditions).
     pub(crate) fn messages(&self) -> impl Iterator<Item = &str> {
-        self.any.iter().chain(self.all.iter()).flatten().filter_map(|c| c.message.as_deref())
+        self.any
+            .iter()
+            .chain(self.all.iter())
+            .flatten()
+            .filter_map(|c| c.message.as_deref())
     }
 }
 
@@ -127,7 +150,11 @@ fn compile_list(list: &[Value], source: &str, field: &str) -> Result<Vec<Conditi
         let f = format!("{field}[{i}]");
         let op_s = c.get("operator").and_then(Value::as_str).unwrap_or("");
         let Some(op) = Operator::parse(op_s) else {
-            return Err(PolicyError::invalid(source, format!("{f}.operator"), format!("unknown operator `{op_s}`")));
+            return Err(PolicyError::invalid(
+                source,
+                format!("{f}.operator"),
+                format!("unknown operator `{op_s}`"),
+            ));
         };
         let key = c.get("key").cloned().unwrap_or(Value::Null);
         let value = c.get("value").cloned().unwrap_or(Value::Null);
@@ -136,7 +163,13 @@ fn compile_list(list: &[Value], source: &str, field: &str) -> Result<Vec<Conditi
         }
         let dynamic = vars::value_has_vars(&key) || vars::value_has_vars(&value);
         let message = c.get("message").and_then(Value::as_str).map(str::to_string);
-        out.push(Condition { key, op, value, dynamic, message });
+        out.push(Condition {
+            key,
+            op,
+            value,
+            dynamic,
+            message,
+        });
     }
     Ok(out)
 }
@@ -147,7 +180,9 @@ fn check_vars(v: &Value, source: &str, field: &str) -> Result<(), PolicyError> {
         Value::String(s) if vars::has_vars(s) => {
             let ctx = Ctx::new(&Value::Null);
             match vars::substitute_str(s, &ctx) {
-                Err(e) if e.contains("JMESPath") && !e.contains("Runtime") && is_parse_error(&e) => {
+                Err(e)
+                    if e.contains("JMESPath") && !e.contains("Runtime") && is_parse_error(&e) =>
+                {
                     Err(PolicyError::invalid(source, field, e))
                 }
                 _ => Ok(()),
@@ -184,7 +219,10 @@ pub(crate) fn evaluate(op: Operator, key: &Value, value: &Value) -> bool {
         Equals => equals(key, value),
         NotEquals => !equals(key, value),
         In => keys(key).iter().all(|k| in_value(k, value)) && !keys(key).is_empty(),
-        NotIn => !(keys(key).iter().all(|k| in_value(k, value)) && !keys(key).is_empty()),
+        NotIn => {
+            let ks = keys(key);
+            ks.is_empty() || !ks.iter().all(|k| in_value(k, value))
+        }
         AnyIn => keys(key).iter().any(|k| in_value(k, value)),
         AllIn => {
             let ks = keys(key);
@@ -196,11 +234,18 @@ pub(crate) fn evaluate(op: Operator, key: &Value, value: &Value) -> bool {
             !ks.is_empty() && ks.iter().all(|k| !in_value(k, value))
         }
         GreaterThan | GreaterThanOrEquals | LessThan | LessThanOrEquals => {
-            let (Some(a), Some(b)) = (number_of(key), number_of(value)) else { return false };
+            let (Some(a), Some(b)) = (number_of(key), number_of(value)) else {
+                return false;
+            };
             compare(op, a, b)
         }
-        DurationGreaterThan | DurationGreaterThanOrEquals | DurationLessThan | DurationLessThanOrEquals => {
-            let (Some(a), Some(b)) = (duration_of(key), duration_of(value)) else { return false };
+        DurationGreaterThan
+        | DurationGreaterThanOrEquals
+        | DurationLessThan
+        | DurationLessThanOrEquals => {
+            let (Some(a), Some(b)) = (duration_of(key), duration_of(value)) else {
+                return false;
+            };
             let op = match op {
                 DurationGreaterThan => GreaterThan,
                 DurationGreaterThanOrEquals => GreaterThanOrEquals,
@@ -246,7 +291,9 @@ fn equals(key: &Value, value: &Value) -> bool {
             _ => false,
         },
         (Value::Bool(a), Value::Bool(b)) => a == b,
-        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => b == if *a { "true" } else { "false" },
+        (Value::Bool(a), Value::String(b)) | (Value::String(b), Value::Bool(a)) => {
+            b == if *a { "true" } else { "false" }
+        }
         _ => key == value,
     }
 }
@@ -310,7 +357,11 @@ pub(crate) fn number_string(n: &serde_json::Number) -> String {
         return u.to_string();
     }
     let f = n.as_f64().unwrap_or(0.0);
-    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
 }
 
 /// Wildcard match (`*`, `?`) of a pattern against a text.
@@ -392,7 +443,9 @@ pub(crate) fn parse_duration(s: &str) -> Option<f64> {
         }
         let n: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         total += n * match unit {
@@ -415,24 +468,64 @@ mod tests {
 
     #[test]
     fn set_operators() {
-        assert!(evaluate(Operator::AnyNotIn, &json!([80]), &json!("5000-6000")));
-        assert!(!evaluate(Operator::AnyNotIn, &json!([5500]), &json!("5000-6000")));
-        assert!(!evaluate(Operator::AnyNotIn, &json!([]), &json!("5000-6000")));
+        assert!(evaluate(
+            Operator::AnyNotIn,
+            &json!([80]),
+            &json!("5000-6000")
+        ));
+        assert!(!evaluate(
+            Operator::AnyNotIn,
+            &json!([5500]),
+            &json!("5000-6000")
+        ));
+        assert!(!evaluate(
+            Operator::AnyNotIn,
+            &json!([]),
+            &json!("5000-6000")
+        ));
         assert!(!evaluate(Operator::AnyNotIn, &json!([0]), &json!([0])));
         assert!(evaluate(Operator::AnyNotIn, &json!("ALL"), &json!([])));
-        assert!(!evaluate(Operator::AnyNotIn, &json!("ALL"), &json!(["ALL"])));
-        assert!(evaluate(Operator::AnyIn, &json!(["a", "b"]), &json!(["b*"])));
-        assert!(!evaluate(Operator::AllIn, &json!(["a", "b"]), &json!(["b*"])));
-        assert!(evaluate(Operator::AllNotIn, &json!(["a", "c"]), &json!(["b"])));
+        assert!(!evaluate(
+            Operator::AnyNotIn,
+            &json!("ALL"),
+            &json!(["ALL"])
+        ));
+        assert!(evaluate(
+            Operator::AnyIn,
+            &json!(["a", "b"]),
+            &json!(["b*"])
+        ));
+        assert!(!evaluate(
+            Operator::AllIn,
+            &json!(["a", "b"]),
+            &json!(["b*"])
+        ));
+        assert!(evaluate(
+            Operator::AllNotIn,
+            &json!(["a", "c"]),
+            &json!(["b"])
+        ));
     }
 
     #[test]
     fn equality_and_numbers() {
         assert!(evaluate(Operator::Equals, &json!("1Gi"), &json!("1024Mi")));
         assert!(evaluate(Operator::NotEquals, &json!(2), &json!(1)));
-        assert!(evaluate(Operator::Equals, &json!("nginx:1.2"), &json!("nginx:*")));
+        assert!(evaluate(
+            Operator::Equals,
+            &json!("nginx:1.2"),
+            &json!("nginx:*")
+        ));
         assert!(evaluate(Operator::GreaterThan, &json!("2"), &json!(1)));
-        assert!(evaluate(Operator::DurationGreaterThan, &json!("1h"), &json!("30m")));
-        assert!(!evaluate(Operator::NotEquals, &json!("CREATE"), &json!("CREATE")));
+        assert!(evaluate(
+            Operator::DurationGreaterThan,
+            &json!("1h"),
+            &json!("30m")
+        ));
+        assert!(!evaluate(
+            Operator::NotEquals,
+            &json!("CREATE"),
+            &json!("CREATE")
+        ));
     }
 }

@@ -31,17 +31,30 @@ struct Target<'a> {
 
 impl<'a> Target<'a> {
     fn new(obj: &'a Value, input: &'a AdmissionInput, namespace: &'a str) -> Target<'a> {
-        Target { obj, input, namespace, jctx: OnceCell::new(), cel: OnceCell::new() }
+        Target {
+            obj,
+            input,
+            namespace,
+            jctx: OnceCell::new(),
+            cel: OnceCell::new(),
+        }
     }
 
     fn kind_value(&self) -> Value {
-        let api = self.obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let api = self
+            .obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let (g, v) = api.rsplit_once('/').unwrap_or(("", api));
         json!({"group": g, "version": v, "kind": self.obj.get("kind").cloned().unwrap_or(Value::Null)})
     }
 
     fn name(&self) -> &str {
-        self.obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        self.obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     fn jctx(&self) -> &Ctx {
@@ -98,18 +111,33 @@ fn object_id(obj: &Value) -> String {
     }
 }
 
-pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) -> Vec<RuleOutcome> {
-    let obj: &Value = if input.object.is_null() { input.old_object.as_ref().unwrap_or(&input.object) } else { &input.object };
+pub(crate) fn evaluate(
+    policies: &[Policy],
+    input: &AdmissionInput,
+    mode: Mode,
+) -> Vec<RuleOutcome> {
+    let obj: &Value = if input.object.is_null() {
+        input.old_object.as_ref().unwrap_or(&input.object)
+    } else {
+        &input.object
+    };
     let mut out = Vec::new();
     let namespace: String = input
         .namespace
         .clone()
         .filter(|n| !n.is_empty())
-        .or_else(|| obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     let object = object_id(obj);
     let too_deep = crate::load::depth(obj, 0) > crate::MAX_DEPTH
-        || input.old_object.as_ref().is_some_and(|o| crate::load::depth(o, 0) > crate::MAX_DEPTH);
+        || input
+            .old_object
+            .as_ref()
+            .is_some_and(|o| crate::load::depth(o, 0) > crate::MAX_DEPTH);
     let mut info = ResInfo::of(obj);
     info.operation = &input.operation;
     info.namespace = &namespace;
@@ -137,20 +165,28 @@ pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) 
                 object: object.clone(),
             };
             if too_deep {
-                out.push(mk(RuleResult::Error, format!("object nested deeper than {}", crate::MAX_DEPTH)));
+                out.push(mk(
+                    RuleResult::Error,
+                    format!("object nested deeper than {}", crate::MAX_DEPTH),
+                ));
                 continue;
             }
             if let Body::Vap(vap) = &rule.body {
                 match vap.eval(&info, main.cel()) {
                     VapOutcome::NotMatched => {
                         if mode == Mode::Test {
-                            out.push(mk(RuleResult::Skip, "policy does not match the resource".into()));
+                            out.push(mk(
+                                RuleResult::Skip,
+                                "policy does not match the resource".into(),
+                            ));
                         }
                     }
                     VapOutcome::Pass => out.push(mk(RuleResult::Pass, String::new())),
                     VapOutcome::Fail(m) => out.push(mk(RuleResult::Fail, m)),
                     VapOutcome::Error(e) if vap.fail_closed => out.push(mk(RuleResult::Error, e)),
-                    VapOutcome::Error(e) => out.push(mk(RuleResult::Skip, format!("failurePolicy Ignore: {e}"))),
+                    VapOutcome::Error(e) => {
+                        out.push(mk(RuleResult::Skip, format!("failurePolicy Ignore: {e}")))
+                    }
                 }
                 continue;
             }
@@ -158,7 +194,12 @@ pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) 
             let target: Option<&Target> = if rule_selects(rule, &info) {
                 Some(&main)
             } else if rule.autogen.iter().any(|c| c == info.kind) {
-                let pod_info = ResInfo { kind: "Pod", group: "", version: "v1", ..info.clone() };
+                let pod_info = ResInfo {
+                    kind: "Pod",
+                    group: "",
+                    version: "v1",
+                    ..info.clone()
+                };
                 if rule_selects(rule, &pod_info) {
                     let pod = pod.get_or_init(|| crate::autogen::pod_of(obj, info.kind));
                     pod_target
@@ -172,7 +213,10 @@ pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) 
             };
             let Some(target) = target else {
                 if mode == Mode::Test {
-                    out.push(mk(RuleResult::Skip, "rule does not match the resource".into()));
+                    out.push(mk(
+                        RuleResult::Skip,
+                        "rule does not match the resource".into(),
+                    ));
                 }
                 continue;
             };
@@ -180,7 +224,10 @@ pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) 
                 continue;
             }
             if let Body::Unsupported(reason) = &rule.body {
-                out.push(mk(RuleResult::Skip, format!("not evaluated (unsupported): {reason}")));
+                out.push(mk(
+                    RuleResult::Skip,
+                    format!("not evaluated (unsupported): {reason}"),
+                ));
                 continue;
             }
             let (result, message) = run_rule(rule, target);
@@ -191,7 +238,8 @@ pub(crate) fn evaluate(policies: &[Policy], input: &AdmissionInput, mode: Mode) 
 }
 
 fn rule_selects(rule: &Rule, info: &ResInfo) -> bool {
-    rule.matcher.as_ref().is_some_and(|m| m.matches(info)) && !rule.exclude.as_ref().is_some_and(|e| e.matches(info))
+    rule.matcher.as_ref().is_some_and(|m| m.matches(info))
+        && !rule.exclude.as_ref().is_some_and(|e| e.matches(info))
 }
 
 /// Binds `context` variables in order.
@@ -242,12 +290,21 @@ fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
     }
     match &rule.body {
         Body::Validate { message, check } => {
-            let Some(ctx) = &ctx else { return (RuleResult::Error, "no context".into()) };
-            let msg = message.as_deref().map(|m| vars::substitute_message(m, ctx)).unwrap_or_default();
+            let Some(ctx) = &ctx else {
+                return (RuleResult::Error, "no context".into());
+            };
+            let msg = message
+                .as_deref()
+                .map(|m| vars::substitute_message(m, ctx))
+                .unwrap_or_default();
             match run_check(check, ctx, target.obj, 0) {
                 Verdict::Pass => (RuleResult::Pass, String::new()),
                 Verdict::Fail(detail) => {
-                    let m = if msg.is_empty() { detail } else { format!("{msg} ({detail})") };
+                    let m = if msg.is_empty() {
+                        detail
+                    } else {
+                        format!("{msg} ({detail})")
+                    };
                     (RuleResult::Fail, m)
                 }
                 Verdict::Skip(why) => (RuleResult::Skip, why),
@@ -268,12 +325,22 @@ fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
                 (p, _) => p.clone(),
             };
             match patch {
-                Some(p) if !pattern::overlay_applies(target.obj, &p) => (RuleResult::Skip, "conditional anchors do not hold".into()),
-                Some(p) if !pattern::overlay_changes(target.obj, &p) => (RuleResult::Skip, "the mutation would change nothing".into()),
-                _ => (RuleResult::Pass, "mutation would apply (not applied by moat)".into()),
+                Some(p) if !pattern::overlay_applies(target.obj, &p) => {
+                    (RuleResult::Skip, "conditional anchors do not hold".into())
+                }
+                Some(p) if !pattern::overlay_changes(target.obj, &p) => {
+                    (RuleResult::Skip, "the mutation would change nothing".into())
+                }
+                _ => (
+                    RuleResult::Pass,
+                    "mutation would apply (not applied by moat)".into(),
+                ),
             }
         }
-        Body::Generate => (RuleResult::Pass, "generation would apply (not done by moat)".into()),
+        Body::Generate => (
+            RuleResult::Pass,
+            "generation would apply (not done by moat)".into(),
+        ),
         Body::Vap(_) | Body::Unsupported(_) => (RuleResult::Skip, "not evaluated".into()),
     }
 }
@@ -300,7 +367,9 @@ fn pattern_verdict(resource: &Value, pattern: &Value, ctx: &Ctx) -> Verdict {
     };
     match pattern::validate(resource, p) {
         Ok(()) => Verdict::Pass,
-        Err(Miss::Fail { path, reason }) => Verdict::Fail(format!("failed at path {path}: {reason}")),
+        Err(Miss::Fail { path, reason }) => {
+            Verdict::Fail(format!("failed at path {path}: {reason}"))
+        }
         Err(Miss::Skip { reason }) => Verdict::Skip(reason),
     }
 }
@@ -338,7 +407,11 @@ fn run_check(check: &Check, ctx: &Ctx, resource: &Value, depth: usize) -> Verdic
                     Err(v) => return v,
                 }
             }
-            if applied == 0 { Verdict::Skip("no element to validate".into()) } else { Verdict::Pass }
+            if applied == 0 {
+                Verdict::Skip("no element to validate".into())
+            } else {
+                Verdict::Pass
+            }
         }
     }
 }
@@ -360,7 +433,8 @@ fn foreach(fe: &Foreach, ctx: &Ctx, depth: usize) -> Result<usize, Verdict> {
             .with("elementIndex", idx.clone())
             .with(&format!("element{depth}"), ev)
             .with(&format!("elementIndex{depth}"), idx);
-        let ectx = bind_context(&ectx, &fe.context).map_err(|e| Verdict::Error(format!("foreach context: {e}")))?;
+        let ectx = bind_context(&ectx, &fe.context)
+            .map_err(|e| Verdict::Error(format!("foreach context: {e}")))?;
         if let Some(pre) = &fe.preconditions {
             match pre.eval(&ectx) {
                 Ok(true) => {}

@@ -63,8 +63,16 @@ pub struct AdmissionInput {
 impl AdmissionInput {
     /// A manifest judged as if it were being created.
     pub fn create(object: serde_json::Value) -> AdmissionInput {
-        let namespace = object.pointer("/metadata/namespace").and_then(|v| v.as_str()).map(str::to_string);
-        AdmissionInput { object, operation: "CREATE".into(), namespace, ..Default::default() }
+        let namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        AdmissionInput {
+            object,
+            operation: "CREATE".into(),
+            namespace,
+            ..Default::default()
+        }
     }
 }
 
@@ -124,7 +132,10 @@ impl RuleOutcome {
             self.title.clone(),
         );
         f.message = self.message.clone();
-        f.location = Location { object: (!self.object.is_empty()).then(|| self.object.clone()), ..Location::default() };
+        f.location = Location {
+            object: (!self.object.is_empty()).then(|| self.object.clone()),
+            ..Location::default()
+        };
         f.why = Some(format!(
             "rule {} of policy {} returned {} ({})",
             self.rule,
@@ -155,11 +166,19 @@ impl PolicySet {
 
     /// Compiles policy documents (`ClusterPolicy`, `Policy`, the same shape under another kind,
     /// `ValidatingAdmissionPolicy` and its bindings). Other documents are ignored; `List`s are expanded.
-    pub fn from_documents(docs: Vec<(String, serde_json::Value)>) -> Result<PolicySet, PolicyError> {
+    pub fn from_documents(
+        docs: Vec<(String, serde_json::Value)>,
+    ) -> Result<PolicySet, PolicyError> {
         let mut set = PolicySet::default();
         let mut bindings = Vec::new();
         for (source, doc) in docs {
-            load::add_document(&mut set.policies, &mut set.unsupported, &mut bindings, &source, doc)?;
+            load::add_document(
+                &mut set.policies,
+                &mut set.unsupported,
+                &mut bindings,
+                &source,
+                doc,
+            )?;
         }
         load::apply_bindings(&mut set.policies, &bindings);
         set.unsupported.sort();

@@ -15,8 +15,15 @@ use crate::{MAX_DEPTH, PolicyError, Unsupported};
 pub(crate) const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Pod controllers Kyverno applies Pod rules to through their pod template, by default.
-pub(crate) const DEFAULT_CONTROLLERS: &[&str] =
-    &["DaemonSet", "Deployment", "Job", "StatefulSet", "ReplicaSet", "ReplicationController", "CronJob"];
+pub(crate) const DEFAULT_CONTROLLERS: &[&str] = &[
+    "DaemonSet",
+    "Deployment",
+    "Job",
+    "StatefulSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "CronJob",
+];
 
 #[derive(Debug)]
 pub(crate) struct Policy {
@@ -52,7 +59,10 @@ pub(crate) struct ContextVar {
 
 #[derive(Debug)]
 pub(crate) enum Body {
-    Validate { message: Option<String>, check: Check },
+    Validate {
+        message: Option<String>,
+        check: Check,
+    },
     Cel(CelValidate),
     /// A mutate rule: `policy test` reports whether it applies (its conditional anchors hold).
     Mutate(Option<Value>),
@@ -82,7 +92,10 @@ pub(crate) struct Foreach {
 
 /// Files below `p` (or `p` itself) with a YAML/JSON extension, sorted.
 pub(crate) fn collect_files(p: &Path) -> Result<Vec<PathBuf>, PolicyError> {
-    let meta = std::fs::metadata(p).map_err(|e| PolicyError::Io { path: p.display().to_string(), message: e.to_string() })?;
+    let meta = std::fs::metadata(p).map_err(|e| PolicyError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    })?;
     if meta.is_file() {
         return Ok(vec![p.to_path_buf()]);
     }
@@ -96,7 +109,10 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), PolicyEr
     if depth > 32 {
         return Ok(());
     }
-    let rd = std::fs::read_dir(dir).map_err(|e| PolicyError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+    let rd = std::fs::read_dir(dir).map_err(|e| PolicyError::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     for entry in rd.flatten() {
         let path = entry.path();
         let Ok(ft) = entry.file_type() else { continue };
@@ -114,17 +130,26 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), PolicyEr
 
 /// Reads a text file of bounded size.
 pub(crate) fn read_file(path: &Path) -> Result<String, PolicyError> {
-    let io = |e: std::io::Error| PolicyError::Io { path: path.display().to_string(), message: e.to_string() };
+    let io = |e: std::io::Error| PolicyError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(PolicyError::Io {
             path: path.display().to_string(),
-            message: format!("{} bytes is larger than the {} byte limit", meta.len(), MAX_FILE_BYTES),
+            message: format!(
+                "{} bytes is larger than the {} byte limit",
+                meta.len(),
+                MAX_FILE_BYTES
+            ),
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    String::from_utf8(bytes)
-        .map_err(|_| PolicyError::Parse { source_name: path.display().to_string(), message: "not UTF-8 text".into() })
+    String::from_utf8(bytes).map_err(|_| PolicyError::Parse {
+        source_name: path.display().to_string(),
+        message: "not UTF-8 text".into(),
+    })
 }
 
 /// Parses a YAML stream (or JSON document) into its non-empty documents, expanding `List` kinds.
@@ -142,8 +167,10 @@ pub fn parse_yaml_documents(text: &str, source_name: &str) -> Result<Vec<Value>,
             }
         }
     } else {
-        serde_saphyr::from_multiple::<Value>(text)
-            .map_err(|e| PolicyError::Parse { source_name: source_name.to_string(), message: e.to_string() })?
+        serde_saphyr::from_multiple::<Value>(text).map_err(|e| PolicyError::Parse {
+            source_name: source_name.to_string(),
+            message: e.to_string(),
+        })?
     };
     let mut out = Vec::new();
     for d in docs {
@@ -151,9 +178,15 @@ pub fn parse_yaml_documents(text: &str, source_name: &str) -> Result<Vec<Value>,
             continue;
         }
         if depth(&d, 0) > MAX_DEPTH {
-            return Err(PolicyError::invalid(source_name, "(document)", format!("nesting deeper than {MAX_DEPTH}")));
+            return Err(PolicyError::invalid(
+                source_name,
+                "(document)",
+                format!("nesting deeper than {MAX_DEPTH}"),
+            ));
         }
-        if d.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+        if d.get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k == "List" || k.ends_with("List"))
             && let Some(Value::Array(items)) = d.get("items")
         {
             out.extend(items.iter().filter(|i| !i.is_null()).cloned());
@@ -188,7 +221,9 @@ pub(crate) fn add_document(
     source: &str,
     doc: Value,
 ) -> Result<(), PolicyError> {
-    let Some(kind) = str_at(&doc, "kind") else { return Ok(()) };
+    let Some(kind) = str_at(&doc, "kind") else {
+        return Ok(());
+    };
     let api = str_at(&doc, "apiVersion").unwrap_or("");
     match kind {
         "ValidatingAdmissionPolicy" if api.starts_with("admissionregistration.k8s.io") => {
@@ -203,32 +238,60 @@ pub(crate) fn add_document(
         _ => {}
     }
     // Kyverno's shape under any kind: spec.rules[] with match and a rule body.
-    let Some(rules) = doc.pointer("/spec/rules").and_then(Value::as_array) else { return Ok(()) };
-    let is_kyverno_shape = rules.iter().any(|r| r.get("match").is_some() || r.get("validate").is_some());
+    let Some(rules) = doc.pointer("/spec/rules").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    let is_kyverno_shape = rules
+        .iter()
+        .any(|r| r.get("match").is_some() || r.get("validate").is_some());
     if !is_kyverno_shape {
         return Ok(());
     }
-    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if name.is_empty() {
-        return Err(PolicyError::invalid(source, "metadata.name", "a policy needs a name"));
+        return Err(PolicyError::invalid(
+            source,
+            "metadata.name",
+            "a policy needs a name",
+        ));
     }
     let namespace = if kind == "Policy" {
-        Some(doc.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string())
+        Some(
+            doc.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string(),
+        )
     } else {
         None
     };
     let annotations = doc.pointer("/metadata/annotations");
     let ann = |k: &str| annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
-    let severity = ann("policies.kyverno.io/severity").and_then(|s| s.parse().ok()).unwrap_or(Severity::Medium);
-    let title = ann("policies.kyverno.io/title").unwrap_or(&name).to_string();
+    let severity = ann("policies.kyverno.io/severity")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Severity::Medium);
+    let title = ann("policies.kyverno.io/title")
+        .unwrap_or(&name)
+        .to_string();
     let controllers: Vec<String> = match ann("pod-policies.kyverno.io/autogen-controllers") {
         Some(s) if s.trim().eq_ignore_ascii_case("none") => Vec::new(),
-        Some(s) => s.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect(),
+        Some(s) => s
+            .split(',')
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
         None => DEFAULT_CONTROLLERS.iter().map(|s| s.to_string()).collect(),
     };
     let spec = doc.get("spec").unwrap_or(&Value::Null);
     let policy_enforce = action_is_enforce(str_at(spec, "validationFailureAction"));
-    if spec.get("validationFailureActionOverrides").is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+    if spec
+        .get("validationFailureActionOverrides")
+        .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+    {
         unsupported.push(Unsupported {
             policy: name.clone(),
             rule: String::new(),
@@ -239,10 +302,25 @@ pub(crate) fn add_document(
     for (i, r) in rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
         let rname = str_at(r, "name").unwrap_or("").to_string();
-        let rule = compile_rule(r, &rname, &field, source, policy_enforce, &controllers, &name, unsupported)?;
+        let rule = compile_rule(
+            r,
+            &rname,
+            &field,
+            source,
+            policy_enforce,
+            &controllers,
+            &name,
+            unsupported,
+        )?;
         compiled.push(rule);
     }
-    policies.push(Policy { name, namespace, severity, title, rules: compiled });
+    policies.push(Policy {
+        name,
+        namespace,
+        severity,
+        title,
+        rules: compiled,
+    });
     Ok(())
 }
 
@@ -262,22 +340,37 @@ fn compile_rule(
     unsupported: &mut Vec<Unsupported>,
 ) -> Result<Rule, PolicyError> {
     let mut unsup = |reason: String| {
-        unsupported.push(Unsupported { policy: policy.to_string(), rule: name.to_string(), reason: reason.clone() });
+        unsupported.push(Unsupported {
+            policy: policy.to_string(),
+            rule: name.to_string(),
+            reason: reason.clone(),
+        });
         reason
     };
     let matcher = match r.get("match") {
         Some(m) => Some(Match::compile(m, source, &format!("{field}.match"))?),
-        None => return Err(PolicyError::invalid(source, format!("{field}.match"), "a rule needs a match block")),
+        None => {
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}.match"),
+                "a rule needs a match block",
+            ));
+        }
     };
     let exclude = match r.get("exclude") {
         Some(m) if !m.is_null() => Some(Match::compile(m, source, &format!("{field}.exclude"))?),
         _ => None,
     };
     let preconditions = match r.get("preconditions") {
-        Some(c) if !c.is_null() => Some(Conditions::compile(c, source, &format!("{field}.preconditions"))?),
+        Some(c) if !c.is_null() => Some(Conditions::compile(
+            c,
+            source,
+            &format!("{field}.preconditions"),
+        )?),
         _ => None,
     };
-    let (context, ctx_problem) = compile_context(r.get("context"), source, &format!("{field}.context"))?;
+    let (context, ctx_problem) =
+        compile_context(r.get("context"), source, &format!("{field}.context"))?;
     let mut enforce = policy_enforce;
     let body = if let Some(reason) = ctx_problem {
         Body::Unsupported(unsup(reason))
@@ -287,22 +380,38 @@ fn compile_rule(
         }
         compile_validate(v, source, &format!("{field}.validate"), &mut unsup)?
     } else if let Some(m) = r.get("mutate") {
-        let _ = unsup("mutate rule: moat validates only; `policy test` reports whether the rule would apply".into());
+        let _ = unsup(
+            "mutate rule: moat validates only; `policy test` reports whether the rule would apply"
+                .into(),
+        );
         Body::Mutate(m.get("patchStrategicMerge").cloned())
     } else if r.get("generate").is_some() {
         let _ = unsup("generate rule: moat validates only; `policy test` reports whether the rule would apply".into());
         Body::Generate
     } else if r.get("verifyImages").is_some() {
-        Body::Unsupported(unsup("verifyImages: image signature verification is not done by the policy engine".into()))
+        Body::Unsupported(unsup(
+            "verifyImages: image signature verification is not done by the policy engine".into(),
+        ))
     } else {
-        Body::Unsupported(unsup("rule has no validate, mutate or generate block".into()))
+        Body::Unsupported(unsup(
+            "rule has no validate, mutate or generate block".into(),
+        ))
     };
     let autogen = if crate::autogen::eligible(r) && !matches!(body, Body::Generate) {
         controllers.to_vec()
     } else {
         Vec::new()
     };
-    Ok(Rule { name: name.to_string(), matcher, exclude, preconditions, context, body, enforce, autogen })
+    Ok(Rule {
+        name: name.to_string(),
+        matcher,
+        exclude,
+        preconditions,
+        context,
+        body,
+        enforce,
+        autogen,
+    })
 }
 
 /// Compiles `context` entries; returns the reason when one needs something moat has no access to
@@ -313,21 +422,35 @@ fn compile_context(
     field: &str,
 ) -> Result<(Vec<ContextVar>, Option<String>), PolicyError> {
     let mut out = Vec::new();
-    let Some(Value::Array(entries)) = c else { return Ok((out, None)) };
+    let Some(Value::Array(entries)) = c else {
+        return Ok((out, None));
+    };
     for (i, e) in entries.iter().enumerate() {
         let name = str_at(e, "name").unwrap_or("").to_string();
         if let Some(v) = e.get("variable") {
             let jmes_path = match str_at(v, "jmesPath") {
-                Some(q) => Some(Query::compile(q).map_err(|m| PolicyError::invalid(source, format!("{field}[{i}].variable.jmesPath"), m))?),
+                Some(q) => Some(Query::compile(q).map_err(|m| {
+                    PolicyError::invalid(source, format!("{field}[{i}].variable.jmesPath"), m)
+                })?),
                 None => None,
             };
-            out.push(ContextVar { name, value: v.get("value").cloned(), jmes_path, default: v.get("default").cloned() });
+            out.push(ContextVar {
+                name,
+                value: v.get("value").cloned(),
+                jmes_path,
+                default: v.get("default").cloned(),
+            });
         } else {
             let what = ["configMap", "apiCall", "imageRegistry", "globalReference"]
                 .into_iter()
                 .find(|k| e.get(*k).is_some())
                 .unwrap_or("unknown");
-            return Ok((out, Some(format!("context entry `{name}` uses {what}: needs cluster access moat does not have"))));
+            return Ok((
+                out,
+                Some(format!(
+                    "context entry `{name}` uses {what}: needs cluster access moat does not have"
+                )),
+            ));
         }
     }
     Ok((out, None))
@@ -348,9 +471,18 @@ fn compile_validate(
         };
     }
     for (k, why) in [
-        ("podSecurity", "validate.podSecurity: Pod Security Standards subrules are judged by `moat lint --profile`, not the policy engine"),
-        ("manifests", "validate.manifests: signed-manifest verification is not supported"),
-        ("assert", "validate.assert: assertion trees are not supported"),
+        (
+            "podSecurity",
+            "validate.podSecurity: Pod Security Standards subrules are judged by `moat lint --profile`, not the policy engine",
+        ),
+        (
+            "manifests",
+            "validate.manifests: signed-manifest verification is not supported",
+        ),
+        (
+            "assert",
+            "validate.assert: assertion trees are not supported",
+        ),
     ] {
         if v.get(k).is_some() {
             return Ok(Body::Unsupported(unsup(why.to_string())));
@@ -358,13 +490,24 @@ fn compile_validate(
     }
     match compile_check(v, source, field, 0)? {
         Some(check) => Ok(Body::Validate { message, check }),
-        None => Ok(Body::Unsupported(unsup("validate block has no pattern, anyPattern, deny, foreach or cel".into()))),
+        None => Ok(Body::Unsupported(unsup(
+            "validate block has no pattern, anyPattern, deny, foreach or cel".into(),
+        ))),
     }
 }
 
-fn compile_check(v: &Value, source: &str, field: &str, nesting: usize) -> Result<Option<Check>, PolicyError> {
+fn compile_check(
+    v: &Value,
+    source: &str,
+    field: &str,
+    nesting: usize,
+) -> Result<Option<Check>, PolicyError> {
     if nesting > 8 {
-        return Err(PolicyError::invalid(source, field, "foreach nested deeper than 8"));
+        return Err(PolicyError::invalid(
+            source,
+            field,
+            "foreach nested deeper than 8",
+        ));
     }
     if let Some(p) = v.get("pattern") {
         crate::pattern::check_pattern(p, source, &format!("{field}.pattern"))?;
@@ -372,7 +515,11 @@ fn compile_check(v: &Value, source: &str, field: &str, nesting: usize) -> Result
     }
     if let Some(ap) = v.get("anyPattern") {
         let Value::Array(list) = ap else {
-            return Err(PolicyError::invalid(source, format!("{field}.anyPattern"), "must be a list of patterns"));
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}.anyPattern"),
+                "must be a list of patterns",
+            ));
         };
         for (i, p) in list.iter().enumerate() {
             crate::pattern::check_pattern(p, source, &format!("{field}.anyPattern[{i}]"))?;
@@ -381,29 +528,51 @@ fn compile_check(v: &Value, source: &str, field: &str, nesting: usize) -> Result
     }
     if let Some(d) = v.get("deny") {
         let conds = d.get("conditions").unwrap_or(&Value::Null);
-        return Ok(Some(Check::Deny(Conditions::compile(conds, source, &format!("{field}.deny.conditions"))?)));
+        return Ok(Some(Check::Deny(Conditions::compile(
+            conds,
+            source,
+            &format!("{field}.deny.conditions"),
+        )?)));
     }
     if let Some(f) = v.get("foreach") {
         let Value::Array(list) = f else {
-            return Err(PolicyError::invalid(source, format!("{field}.foreach"), "must be a list"));
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}.foreach"),
+                "must be a list",
+            ));
         };
         let mut out = Vec::new();
         for (i, e) in list.iter().enumerate() {
             let ff = format!("{field}.foreach[{i}]");
             let Some(l) = str_at(e, "list") else {
-                return Err(PolicyError::invalid(source, format!("{ff}.list"), "foreach needs a list expression"));
+                return Err(PolicyError::invalid(
+                    source,
+                    format!("{ff}.list"),
+                    "foreach needs a list expression",
+                ));
             };
-            let list = Query::compile(&vars::strip_braces(l)).map_err(|m| PolicyError::invalid(source, format!("{ff}.list"), m))?;
+            let list = Query::compile(&vars::strip_braces(l))
+                .map_err(|m| PolicyError::invalid(source, format!("{ff}.list"), m))?;
             let preconditions = match e.get("preconditions") {
-                Some(c) if !c.is_null() => Some(Conditions::compile(c, source, &format!("{ff}.preconditions"))?),
+                Some(c) if !c.is_null() => Some(Conditions::compile(
+                    c,
+                    source,
+                    &format!("{ff}.preconditions"),
+                )?),
                 _ => None,
             };
-            let (context, problem) = compile_context(e.get("context"), source, &format!("{ff}.context"))?;
+            let (context, problem) =
+                compile_context(e.get("context"), source, &format!("{ff}.context"))?;
             if let Some(p) = problem {
                 return Err(PolicyError::invalid(source, format!("{ff}.context"), p));
             }
             let Some(check) = compile_check(e, source, &ff, nesting + 1)? else {
-                return Err(PolicyError::invalid(source, ff, "foreach entry has no pattern, anyPattern, deny or foreach"));
+                return Err(PolicyError::invalid(
+                    source,
+                    ff,
+                    "foreach entry has no pattern, anyPattern, deny or foreach",
+                ));
             };
             out.push(Foreach {
                 list,
@@ -421,7 +590,10 @@ fn compile_check(v: &Value, source: &str, field: &str, nesting: usize) -> Result
 /// Applies `ValidatingAdmissionPolicyBinding` actions to their policies.
 pub(crate) fn apply_bindings(policies: &mut [Policy], bindings: &[VapBinding]) {
     for p in policies.iter_mut() {
-        let mine: Vec<&VapBinding> = bindings.iter().filter(|b| b.policy_name == p.name).collect();
+        let mine: Vec<&VapBinding> = bindings
+            .iter()
+            .filter(|b| b.policy_name == p.name)
+            .collect();
         if mine.is_empty() {
             continue;
         }

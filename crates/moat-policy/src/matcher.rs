@@ -31,15 +31,27 @@ impl<'a> ResInfo<'a> {
             None => ("", api),
         };
         let meta = obj.get("metadata");
-        let s = |k: &str| meta.and_then(|m| m.get(k)).and_then(Value::as_str).unwrap_or("");
+        let s = |k: &str| {
+            meta.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
         ResInfo {
             group,
             version,
             kind: obj.get("kind").and_then(Value::as_str).unwrap_or(""),
-            name: if s("name").is_empty() { s("generateName") } else { s("name") },
+            name: if s("name").is_empty() {
+                s("generateName")
+            } else {
+                s("name")
+            },
             namespace: s("namespace"),
-            labels: meta.and_then(|m| m.get("labels")).and_then(Value::as_object),
-            annotations: meta.and_then(|m| m.get("annotations")).and_then(Value::as_object),
+            labels: meta
+                .and_then(|m| m.get("labels"))
+                .and_then(Value::as_object),
+            annotations: meta
+                .and_then(|m| m.get("annotations"))
+                .and_then(Value::as_object),
             ..ResInfo::default()
         }
     }
@@ -97,7 +109,11 @@ impl Selector {
         let mut s = Selector::default();
         if let Some(ml) = v.get("matchLabels") {
             let Some(o) = ml.as_object() else {
-                return Err(PolicyError::invalid(source, format!("{field}.matchLabels"), "must be a map"));
+                return Err(PolicyError::invalid(
+                    source,
+                    format!("{field}.matchLabels"),
+                    "must be a map",
+                ));
             };
             for (k, x) in o {
                 s.labels.push((k.clone(), scalar(x)));
@@ -105,11 +121,23 @@ impl Selector {
         }
         if let Some(me) = v.get("matchExpressions") {
             let Some(list) = me.as_array() else {
-                return Err(PolicyError::invalid(source, format!("{field}.matchExpressions"), "must be a list"));
+                return Err(PolicyError::invalid(
+                    source,
+                    format!("{field}.matchExpressions"),
+                    "must be a list",
+                ));
             };
             for (i, e) in list.iter().enumerate() {
-                let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
-                let op = e.get("operator").and_then(Value::as_str).unwrap_or("").to_string();
+                let key = e
+                    .get("key")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let op = e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if !matches!(op.as_str(), "In" | "NotIn" | "Exists" | "DoesNotExist") {
                     return Err(PolicyError::invalid(
                         source,
@@ -117,8 +145,11 @@ impl Selector {
                         format!("unknown operator `{op}`"),
                     ));
                 }
-                let values =
-                    e.get("values").and_then(Value::as_array).map(|a| a.iter().map(scalar).collect()).unwrap_or_default();
+                let values = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().map(scalar).collect())
+                    .unwrap_or_default();
                 s.exprs.push((key, op, values));
             }
         }
@@ -126,7 +157,9 @@ impl Selector {
     }
 
     pub(crate) fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
-        self.labels.iter().all(|(k, v)| get(k).is_some_and(|x| wildcard(v, &x)))
+        self.labels
+            .iter()
+            .all(|(k, v)| get(k).is_some_and(|x| wildcard(v, &x)))
             && self.exprs.iter().all(|(k, op, vals)| {
                 let x = get(k);
                 match op.as_str() {
@@ -147,19 +180,32 @@ fn scalar(v: &Value) -> String {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Match {
     pub(crate) fn compile(v: &Value, source: &str, field: &str) -> Result<Match, PolicyError> {
-        let mut m = Match { any: Vec::new(), all: Vec::new() };
+        let mut m = Match {
+            any: Vec::new(),
+            all: Vec::new(),
+        };
         if !v.is_object() {
             return Err(PolicyError::invalid(source, field, "must be a map"));
         }
         for (key, target) in [("any", &mut m.any), ("all", &mut m.all)] {
             if let Some(list) = v.get(key) {
                 let Some(list) = list.as_array() else {
-                    return Err(PolicyError::invalid(source, format!("{field}.{key}"), "must be a list"));
+                    return Err(PolicyError::invalid(
+                        source,
+                        format!("{field}.{key}"),
+                        "must be a list",
+                    ));
                 };
                 for (i, f) in list.iter().enumerate() {
                     target.push(Filter::compile(f, source, &format!("{field}.{key}[{i}]"))?);
@@ -168,7 +214,11 @@ impl Match {
         }
         if m.any.is_empty() && m.all.is_empty() {
             let f = Filter::compile(v, source, field)?;
-            if f.res.is_some() || !f.subjects.is_empty() || !f.roles.is_empty() || !f.cluster_roles.is_empty() {
+            if f.res.is_some()
+                || !f.subjects.is_empty()
+                || !f.roles.is_empty()
+                || !f.cluster_roles.is_empty()
+            {
                 m.all.push(f);
             }
         }
@@ -194,7 +244,11 @@ impl Filter {
         if let Some(Value::Array(subs)) = v.get("subjects") {
             for s in subs {
                 let g = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-                f.subjects.push(Subject { kind: g("kind"), name: g("name"), namespace: g("namespace") });
+                f.subjects.push(Subject {
+                    kind: g("kind"),
+                    name: g("name"),
+                    namespace: g("namespace"),
+                });
             }
         }
         f.roles = strings(v.get("roles"));
@@ -209,19 +263,27 @@ impl Filter {
             return false;
         }
         let ui = info.user_info;
-        let username = ui.and_then(|u| u.get("username")).and_then(Value::as_str).unwrap_or("");
+        let username = ui
+            .and_then(|u| u.get("username"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let groups = strings(ui.and_then(|u| u.get("groups")));
         if !self.subjects.is_empty()
             && !self.subjects.iter().any(|s| match s.kind.as_str() {
                 "User" => wildcard(&s.name, username),
                 "Group" => groups.iter().any(|g| wildcard(&s.name, g)),
-                "ServiceAccount" => username == format!("system:serviceaccount:{}:{}", s.namespace, s.name),
+                "ServiceAccount" => {
+                    username == format!("system:serviceaccount:{}:{}", s.namespace, s.name)
+                }
                 _ => false,
             })
         {
             return false;
         }
-        for (want, key) in [(&self.roles, "roles"), (&self.cluster_roles, "clusterRoles")] {
+        for (want, key) in [
+            (&self.roles, "roles"),
+            (&self.cluster_roles, "clusterRoles"),
+        ] {
             if !want.is_empty() {
                 let have = strings(ui.and_then(|u| u.get(key)));
                 if !want.iter().any(|w| have.iter().any(|h| wildcard(w, h))) {
@@ -239,22 +301,42 @@ impl ResDesc {
         for k in strings(v.get("kinds")) {
             let (base, sub) = match k.split_once('/') {
                 // `Pod/exec` (a subresource) vs `apps/v1/Deployment`: a subresource starts lowercase.
-                Some((b, s)) if !b.contains('.') && s.chars().next().is_some_and(|c| c.is_lowercase()) && !k.contains("/v") => {
+                Some((b, s))
+                    if !b.contains('.')
+                        && s.chars().next().is_some_and(|c| c.is_lowercase())
+                        && !k.contains("/v") =>
+                {
                     (b.to_string(), Some(s.to_string()))
                 }
                 _ => (k.clone(), None),
             };
             let parts: Vec<&str> = base.split('/').collect();
             let sel = match parts.as_slice() {
-                [kind] => KindSel { group: None, version: None, kind: kind.to_string(), subresource: sub },
-                [version, kind] => KindSel { group: None, version: Some(version.to_string()), kind: kind.to_string(), subresource: sub },
+                [kind] => KindSel {
+                    group: None,
+                    version: None,
+                    kind: kind.to_string(),
+                    subresource: sub,
+                },
+                [version, kind] => KindSel {
+                    group: None,
+                    version: Some(version.to_string()),
+                    kind: kind.to_string(),
+                    subresource: sub,
+                },
                 [group, version, kind] => KindSel {
                     group: Some(group.to_string()),
                     version: Some(version.to_string()),
                     kind: kind.to_string(),
                     subresource: sub,
                 },
-                _ => return Err(PolicyError::invalid(source, format!("{field}.kinds"), format!("bad kind `{k}`"))),
+                _ => {
+                    return Err(PolicyError::invalid(
+                        source,
+                        format!("{field}.kinds"),
+                        format!("bad kind `{k}`"),
+                    ));
+                }
             };
             d.kinds.push(sel);
         }
@@ -270,7 +352,11 @@ impl ResDesc {
             d.selector = Some(Selector::compile(s, source, &format!("{field}.selector"))?);
         }
         if let Some(s) = v.get("namespaceSelector").filter(|s| !s.is_null()) {
-            d.namespace_selector = Some(Selector::compile(s, source, &format!("{field}.namespaceSelector"))?);
+            d.namespace_selector = Some(Selector::compile(
+                s,
+                source,
+                &format!("{field}.namespaceSelector"),
+            )?);
         }
         d.operations = strings(v.get("operations"));
         Ok(d)
@@ -281,8 +367,12 @@ impl ResDesc {
             && !self.kinds.iter().any(|k| {
                 k.subresource.is_none()
                     && (k.kind == "*" || wildcard(&k.kind, info.kind))
-                    && k.group.as_deref().is_none_or(|g| g == "*" || wildcard(g, info.group))
-                    && k.version.as_deref().is_none_or(|v| v == "*" || wildcard(v, info.version))
+                    && k.group
+                        .as_deref()
+                        .is_none_or(|g| g == "*" || wildcard(g, info.group))
+                    && k.version
+                        .as_deref()
+                        .is_none_or(|v| v == "*" || wildcard(v, info.version))
             })
         {
             return false;
@@ -291,17 +381,31 @@ impl ResDesc {
             return false;
         }
         if !self.namespaces.is_empty() {
-            let ns = if info.kind == "Namespace" { info.name } else { info.namespace };
+            let ns = if info.kind == "Namespace" {
+                info.name
+            } else {
+                info.namespace
+            };
             if !self.namespaces.iter().any(|n| wildcard(n, ns)) {
                 return false;
             }
         }
-        if !self.operations.is_empty() && !self.operations.iter().any(|o| o.eq_ignore_ascii_case(info.operation)) {
+        if !self.operations.is_empty()
+            && !self
+                .operations
+                .iter()
+                .any(|o| o.eq_ignore_ascii_case(info.operation))
+        {
             return false;
         }
         if !self.annotations.is_empty() {
-            let Some(a) = info.annotations else { return false };
-            if !self.annotations.iter().all(|(k, v)| a.iter().any(|(ak, av)| wildcard(k, ak) && wildcard(v, &scalar(av)))) {
+            let Some(a) = info.annotations else {
+                return false;
+            };
+            if !self.annotations.iter().all(|(k, v)| {
+                a.iter()
+                    .any(|(ak, av)| wildcard(k, ak) && wildcard(v, &scalar(av)))
+            }) {
                 return false;
             }
         }

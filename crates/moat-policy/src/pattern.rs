@@ -60,17 +60,29 @@ pub(crate) fn check_pattern(p: &Value, source: &str, field: &str) -> Result<(), 
 
 fn check_at(p: &Value, source: &str, field: &str, depth: usize) -> Result<(), PolicyError> {
     if depth > crate::MAX_DEPTH {
-        return Err(PolicyError::invalid(source, field, "pattern nested too deeply"));
+        return Err(PolicyError::invalid(
+            source,
+            field,
+            "pattern nested too deeply",
+        ));
     }
     match p {
         Value::Object(o) => {
             for (k, v) in o {
                 let (a, bare) = parse_key(k);
                 if bare.is_empty() {
-                    return Err(PolicyError::invalid(source, format!("{field}.{k}"), "empty key in anchor"));
+                    return Err(PolicyError::invalid(
+                        source,
+                        format!("{field}.{k}"),
+                        "empty key in anchor",
+                    ));
                 }
                 if a == Anchor::Existence && !v.is_array() {
-                    return Err(PolicyError::invalid(source, format!("{field}.{k}"), "existence anchor ^() needs a list"));
+                    return Err(PolicyError::invalid(
+                        source,
+                        format!("{field}.{k}"),
+                        "existence anchor ^() needs a list",
+                    ));
                 }
                 check_at(v, source, &format!("{field}.{k}"), depth + 1)?;
             }
@@ -78,9 +90,15 @@ fn check_at(p: &Value, source: &str, field: &str, depth: usize) -> Result<(), Po
         }
         Value::Array(a) => {
             if a.is_empty() {
-                return Err(PolicyError::invalid(source, field, "empty list in a pattern"));
+                return Err(PolicyError::invalid(
+                    source,
+                    field,
+                    "empty list in a pattern",
+                ));
             }
-            a.iter().enumerate().try_for_each(|(i, x)| check_at(x, source, &format!("{field}[{i}]"), depth + 1))
+            a.iter()
+                .enumerate()
+                .try_for_each(|(i, x)| check_at(x, source, &format!("{field}[{i}]"), depth + 1))
         }
         _ => Ok(()),
     }
@@ -92,10 +110,18 @@ pub(crate) fn validate(resource: &Value, pattern: &Value) -> Result<(), Miss> {
 }
 
 fn fail(path: &str, reason: impl Into<String>) -> Miss {
-    Miss::Fail { path: path.to_string(), reason: reason.into() }
+    Miss::Fail {
+        path: path.to_string(),
+        reason: reason.into(),
+    }
 }
 
-fn element(resource: Option<&Value>, pattern: &Value, path: &str, depth: usize) -> Result<(), Miss> {
+fn element(
+    resource: Option<&Value>,
+    pattern: &Value,
+    path: &str,
+    depth: usize,
+) -> Result<(), Miss> {
     if depth > crate::MAX_DEPTH {
         return Err(fail(path, "nesting too deep"));
     }
@@ -114,7 +140,13 @@ fn element(resource: Option<&Value>, pattern: &Value, path: &str, depth: usize) 
             } else {
                 Err(fail(
                     path,
-                    format!("value {} does not match {}", resource.map(|r| r.to_string()).unwrap_or("<missing>".into()), leaf),
+                    format!(
+                        "value {} does not match {}",
+                        resource
+                            .map(|r| r.to_string())
+                            .unwrap_or("<missing>".into()),
+                        leaf
+                    ),
                 ))
             }
         }
@@ -122,7 +154,10 @@ fn element(resource: Option<&Value>, pattern: &Value, path: &str, depth: usize) 
 }
 
 /// Replaces pattern keys holding wildcards by the resource keys they match.
-fn expand_wildcard_keys<'a>(r: &Map<String, Value>, p: &'a Map<String, Value>) -> Vec<(Anchor, String, &'a Value)> {
+fn expand_wildcard_keys<'a>(
+    r: &Map<String, Value>,
+    p: &'a Map<String, Value>,
+) -> Vec<(Anchor, String, &'a Value)> {
     let mut out = Vec::with_capacity(p.len());
     for (k, v) in p {
         let (a, bare) = parse_key(k);
@@ -138,10 +173,18 @@ fn expand_wildcard_keys<'a>(r: &Map<String, Value>, p: &'a Map<String, Value>) -
     out
 }
 
-fn map(r: &Map<String, Value>, p: &Map<String, Value>, path: &str, depth: usize) -> Result<(), Miss> {
+fn map(
+    r: &Map<String, Value>,
+    p: &Map<String, Value>,
+    path: &str,
+    depth: usize,
+) -> Result<(), Miss> {
     let entries = expand_wildcard_keys(r, p);
     // Conditions first: a condition that does not hold makes the whole map not apply.
-    for (a, key, pv) in entries.iter().filter(|e| matches!(e.0, Anchor::Conditional | Anchor::Global)) {
+    for (a, key, pv) in entries
+        .iter()
+        .filter(|e| matches!(e.0, Anchor::Conditional | Anchor::Global))
+    {
         let sub = format!("{path}{key}/");
         let ok = match r.get(key) {
             Some(rv) => element(Some(rv), pv, &sub, depth + 1),
@@ -149,7 +192,14 @@ fn map(r: &Map<String, Value>, p: &Map<String, Value>, path: &str, depth: usize)
         };
         if let Err(e) = ok {
             let why = match e {
-                Miss::Fail { path, reason } => format!("{} anchor at {path}: {reason}", if *a == Anchor::Global { "global" } else { "conditional" }),
+                Miss::Fail { path, reason } => format!(
+                    "{} anchor at {path}: {reason}",
+                    if *a == Anchor::Global {
+                        "global"
+                    } else {
+                        "conditional"
+                    }
+                ),
                 Miss::Skip { reason } => reason,
             };
             return Err(Miss::Skip { reason: why });
@@ -174,8 +224,12 @@ fn map(r: &Map<String, Value>, p: &Map<String, Value>, path: &str, depth: usize)
                     let (Value::Array(rl), Value::Array(pl)) = (rv, pv) else {
                         return Err(fail(&sub, "existence anchor ^() applies to lists"));
                     };
-                    let Some(first) = pl.first() else { return Err(fail(&sub, "empty pattern list")) };
-                    if !rl.iter().enumerate().any(|(i, e)| element(Some(e), first, &format!("{sub}{i}/"), depth + 2).is_ok()) {
+                    let Some(first) = pl.first() else {
+                        return Err(fail(&sub, "empty pattern list"));
+                    };
+                    if !rl.iter().enumerate().any(|(i, e)| {
+                        element(Some(e), first, &format!("{sub}{i}/"), depth + 2).is_ok()
+                    }) {
                         return Err(fail(&sub, "no element matches the existence anchor"));
                     }
                 }
@@ -196,7 +250,9 @@ fn map(r: &Map<String, Value>, p: &Map<String, Value>, path: &str, depth: usize)
 }
 
 fn array(r: &[Value], p: &[Value], path: &str, depth: usize) -> Result<(), Miss> {
-    let Some(first) = p.first() else { return Err(fail(path, "empty pattern list")) };
+    let Some(first) = p.first() else {
+        return Err(fail(path, "empty pattern list"));
+    };
     if first.is_object() {
         let mut applied = 0;
         let mut skipped = Vec::new();
@@ -208,13 +264,18 @@ fn array(r: &[Value], p: &[Value], path: &str, depth: usize) -> Result<(), Miss>
             }
         }
         if applied == 0 && !skipped.is_empty() {
-            return Err(Miss::Skip { reason: skipped.join("; ") });
+            return Err(Miss::Skip {
+                reason: skipped.join("; "),
+            });
         }
         return Ok(());
     }
     // A list of scalars (or lists): element by element.
     if r.len() < p.len() {
-        return Err(fail(path, format!("expected at least {} elements", p.len())));
+        return Err(fail(
+            path,
+            format!("expected at least {} elements", p.len()),
+        ));
     }
     for (i, pe) in p.iter().enumerate() {
         element(r.get(i), pe, &format!("{path}{i}/"), depth + 1)?;
@@ -248,7 +309,9 @@ pub(crate) fn value_matches(v: &Value, pattern: &Value) -> bool {
 }
 
 fn string_pattern(v: &Value, pattern: &str) -> bool {
-    pattern.split('|').any(|alt| alt.split('&').all(|c| single(v, c.trim())))
+    pattern
+        .split('|')
+        .any(|alt| alt.split('&').all(|c| single(v, c.trim())))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -360,10 +423,12 @@ fn applies_at(resource: Option<&Value>, patch: &Value, depth: usize) -> bool {
                         Some(rv) if element(Some(rv), pv, "/", depth + 1).is_ok() => {}
                         _ => return false,
                     },
-                    Anchor::None if pv.is_object() || pv.is_array() => {
-                        if has_condition(pv) && !applies_at(r.get(key), pv, depth + 1) {
-                            return false;
-                        }
+                    Anchor::None
+                        if (pv.is_object() || pv.is_array())
+                            && has_condition(pv)
+                            && !applies_at(r.get(key), pv, depth + 1) =>
+                    {
+                        return false;
                     }
                     _ => {}
                 }
@@ -376,7 +441,9 @@ fn applies_at(resource: Option<&Value>, patch: &Value, depth: usize) -> bool {
                 return true;
             }
             match resource {
-                Some(Value::Array(items)) => items.iter().any(|e| applies_at(Some(e), first, depth + 1)),
+                Some(Value::Array(items)) => {
+                    items.iter().any(|e| applies_at(Some(e), first, depth + 1))
+                }
                 _ => false,
             }
         }
@@ -412,9 +479,13 @@ fn changes_at(r: Option<&Value>, p: &Value, depth: usize) -> bool {
             let ra = r.and_then(Value::as_array);
             pa.iter().any(|pe| {
                 if has_condition(pe) {
-                    ra.into_iter().flatten().any(|re| applies_at(Some(re), pe, depth + 1) && changes_at(Some(re), pe, depth + 1))
+                    ra.into_iter().flatten().any(|re| {
+                        applies_at(Some(re), pe, depth + 1) && changes_at(Some(re), pe, depth + 1)
+                    })
                 } else {
-                    !ra.into_iter().flatten().any(|re| !changes_at(Some(re), pe, depth + 1))
+                    !ra.into_iter()
+                        .flatten()
+                        .any(|re| !changes_at(Some(re), pe, depth + 1))
                 }
             })
         }
@@ -424,7 +495,9 @@ fn changes_at(r: Option<&Value>, p: &Value, depth: usize) -> bool {
 
 fn has_condition(v: &Value) -> bool {
     match v {
-        Value::Object(o) => o.iter().any(|(k, x)| matches!(parse_key(k).0, Anchor::Conditional | Anchor::Global) || has_condition(x)),
+        Value::Object(o) => o.iter().any(|(k, x)| {
+            matches!(parse_key(k).0, Anchor::Conditional | Anchor::Global) || has_condition(x)
+        }),
         Value::Array(a) => a.iter().any(has_condition),
         _ => false,
     }
@@ -440,13 +513,22 @@ mod tests {
         let p = json!({"spec": {"=(hostPID)": "false", "containers": [{"=(securityContext)": {"=(privileged)": "false"}}]}});
         assert!(validate(&json!({"spec": {"containers": [{"name": "a"}]}}), &p).is_ok());
         assert!(validate(&json!({"spec": {"hostPID": true, "containers": [{}]}}), &p).is_err());
-        assert!(validate(&json!({"spec": {"containers": [{"securityContext": {"privileged": true}}]}}), &p).is_err());
+        assert!(
+            validate(
+                &json!({"spec": {"containers": [{"securityContext": {"privileged": true}}]}}),
+                &p
+            )
+            .is_err()
+        );
         let neg = json!({"spec": {"X(externalIPs)": "null"}});
         assert!(validate(&json!({"spec": {"externalIPs": ["1.2.3.4"]}}), &neg).is_err());
         assert!(validate(&json!({"spec": {}}), &neg).is_ok());
         let cond = json!({"spec": {"containers": [{"(name)": "web", "image": "*:1.0"}]}});
         assert!(validate(&json!({"spec": {"containers": [{"name": "db", "image": "pg"}, {"name": "web", "image": "a:1.0"}]}}), &cond).is_ok());
-        assert!(matches!(validate(&json!({"spec": {"containers": [{"name": "db"}]}}), &cond), Err(Miss::Skip { .. })));
+        assert!(matches!(
+            validate(&json!({"spec": {"containers": [{"name": "db"}]}}), &cond),
+            Err(Miss::Skip { .. })
+        ));
     }
 
     #[test]
@@ -454,12 +536,18 @@ mod tests {
         assert!(value_matches(&json!(5500), &json!("5000-6000")));
         assert!(!value_matches(&json!(80), &json!("5000-6000")));
         assert!(value_matches(&json!("2Gi"), &json!(">1Gi")));
-        assert!(value_matches(&json!("container_init_t"), &json!("container_t | container_init_t")));
+        assert!(value_matches(
+            &json!("container_init_t"),
+            &json!("container_t | container_init_t")
+        ));
         assert!(value_matches(&json!("nginx:1.2"), &json!("!*:latest")));
         assert!(!value_matches(&json!("nginx:latest"), &json!("!*:latest")));
         assert!(value_matches(&json!(false), &json!("false")));
         assert!(!value_matches(&json!(true), &json!("false")));
-        assert!(value_matches(&json!("/var/run/x.sock"), &json!("!/var/run/docker.sock")));
+        assert!(value_matches(
+            &json!("/var/run/x.sock"),
+            &json!("!/var/run/docker.sock")
+        ));
         assert!(!value_matches(&Value::Null, &json!("?*")));
     }
 

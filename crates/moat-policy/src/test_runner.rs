@@ -44,7 +44,10 @@ impl TestReport {
 
 /// Every `kyverno-test.yaml` below `dir` (hidden `.kyverno-test/` folders included), sorted.
 pub fn find_test_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
-    let meta = std::fs::metadata(dir).map_err(|e| PolicyError::Io { path: dir.display().to_string(), message: e.to_string() })?;
+    let meta = std::fs::metadata(dir).map_err(|e| PolicyError::Io {
+        path: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     if meta.is_file() {
         return Ok(vec![dir.to_path_buf()]);
     }
@@ -58,13 +61,19 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if depth > 32 {
         return;
     }
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in rd.flatten() {
         let Ok(ft) = e.file_type() else { continue };
         let p = e.path();
         if ft.is_dir() {
             walk(&p, depth + 1, out);
-        } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n == "kyverno-test.yaml" || n == "kyverno-test.yml") {
+        } else if p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n == "kyverno-test.yaml" || n == "kyverno-test.yml")
+        {
             out.push(p);
         }
     }
@@ -75,7 +84,9 @@ pub fn run_dir(dir: &Path) -> Result<TestReport, PolicyError> {
     let mut report = TestReport::default();
     let files = find_test_files(dir)?;
     if files.is_empty() {
-        report.errors.push(format!("{}: no kyverno-test.yaml found", dir.display()));
+        report
+            .errors
+            .push(format!("{}: no kyverno-test.yaml found", dir.display()));
     }
     for f in files {
         match run_test_file(&f) {
@@ -93,15 +104,27 @@ pub fn run_dir(dir: &Path) -> Result<TestReport, PolicyError> {
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
         Some(Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
     }
 }
 
-fn load_docs(base: &Path, rel: &str, test: &str, field: &str) -> Result<Vec<(String, Value)>, PolicyError> {
+fn load_docs(
+    base: &Path,
+    rel: &str,
+    test: &str,
+    field: &str,
+) -> Result<Vec<(String, Value)>, PolicyError> {
     if rel.contains("://") {
-        return Err(PolicyError::invalid(test, field, format!("{rel}: remote files are not fetched (offline)")));
+        return Err(PolicyError::invalid(
+            test,
+            field,
+            format!("{rel}: remote files are not fetched (offline)"),
+        ));
     }
     let path = base.join(rel);
     let files = crate::load::collect_files(&path)
@@ -128,22 +151,46 @@ struct Values {
 fn parse_values(doc: &Value) -> Values {
     let mut v = Values::default();
     let obj_map = |x: Option<&Value>| -> BTreeMap<String, Value> {
-        x.and_then(Value::as_object).map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+        x.and_then(Value::as_object)
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
     };
     v.global = obj_map(doc.get("globalValues"));
-    for p in doc.get("policies").and_then(Value::as_array).into_iter().flatten() {
-        for r in p.get("resources").and_then(Value::as_array).into_iter().flatten() {
+    for p in doc
+        .get("policies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for r in p
+            .get("resources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(n) = r.get("name").and_then(Value::as_str) {
-                v.per_resource.entry(n.to_string()).or_default().extend(obj_map(r.get("values")));
+                v.per_resource
+                    .entry(n.to_string())
+                    .or_default()
+                    .extend(obj_map(r.get("values")));
             }
         }
     }
-    for ns in doc.get("namespaceSelector").and_then(Value::as_array).into_iter().flatten() {
+    for ns in doc
+        .get("namespaceSelector")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(n) = ns.get("name").and_then(Value::as_str) {
             let labels = ns
                 .get("labels")
                 .and_then(Value::as_object)
-                .map(|o| o.iter().map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string())).collect())
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
                 .unwrap_or_default();
             v.namespace_labels.insert(n.to_string(), labels);
         }
@@ -164,7 +211,11 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
     let text = read_file(path)?;
     let docs = parse_yaml_documents(&text, &test_name)?;
     let Some(test) = docs.into_iter().next() else {
-        return Err(PolicyError::invalid(&test_name, "(document)", "empty test file"));
+        return Err(PolicyError::invalid(
+            &test_name,
+            "(document)",
+            "empty test file",
+        ));
     };
     let base = path.parent().unwrap_or(Path::new("."));
     let mut policy_docs = Vec::new();
@@ -176,20 +227,33 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
     let set = PolicySet::from_documents(policy_docs)?;
     let mut resources = Vec::new();
     for (i, r) in str_list(test.get("resources")).iter().enumerate() {
-        resources.extend(load_docs(base, r, &test_name, &format!("resources[{i}]"))?.into_iter().map(|(_, d)| d));
+        resources.extend(
+            load_docs(base, r, &test_name, &format!("resources[{i}]"))?
+                .into_iter()
+                .map(|(_, d)| d),
+        );
     }
     let values = match test.get("variables").and_then(Value::as_str) {
         Some(v) => {
             let docs = load_docs(base, v, &test_name, "variables")?;
-            docs.first().map(|(_, d)| parse_values(d)).unwrap_or_default()
+            docs.first()
+                .map(|(_, d)| parse_values(d))
+                .unwrap_or_default()
         }
         None => Values::default(),
     };
     let user_info = match test.get("userinfo").and_then(Value::as_str) {
         Some(u) => {
             let docs = load_docs(base, u, &test_name, "userinfo")?;
-            let d = docs.into_iter().next().map(|(_, d)| d).unwrap_or(Value::Null);
-            let mut ui = d.get("userInfo").cloned().unwrap_or_else(|| serde_json::json!({}));
+            let d = docs
+                .into_iter()
+                .next()
+                .map(|(_, d)| d)
+                .unwrap_or(Value::Null);
+            let mut ui = d
+                .get("userInfo")
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
             if let Some(o) = ui.as_object_mut() {
                 for k in ["roles", "clusterRoles"] {
                     if let Some(x) = d.get(k) {
@@ -204,9 +268,21 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
 
     let mut evaluated = Vec::new();
     for r in resources {
-        let name = r.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let kind = r.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        let namespace = r.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = r
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = r
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let namespace = r
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut input = AdmissionInput::create(r);
         input.user_info = user_info.clone();
         let mut vals = values.global.clone();
@@ -216,26 +292,63 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
         if let Some(op) = vals.get("request.operation").and_then(Value::as_str) {
             input.operation = op.to_string();
         }
-        let ns_key = if kind == "Namespace" { name.clone() } else { namespace.clone() };
+        let ns_key = if kind == "Namespace" {
+            name.clone()
+        } else {
+            namespace.clone()
+        };
         if let Some(l) = values.namespace_labels.get(&ns_key) {
             input.namespace_labels = l.clone();
         }
         let outcomes = set.evaluate_all(&input);
-        evaluated.push(Evaluated { kind, name, namespace, outcomes });
+        evaluated.push(Evaluated {
+            kind,
+            name,
+            namespace,
+            outcomes,
+        });
     }
 
     let mut rows = Vec::new();
-    for res in test.get("results").and_then(Value::as_array).into_iter().flatten() {
-        let policy = res.get("policy").and_then(Value::as_str).unwrap_or("").to_string();
-        let rule = res.get("rule").and_then(Value::as_str).unwrap_or("").to_string();
-        let kind = res.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
-        let expected = res.get("result").or_else(|| res.get("status")).and_then(Value::as_str).unwrap_or("").to_lowercase();
-        let is_vap = res.get("isValidatingAdmissionPolicy").and_then(Value::as_bool).unwrap_or(false);
+    for res in test
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let policy = res
+            .get("policy")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let rule = res
+            .get("rule")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let kind = res
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let expected = res
+            .get("result")
+            .or_else(|| res.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_lowercase();
+        let is_vap = res
+            .get("isValidatingAdmissionPolicy")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         let mut names = str_list(res.get("resources"));
         if let Some(r) = res.get("resource").and_then(Value::as_str) {
             names.push(r.to_string());
         }
-        let lookup_rule = rule.strip_prefix("autogen-cronjob-").or_else(|| rule.strip_prefix("autogen-")).unwrap_or(&rule);
+        let lookup_rule = rule
+            .strip_prefix("autogen-cronjob-")
+            .or_else(|| rule.strip_prefix("autogen-"))
+            .unwrap_or(&rule);
         let policy_name = policy.rsplit('/').next().unwrap_or(&policy);
         for rname in names {
             let (want_ns, want_name) = match rname.rsplit_once('/') {
@@ -245,15 +358,24 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
             let found = evaluated.iter().find(|e| {
                 e.name == want_name
                     && (kind.is_empty() || e.kind == kind)
-                    && want_ns.is_none_or(|ns| ns == e.namespace || e.namespace.is_empty() && ns == "default")
+                    && want_ns.is_none_or(|ns| {
+                        ns == e.namespace || e.namespace.is_empty() && ns == "default"
+                    })
             });
             let (actual, message) = match found {
-                None => ("not found".to_string(), format!("no resource {rname} of kind {kind} in the test's resources")),
+                None => (
+                    "not found".to_string(),
+                    format!("no resource {rname} of kind {kind} in the test's resources"),
+                ),
                 Some(e) => match e.outcomes.iter().find(|o| {
-                    o.policy == policy_name && (is_vap || rule.is_empty() || o.rule == lookup_rule || o.rule == rule)
+                    o.policy == policy_name
+                        && (is_vap || rule.is_empty() || o.rule == lookup_rule || o.rule == rule)
                 }) {
                     Some(o) => (o.result.as_str().to_string(), o.message.clone()),
-                    None => ("not found".to_string(), format!("no policy {policy} rule {rule} in the test's policies")),
+                    None => (
+                        "not found".to_string(),
+                        format!("no policy {policy} rule {rule} in the test's policies"),
+                    ),
                 },
             };
             let ok = actual == expected;

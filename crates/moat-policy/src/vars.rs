@@ -32,11 +32,17 @@ impl Query {
         if src.len() > 16 * 1024 {
             return Err("JMESPath expression longer than 16 KiB".into());
         }
-        RUNTIME.compile(src).map(|expr| Query { expr }).map_err(|e| format!("JMESPath `{src}`: {e}"))
+        RUNTIME
+            .compile(src)
+            .map(|expr| Query { expr })
+            .map_err(|e| format!("JMESPath `{src}`: {e}"))
     }
 
     pub(crate) fn search(&self, ctx: &Ctx) -> Result<Value, String> {
-        let r = self.expr.search(&ctx.root).map_err(|e| format!("JMESPath `{}`: {e}", self.expr.as_str()))?;
+        let r = self
+            .expr
+            .search(&ctx.root)
+            .map_err(|e| format!("JMESPath `{}`: {e}", self.expr.as_str()))?;
         Ok(to_json(&r))
     }
 }
@@ -58,7 +64,9 @@ pub(crate) fn to_json(v: &Variable) -> Value {
         Variable::Bool(b) => Value::Bool(*b),
         Variable::Number(n) => Value::Number(n.clone()),
         Variable::Array(a) => Value::Array(a.iter().map(|x| to_json(x)).collect()),
-        Variable::Object(o) => Value::Object(o.iter().map(|(k, x)| (k.clone(), to_json(x))).collect()),
+        Variable::Object(o) => {
+            Value::Object(o.iter().map(|(k, x)| (k.clone(), to_json(x))).collect())
+        }
     }
 }
 
@@ -69,7 +77,9 @@ pub(crate) fn to_var(v: &Value) -> Rcvar {
         Value::Number(n) => Variable::Number(n.clone()),
         Value::String(s) => Variable::String(s.clone()),
         Value::Array(a) => Variable::Array(a.iter().map(to_var).collect()),
-        Value::Object(o) => Variable::Object(o.iter().map(|(k, x)| (k.clone(), to_var(x))).collect()),
+        Value::Object(o) => {
+            Variable::Object(o.iter().map(|(k, x)| (k.clone(), to_var(x))).collect())
+        }
     })
 }
 
@@ -86,7 +96,9 @@ impl Ctx {
 
     /// A copy with `name` set (a dotted name sets a nested field).
     pub(crate) fn with(&self, name: &str, value: Rcvar) -> Ctx {
-        Ctx { root: set_path(&self.root, &name.split('.').collect::<Vec<_>>(), value) }
+        Ctx {
+            root: set_path(&self.root, &name.split('.').collect::<Vec<_>>(), value),
+        }
     }
 
     pub(crate) fn with_json(&self, name: &str, value: &Value) -> Ctx {
@@ -103,12 +115,17 @@ impl Ctx {
 }
 
 fn set_path(base: &Rcvar, path: &[&str], value: Rcvar) -> Rcvar {
-    let Some((first, rest)) = path.split_first() else { return value };
+    let Some((first, rest)) = path.split_first() else {
+        return value;
+    };
     let mut map: BTreeMap<String, Rcvar> = match &**base {
         Variable::Object(o) => o.clone(),
         _ => BTreeMap::new(),
     };
-    let child = map.get(*first).cloned().unwrap_or_else(|| Arc::new(Variable::Null));
+    let child = map
+        .get(*first)
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Variable::Null));
     map.insert(first.to_string(), set_path(&child, rest, value));
     Arc::new(Variable::Object(map))
 }
@@ -209,7 +226,11 @@ fn substitute_at(v: &Value, ctx: &Ctx, depth: usize) -> Result<Value, String> {
     }
     Ok(match v {
         Value::String(s) if has_vars(s) => substitute_str(s, ctx)?,
-        Value::Array(a) => Value::Array(a.iter().map(|x| substitute_at(x, ctx, depth + 1)).collect::<Result<_, _>>()?),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|x| substitute_at(x, ctx, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(o) => {
             let mut m = serde_json::Map::with_capacity(o.len());
             for (k, x) in o {
@@ -258,7 +279,10 @@ fn string2_fn(rt: &mut Runtime, name: &str, f: fn(&str, &str) -> Variable) {
         Box::new(CustomFunction::new(
             Signature::new(vec![ArgumentType::String, ArgumentType::String], None),
             Box::new(move |args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                Ok(Arc::new(f(s(&args[0]).unwrap_or(""), s(&args[1]).unwrap_or(""))))
+                Ok(Arc::new(f(
+                    s(&args[0]).unwrap_or(""),
+                    s(&args[1]).unwrap_or(""),
+                )))
             }),
         )),
     );
@@ -269,17 +293,35 @@ fn register_kyverno_functions(rt: &mut Runtime) {
     string_fn(rt, "to_upper", |x| x.to_uppercase());
     string_fn(rt, "to_lower", |x| x.to_lowercase());
     string_fn(rt, "trim_space", |x| x.trim().to_string());
-    string2_fn(rt, "trim", |x, cut| Variable::String(x.trim_matches(|c| cut.contains(c)).to_string()));
-    string2_fn(rt, "trim_prefix", |x, p| Variable::String(x.strip_prefix(p).unwrap_or(x).to_string()));
-    string2_fn(rt, "trim_suffix", |x, p| Variable::String(x.strip_suffix(p).unwrap_or(x).to_string()));
+    string2_fn(rt, "trim", |x, cut| {
+        Variable::String(x.trim_matches(|c| cut.contains(c)).to_string())
+    });
+    string2_fn(rt, "trim_prefix", |x, p| {
+        Variable::String(x.strip_prefix(p).unwrap_or(x).to_string())
+    });
+    string2_fn(rt, "trim_suffix", |x, p| {
+        Variable::String(x.strip_suffix(p).unwrap_or(x).to_string())
+    });
     string2_fn(rt, "split", |x, sep| {
-        Variable::Array(x.split(sep).map(|p| Arc::new(Variable::String(p.to_string()))).collect())
+        Variable::Array(
+            x.split(sep)
+                .map(|p| Arc::new(Variable::String(p.to_string())))
+                .collect(),
+        )
     });
-    string2_fn(rt, "equal_fold", |a, b| Variable::Bool(a.to_lowercase() == b.to_lowercase()));
+    string2_fn(rt, "equal_fold", |a, b| {
+        Variable::Bool(a.to_lowercase() == b.to_lowercase())
+    });
     string2_fn(rt, "regex_match", |re, x| {
-        Variable::Bool(regex::Regex::new(re).map(|r| r.is_match(x)).unwrap_or(false))
+        Variable::Bool(
+            regex::Regex::new(re)
+                .map(|r| r.is_match(x))
+                .unwrap_or(false),
+        )
     });
-    string2_fn(rt, "pattern_match", |p, x| Variable::Bool(wildmatch::WildMatch::new(p).matches(x)));
+    string2_fn(rt, "pattern_match", |p, x| {
+        Variable::Bool(wildmatch::WildMatch::new(p).matches(x))
+    });
     string2_fn(rt, "compare", |a, b| {
         Variable::Number(serde_json::Number::from(match a.cmp(b) {
             std::cmp::Ordering::Less => -1,
@@ -291,9 +333,20 @@ fn register_kyverno_functions(rt: &mut Runtime) {
     rt.register_function(
         "replace_all",
         Box::new(CustomFunction::new(
-            Signature::new(vec![ArgumentType::String, ArgumentType::String, ArgumentType::String], None),
+            Signature::new(
+                vec![
+                    ArgumentType::String,
+                    ArgumentType::String,
+                    ArgumentType::String,
+                ],
+                None,
+            ),
             Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                let (x, from, to) = (s(&args[0]).unwrap_or(""), s(&args[1]).unwrap_or(""), s(&args[2]).unwrap_or(""));
+                let (x, from, to) = (
+                    s(&args[0]).unwrap_or(""),
+                    s(&args[1]).unwrap_or(""),
+                    s(&args[2]).unwrap_or(""),
+                );
                 Ok(Arc::new(Variable::String(x.replace(from, to))))
             }),
         )),
@@ -301,7 +354,14 @@ fn register_kyverno_functions(rt: &mut Runtime) {
     rt.register_function(
         "regex_replace_all",
         Box::new(CustomFunction::new(
-            Signature::new(vec![ArgumentType::String, ArgumentType::Any, ArgumentType::String], None),
+            Signature::new(
+                vec![
+                    ArgumentType::String,
+                    ArgumentType::Any,
+                    ArgumentType::String,
+                ],
+                None,
+            ),
             Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
                 let src = match &*args[1] {
                     Variable::String(x) => x.clone(),
@@ -331,7 +391,8 @@ fn register_kyverno_functions(rt: &mut Runtime) {
         Box::new(CustomFunction::new(
             Signature::new(vec![ArgumentType::String], None),
             Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                let v: Value = serde_json::from_str(s(&args[0]).unwrap_or("")).unwrap_or(Value::Null);
+                let v: Value =
+                    serde_json::from_str(s(&args[0]).unwrap_or("")).unwrap_or(Value::Null);
                 Ok(to_var(&v))
             }),
         )),
@@ -341,10 +402,13 @@ fn register_kyverno_functions(rt: &mut Runtime) {
         Box::new(CustomFunction::new(
             Signature::new(vec![ArgumentType::Object, ArgumentType::Object], None),
             Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                let (Variable::Object(sel), Variable::Object(labels)) = (&*args[0], &*args[1]) else {
+                let (Variable::Object(sel), Variable::Object(labels)) = (&*args[0], &*args[1])
+                else {
                     return Ok(Arc::new(Variable::Bool(false)));
                 };
-                let ok = sel.iter().all(|(k, v)| labels.get(k).is_some_and(|l| l == v));
+                let ok = sel
+                    .iter()
+                    .all(|(k, v)| labels.get(k).is_some_and(|l| l == v));
                 Ok(Arc::new(Variable::Bool(ok)))
             }),
         )),
@@ -352,9 +416,18 @@ fn register_kyverno_functions(rt: &mut Runtime) {
     rt.register_function(
         "items",
         Box::new(CustomFunction::new(
-            Signature::new(vec![ArgumentType::Object, ArgumentType::String, ArgumentType::String], None),
+            Signature::new(
+                vec![
+                    ArgumentType::Object,
+                    ArgumentType::String,
+                    ArgumentType::String,
+                ],
+                None,
+            ),
             Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                let Variable::Object(o) = &*args[0] else { return Ok(Arc::new(Variable::Null)) };
+                let Variable::Object(o) = &*args[0] else {
+                    return Ok(Arc::new(Variable::Null));
+                };
                 let (kn, vn) = (s(&args[1]).unwrap_or("key"), s(&args[2]).unwrap_or("value"));
                 let items = o
                     .iter()
@@ -376,7 +449,9 @@ fn base64_encode(x: &str) -> String {
     let b = x.as_bytes();
     let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
     for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -395,18 +470,32 @@ mod tests {
 
     #[test]
     fn whole_variable_keeps_type_and_embedded_becomes_text() {
-        let ctx = Ctx::new(&json!({"request": {"object": {"spec": {"containers": [{"ports": [{"hostPort": 80}]}]}}, "operation": "CREATE"}}));
+        let ctx = Ctx::new(
+            &json!({"request": {"object": {"spec": {"containers": [{"ports": [{"hostPort": 80}]}]}}, "operation": "CREATE"}}),
+        );
         let v = substitute_str("{{ request.object.spec.[ephemeralContainers, initContainers, containers][].ports[].hostPort }}", &ctx).unwrap();
         assert_eq!(v, json!([80]));
-        assert_eq!(substitute_str("op={{request.operation}}!", &ctx).unwrap(), json!("op=CREATE!"));
-        assert_eq!(substitute_str("{{ request.operation || 'BACKGROUND' }}", &ctx).unwrap(), json!("CREATE"));
-        assert_eq!(substitute_str("{{ request.nothing || 'BACKGROUND' }}", &ctx).unwrap(), json!("BACKGROUND"));
+        assert_eq!(
+            substitute_str("op={{request.operation}}!", &ctx).unwrap(),
+            json!("op=CREATE!")
+        );
+        assert_eq!(
+            substitute_str("{{ request.operation || 'BACKGROUND' }}", &ctx).unwrap(),
+            json!("CREATE")
+        );
+        assert_eq!(
+            substitute_str("{{ request.nothing || 'BACKGROUND' }}", &ctx).unwrap(),
+            json!("BACKGROUND")
+        );
     }
 
     #[test]
     fn kyverno_functions() {
         let ctx = Ctx::new(&json!({"element": {"drop": ["all", "net_raw"]}}));
-        assert_eq!(substitute_str("{{ element.drop[].to_upper(@) || `[]` }}", &ctx).unwrap(), json!(["ALL", "NET_RAW"]));
+        assert_eq!(
+            substitute_str("{{ element.drop[].to_upper(@) || `[]` }}", &ctx).unwrap(),
+            json!(["ALL", "NET_RAW"])
+        );
         assert_eq!(base64_encode("ab"), "YWI=");
     }
 }

@@ -48,7 +48,8 @@ fn chainsaw_admission_cases() {
     };
     let data = shared.join("data/kyverno");
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(data.join("expected.json")).unwrap())
+            .unwrap();
     let cases = expected["chainsaw_admission_cases"].as_array().unwrap();
     let (mut ok, mut judged, mut unsupported_cases) = (0, 0, 0);
     let mut wrong = Vec::new();
@@ -66,7 +67,9 @@ fn chainsaw_admission_cases() {
             for o in set.evaluate(&AdmissionInput::create(d)) {
                 match o.result {
                     RuleResult::Fail | RuleResult::Error => rejected = true,
-                    RuleResult::Skip if o.message.starts_with("not evaluated") => not_evaluated = true,
+                    RuleResult::Skip if o.message.starts_with("not evaluated") => {
+                        not_evaluated = true
+                    }
                     _ => {}
                 }
             }
@@ -81,16 +84,24 @@ fn chainsaw_admission_cases() {
         if rejected == want_reject {
             ok += 1;
         } else {
-            wrong.push(format!("{} expected {} ", c["file"], c["expected_admission"]));
+            wrong.push(format!(
+                "{} expected {} ",
+                c["file"], c["expected_admission"]
+            ));
         }
     }
-    eprintln!("chainsaw admission cases: {ok}/{judged} correct; {unsupported_cases} decided by unsupported rules");
+    eprintln!(
+        "chainsaw admission cases: {ok}/{judged} correct; {unsupported_cases} decided by unsupported rules"
+    );
     for w in &wrong {
         eprintln!("wrong: {w}");
     }
     assert!(wrong.is_empty(), "{} admission cases wrong", wrong.len());
     // Only the validate.podSecurity subrule tests (pod-security/subrule/*: 3 policies, good and bad)
     // depend on a feature moat reports as unsupported.
-    assert!(unsupported_cases <= 6, "too many cases left to unsupported rules: {unsupported_cases}");
+    assert!(
+        unsupported_cases <= 6,
+        "too many cases left to unsupported rules: {unsupported_cases}"
+    );
     assert_eq!(judged + unsupported_cases, cases.len());
 }

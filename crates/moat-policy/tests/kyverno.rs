@@ -21,14 +21,19 @@ fn kyverno_expected_agreement() {
     };
     let data = shared.join("data/kyverno");
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(data.join("expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(data.join("expected.json")).unwrap())
+            .unwrap();
     let cases = expected["cases"].as_array().unwrap();
     let dirs: BTreeSet<String> = cases
         .iter()
         .map(|c| {
             let t = c["test_file"].as_str().unwrap();
             let p = std::path::Path::new(t);
-            p.parent().and_then(|x| x.parent()).unwrap().to_string_lossy().into_owned()
+            p.parent()
+                .and_then(|x| x.parent())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
         })
         .collect();
     let mut got: BTreeMap<(String, String, String), String> = BTreeMap::new();
@@ -40,8 +45,15 @@ fn kyverno_expected_agreement() {
         let report = run_dir(&data.join(d)).unwrap();
         assert!(report.errors.is_empty(), "{d}: {:?}", report.errors);
         for r in report.rows {
-            let test = r.test_file.strip_prefix(&format!("{}/", data.display())).unwrap_or(&r.test_file).to_string();
-            by_file.insert((test, r.policy.clone(), r.rule.clone(), r.resource.clone()), r.actual.clone());
+            let test = r
+                .test_file
+                .strip_prefix(&format!("{}/", data.display()))
+                .unwrap_or(&r.test_file)
+                .to_string();
+            by_file.insert(
+                (test, r.policy.clone(), r.rule.clone(), r.resource.clone()),
+                r.actual.clone(),
+            );
             got.insert((r.policy, r.rule, r.resource), r.actual);
         }
         for u in report.unsupported {
@@ -59,7 +71,10 @@ fn kyverno_expected_agreement() {
         let want = c["expected"].as_str().unwrap();
         match got.get(&key) {
             Some(a) if a == want => ok += 1,
-            other => misses.push(format!("{key:?} expected {want} got {other:?} ({})", c["test_file"].as_str().unwrap())),
+            other => misses.push(format!(
+                "{key:?} expected {want} got {other:?} ({})",
+                c["test_file"].as_str().unwrap()
+            )),
         }
     }
     let strict_ok = cases
@@ -75,7 +90,10 @@ fn kyverno_expected_agreement() {
         })
         .count();
     let strict = strict_ok as f64 / cases.len() as f64;
-    eprintln!("Kyverno agreement per test file {strict_ok}/{} = {strict:.3}", cases.len());
+    eprintln!(
+        "Kyverno agreement per test file {strict_ok}/{} = {strict:.3}",
+        cases.len()
+    );
     assert!(strict >= 0.95, "per-file agreement {strict:.3} below 0.95");
     let rate = ok as f64 / cases.len() as f64;
     eprintln!("Kyverno agreement {ok}/{} = {rate:.3}", cases.len());
