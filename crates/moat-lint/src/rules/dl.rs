@@ -177,13 +177,17 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         if !unpinned_apt.is_empty() {
             out.push(m.hit("DL3008", i, format!("Pin versions in apt-get install ({})", unpinned_apt.join(", "))));
         }
-        // DL3009 (stage-aware, reported after the loop)
-        if !r.onbuild {
+        // DL3009 (stage-aware for RUN, reported after the loop; always for ONBUILD RUN)
+        {
             let update = cmds.iter().any(|c| (c.name == "apt-get" || c.name == "apt" || c.name == "aptitude") && c.has_arg("update"));
             let cleanup = cmds.iter().any(|c| c.is_with("rm", &["-rf", "/var/lib/apt/lists/*"]));
             let cached = has_cache_mount(i, "/var/lib/apt/lists") || (has_cache_mount(i, "/var/lib/apt") && has_cache_mount(i, "/var/cache/apt"));
             if update && !cleanup && !cached {
-                dl3009.push((r.index, m.stage_of[r.index]));
+                if r.onbuild {
+                    out.push(m.hit("DL3009", i, "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*"));
+                } else {
+                    dl3009.push((r.index, m.stage_of[r.index]));
+                }
             }
         }
         // DL3013
@@ -350,7 +354,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         }
                     }
                 }
-                if is_pip_install(c) && !c.has_flag("no-cache-dir") {
+                if is_pip_install(c) && c.basename() != "pipx" && !c.has_flag("no-cache-dir") {
                     let prefix = c.env.iter().rev().find(|(k, _)| k == "PIP_NO_CACHE_DIR").map(|(_, v)| truthy(v));
                     if !prefix.or(exported).unwrap_or(false) {
                         fire = true;
@@ -374,11 +378,15 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         }) {
             out.push(m.hit("DL3047", i, "wget without --progress bloats build logs: use wget --progress=dot:giga, -q or -nv"));
         }
-        // DL3060 (stage-aware)
-        if !r.onbuild {
-            let yarn_cached = i.mounts().iter().any(|mt| (mt.kind == "cache" || mt.kind == "tmpfs") && mt.target.contains("yarn"));
+        // DL3060 (stage-aware for RUN; always for ONBUILD RUN)
+        {
+            let yarn_cached = i.onbuild.as_deref().unwrap_or(i).mounts().iter().any(|mt| (mt.kind == "cache" || mt.kind == "tmpfs") && mt.target.contains("yarn"));
             if !yarn_cached && missing_cleanup(s, |c| c.is_with("yarn", &["install"]), |c| c.name == "yarn" && c.has_arg("cache") && c.has_arg("clean")) {
-                dl3060.push((r.index, m.stage_of[r.index]));
+                if r.onbuild {
+                    out.push(m.hit("DL3060", i, "yarn cache clean missing after yarn install"));
+                } else {
+                    dl3060.push((r.index, m.stage_of[r.index]));
+                }
             }
         }
         // DL3062
@@ -446,7 +454,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
                 // DL3024
                 if let Some(a) = &b.alias {
-                    if aliases.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+                    if aliases.iter().any(|x| x == a) {
                         out.push(m.hit("DL3024", i, format!("FROM aliases (stage names) must be unique: {a}")));
                     }
                     // DL3063
@@ -748,10 +756,8 @@ fn apt_assume_yes(c: &Command) -> bool {
 
 fn uid_of(c: &Command) -> Option<&str> {
     for (n, a) in c.args.iter().enumerate() {
-        if let Some(v) = a.strip_prefix("--uid=") {
-            return Some(v);
-        }
-        if a == "-u" || a == "--uid" {
+        // hadolint only reads the short -u form.
+        if a == "-u" {
             return c.args.get(n + 1).map(String::as_str);
         }
         if let Some(v) = a.strip_prefix("-u") {
@@ -779,7 +785,7 @@ fn go_unpinned(c: &Command) -> bool {
         _ => return false,
     };
     pkgs.iter().any(|p| {
-        if p.starts_with('.') || p.starts_with('/') || p.starts_with('$') || p.ends_with(".go") {
+        if p.starts_with('.') || p.starts_with('/') || p.starts_with('$') {
             return false;
         }
         match p.rsplit_once('@') {

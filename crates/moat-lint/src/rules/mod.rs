@@ -204,39 +204,13 @@ pub fn referenced_vars(s: &str) -> Vec<String> {
     out
 }
 
-/// Splits `COPY`/`ADD` arguments into words, respecting quotes but keeping them (BuildKit keeps
-/// quotes for the shell form of these instructions' paths only when unbalanced; rules drop them).
+/// Splits `COPY`/`ADD` arguments into words: the JSON form's strings, else whitespace-separated words
+/// with quotes kept (BuildKit and hadolint split the shell form on whitespace, quotes or not).
 pub fn path_words(args: &str) -> Vec<String> {
-    if let Some(v) = exec_form(args) {
-        return v;
+    match exec_form(args) {
+        Some(v) => v,
+        None => args.split_whitespace().map(str::to_string).collect(),
     }
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    for c in args.chars() {
-        match quote {
-            Some(q) => {
-                cur.push(c);
-                if c == q {
-                    quote = None;
-                }
-            }
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                cur.push(c);
-            }
-            None if c.is_whitespace() => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            None => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 /// Drops surrounding quotes.
