@@ -86,6 +86,47 @@ impl Command {
             .collect()
     }
 
+    /// The command a wrapper runs (`sudo -u app chmod ...` → `chmod ...`); itself when not wrapped.
+    /// Used by moat's own rules, which look through `sudo`, `env`, `exec`, `nohup`, `nice`, `gosu` and
+    /// `su-exec` (hadolint's rules do not).
+    pub fn unwrapped(&self) -> Command {
+        let mut cur = self.clone();
+        for _ in 0..4 {
+            let (skip_values, takes_user): (&[&str], bool) = match cur.basename() {
+                "sudo" => (&["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"], false),
+                "env" => (&["-u", "-C", "-S"], false),
+                "exec" | "nohup" | "time" | "command" => (&[], false),
+                "nice" => (&["-n"], false),
+                "gosu" | "su-exec" | "chroot" => (&[], true),
+                _ => return cur,
+            };
+            let mut i = 0;
+            let args = &cur.args;
+            while i < args.len() {
+                let a = &args[i];
+                if a == "--" {
+                    i += 1;
+                    break;
+                }
+                if skip_values.contains(&a.as_str()) {
+                    i += 2;
+                } else if a.starts_with('-') || (cur.basename() == "env" && a.contains('=')) {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            if takes_user {
+                i += 1;
+            }
+            if i >= cur.args.len() {
+                return cur;
+            }
+            cur = Command { name: cur.args[i].clone(), args: cur.args[i + 1..].to_vec(), env: Vec::new(), raw_args: cur.raw_args.get(i + 1..).map(<[String]>::to_vec).unwrap_or_default() };
+        }
+        cur
+    }
+
     /// Base name of the command (`/usr/bin/bash` → `bash`).
     pub fn basename(&self) -> &str {
         self.name.rsplit('/').next().unwrap_or(&self.name)
@@ -641,6 +682,14 @@ mod tests {
         assert_eq!(names("( cd /x && make ) || { echo fail; exit 1; }"), ["cd", "make", "echo", "exit"]);
         assert_eq!(names("echo `uname -m` $(( 1 + 2 ))"), ["echo", "uname"]);
         assert_eq!(names("[[ -n $x ]] && echo y"), ["echo"]);
+    }
+
+    #[test]
+    fn wrappers_are_seen_through() {
+        let c = parse("sudo -u app -E chmod -R 777 /x").commands[0].unwrapped();
+        assert_eq!((c.name.as_str(), c.args.len()), ("chmod", 3));
+        assert_eq!(parse("gosu app env A=1 curl x").commands[0].unwrapped().name, "curl");
+        assert_eq!(parse("ls -l").commands[0].unwrapped().name, "ls");
     }
 
     #[test]

@@ -206,9 +206,9 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
         let _ = idx;
     }
     for r in &m.runs {
-        let cmds = &r.script.commands;
-        for c in cmds {
-            if c.name == "chmod" {
+        let cmds: Vec<Command> = r.script.commands.iter().map(Command::unwrapped).collect();
+        for c in &cmds {
+            if c.basename() == "chmod" {
                 if let Some(mode) = c.args.iter().find(|a| !a.starts_with('-') || a.starts_with("-w") || a.starts_with("-r")).filter(|a| world_writable_mode(a)) {
                     out.push(m.hit("MOAT-DF-002", r.ins, format!("chmod {mode} makes files world-writable")));
                     break;
@@ -261,11 +261,11 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                 runtime_text.push(' ');
             }
             if let Some(r) = m.runs.iter().find(|r| r.index == idx && !r.onbuild) {
-                for c in &r.script.commands {
-                    for p in installed_packages(c) {
+                for c in r.script.commands.iter().map(Command::unwrapped) {
+                    for p in installed_packages(&c) {
                         installed.push((p, idx));
                     }
-                    removed.extend(removed_packages(c));
+                    removed.extend(removed_packages(&c));
                 }
             }
         }
