@@ -25,6 +25,7 @@ pub(crate) fn collect(
         .dev();
     let mut stack: Vec<(std::path::PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
     let mut seen: u64 = 0;
+    let mut content_links: Vec<String> = Vec::new();
     while let Some((dir, rel)) = stack.pop() {
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
@@ -82,7 +83,13 @@ pub(crate) fn collect(
             }
             let want = select(&meta);
             if want == Select::Skip {
+                if let EntryKind::Symlink(t) = &kind {
+                    view.note_link(&path, t, 0);
+                }
                 continue;
+            }
+            if want == Select::Content && matches!(kind, EntryKind::Symlink(_)) {
+                content_links.push(path.clone());
             }
             let content = if want == Select::Content && kind == EntryKind::File {
                 if meta.size > limits.max_file_content {
@@ -110,5 +117,61 @@ pub(crate) fn collect(
             });
         }
     }
+    follow_links(root, &mut view, &content_links, limits)?;
     Ok(view)
+}
+
+/// Reads the files that content-selected symlinks lead to, resolved inside the tree (never through a
+/// link on disk, so nothing outside `root` is read).
+fn follow_links(
+    root: &Path,
+    view: &mut FileView,
+    links: &[String],
+    limits: &Limits,
+) -> Result<(), ImageError> {
+    for l in links {
+        let Some(target) = view.resolve_path(l) else {
+            continue;
+        };
+        if view.get(&target).is_some() {
+            continue;
+        }
+        let mut cur = root.to_path_buf();
+        let mut inside = true;
+        for part in target.split('/') {
+            cur.push(part);
+            if std::fs::symlink_metadata(&cur)
+                .map(|m| m.file_type().is_symlink())
+                .unwrap_or(true)
+            {
+                inside = false;
+                break;
+            }
+        }
+        let Ok(md) = std::fs::symlink_metadata(&cur) else {
+            continue;
+        };
+        if !inside || !md.is_file() || md.len() > limits.max_file_content {
+            continue;
+        }
+        let mut buf = Vec::new();
+        std::fs::File::open(&cur)
+            .and_then(|f| f.take(limits.max_file_content).read_to_end(&mut buf))
+            .map_err(|e| ImageError::io(&cur, e))?;
+        let meta = FileMeta {
+            path: target,
+            kind: EntryKind::File,
+            size: md.len(),
+            mode: md.permissions().mode() & 0o7777,
+            uid: u64::from(md.uid()),
+            gid: u64::from(md.gid()),
+        };
+        view.insert(FileEntry {
+            meta,
+            layer_index: 0,
+            layer: None,
+            content: Some(buf),
+        });
+    }
+    Ok(())
 }

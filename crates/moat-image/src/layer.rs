@@ -2,6 +2,7 @@
 //! only selected contents kept, every byte hashed against the layer's digests.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::rc::Rc;
 
@@ -63,6 +64,10 @@ pub(crate) struct Apply<'a> {
     pub(crate) name: String,
     /// The layer's diff id, stamped on the entries it contributes.
     pub(crate) layer_id: Option<String>,
+    /// Paths whose content is wanted because a selected link leads to them.
+    pub(crate) follow: &'a mut BTreeSet<String>,
+    /// Links (symbolic or hard) whose content the caller asked for.
+    pub(crate) content_links: &'a mut BTreeSet<String>,
 }
 
 /// Path of an entry inside the image. Entries that climb with `..` are refused: no legitimate image
@@ -228,11 +233,24 @@ impl Apply<'_> {
             if meta.kind != EntryKind::Dir {
                 self.view.clear_dir_before(&path, self.index);
             }
-            let want = (self.select)(&meta);
+            let want = if self.follow.contains(&path) {
+                Select::Content
+            } else {
+                (self.select)(&meta)
+            };
             if want == Select::Skip {
                 // This layer's version replaces a lower one the caller may have kept.
                 self.view.remove_before(&path, self.index);
+                if let EntryKind::Symlink(t) = &meta.kind {
+                    self.view.note_link(&path, t, self.index);
+                }
                 continue;
+            }
+            let is_link = matches!(meta.kind, EntryKind::Symlink(_) | EntryKind::Hardlink(_));
+            if want == Select::Content && is_link {
+                self.content_links.insert(path.clone());
+            } else {
+                self.content_links.remove(&path);
             }
             let content = match (&meta.kind, want) {
                 (EntryKind::File, Select::Content) => {
@@ -259,12 +277,19 @@ impl Apply<'_> {
                 }
                 _ => None,
             };
+            let symlink = matches!(meta.kind, EntryKind::Symlink(_));
             self.view.insert(FileEntry {
                 meta,
                 layer_index: self.index,
                 layer: self.layer_id.clone(),
                 content,
             });
+            if symlink && want == Select::Content {
+                // Keep what the link leads to when it comes later in the stream.
+                if let Some(target) = self.view.resolve_path(&path) {
+                    self.follow.insert(target);
+                }
+            }
         }
         Ok(())
     }

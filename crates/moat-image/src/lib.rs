@@ -16,6 +16,7 @@ mod registry;
 mod target;
 mod view;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use moat_model::{ImageInfo, TargetInfo};
@@ -261,25 +262,66 @@ impl Image {
         match &self.source {
             Source::Dir(root) => dir::collect(root, select, &self.options.limits),
             Source::Layers { store, layers } => {
-                let mut view = FileView::new();
                 let progress = progress::Progress::new(self.options.progress, layers.len());
-                for (index, layer) in layers.iter().enumerate() {
-                    let name = format!("layer {index} ({})", store.describe(&layer.location));
-                    let (raw, len) = store.open(&layer.location)?;
-                    let raw = progress.wrap(raw, index, layer.size.or(len));
-                    let mut apply = layer::Apply {
-                        view: &mut view,
-                        select,
-                        limits: &self.options.limits,
-                        index,
-                        name,
-                        layer_id: layer.diff_id.as_ref().map(|d| d.to_string()),
-                    };
-                    apply.run(raw, layer)?;
-                }
+                // Links the caller selected with content lead to files that may come earlier in the
+                // stream than the link: those are read in another pass (rare; at most a few).
+                let mut wanted: BTreeSet<String> = BTreeSet::new();
+                let mut pass = 0;
+                let view = loop {
+                    pass += 1;
+                    let mut view = FileView::new();
+                    let mut follow = wanted.clone();
+                    let mut content_links = BTreeSet::new();
+                    for (index, layer) in layers.iter().enumerate() {
+                        let name = format!("layer {index} ({})", store.describe(&layer.location));
+                        let (raw, len) = store.open(&layer.location)?;
+                        let raw = progress.wrap(raw, index, layer.size.or(len));
+                        let mut apply = layer::Apply {
+                            view: &mut view,
+                            select,
+                            limits: &self.options.limits,
+                            index,
+                            name,
+                            layer_id: layer.diff_id.as_ref().map(|d| d.to_string()),
+                            follow: &mut follow,
+                            content_links: &mut content_links,
+                        };
+                        apply.run(raw, layer)?;
+                    }
+                    let missing = missing_link_targets(&view, &content_links);
+                    if pass >= 4 || missing.is_subset(&wanted) {
+                        break view;
+                    }
+                    wanted.extend(missing);
+                };
                 progress.finish();
                 Ok(view)
             }
         }
     }
+}
+
+/// Targets of content-selected links whose content is not in the view.
+fn missing_link_targets(view: &FileView, links: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for l in links {
+        let Some(e) = view.get(l) else { continue };
+        match &e.meta.kind {
+            EntryKind::Hardlink(t)
+                if e.content.is_none()
+                    && view.get(t).and_then(|t| t.content.as_ref()).is_none() =>
+            {
+                out.insert(t.clone());
+            }
+            EntryKind::Symlink(_) => {
+                if let Some(p) = view.resolve_path(l) {
+                    if view.get(&p).is_none() {
+                        out.insert(p);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }

@@ -51,6 +51,47 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Default)]
 pub struct FileView {
     files: BTreeMap<String, FileEntry>,
+    /// Every symbolic link of the image (selected or not), with the layer it came from, so that paths
+    /// through linked directories (`lib -> usr/lib`) resolve as in a container.
+    links: BTreeMap<String, (String, usize)>,
+}
+
+/// Why a path could not be resolved safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Unresolved {
+    /// A link's target climbs above the image root.
+    Escapes,
+    /// More than [`MAX_HOPS`] links (a loop).
+    Loop,
+}
+
+/// Most symbolic links followed for one path, as Linux allows.
+const MAX_HOPS: usize = 40;
+
+/// Removes `key` and everything below `key/` from `map` when `keep` says so.
+fn drop_tree<V>(
+    map: &mut BTreeMap<String, V>,
+    dir: &str,
+    include_self: bool,
+    doomed_if: impl Fn(&V) -> bool,
+) {
+    if include_self && map.get(dir).is_some_and(&doomed_if) {
+        map.remove(dir);
+    }
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let doomed: Vec<String> = map
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter(|(_, v)| doomed_if(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in doomed {
+        map.remove(&k);
+    }
 }
 
 impl FileView {
@@ -60,41 +101,34 @@ impl FileView {
 
     /// Adds or replaces an entry (a later layer's version wins).
     pub fn insert(&mut self, entry: FileEntry) {
+        match &entry.meta.kind {
+            EntryKind::Symlink(t) => {
+                self.links
+                    .insert(entry.meta.path.clone(), (t.clone(), entry.layer_index));
+            }
+            _ => {
+                self.links.remove(&entry.meta.path);
+            }
+        }
         self.files.insert(entry.meta.path.clone(), entry);
+    }
+
+    /// Records a symbolic link the caller did not select, so paths through it still resolve.
+    pub(crate) fn note_link(&mut self, path: &str, target: &str, layer_index: usize) {
+        self.links
+            .insert(path.to_string(), (target.to_string(), layer_index));
     }
 
     /// Applies a whiteout: removes `path` and everything below it.
     pub fn remove_tree(&mut self, path: &str) {
-        self.files.remove(path);
-        let prefix = format!("{path}/");
-        let doomed: Vec<String> = self
-            .files
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.files.remove(&k);
-        }
+        drop_tree(&mut self.files, path, true, |_| true);
+        drop_tree(&mut self.links, path, true, |_| true);
     }
 
     /// Applies an opaque whiteout: removes everything below `dir` that came from layers before `layer_index`.
     pub fn clear_dir_before(&mut self, dir: &str, layer_index: usize) {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        let doomed: Vec<String> = self
-            .files
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(_, e)| e.layer_index < layer_index)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.files.remove(&k);
-        }
+        drop_tree(&mut self.files, dir, false, |e| e.layer_index < layer_index);
+        drop_tree(&mut self.links, dir, false, |l| l.1 < layer_index);
     }
 
     /// Removes `path` itself if it came from a layer before `layer_index` (a later layer replaced it).
@@ -105,6 +139,9 @@ impl FileView {
             .is_some_and(|e| e.layer_index < layer_index)
         {
             self.files.remove(path);
+        }
+        if self.links.get(path).is_some_and(|l| l.1 < layer_index) {
+            self.links.remove(path);
         }
     }
 
@@ -134,28 +171,87 @@ impl FileView {
         self.files.is_empty()
     }
 
-    /// Follows symlinks inside the view (at most 40 hops, never above the root) to the entry a
-    /// container would open at `path`. Only links whose entries were selected can be followed.
-    pub fn resolve(&self, path: &str) -> Option<&FileEntry> {
-        let mut cur = normalize(path)?;
-        for _ in 0..40 {
-            let e = self.files.get(&cur)?;
-            match &e.meta.kind {
-                EntryKind::Symlink(t) | EntryKind::Hardlink(t) => {
-                    let joined = if t.starts_with('/') {
-                        t.clone()
-                    } else {
-                        match cur.rsplit_once('/') {
-                            Some((parent, _)) => format!("{parent}/{t}"),
-                            None => t.clone(),
-                        }
-                    };
-                    cur = normalize(&joined)?;
+    /// Follows symbolic links in every component of `path`, inside the image only: absolute targets
+    /// start again at the image root, `..` never climbs above it. Returns the final path and the links
+    /// followed (for error messages).
+    fn walk(
+        &self,
+        path: &str,
+        clamp: bool,
+    ) -> Result<(String, Vec<String>), (Unresolved, Vec<String>)> {
+        let mut todo: std::collections::VecDeque<String> =
+            path.split('/').map(str::to_string).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut chain: Vec<String> = Vec::new();
+        while let Some(seg) = todo.pop_front() {
+            match seg.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    if done.pop().is_none() && !clamp {
+                        return Err((Unresolved::Escapes, chain));
+                    }
+                    continue;
                 }
-                _ => return Some(e),
+                _ => done.push(seg),
+            }
+            let cur = done.join("/");
+            if let Some((target, _)) = self.links.get(&cur) {
+                chain.push(format!("{cur} -> {target}"));
+                if chain.len() > MAX_HOPS {
+                    return Err((Unresolved::Loop, chain));
+                }
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                for (i, part) in target.split('/').enumerate() {
+                    todo.insert(i, part.to_string());
+                }
             }
         }
-        None
+        Ok((done.join("/"), chain))
+    }
+
+    /// The path a container would open for `path`, all links followed inside the image (`..` clamped at
+    /// the root as the kernel does in a chroot); `None` for a loop.
+    pub fn resolve_path(&self, path: &str) -> Option<String> {
+        self.walk(path, true).ok().map(|(p, _)| p)
+    }
+
+    /// Follows symlinks inside the view (at most 40 hops, never above the root) to the entry a
+    /// container would open at `path`. Hard links lead to their target when their own entry has no
+    /// content. Only entries that were selected are returned.
+    pub fn resolve(&self, path: &str) -> Option<&FileEntry> {
+        let p = self.resolve_path(path)?;
+        self.hardlink_target(self.files.get(&p)?)
+    }
+
+    fn hardlink_target<'a>(&'a self, e: &'a FileEntry) -> Option<&'a FileEntry> {
+        match &e.meta.kind {
+            EntryKind::Hardlink(t) if e.content.is_none() => self.files.get(t).or(Some(e)),
+            _ => Some(e),
+        }
+    }
+
+    /// Like [`FileView::resolve`], but a path whose links leave the image (a chain that climbs above
+    /// the root), loop, or end at something not in the image is an error naming the chain, for callers
+    /// that must not silently read something else. `Ok(None)` when `path` itself is absent.
+    pub fn resolve_checked(&self, path: &str) -> Result<Option<&FileEntry>, crate::ImageError> {
+        let (p, chain) = self.walk(path, false).map_err(|(why, chain)| crate::ImageError::Invalid {
+            what: format!("symlink chain {}", chain.join(", ")),
+            why: match why {
+                Unresolved::Escapes => format!("resolving {path:?} climbs above the image root; refusing to follow it out of the image"),
+                Unresolved::Loop => format!("resolving {path:?} follows more than {MAX_HOPS} links (a loop)"),
+            },
+        })?;
+        match self.files.get(&p) {
+            Some(e) => Ok(self.hardlink_target(e)),
+            None if chain.is_empty() => Ok(None),
+            None => Err(crate::ImageError::Invalid {
+                what: format!("symlink chain {}", chain.join(", ")),
+                why: format!("{path:?} leads to /{p}, which is not in the image"),
+            }),
+        }
     }
 }
 
@@ -212,11 +308,50 @@ mod tests {
         v.clear_dir_before("etc", 1);
         assert!(v.get("etc/a").is_none());
         assert!(v.get("etc/new").is_some());
+        // An absolute link that climbs above the root: clamped by `resolve` (as the kernel does in a
+        // chroot), refused by `resolve_checked`.
         let mut link = file("lib", 1);
         link.meta.kind = EntryKind::Symlink("/../../etc".into());
         v.insert(link);
-        assert_eq!(v.resolve("/lib/new").map(|e| e.meta.path.as_str()), None);
-        assert_eq!(v.resolve("/lib").map(|e| e.meta.path.as_str()), None);
+        assert_eq!(
+            v.resolve("/lib/new").map(|e| e.meta.path.as_str()),
+            Some("etc/new")
+        );
+        assert!(v.resolve_checked("lib/new").is_err());
+        // Relative links through directories, and a chain.
+        v.note_link("usr/lib64", "lib", 1);
+        v.insert(file("usr/lib/libc.so", 1));
+        let mut l = file("lib64", 1);
+        l.meta.kind = EntryKind::Symlink("usr/lib64".into());
+        v.insert(l);
+        assert_eq!(
+            v.resolve_checked("lib64/libc.so")
+                .ok()
+                .flatten()
+                .map(|e| e.meta.path.as_str()),
+            Some("usr/lib/libc.so")
+        );
+        // A loop and a dangling link.
+        v.note_link("a", "b", 1);
+        v.note_link("b", "a", 1);
+        assert!(v.resolve("a").is_none());
+        let e = v
+            .resolve_checked("a/x")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("loop"), "{e}");
+        v.note_link("etc/shadow-link", "/etc/shadow", 1);
+        let e = v
+            .resolve_checked("etc/shadow-link")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("not in the image"), "{e}");
+        assert!(matches!(v.resolve_checked("etc/none"), Ok(None)));
+        // A whiteout removes links too.
+        v.remove_tree_before("usr", 2);
+        assert!(v.resolve("lib64/libc.so").is_none());
         assert_eq!(
             normalize("/../../etc/./passwd").as_deref(),
             Some("etc/passwd")

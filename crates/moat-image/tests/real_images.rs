@@ -44,7 +44,7 @@ fn fixture(suite: &str) -> Option<PathBuf> {
 const STATUS: &str = "var/lib/dpkg/status";
 
 fn select_status(m: &moat_image::FileMeta) -> Select {
-    if m.path == STATUS {
+    if m.path == STATUS || m.path == "etc/os-release" {
         Select::Content
     } else if m.path.starts_with("etc/") {
         Select::Meta
@@ -56,6 +56,8 @@ fn select_status(m: &moat_image::FileMeta) -> Select {
 fn check_suite(suite: &str) {
     let Some(dir) = fixture(suite) else { return };
     let expected = std::fs::read(dir.join("rootfs").join(STATUS)).expect("rootfs status");
+    let expected_os_release =
+        std::fs::read(dir.join("rootfs/usr/lib/os-release")).expect("rootfs os-release");
     let targets = [
         format!("oci:{}:{suite}", dir.join("oci").display()),
         format!("oci:{}", dir.join("oci").display()),
@@ -83,9 +85,14 @@ fn check_suite(suite: &str) {
             entry.content.as_deref() == Some(&expected[..]),
             "{t}: {STATUS} differs from the rootfs"
         );
+        // `etc/os-release -> ../usr/lib/os-release`: the link is followed inside the image, even though
+        // the selector named only the link.
+        let os_release = view
+            .resolve_checked("etc/os-release")
+            .unwrap_or_else(|e| panic!("{t}: {e}"));
         assert!(
-            view.get("etc/os-release").is_some(),
-            "{t}: etc/os-release missing"
+            os_release.and_then(|e| e.content.as_deref()) == Some(&expected_os_release[..]),
+            "{t}: etc/os-release does not resolve to the rootfs's usr/lib/os-release"
         );
         if target.kind() != "dir" {
             let info = image.info();
