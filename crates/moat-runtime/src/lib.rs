@@ -9,3 +9,4 @@ pub use event::Event;
 pub use rules::{Alert, Engine, Loader, Priority};
 pub mod alert;
 pub mod replay;
+pub mod sensor;

@@ -1,7 +1,9 @@
 //! `moat runtime`: watch a live host with the eBPF sensor, replay recorded events, check rule files.
 
+use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use moat_report::Verdict;
 use moat_runtime::alert::{self, Format};
 use moat_runtime::rules::{Engine, Priority};
@@ -16,6 +18,8 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Sub {
+    /// Watch this host with the eBPF sensor and print alerts as they happen.
+    Watch(WatchArgs),
     /// Evaluate recorded events (JSON lines in moat's event format) against rules.
     Replay(ReplayArgs),
     /// Rule files: validate and report what moat can evaluate.
@@ -103,6 +107,32 @@ pub struct ReplayArgs {
     pub out: OutputArgs,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub rules: RuleArgs,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutFormat,
+    /// Also POST every alert as JSON to this URL (http://HOST:PORT/PATH), with retries.
+    #[arg(long = "output-webhook", value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Only report events from containers.
+    #[arg(long)]
+    pub container_only: bool,
+    /// Stop after this many seconds (default: until interrupted).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Record every event (JSON lines) to FILE for `moat runtime replay`.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Use the degraded proc-connector sensor (exec/exit only) instead of eBPF.
+    #[arg(long)]
+    pub degraded: bool,
+    /// Write a line to this file once the sensor is attached (for scripts and tests).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub ready_file: Option<PathBuf>,
+}
+
 fn parse_priority(s: &Option<String>) -> anyhow::Result<Option<Priority>> {
     match s {
         None => Ok(None),
@@ -116,6 +146,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     match a.cmd {
         Sub::Rules(RulesSub::Check(c)) => check(c),
         Sub::Replay(r) => replay(r),
+        Sub::Watch(w) => watch(w),
     }
 }
 
@@ -164,3 +195,53 @@ fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
     })
 }
 
+fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
+    let engine = w.rules.engine()?;
+    let fmt: Format = w.format.into();
+    let webhook = match &w.webhook {
+        Some(u) => Some(alert::Webhook::start(u, 4096).map_err(|e| InputError(e.to_string()))?),
+        None => None,
+    };
+    let mut record = match &w.record {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let opts = moat_runtime::sensor::Options {
+        container_only: w.container_only,
+        duration: w.duration.map(std::time::Duration::from_secs),
+        degraded: w.degraded,
+        ready_file: w.ready_file.clone(),
+    };
+    let stdout = std::io::stdout();
+    let stats = moat_runtime::sensor::run(engine, &opts, |ev, alerts| {
+        if let Some(r) = record.as_mut() {
+            let _ = serde_json::to_writer(&mut *r, ev);
+            let _ = r.write_all(b"\n");
+        }
+        let mut o = stdout.lock();
+        for a in alerts {
+            let _ = writeln!(o, "{}", alert::format_alert(a, fmt));
+            if let Some(h) = &webhook {
+                h.send(a);
+            }
+        }
+        let _ = o.flush();
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(mut r) = record {
+        r.flush()?;
+    }
+    eprintln!(
+        "moat: sensor {}: {} events, {} alerts, {} lost in the ring buffer",
+        stats.sensor, stats.events, stats.alerts, stats.lost
+    );
+    if let Some(h) = webhook {
+        let (dropped, failed) = h.finish();
+        if dropped + failed > 0 {
+            eprintln!("moat: webhook: {dropped} alerts dropped (queue full), {failed} failed after retries");
+        }
+    }
+    Ok(Verdict::Pass)
+}

@@ -1,0 +1,341 @@
+// SPDX-License-Identifier: (Apache-2.0 OR GPL-2.0)
+// moat's eBPF sensor (CO-RE). Attached with BTF tracepoints only (no kprobes):
+//   tp_btf/sched_process_exec, sched_process_fork, sched_process_exit, sys_enter, sys_exit.
+// Syscalls of interest are stashed per thread at entry (arguments, user strings, socket address)
+// and emitted at exit with the return value. Every event goes through one ring buffer; a failed
+// reservation increments the `lost` counter that user space reports as an alert.
+//
+// Regenerate the committed object with crates/moat-runtime/bpf/build.sh (needs clang and bpftool).
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "moat.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+const volatile __u32 self_tgid = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 32 * 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct stash {
+	__u32 nr;
+	__u32 uid;
+	__u64 args[6];
+	__u16 addr_len;
+	__u8 addr[28];
+	char path[MOAT_PATH];
+	char path2[MOAT_PATH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct stash);
+} stashes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stash);
+} scratch SEC(".maps");
+
+static __always_inline void count_lost(void)
+{
+	__u32 k = 0;
+	__u64 *v = bpf_map_lookup_elem(&lost, &k);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline void fill_hdr(struct moat_hdr *h, __u32 kind)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 uid_gid = bpf_get_current_uid_gid();
+	h->kind = kind;
+	h->ts = bpf_ktime_get_boot_ns();
+	h->tgid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ppid = BPF_CORE_READ(t, real_parent, tgid);
+	h->uid = (__u32)uid_gid;
+	h->gid = uid_gid >> 32;
+	h->loginuid = BPF_CORE_READ(t, loginuid.val);
+	h->cap_eff = *(__u64 *)&t->cred->cap_effective;
+	h->cgroup_id = bpf_get_current_cgroup_id();
+	h->mntns = BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+	h->start_ns = BPF_CORE_READ(t, group_leader, start_boottime);
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid)
+		return 0;
+	struct moat_exec *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		return 0;
+	}
+	fill_hdr(&e->h, MOAT_EV_EXEC);
+	e->h.nr = 59;
+	e->h.ret = 0;
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), BPF_CORE_READ(bprm, filename));
+	// Executable dentry name: "memfd:..." for fileless execution.
+	struct file *f = BPF_CORE_READ(bprm, file);
+	bpf_probe_read_kernel_str(e->dentry, sizeof(e->dentry), BPF_CORE_READ(f, f_path.dentry, d_name.name));
+	e->nlink = BPF_CORE_READ(f, f_inode, i_nlink);
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
+	unsigned long n = ae - as;
+	if (n > MOAT_ARGV)
+		n = MOAT_ARGV;
+	e->argv_len = n;
+	if (n > 0)
+		bpf_probe_read_user(e->argv, n & (MOAT_ARGV - 1) ? n & (MOAT_ARGV - 1) : MOAT_ARGV, (void *)as);
+	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
+	if (tty) {
+		int major = BPF_CORE_READ(tty, driver, major);
+		int minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		e->tty = (major << 20) | minor;
+	} else {
+		e->tty = 0;
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0; // threads share the process
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == self_tgid)
+		return 0;
+	struct moat_hdr *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	if (!h) {
+		count_lost();
+		return 0;
+	}
+	fill_hdr(h, MOAT_EV_FORK);
+	h->nr = 0;
+	h->ret = BPF_CORE_READ(child, tgid);
+	bpf_ringbuf_submit(h, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((__u32)pid_tgid != (pid_tgid >> 32))
+		return 0; // only the thread-group leader
+	if ((pid_tgid >> 32) == self_tgid)
+		return 0;
+	struct moat_hdr *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	if (!h) {
+		count_lost();
+		return 0;
+	}
+	fill_hdr(h, MOAT_EV_EXIT);
+	h->nr = 60;
+	h->ret = BPF_CORE_READ(p, exit_code);
+	bpf_ringbuf_submit(h, 0);
+	return 0;
+}
+
+static __always_inline int wanted(long id)
+{
+	switch (id) {
+	case SYS_open: case SYS_openat: case SYS_openat2: case SYS_creat:
+	case SYS_connect: case SYS_accept: case SYS_accept4: case SYS_socket:
+	case SYS_dup: case SYS_dup2: case SYS_dup3: case SYS_ptrace: case SYS_memfd_create:
+	case SYS_init_module: case SYS_finit_module: case SYS_mount: case SYS_unshare: case SYS_setns:
+	case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
+	case SYS_setresgid: case SYS_symlink: case SYS_symlinkat: case SYS_link: case SYS_linkat:
+	case SYS_bind: case SYS_listen:
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline void read_path(char *dst, __u64 uptr)
+{
+	if (uptr)
+		bpf_probe_read_user_str(dst, MOAT_PATH, (void *)uptr);
+	else
+		dst[0] = 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_enter, struct pt_regs *regs, long id)
+{
+	if (!wanted(id))
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if ((pid_tgid >> 32) == self_tgid)
+		return 0;
+	__u32 k = 0;
+	struct stash *s = bpf_map_lookup_elem(&scratch, &k);
+	if (!s)
+		return 0;
+	s->nr = id;
+	s->uid = (__u32)bpf_get_current_uid_gid();
+	s->args[0] = BPF_CORE_READ(regs, di);
+	s->args[1] = BPF_CORE_READ(regs, si);
+	s->args[2] = BPF_CORE_READ(regs, dx);
+	s->args[3] = BPF_CORE_READ(regs, r10);
+	s->args[4] = BPF_CORE_READ(regs, r8);
+	s->args[5] = BPF_CORE_READ(regs, r9);
+	s->addr_len = 0;
+	s->path[0] = 0;
+	s->path2[0] = 0;
+	switch (id) {
+	case SYS_open: case SYS_creat: case SYS_memfd_create: case SYS_init_module:
+		if (id != SYS_init_module)
+			read_path(s->path, s->args[0]);
+		break;
+	case SYS_openat:
+		read_path(s->path, s->args[1]);
+		break;
+	case SYS_openat2: {
+		read_path(s->path, s->args[1]);
+		__u64 flags = 0;
+		bpf_probe_read_user(&flags, sizeof(flags), (void *)s->args[2]);
+		s->args[2] = flags; // open_how.flags
+		break;
+	}
+	case SYS_connect: case SYS_bind: {
+		__u32 len = s->args[2];
+		if (len > sizeof(s->addr))
+			len = sizeof(s->addr);
+		if (bpf_probe_read_user(s->addr, len & 31, (void *)s->args[1]) == 0)
+			s->addr_len = len;
+		break;
+	}
+	case SYS_mount:
+		read_path(s->path, s->args[0]);
+		read_path(s->path2, s->args[1]);
+		break;
+	case SYS_symlink: case SYS_link:
+		read_path(s->path, s->args[0]);
+		read_path(s->path2, s->args[1]);
+		break;
+	case SYS_symlinkat:
+		read_path(s->path, s->args[0]);
+		read_path(s->path2, s->args[2]);
+		break;
+	case SYS_linkat:
+		read_path(s->path, s->args[1]);
+		read_path(s->path2, s->args[3]);
+		break;
+	}
+	__u32 tid = (__u32)pid_tgid;
+	bpf_map_update_elem(&stashes, &tid, s, BPF_ANY);
+	return 0;
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	struct file **fds = BPF_CORE_READ(t, files, fdt, fd);
+	struct file *f = NULL;
+	if (fd < 0 || fd > 65535)
+		return NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+
+static __always_inline void sock_info(struct file *f, struct moat_sys *e)
+{
+	if (!f)
+		return;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	e->is_sock = 1;
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->sotype = BPF_CORE_READ(sk, sk_type);
+	e->proto = BPF_CORE_READ(sk, sk_protocol);
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (e->family == 2) {
+		__u32 l = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 r = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->laddr, &l, 4);
+		__builtin_memcpy(e->raddr, &r, 4);
+	} else if (e->family == 10) {
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&e->raddr, sk, __sk_common.skc_v6_daddr);
+	}
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_exit_sys, struct pt_regs *regs, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct stash *s = bpf_map_lookup_elem(&stashes, &tid);
+	if (!s)
+		return 0;
+	struct moat_sys *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_lost();
+		bpf_map_delete_elem(&stashes, &tid);
+		return 0;
+	}
+	fill_hdr(&e->h, MOAT_EV_SYSCALL);
+	e->h.nr = s->nr;
+	e->h.ret = ret;
+	e->pre_uid = s->uid;
+	__builtin_memcpy(e->args, s->args, sizeof(e->args));
+	e->addr_len = s->addr_len;
+	__builtin_memcpy(e->addr, s->addr, sizeof(e->addr));
+	__builtin_memcpy(e->path, s->path, sizeof(e->path));
+	__builtin_memcpy(e->path2, s->path2, sizeof(e->path2));
+	e->is_sock = 0;
+	e->family = 0;
+	e->sotype = 0;
+	e->proto = 0;
+	e->lport = 0;
+	e->rport = 0;
+	__builtin_memset(e->laddr, 0, sizeof(e->laddr));
+	__builtin_memset(e->raddr, 0, sizeof(e->raddr));
+	struct task_struct *t = bpf_get_current_task_btf();
+	long nr = s->nr;
+	if (ret >= 0 && (nr == SYS_connect || nr == SYS_bind || nr == SYS_listen))
+		sock_info(fd_file(t, s->args[0]), e);
+	else if (nr == SYS_connect) // failed or in progress: still report the socket kind
+		sock_info(fd_file(t, s->args[0]), e);
+	else if (ret >= 0 && (nr == SYS_accept || nr == SYS_accept4))
+		sock_info(fd_file(t, ret), e);
+	else if (ret >= 0 && (nr == SYS_dup || nr == SYS_dup2 || nr == SYS_dup3))
+		sock_info(fd_file(t, ret), e);
+	bpf_map_delete_elem(&stashes, &tid);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

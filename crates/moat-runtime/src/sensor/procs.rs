@@ -1,0 +1,436 @@
+//! The process table: what moat knows about every live process (from a /proc scan at start, then
+//! fork/exec/exit events), used to give each event its process, parent chain, user and container.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::container::{self, Resolver};
+use crate::event::{Ancestor, Container, Event, Process};
+
+/// One process.
+#[derive(Debug, Clone, Default)]
+pub struct Proc {
+    pub pid: i64,
+    pub ppid: i64,
+    pub name: String,
+    pub exe: String,
+    pub exepath: String,
+    pub args: Vec<String>,
+    pub cwd: String,
+    pub tty: u32,
+    pub start_ts: u64,
+    pub sid: i64,
+    pub pgid: i64,
+    pub vpid: i64,
+    pub exe_from_memfd: bool,
+    pub exe_upper_layer: bool,
+    pub exe_ino_ctime: u64,
+    pub exe_ino_mtime: u64,
+    pub cgroup_id: u64,
+    pub exited: Option<Instant>,
+}
+
+/// Process table plus enrichment caches.
+pub struct Table {
+    procs: HashMap<i64, Proc>,
+    containers: HashMap<u64, Option<Container>>,
+    resolver: Resolver,
+    users: HashMap<(u64, u32, bool), Option<String>>,
+    upper: HashMap<String, Option<String>>,
+    boot_to_wall: i64,
+    last_sweep: Instant,
+}
+
+fn read(path: &str) -> Option<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).ok()?;
+    let mut s = String::new();
+    f.take(1 << 20).read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+fn link(path: &str) -> Option<String> {
+    std::fs::read_link(path).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
+/// Fields of /proc/PID/stat after the comm: (ppid, pgrp, session, tty_nr, starttime ticks).
+fn stat_fields(text: &str) -> Option<(String, i64, i64, i64, u32, u64)> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let rest: Vec<&str> = text.get(close + 2..)?.split_whitespace().collect();
+    let ppid = rest.get(1)?.parse().ok()?;
+    let pgrp = rest.get(2)?.parse().ok()?;
+    let sid = rest.get(3)?.parse().ok()?;
+    let tty = rest.get(4)?.parse::<i64>().ok()? as u32;
+    let start = rest.get(19)?.parse().ok()?;
+    Some((comm, ppid, pgrp, sid, tty, start))
+}
+
+/// Nanoseconds to add to CLOCK_BOOTTIME to get wall-clock time.
+pub fn boot_to_wall() -> i64 {
+    let ts = |clk| {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clk, &mut t) };
+        t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64
+    };
+    ts(libc::CLOCK_REALTIME) - ts(libc::CLOCK_BOOTTIME)
+}
+
+fn split_argv(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return vec![];
+    }
+    raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table {
+            procs: HashMap::new(),
+            containers: HashMap::new(),
+            resolver: Resolver::new(),
+            users: HashMap::new(),
+            upper: HashMap::new(),
+            boot_to_wall: boot_to_wall(),
+            last_sweep: Instant::now(),
+        }
+    }
+
+    /// Boot-time ns → wall-clock ns.
+    pub fn wall(&self, boot_ns: u64) -> u64 {
+        (boot_ns as i64 + self.boot_to_wall).max(0) as u64
+    }
+
+    /// Loads every process currently in /proc.
+    pub fn scan(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        let tick = 100u64; // USER_HZ
+        for d in dir.flatten() {
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i64>().ok()) else { continue };
+            if let Some(p) = self.read_proc(pid) {
+                let mut p = p;
+                // starttime is in clock ticks since boot.
+                p.start_ts = self.wall(p.start_ts * (1_000_000_000 / tick));
+                self.procs.insert(pid, p);
+            }
+        }
+    }
+
+    /// Reads a process from /proc (start_ts left in ticks for the caller).
+    fn read_proc(&self, pid: i64) -> Option<Proc> {
+        let (comm, ppid, pgrp, sid, tty, start) = stat_fields(&read(&format!("/proc/{pid}/stat"))?)?;
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let mut args = split_argv(&argv);
+        let exe = if args.is_empty() { comm.clone() } else { args.remove(0) };
+        let exepath = link(&format!("/proc/{pid}/exe")).unwrap_or_default();
+        Some(Proc {
+            pid,
+            ppid,
+            name: comm,
+            exe,
+            exe_from_memfd: exepath.starts_with("/memfd:"),
+            exepath,
+            args,
+            cwd: link(&format!("/proc/{pid}/cwd")).unwrap_or_default(),
+            tty,
+            start_ts: start,
+            sid,
+            pgid: pgrp,
+            vpid: pid,
+            ..Default::default()
+        })
+    }
+
+    /// A fork: the child starts as a copy of its parent.
+    pub fn fork(&mut self, parent: i64, child: i64, ts: u64) {
+        let mut p = self.procs.get(&parent).cloned().unwrap_or_else(|| Proc { pid: parent, ..Default::default() });
+        p.ppid = parent;
+        p.pid = child;
+        p.vpid = child;
+        p.start_ts = ts;
+        p.exited = None;
+        self.procs.insert(child, p);
+    }
+
+    /// An exec replaced the process image.
+    #[allow(clippy::too_many_arguments)]
+    pub fn exec(&mut self, pid: i64, ppid: i64, comm: &str, filename: &str, argv: &[u8], tty: u32, memfd: bool, start_ts: u64) {
+        let mut args = split_argv(argv);
+        let exe = if args.is_empty() { filename.to_string() } else { args.remove(0) };
+        let old = self.procs.remove(&pid).unwrap_or_default();
+        let cwd = link(&format!("/proc/{pid}/cwd")).unwrap_or(old.cwd);
+        let exepath = if memfd {
+            link(&format!("/proc/{pid}/exe")).unwrap_or_else(|| filename.to_string())
+        } else if filename.starts_with('/') {
+            filename.to_string()
+        } else {
+            link(&format!("/proc/{pid}/exe")).unwrap_or_else(|| join(&cwd, filename))
+        };
+        let (sid, pgid) = match read(&format!("/proc/{pid}/stat")).as_deref().and_then(stat_fields) {
+            Some((_, _, pg, s, _, _)) => (s, pg),
+            None => (old.sid, old.pgid),
+        };
+        let (ctime, mtime) = exe_times(pid);
+        self.procs.insert(
+            pid,
+            Proc {
+                pid,
+                ppid,
+                name: comm.to_string(),
+                exe,
+                exepath,
+                args,
+                cwd,
+                tty,
+                start_ts: if old.start_ts != 0 { old.start_ts } else { start_ts },
+                sid,
+                pgid,
+                vpid: ns_pid(pid).unwrap_or(pid),
+                exe_from_memfd: memfd,
+                exe_upper_layer: false,
+                exe_ino_ctime: ctime,
+                exe_ino_mtime: mtime,
+                cgroup_id: old.cgroup_id,
+                exited: None,
+            },
+        );
+    }
+
+    pub fn exit(&mut self, pid: i64) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            p.exited = Some(Instant::now());
+        }
+        if self.last_sweep.elapsed() > Duration::from_secs(10) {
+            self.last_sweep = Instant::now();
+            self.procs.retain(|_, p| p.exited.is_none_or(|t| t.elapsed() < Duration::from_secs(30)));
+        }
+    }
+
+    /// Makes sure a process is known (events from processes started before the scan raced it).
+    fn ensure(&mut self, pid: i64) {
+        if !self.procs.contains_key(&pid)
+            && let Some(mut p) = self.read_proc(pid)
+        {
+            p.start_ts = self.wall(p.start_ts * 10_000_000);
+            self.procs.insert(pid, p);
+        }
+    }
+
+    /// The container of a cgroup (cached by cgroup id; resolved from /proc/PID/cgroup).
+    fn container(&mut self, cgroup_id: u64, pid: i64) -> Option<Container> {
+        if let Some(c) = self.containers.get(&cgroup_id) {
+            return c.clone();
+        }
+        let text = read(&format!("/proc/{pid}/cgroup"))?;
+        let c = container::from_cgroup(&text).map(|(rt, id, pod)| self.resolver.container(rt, &id, pod));
+        self.containers.insert(cgroup_id, c.clone());
+        c
+    }
+
+    fn user_name(&mut self, mntns: u64, pid: i64, id: u32, group: bool) -> Option<String> {
+        let key = (mntns, id, group);
+        if let Some(n) = self.users.get(&key) {
+            return n.clone();
+        }
+        let file = if group { "group" } else { "passwd" };
+        let text = read(&format!("/proc/{pid}/root/etc/{file}")).or_else(|| read(&format!("/etc/{file}")));
+        let name = text.and_then(|t| {
+            t.lines().find_map(|l| {
+                let mut it = l.split(':');
+                let n = it.next()?;
+                let num = it.nth(1)?.parse::<u32>().ok()?;
+                (num == id).then(|| n.to_string())
+            })
+        });
+        self.users.insert(key, name.clone());
+        name
+    }
+
+    /// Whether the executable lives in the container's writable overlay layer.
+    fn upper_layer(&mut self, c: &Container, pid: i64, exepath: &str) -> bool {
+        let upper = match self.upper.get(&c.full_id) {
+            Some(u) => u.clone(),
+            None => {
+                let u = read(&format!("/proc/{pid}/mountinfo")).and_then(|mi| {
+                    mi.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).and_then(|l| {
+                        l.split(|ch| ch == ',' || ch == ' ')
+                            .find_map(|o| o.strip_prefix("upperdir="))
+                            .map(str::to_string)
+                    })
+                });
+                self.upper.insert(c.full_id.clone(), u.clone());
+                u
+            }
+        };
+        match upper {
+            Some(u) if exepath.starts_with('/') => std::path::Path::new(&format!("{u}{exepath}")).exists(),
+            _ => false,
+        }
+    }
+
+    /// Fills the process, user and container context of an event.
+    #[allow(clippy::too_many_arguments)]
+    pub fn enrich(&mut self, ev: &mut Event, pid: i64, tid: i64, uid: u32, gid: u32, loginuid: u32, caps: u64, cgroup_id: u64, mntns: u64, comm: &str) {
+        self.ensure(pid);
+        let container = self.container(cgroup_id, pid);
+        let mut p = self.procs.get(&pid).cloned().unwrap_or_else(|| Proc { pid, name: comm.to_string(), ..Default::default() });
+        if p.cgroup_id != cgroup_id
+            && let Some(e) = self.procs.get_mut(&pid)
+        {
+            e.cgroup_id = cgroup_id;
+        }
+        if ev.evt_type == "execve"
+            && let Some(c) = &container
+        {
+            p.exe_upper_layer = self.upper_layer(c, pid, &p.exepath.clone());
+        }
+        let mut ancestors = Vec::new();
+        let mut cur = p.ppid;
+        for i in 0..16 {
+            let Some(a) = self.procs.get(&cur) else { break };
+            ancestors.push(Ancestor {
+                pid: a.pid,
+                name: a.name.clone(),
+                exe: a.exe.clone(),
+                exepath: a.exepath.clone(),
+                args: if i == 0 { a.args.clone() } else { vec![] },
+                start_ts: a.start_ts,
+            });
+            if a.ppid == cur || a.ppid <= 0 {
+                break;
+            }
+            cur = a.ppid;
+        }
+        let user = self.user_name(mntns, pid, uid, false);
+        let group = self.user_name(mntns, pid, gid, true);
+        let loginuid = if loginuid == u32::MAX { -1 } else { loginuid as i64 };
+        let loginname = if loginuid >= 0 { self.user_name(mntns, pid, loginuid as u32, false) } else { None };
+        let (sname, vpgid_name, vpgid_exe) = (
+            self.procs.get(&p.sid).map(|s| s.name.clone()),
+            self.procs.get(&p.pgid).map(|s| s.name.clone()),
+            self.procs.get(&p.pgid).map(|s| s.exe.clone()),
+        );
+        ev.proc = Process {
+            pid,
+            tid,
+            vpid: p.vpid,
+            name: if comm.is_empty() { p.name.clone() } else { comm.to_string() },
+            exe: p.exe,
+            exepath: p.exepath,
+            args: p.args,
+            cwd: p.cwd,
+            tty: p.tty,
+            uid,
+            gid,
+            loginuid,
+            user,
+            loginname,
+            group,
+            start_ts: p.start_ts,
+            cap_effective: caps,
+            cap_permitted: 0,
+            cap_inheritable: 0,
+            exe_from_memfd: p.exe_from_memfd,
+            exe_upper_layer: p.exe_upper_layer,
+            exe_ino_ctime: p.exe_ino_ctime,
+            exe_ino_mtime: p.exe_ino_mtime,
+            sid: p.sid,
+            sname,
+            vpgid: p.pgid,
+            vpgid_name,
+            vpgid_exe,
+            ancestors,
+        };
+        ev.container = container;
+    }
+
+    /// The cwd moat knows for a process (for relative paths).
+    pub fn cwd(&self, pid: i64) -> Option<String> {
+        link(&format!("/proc/{pid}/cwd")).or_else(|| self.procs.get(&pid).map(|p| p.cwd.clone()))
+    }
+}
+
+fn ns_pid(pid: i64) -> Option<i64> {
+    let s = read(&format!("/proc/{pid}/status"))?;
+    let line = s.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
+fn exe_times(pid: i64) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(format!("/proc/{pid}/exe")) {
+        Ok(m) => (
+            (m.ctime() as u64) * 1_000_000_000 + m.ctime_nsec() as u64,
+            (m.mtime() as u64) * 1_000_000_000 + m.mtime_nsec() as u64,
+        ),
+        Err(_) => (0, 0),
+    }
+}
+
+/// Joins a relative path onto a directory and normalizes `.` and `..` lexically.
+pub fn join(dir: &str, rel: &str) -> String {
+    let full = if rel.starts_with('/') { rel.to_string() } else { format!("{}/{rel}", dir.trim_end_matches('/')) };
+    normalize(&full)
+}
+
+/// Lexical normalization of an absolute path.
+pub fn normalize(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(join("/var/www", "../../etc/passwd"), "/etc/passwd");
+        assert_eq!(join("/", "a/./b"), "/a/b");
+        assert_eq!(normalize("/a//b/"), "/a/b");
+    }
+
+    #[test]
+    fn stat_and_argv() {
+        let s = "123 (my (odd) proc) S 1 123 123 34816 0 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0";
+        let (comm, ppid, pg, sid, tty, start) = stat_fields(s).unwrap();
+        assert_eq!((comm.as_str(), ppid, pg, sid, tty, start), ("my (odd) proc", 1, 123, 123, 34816, 4242));
+        assert_eq!(split_argv(b"ls\0-l\0"), vec!["ls", "-l"]);
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn table_tracks_this_process() {
+        let mut t = Table::new();
+        t.scan();
+        let me = std::process::id() as i64;
+        let mut ev = Event { evt_type: "openat".into(), ..Default::default() };
+        t.enrich(&mut ev, me, me, 0, 0, u32::MAX, 0, 1, 1, "");
+        assert!(!ev.proc.exepath.is_empty());
+        assert!(!ev.proc.ancestors.is_empty(), "parent chain from /proc");
+        t.fork(me, 999_999_999, 1);
+        t.exec(999_999_999, me, "child", "/bin/child", b"child\0-x\0", 0, false, 1);
+        let mut ev = Event { evt_type: "execve".into(), ..Default::default() };
+        t.enrich(&mut ev, 999_999_999, 999_999_999, 0, 0, u32::MAX, 0, 1, 1, "child");
+        assert_eq!(ev.proc.args, vec!["-x"]);
+        assert_eq!(ev.proc.ancestors[0].pid, me);
+    }
+}
