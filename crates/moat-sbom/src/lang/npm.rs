@@ -28,7 +28,11 @@ impl Cataloger for PackageLock {
     }
     fn wants(&self, m: &FileMeta) -> Select {
         let b = base(&m.path);
-        select(is_file_within(m, MAX_TEXT) && (b == "package-lock.json" || b == "npm-shrinkwrap.json") && !in_node_modules(&m.path))
+        select(
+            is_file_within(m, MAX_TEXT)
+                && (b == "package-lock.json" || b == "npm-shrinkwrap.json")
+                && !in_node_modules(&m.path),
+        )
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_package_lock(&text(file)?)
@@ -42,7 +46,12 @@ fn bad(why: impl Into<String>) -> CatalogError {
 /// Names listed in a package's dependency fields.
 fn dep_names(pkg: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for field in ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"] {
+    for field in [
+        "dependencies",
+        "devDependencies",
+        "optionalDependencies",
+        "peerDependencies",
+    ] {
         if let Some(m) = pkg.get(field).and_then(Value::as_object) {
             out.extend(m.keys().cloned());
         }
@@ -56,7 +65,9 @@ pub fn parse_package_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
     let mut out = Vec::new();
     if let Some(packages) = root.get("packages") {
         // lockfileVersion 2 and 3: one entry per installed path.
-        let packages = packages.as_object().ok_or_else(|| bad("field \"packages\" is not an object"))?;
+        let packages = packages
+            .as_object()
+            .ok_or_else(|| bad("field \"packages\" is not an object"))?;
         let direct = packages.get("").map(dep_names);
         for (key, pkg) in packages {
             if key.is_empty() {
@@ -68,7 +79,9 @@ pub fn parse_package_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
             if obj.get("link").and_then(Value::as_bool) == Some(true) {
                 continue; // a symlink to a workspace folder, listed under its own path
             }
-            let Some(version) = obj.get("version").and_then(Value::as_str) else { continue };
+            let Some(version) = obj.get("version").and_then(Value::as_str) else {
+                continue;
+            };
             let installed_name = key.rsplit_once("node_modules/").map(|(_, n)| n);
             // Outside node_modules: a workspace member or local folder, named by its manifest.
             let name = match obj.get("name").and_then(Value::as_str) {
@@ -89,9 +102,13 @@ pub fn parse_package_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
         // lockfileVersion 1: a tree of `dependencies` objects.
         let mut stack = vec![(deps, true)];
         while let Some((deps, top)) = stack.pop() {
-            let deps = deps.as_object().ok_or_else(|| bad("field \"dependencies\" is not an object"))?;
+            let deps = deps
+                .as_object()
+                .ok_or_else(|| bad("field \"dependencies\" is not an object"))?;
             for (name, dep) in deps {
-                let obj = dep.as_object().ok_or_else(|| bad(format!("dependencies[{name:?}] is not an object")))?;
+                let obj = dep
+                    .as_object()
+                    .ok_or_else(|| bad(format!("dependencies[{name:?}] is not an object")))?;
                 if let Some(version) = obj.get("version").and_then(Value::as_str)
                     && !version.is_empty()
                     && !is_non_registry(version)
@@ -114,7 +131,11 @@ pub fn parse_package_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
 
 /// Versions that name a place rather than a registry release (`file:`, git URLs, tarball URLs).
 fn is_non_registry(v: &str) -> bool {
-    v.starts_with("file:") || v.starts_with("link:") || v.contains("://") || v.starts_with("git") || v.starts_with("github:")
+    v.starts_with("file:")
+        || v.starts_with("link:")
+        || v.contains("://")
+        || v.starts_with("git")
+        || v.starts_with("github:")
 }
 
 /// Installed packages: `node_modules/<name>/package.json` and `node_modules/@scope/<name>/package.json`
@@ -148,7 +169,10 @@ impl Cataloger for NodeModules {
 
 pub fn parse_package_json(s: &str) -> Result<Vec<Package>, CatalogError> {
     let doc: Value = serde_json::from_str(s).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-    let (Some(name), Some(version)) = (doc.get("name").and_then(Value::as_str), doc.get("version").and_then(Value::as_str)) else {
+    let (Some(name), Some(version)) = (
+        doc.get("name").and_then(Value::as_str),
+        doc.get("version").and_then(Value::as_str),
+    ) else {
         return Ok(Vec::new());
     };
     if name.is_empty() || version.is_empty() {
@@ -157,14 +181,18 @@ pub fn parse_package_json(s: &str) -> Result<Vec<Package>, CatalogError> {
     let mut p = npm_package(name, version);
     match doc.get("license") {
         Some(Value::String(l)) => p.licenses.push(l.clone()),
-        Some(Value::Object(o)) => p.licenses.extend(o.get("type").and_then(Value::as_str).map(str::to_string)),
+        Some(Value::Object(o)) => p
+            .licenses
+            .extend(o.get("type").and_then(Value::as_str).map(str::to_string)),
         _ => {}
     }
     if let Some(Value::Array(ls)) = doc.get("licenses") {
         for l in ls {
             match l {
                 Value::String(s) => p.licenses.push(s.clone()),
-                Value::Object(o) => p.licenses.extend(o.get("type").and_then(Value::as_str).map(str::to_string)),
+                Value::Object(o) => p
+                    .licenses
+                    .extend(o.get("type").and_then(Value::as_str).map(str::to_string)),
                 _ => {}
             }
         }
@@ -180,7 +208,11 @@ impl Cataloger for YarnLock {
         "yarn-lock"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        select(is_file_within(m, MAX_TEXT) && base(&m.path) == "yarn.lock" && !in_node_modules(&m.path))
+        select(
+            is_file_within(m, MAX_TEXT)
+                && base(&m.path) == "yarn.lock"
+                && !in_node_modules(&m.path),
+        )
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_yarn_lock(&text(file)?)
@@ -203,8 +235,14 @@ fn yarn_local(range: &str) -> bool {
     // `proto:...` — registry, git and tarball sources name a real release; anything else
     // (workspace, link, file, portal, exec, patch, unknown protocols) does not.
     match range.split_once(':') {
-        Some((proto, _)) if !proto.is_empty() && proto.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
-            !matches!(proto, "npm" | "git" | "git+https" | "git+ssh" | "git+http" | "github" | "http" | "https")
+        Some((proto, _))
+            if !proto.is_empty()
+                && proto.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+        {
+            !matches!(
+                proto,
+                "npm" | "git" | "git+https" | "git+ssh" | "git+http" | "github" | "http" | "https"
+            )
         }
         _ => false,
     }
@@ -214,13 +252,20 @@ pub fn parse_yarn_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
     let mut out = Vec::new();
     // (name, range of the first descriptor, version, header line)
     let mut cur: Option<(String, String, Option<String>, usize)> = None;
-    let flush = |cur: &mut Option<(String, String, Option<String>, usize)>, out: &mut Vec<Package>| -> Result<(), CatalogError> {
+    let flush = |cur: &mut Option<(String, String, Option<String>, usize)>,
+                 out: &mut Vec<Package>|
+     -> Result<(), CatalogError> {
         if let Some((name, range, version, line)) = cur.take() {
             if name == "__metadata" {
                 return Ok(());
             }
-            let version = version.ok_or(CatalogError::Line { line, why: format!("entry {name:?} has no version") })?;
-            if !yarn_local(range.trim_start_matches("npm:")) && !version.starts_with("0.0.0-use.local") {
+            let version = version.ok_or(CatalogError::Line {
+                line,
+                why: format!("entry {name:?} has no version"),
+            })?;
+            if !yarn_local(range.trim_start_matches("npm:"))
+                && !version.starts_with("0.0.0-use.local")
+            {
                 out.push(npm_package(&name, &version));
             }
         }
@@ -233,23 +278,39 @@ pub fn parse_yarn_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
         }
         if !line.starts_with(' ') {
             flush(&mut cur, &mut out)?;
-            let header = line.strip_suffix(':').ok_or(CatalogError::Line { line: i + 1, why: "expected an entry header ending in ':'".into() })?;
+            let header = line.strip_suffix(':').ok_or(CatalogError::Line {
+                line: i + 1,
+                why: "expected an entry header ending in ':'".into(),
+            })?;
             if header.trim_matches('"') == "__metadata" {
-                cur = Some(("__metadata".into(), String::new(), Some(String::new()), i + 1));
+                cur = Some((
+                    "__metadata".into(),
+                    String::new(),
+                    Some(String::new()),
+                    i + 1,
+                ));
                 continue;
             }
             let first = header.split(", ").next().unwrap_or(header);
-            let (name, range) = split_descriptor(first).ok_or(CatalogError::Line { line: i + 1, why: format!("cannot read package descriptor {first:?}") })?;
+            let (name, range) = split_descriptor(first).ok_or(CatalogError::Line {
+                line: i + 1,
+                why: format!("cannot read package descriptor {first:?}"),
+            })?;
             cur = Some((name.to_string(), range.to_string(), None, i + 1));
             continue;
         }
         // Only the entry's own fields (two spaces of indent), not its dependency lists.
-        let Some(field) = line.strip_prefix("  ") else { continue };
+        let Some(field) = line.strip_prefix("  ") else {
+            continue;
+        };
         if field.starts_with(' ') {
             continue;
         }
         let Some(entry) = cur.as_mut() else {
-            return Err(CatalogError::Line { line: i + 1, why: "field outside an entry".into() });
+            return Err(CatalogError::Line {
+                line: i + 1,
+                why: "field outside an entry".into(),
+            });
         };
         let (key, value) = match field.split_once(": ") {
             Some((k, v)) => (k, v),
@@ -289,7 +350,11 @@ impl Cataloger for PnpmLock {
         "pnpm-lock"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        select(is_file_within(m, MAX_TEXT) && base(&m.path) == "pnpm-lock.yaml" && !in_node_modules(&m.path))
+        select(
+            is_file_within(m, MAX_TEXT)
+                && base(&m.path) == "pnpm-lock.yaml"
+                && !in_node_modules(&m.path),
+        )
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_pnpm_lock(&text(file)?)
@@ -322,7 +387,8 @@ fn pnpm_version_ok(v: &str) -> bool {
 }
 
 pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(s).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(s).map_err(|e| bad(format!("invalid YAML: {e}")))?;
     let mut out = Vec::new();
     for doc in docs {
         if doc.is_null() {
@@ -337,23 +403,33 @@ pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
         let v5 = version < 6.0;
         // Direct dependencies of the root project.
         let mut direct = BTreeSet::new();
-        let importer = root.get("importers").and_then(|i| i.get(".")).unwrap_or(&doc);
+        let importer = root
+            .get("importers")
+            .and_then(|i| i.get("."))
+            .unwrap_or(&doc);
         for field in ["dependencies", "devDependencies", "optionalDependencies"] {
             if let Some(m) = importer.get(field).and_then(Value::as_object) {
                 direct.extend(m.keys().cloned());
             }
         }
         // pnpm 10+ may put the package manager's own lock in a first document.
-        let only_manager = root.get("importers").and_then(Value::as_object).is_some_and(|imps| {
-            imps.values().all(|i| {
-                ["dependencies", "devDependencies", "optionalDependencies"].iter().all(|f| i.get(f).is_none())
-                    && i.get("packageManagerDependencies").is_some()
-            })
-        });
+        let only_manager = root
+            .get("importers")
+            .and_then(Value::as_object)
+            .is_some_and(|imps| {
+                imps.values().all(|i| {
+                    ["dependencies", "devDependencies", "optionalDependencies"]
+                        .iter()
+                        .all(|f| i.get(f).is_none())
+                        && i.get("packageManagerDependencies").is_some()
+                })
+            });
         if only_manager {
             continue;
         }
-        let Some(packages) = root.get("packages") else { continue };
+        let Some(packages) = root.get("packages") else {
+            continue;
+        };
         let packages = match packages {
             Value::Object(m) => m,
             Value::Null => continue,
@@ -363,9 +439,19 @@ pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
             // Tarball and local packages record their name or version as fields; otherwise the
             // key says both. Keys that say neither (a bare git URL) are skipped.
             let from_key = pnpm_key(key, v5);
-            let name = pkg.get("name").and_then(Value::as_str).map(str::to_string).or_else(|| from_key.as_ref().map(|k| k.0.clone()));
-            let version = pkg.get("version").and_then(Value::as_str).map(str::to_string).or_else(|| from_key.as_ref().map(|k| k.1.clone()));
-            let (Some(name), Some(version)) = (name, version) else { continue };
+            let name = pkg
+                .get("name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| from_key.as_ref().map(|k| k.0.clone()));
+            let version = pkg
+                .get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| from_key.as_ref().map(|k| k.1.clone()));
+            let (Some(name), Some(version)) = (name, version) else {
+                continue;
+            };
             if name.is_empty() || !pnpm_version_ok(&version) {
                 continue;
             }
@@ -386,13 +472,29 @@ mod tests {
 
     #[test]
     fn descriptors() {
-        assert_eq!(split_descriptor("\"@babel/core@^7.0.0\""), Some(("@babel/core", "^7.0.0")));
-        assert_eq!(split_descriptor("lodash@npm:4.17.15"), Some(("lodash", "npm:4.17.15")));
-        assert_eq!(pnpm_key("/@babel/core/7.0.0_foo@1.0.0", true), Some(("@babel/core".into(), "7.0.0".into())));
-        assert_eq!(pnpm_key("/is-number@7.0.0(x@1)", false), Some(("is-number".into(), "7.0.0".into())));
-        assert!(is_installed_manifest("app/node_modules/@types/node/package.json"));
+        assert_eq!(
+            split_descriptor("\"@babel/core@^7.0.0\""),
+            Some(("@babel/core", "^7.0.0"))
+        );
+        assert_eq!(
+            split_descriptor("lodash@npm:4.17.15"),
+            Some(("lodash", "npm:4.17.15"))
+        );
+        assert_eq!(
+            pnpm_key("/@babel/core/7.0.0_foo@1.0.0", true),
+            Some(("@babel/core".into(), "7.0.0".into()))
+        );
+        assert_eq!(
+            pnpm_key("/is-number@7.0.0(x@1)", false),
+            Some(("is-number".into(), "7.0.0".into()))
+        );
+        assert!(is_installed_manifest(
+            "app/node_modules/@types/node/package.json"
+        ));
         assert!(is_installed_manifest("node_modules/lodash/package.json"));
-        assert!(!is_installed_manifest("node_modules/lodash/fp/package.json"));
+        assert!(!is_installed_manifest(
+            "node_modules/lodash/fp/package.json"
+        ));
     }
 
     #[test]
@@ -400,7 +502,12 @@ mod tests {
         let deep = format!("{}{}", "{\"packages\":".repeat(200), "}".repeat(200));
         assert!(parse_package_lock(&deep).is_err());
         assert!(parse_package_lock("{\"packages\": [1]}").is_err());
-        assert!(parse_package_lock("{\"lockfileVersion\": 2, \"packages\": {\"node_modules/a\": {\"version\": ").is_err());
+        assert!(
+            parse_package_lock(
+                "{\"lockfileVersion\": 2, \"packages\": {\"node_modules/a\": {\"version\": "
+            )
+            .is_err()
+        );
         assert!(parse_pnpm_lock("packages: [").is_err());
         assert!(parse_yarn_lock("foo@1:\n  version \"1\"\n garbage").is_ok());
         assert!(parse_yarn_lock("not a header\n").is_err());

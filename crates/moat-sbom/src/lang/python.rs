@@ -45,7 +45,9 @@ pub fn parse_metadata(s: &str) -> Result<Vec<Package>, CatalogError> {
         if line.trim().is_empty() {
             break;
         }
-        let Some((k, v)) = line.split_once(':') else { continue };
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
         let v = v.trim();
         match k {
             "Name" => name = Some(v),
@@ -84,7 +86,12 @@ impl Cataloger for Requirements {
     }
     fn wants(&self, m: &FileMeta) -> Select {
         let b = base(&m.path);
-        select(is_file_within(m, 16 << 20) && b.ends_with(".txt") && b.contains("requirements") && !m.path.contains("site-packages/"))
+        select(
+            is_file_within(m, 16 << 20)
+                && b.ends_with(".txt")
+                && b.contains("requirements")
+                && !m.path.contains("site-packages/"),
+        )
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_requirements(&text(file)?)
@@ -134,7 +141,11 @@ fn requirement(line: &str) -> Option<Package> {
         None => return None,
     };
     let name = name_part.trim();
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
         return None;
     }
     let rest = match rest.trim_start().strip_prefix('[') {
@@ -147,15 +158,22 @@ fn requirement(line: &str) -> Option<Package> {
         return None;
     }
     // Bounds (`>=`, `~=`) say what may be installed, not what is: they make no package.
-    let version = spec.strip_prefix("===").or_else(|| spec.strip_prefix("=="))?.trim();
-    if version.is_empty() || version.contains(['*', '$', '{']) || version.contains(char::is_whitespace) {
+    let version = spec
+        .strip_prefix("===")
+        .or_else(|| spec.strip_prefix("=="))?
+        .trim();
+    if version.is_empty()
+        || version.contains(['*', '$', '{'])
+        || version.contains(char::is_whitespace)
+    {
         return None;
     }
     Some(python_package(name, version))
 }
 
 fn toml_doc(s: &str) -> Result<toml::Table, CatalogError> {
-    s.parse::<toml::Table>().map_err(|e| bad(format!("invalid TOML: {}", e.message())))
+    s.parse::<toml::Table>()
+        .map_err(|e| bad(format!("invalid TOML: {}", e.message())))
 }
 
 fn toml_packages(doc: &toml::Table) -> Result<&[toml::Value], CatalogError> {
@@ -209,8 +227,13 @@ fn parse_toml_lock(s: &str, uv: bool) -> Result<Vec<Package>, CatalogError> {
     let doc = toml_doc(s)?;
     let mut out = Vec::new();
     for (i, pkg) in toml_packages(&doc)?.iter().enumerate() {
-        let t = pkg.as_table().ok_or_else(|| bad(format!("package[{i}] is not a table")))?;
-        let name = t.get("name").and_then(toml::Value::as_str).ok_or_else(|| bad(format!("package[{i}] has no name")))?;
+        let t = pkg
+            .as_table()
+            .ok_or_else(|| bad(format!("package[{i}] is not a table")))?;
+        let name = t
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| bad(format!("package[{i}] has no name")))?;
         let Some(version) = t.get("version").and_then(toml::Value::as_str) else {
             if uv {
                 continue; // uv leaves dynamic versions of local projects out
@@ -225,6 +248,47 @@ fn parse_toml_lock(s: &str, uv: bool) -> Result<Vec<Package>, CatalogError> {
             continue;
         }
         out.push(python_package(name, version));
+    }
+    dedup(&mut out);
+    Ok(out)
+}
+
+/// `pylock.toml` / `pylock.<name>.toml` (PEP 751): `[[packages]]` with exact versions.
+pub struct PyLock;
+
+impl Cataloger for PyLock {
+    fn name(&self) -> &'static str {
+        "pylock"
+    }
+    fn wants(&self, m: &FileMeta) -> Select {
+        let b = base(&m.path);
+        select(is_file_within(m, MAX_TEXT) && b.starts_with("pylock.") && b.ends_with(".toml"))
+    }
+    fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
+        parse_pylock(&text(file)?)
+    }
+}
+
+pub fn parse_pylock(s: &str) -> Result<Vec<Package>, CatalogError> {
+    let doc = toml_doc(s)?;
+    let pkgs = match doc.get("packages") {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(a)) => a,
+        Some(_) => return Err(bad("field \"packages\" is not an array of tables")),
+    };
+    let mut out = Vec::new();
+    for (i, pkg) in pkgs.iter().enumerate() {
+        let t = pkg
+            .as_table()
+            .ok_or_else(|| bad(format!("packages[{i}] is not a table")))?;
+        let name = t
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| bad(format!("packages[{i}] has no name")))?;
+        // A package from a directory or VCS may have no version: nothing to match.
+        if let Some(version) = t.get("version").and_then(toml::Value::as_str) {
+            out.push(python_package(name, version));
+        }
     }
     dedup(&mut out);
     Ok(out)
@@ -249,10 +313,16 @@ pub fn parse_pipfile_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
     let doc: Value = serde_json::from_str(s).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let mut out = Vec::new();
     for section in ["default", "develop"] {
-        let Some(deps) = doc.get(section) else { continue };
-        let deps = deps.as_object().ok_or_else(|| bad(format!("field {section:?} is not an object")))?;
+        let Some(deps) = doc.get(section) else {
+            continue;
+        };
+        let deps = deps
+            .as_object()
+            .ok_or_else(|| bad(format!("field {section:?} is not an object")))?;
         for (name, dep) in deps {
-            let Some(v) = dep.get("version").and_then(Value::as_str) else { continue };
+            let Some(v) = dep.get("version").and_then(Value::as_str) else {
+                continue;
+            };
             if let Some(v) = v.strip_prefix("==") {
                 out.push(python_package(name, v));
             }
@@ -269,13 +339,22 @@ mod tests {
     #[test]
     fn requirement_lines() {
         let got = parse_requirements("requests==2.19.1 --hash=sha256:x\nFlask[async] == 2.0.0 ; python_version>'3'\nfoo>=1\n# c\nbar===1.0 # pinned\n").unwrap();
-        let names: Vec<_> = got.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
-        assert_eq!(names, [("requests", "2.19.1"), ("Flask", "2.0.0"), ("bar", "1.0")]);
+        let names: Vec<_> = got
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("requests", "2.19.1"), ("Flask", "2.0.0"), ("bar", "1.0")]
+        );
     }
 
     #[test]
     fn metadata_headers() {
-        let p = parse_metadata("Metadata-Version: 2.1\nName: Jinja2\nVersion: 2.10\nLicense: BSD\n\nName: no\n").unwrap();
+        let p = parse_metadata(
+            "Metadata-Version: 2.1\nName: Jinja2\nVersion: 2.10\nLicense: BSD\n\nName: no\n",
+        )
+        .unwrap();
         assert_eq!(p[0].purl.to_string(), "pkg:pypi/jinja2@2.10");
         assert_eq!(p[0].licenses, ["BSD"]);
         assert!(parse_metadata("garbage").is_err());

@@ -13,7 +13,11 @@ impl Cataloger for CargoLock {
         "cargo-lock"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        if is_file_within(m, MAX_TEXT) && base(&m.path) == "Cargo.lock" { Select::Content } else { Select::Skip }
+        if is_file_within(m, MAX_TEXT) && base(&m.path) == "Cargo.lock" {
+            Select::Content
+        } else {
+            Select::Skip
+        }
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_cargo_lock(&text(file)?)
@@ -25,7 +29,9 @@ impl Cataloger for CargoLock {
 /// dependencies are marked direct, the rest transitive.
 pub fn parse_cargo_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
     let bad = |why: String| CatalogError::Invalid(why);
-    let doc: toml::Table = s.parse().map_err(|e: toml::de::Error| bad(format!("invalid TOML: {}", e.message())))?;
+    let doc: toml::Table = s
+        .parse()
+        .map_err(|e: toml::de::Error| bad(format!("invalid TOML: {}", e.message())))?;
     let pkgs = match doc.get("package") {
         None => return Ok(Vec::new()),
         Some(toml::Value::Array(a)) => a,
@@ -34,13 +40,26 @@ pub fn parse_cargo_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
     let mut out = Vec::new();
     let mut direct = std::collections::BTreeSet::new();
     for (i, pkg) in pkgs.iter().enumerate() {
-        let t = pkg.as_table().ok_or_else(|| bad(format!("package[{i}] is not a table")))?;
-        let name = t.get("name").and_then(toml::Value::as_str).ok_or_else(|| bad(format!("package[{i}] has no name")))?;
-        let version = t.get("version").and_then(toml::Value::as_str).ok_or_else(|| bad(format!("package {name:?} has no version")))?;
+        let t = pkg
+            .as_table()
+            .ok_or_else(|| bad(format!("package[{i}] is not a table")))?;
+        let name = t
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| bad(format!("package[{i}] has no name")))?;
+        let version = t
+            .get("version")
+            .and_then(toml::Value::as_str)
+            .ok_or_else(|| bad(format!("package {name:?} has no version")))?;
         let local = t.get("source").is_none();
         if local && let Some(toml::Value::Array(deps)) = t.get("dependencies") {
             // `name` or `name version` or `name version (source)`
-            direct.extend(deps.iter().filter_map(toml::Value::as_str).filter_map(|d| d.split_whitespace().next()).map(str::to_string));
+            direct.extend(
+                deps.iter()
+                    .filter_map(toml::Value::as_str)
+                    .filter_map(|d| d.split_whitespace().next())
+                    .map(str::to_string),
+            );
         }
         out.push((cargo_package(name, version), local));
     }
