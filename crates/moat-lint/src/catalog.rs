@@ -68,249 +68,614 @@ macro_rules! moat {
 
 /// The rule table, in id order.
 pub static RULES: &[RuleInfo] = &[
-    dl!("DL3000", "error", "WORKDIR path is not absolute",
+    dl!(
+        "DL3000",
+        "error",
+        "WORKDIR path is not absolute",
         "A relative WORKDIR depends on whatever the previous working directory was, so the image layout changes silently when a base image changes.",
-        "Give WORKDIR an absolute path such as /app."),
-    dl!("DL3001", "info", "Command that makes no sense inside a container",
+        "Give WORKDIR an absolute path such as /app."
+    ),
+    dl!(
+        "DL3001",
+        "info",
+        "Command that makes no sense inside a container",
         "Interactive or system-management commands (ssh, vim, shutdown, service, ps, free, top, kill, mount, ifconfig) do nothing useful in an image build and hint at a VM-style image.",
-        "Remove the command; manage processes from the container runtime instead."),
-    dl!("DL3002", "warning", "Last USER is root",
+        "Remove the command; manage processes from the container runtime instead."
+    ),
+    dl!(
+        "DL3002",
+        "warning",
+        "Last USER is root",
         "A container whose last USER is root runs its process with full privileges inside the container, so any compromise starts as root.",
-        "End the final stage with USER set to an unprivileged user (create it with useradd/adduser)."),
-    dl!("DL3003", "warning", "cd used instead of WORKDIR",
+        "End the final stage with USER set to an unprivileged user (create it with useradd/adduser)."
+    ),
+    dl!(
+        "DL3003",
+        "warning",
+        "cd used instead of WORKDIR",
         "A cd inside RUN only lasts for that RUN; later instructions do not see it, which leads to files in unexpected places.",
-        "Use WORKDIR to change directory."),
-    dl!("DL3004", "error", "sudo used in RUN",
+        "Use WORKDIR to change directory."
+    ),
+    dl!(
+        "DL3004",
+        "error",
+        "sudo used in RUN",
         "sudo is meant for interactive privilege elevation: it needs a TTY and configuration, and keeping it in the image gives any process an elevation path.",
-        "Run the step as root with USER root (and switch back), or use gosu/su-exec for runtime privilege drops; do not install sudo."),
-    dl!("DL3006", "warning", "Base image has no tag",
+        "Run the step as root with USER root (and switch back), or use gosu/su-exec for runtime privilege drops; do not install sudo."
+    ),
+    dl!(
+        "DL3006",
+        "warning",
+        "Base image has no tag",
         "An untagged FROM means latest: the base changes without notice, builds are not reproducible and new vulnerabilities arrive silently.",
-        "Tag the base image explicitly (e.g. debian:12.5-slim), ideally also pin its digest."),
-    dl!("DL3007", "warning", "Base image uses the latest tag",
+        "Tag the base image explicitly (e.g. debian:12.5-slim), ideally also pin its digest."
+    ),
+    dl!(
+        "DL3007",
+        "warning",
+        "Base image uses the latest tag",
         "latest moves with every upstream release, so the same Dockerfile builds different images over time.",
-        "Pin a specific release tag, ideally with its digest."),
-    dl!("DL3008", "warning", "apt-get install without pinned versions",
+        "Pin a specific release tag, ideally with its digest."
+    ),
+    dl!(
+        "DL3008",
+        "warning",
+        "apt-get install without pinned versions",
         "Unpinned packages make builds non-reproducible and can pull in new, untested versions.",
-        "Pin versions: apt-get install <package>=<version>."),
-    dl!("DL3009", "info", "apt lists not deleted after apt-get update",
+        "Pin versions: apt-get install <package>=<version>."
+    ),
+    dl!(
+        "DL3009",
+        "info",
+        "apt lists not deleted after apt-get update",
         "The package lists stay in the layer, adding tens of megabytes and stale metadata.",
-        "End the same RUN with rm -rf /var/lib/apt/lists/*, or use a BuildKit cache mount for /var/lib/apt and /var/cache/apt."),
-    dl!("DL3010", "info", "Archive copied and then extracted",
+        "End the same RUN with rm -rf /var/lib/apt/lists/*, or use a BuildKit cache mount for /var/lib/apt and /var/cache/apt."
+    ),
+    dl!(
+        "DL3010",
+        "info",
+        "Archive copied and then extracted",
         "Copying an archive and extracting it in a later RUN leaves the archive in a layer.",
-        "Use ADD for local archives (it extracts them), or extract in the same step that fetches them."),
-    dl!("DL3011", "error", "EXPOSE port outside 0-65535",
+        "Use ADD for local archives (it extracts them), or extract in the same step that fetches them."
+    ),
+    dl!(
+        "DL3011",
+        "error",
+        "EXPOSE port outside 0-65535",
         "A port outside the valid range cannot be used and usually means a typo.",
-        "Use a port between 0 and 65535."),
-    dl!("DL3012", "error", "Multiple HEALTHCHECK instructions in a stage",
+        "Use a port between 0 and 65535."
+    ),
+    dl!(
+        "DL3012",
+        "error",
+        "Multiple HEALTHCHECK instructions in a stage",
         "Only the last HEALTHCHECK counts; earlier ones are dead code that misleads readers.",
-        "Keep one HEALTHCHECK per stage."),
-    dl!("DL3013", "warning", "pip install without pinned versions",
+        "Keep one HEALTHCHECK per stage."
+    ),
+    dl!(
+        "DL3013",
+        "warning",
+        "pip install without pinned versions",
         "Unpinned Python packages make builds non-reproducible and can pull in compromised releases.",
-        "Pin versions (pip install <package>==<version>) or install from a requirements file with pinned versions."),
-    dl!("DL3014", "warning", "apt-get install without -y",
+        "Pin versions (pip install <package>==<version>) or install from a requirements file with pinned versions."
+    ),
+    dl!(
+        "DL3014",
+        "warning",
+        "apt-get install without -y",
         "Without -y apt-get waits for confirmation, which fails or hangs non-interactive builds.",
-        "Add -y (or --yes / -qq) to apt-get install."),
-    dl!("DL3015", "info", "apt-get install without --no-install-recommends",
+        "Add -y (or --yes / -qq) to apt-get install."
+    ),
+    dl!(
+        "DL3015",
+        "info",
+        "apt-get install without --no-install-recommends",
         "Recommended packages add size and attack surface the image usually does not need.",
-        "Add --no-install-recommends to apt-get install."),
-    dl!("DL3016", "warning", "npm install without pinned versions",
+        "Add --no-install-recommends to apt-get install."
+    ),
+    dl!(
+        "DL3016",
+        "warning",
+        "npm install without pinned versions",
         "Unpinned npm packages make builds non-reproducible and expose the build to malicious new releases.",
-        "Pin versions: npm install <package>@<version>."),
-    dl!("DL3018", "warning", "apk add without pinned versions",
+        "Pin versions: npm install <package>@<version>."
+    ),
+    dl!(
+        "DL3018",
+        "warning",
+        "apk add without pinned versions",
         "Unpinned Alpine packages make builds non-reproducible.",
-        "Pin versions: apk add <package>=<version>."),
-    dl!("DL3019", "info", "apk add without --no-cache",
+        "Pin versions: apk add <package>=<version>."
+    ),
+    dl!(
+        "DL3019",
+        "info",
+        "apk add without --no-cache",
         "The apk index cache stays in the layer.",
-        "Use apk add --no-cache, or a BuildKit cache mount for /var/cache/apk."),
-    dl!("DL3020", "error", "ADD used for files and folders",
+        "Use apk add --no-cache, or a BuildKit cache mount for /var/cache/apk."
+    ),
+    dl!(
+        "DL3020",
+        "error",
+        "ADD used for files and folders",
         "ADD has implicit behaviour (archive extraction, remote URLs); for plain files COPY is explicit and predictable.",
-        "Use COPY for files and folders; keep ADD only for archives you want extracted."),
-    dl!("DL3021", "error", "COPY with several sources needs a destination ending with /",
+        "Use COPY for files and folders; keep ADD only for archives you want extracted."
+    ),
+    dl!(
+        "DL3021",
+        "error",
+        "COPY with several sources needs a destination ending with /",
         "With more than one source the destination must be a directory; without the trailing slash the build fails.",
-        "End the destination with /."),
-    dl!("DL3022", "warning", "COPY --from does not name a previous stage",
+        "End the destination with /."
+    ),
+    dl!(
+        "DL3022",
+        "warning",
+        "COPY --from does not name a previous stage",
         "COPY --from with an unknown name pulls an image from a registry instead of a build stage, which is often a typo.",
-        "Reference a stage defined earlier with FROM ... AS <name>, or an explicit image reference."),
-    dl!("DL3023", "error", "COPY --from references its own stage",
+        "Reference a stage defined earlier with FROM ... AS <name>, or an explicit image reference."
+    ),
+    dl!(
+        "DL3023",
+        "error",
+        "COPY --from references its own stage",
         "A stage cannot copy from itself; the build fails.",
-        "Copy from a different, earlier stage."),
-    dl!("DL3024", "error", "Duplicate stage name",
+        "Copy from a different, earlier stage."
+    ),
+    dl!(
+        "DL3024",
+        "error",
+        "Duplicate stage name",
         "Two stages with the same name make COPY --from and FROM references ambiguous.",
-        "Give every stage a unique name."),
-    dl!("DL3025", "warning", "CMD/ENTRYPOINT in shell form",
+        "Give every stage a unique name."
+    ),
+    dl!(
+        "DL3025",
+        "warning",
+        "CMD/ENTRYPOINT in shell form",
         "Shell form wraps the process in /bin/sh -c, so it does not receive signals (no graceful shutdown) and runs an extra shell.",
-        "Use the JSON (exec) form: CMD [\"executable\", \"arg\"]."),
-    dl!("DL3026", "error", "Base image from a registry that is not trusted",
+        "Use the JSON (exec) form: CMD [\"executable\", \"arg\"]."
+    ),
+    dl!(
+        "DL3026",
+        "error",
+        "Base image from a registry that is not trusted",
         "Images from arbitrary registries bypass the organisation's vetting of base images.",
-        "Use images from the registries listed in trustedRegistries."),
-    dl!("DL3027", "warning", "apt used instead of apt-get",
+        "Use images from the registries listed in trustedRegistries."
+    ),
+    dl!(
+        "DL3027",
+        "warning",
+        "apt used instead of apt-get",
         "apt is meant for interactive use; its command line interface is not stable for scripts.",
-        "Use apt-get or apt-cache."),
-    dl!("DL3028", "warning", "gem install without pinned versions",
+        "Use apt-get or apt-cache."
+    ),
+    dl!(
+        "DL3028",
+        "warning",
+        "gem install without pinned versions",
         "Unpinned gems make builds non-reproducible.",
-        "Pin versions: gem install <gem>:<version> or -v <version>."),
-    dl!("DL3029", "warning", "FROM uses --platform",
+        "Pin versions: gem install <gem>:<version> or -v <version>."
+    ),
+    dl!(
+        "DL3029",
+        "warning",
+        "FROM uses --platform",
         "A hard-coded platform makes the Dockerfile build the wrong architecture on multi-platform builds.",
-        "Drop --platform or use a build argument such as $BUILDPLATFORM."),
-    dl!("DL3030", "warning", "yum install without -y",
+        "Drop --platform or use a build argument such as $BUILDPLATFORM."
+    ),
+    dl!(
+        "DL3030",
+        "warning",
+        "yum install without -y",
         "Without -y yum waits for confirmation.",
-        "Add -y to yum install."),
-    dl!("DL3032", "warning", "yum clean all missing after yum install",
+        "Add -y to yum install."
+    ),
+    dl!(
+        "DL3032",
+        "warning",
+        "yum clean all missing after yum install",
         "The yum cache stays in the layer.",
-        "End the RUN with yum clean all."),
-    dl!("DL3033", "warning", "yum install without pinned versions",
+        "End the RUN with yum clean all."
+    ),
+    dl!(
+        "DL3033",
+        "warning",
+        "yum install without pinned versions",
         "Unpinned packages make builds non-reproducible.",
-        "Pin versions: yum install <package>-<version>."),
-    dl!("DL3034", "warning", "zypper command without non-interactive switch",
+        "Pin versions: yum install <package>-<version>."
+    ),
+    dl!(
+        "DL3034",
+        "warning",
+        "zypper command without non-interactive switch",
         "Without -n/-y zypper waits for confirmation.",
-        "Add -y (or --non-interactive) to zypper."),
-    dl!("DL3035", "warning", "zypper dist-upgrade used",
+        "Add -y (or --non-interactive) to zypper."
+    ),
+    dl!(
+        "DL3035",
+        "warning",
+        "zypper dist-upgrade used",
         "A distribution upgrade inside a build changes the base unpredictably.",
-        "Use a newer base image instead of zypper dist-upgrade."),
-    dl!("DL3036", "warning", "zypper clean missing after zypper use",
+        "Use a newer base image instead of zypper dist-upgrade."
+    ),
+    dl!(
+        "DL3036",
+        "warning",
+        "zypper clean missing after zypper use",
         "The zypper cache stays in the layer.",
-        "End the RUN with zypper clean."),
-    dl!("DL3037", "warning", "zypper install without pinned versions",
+        "End the RUN with zypper clean."
+    ),
+    dl!(
+        "DL3037",
+        "warning",
+        "zypper install without pinned versions",
         "Unpinned packages make builds non-reproducible.",
-        "Pin versions: zypper install <package>=<version>."),
-    dl!("DL3038", "warning", "dnf install without -y",
+        "Pin versions: zypper install <package>=<version>."
+    ),
+    dl!(
+        "DL3038",
+        "warning",
+        "dnf install without -y",
         "Without -y dnf waits for confirmation.",
-        "Add -y to dnf install."),
-    dl!("DL3040", "warning", "dnf clean all missing after dnf install",
+        "Add -y to dnf install."
+    ),
+    dl!(
+        "DL3040",
+        "warning",
+        "dnf clean all missing after dnf install",
         "The dnf cache stays in the layer.",
-        "End the RUN with dnf clean all, or use a cache mount."),
-    dl!("DL3041", "warning", "dnf install without pinned versions",
+        "End the RUN with dnf clean all, or use a cache mount."
+    ),
+    dl!(
+        "DL3041",
+        "warning",
+        "dnf install without pinned versions",
         "Unpinned packages make builds non-reproducible.",
-        "Pin versions: dnf install <package>-<version>."),
-    dl!("DL3042", "warning", "pip install without --no-cache-dir",
+        "Pin versions: dnf install <package>-<version>."
+    ),
+    dl!(
+        "DL3042",
+        "warning",
+        "pip install without --no-cache-dir",
         "pip's download cache stays in the layer.",
-        "Add --no-cache-dir, set PIP_NO_CACHE_DIR=1, or use a cache mount."),
-    dl!("DL3043", "error", "ONBUILD triggers ONBUILD, FROM or MAINTAINER",
+        "Add --no-cache-dir, set PIP_NO_CACHE_DIR=1, or use a cache mount."
+    ),
+    dl!(
+        "DL3043",
+        "error",
+        "ONBUILD triggers ONBUILD, FROM or MAINTAINER",
         "These instructions are not allowed as ONBUILD triggers; the downstream build fails.",
-        "Remove the instruction from ONBUILD."),
-    dl!("DL3044", "error", "ENV refers to a variable defined in the same ENV",
+        "Remove the instruction from ONBUILD."
+    ),
+    dl!(
+        "DL3044",
+        "error",
+        "ENV refers to a variable defined in the same ENV",
         "Variables defined in an ENV are not visible until the next instruction, so the reference expands to the old (often empty) value.",
-        "Split the ENV into two instructions."),
-    dl!("DL3045", "warning", "COPY to a relative destination without WORKDIR",
+        "Split the ENV into two instructions."
+    ),
+    dl!(
+        "DL3045",
+        "warning",
+        "COPY to a relative destination without WORKDIR",
         "A relative destination depends on the base image's working directory.",
-        "Set WORKDIR first or use an absolute destination."),
-    dl!("DL3046", "warning", "useradd with a high UID without -l",
+        "Set WORKDIR first or use an absolute destination."
+    ),
+    dl!(
+        "DL3046",
+        "warning",
+        "useradd with a high UID without -l",
         "useradd writes a sparse lastlog entry sized by the UID; without -l a high UID bloats the image.",
-        "Add -l (--no-log-init) to useradd."),
-    dl!("DL3047", "info", "wget without --progress",
+        "Add -l (--no-log-init) to useradd."
+    ),
+    dl!(
+        "DL3047",
+        "info",
+        "wget without --progress",
         "wget's default progress bar floods build logs.",
-        "Use wget --progress=dot:giga, -q or -nv."),
-    dl!("DL3048", "style", "Invalid label key",
+        "Use wget --progress=dot:giga, -q or -nv."
+    ),
+    dl!(
+        "DL3048",
+        "style",
+        "Invalid label key",
         "Label keys must be lower-case alphanumerics separated by single dots or dashes, and must not use reserved namespaces.",
-        "Rename the label key (e.g. org.example.version)."),
-    dl!("DL3057", "info", "No HEALTHCHECK in the final image",
+        "Rename the label key (e.g. org.example.version)."
+    ),
+    dl!(
+        "DL3057",
+        "info",
+        "No HEALTHCHECK in the final image",
         "Without a HEALTHCHECK the runtime cannot tell a hung service from a healthy one, so it is never restarted.",
-        "Add HEALTHCHECK CMD [...] to the final stage (or HEALTHCHECK NONE to state it deliberately)."),
-    dl!("DL3059", "info", "Multiple consecutive RUN instructions",
+        "Add HEALTHCHECK CMD [...] to the final stage (or HEALTHCHECK NONE to state it deliberately)."
+    ),
+    dl!(
+        "DL3059",
+        "info",
+        "Multiple consecutive RUN instructions",
         "Each RUN adds a layer; consecutive simple RUNs can be merged.",
-        "Combine consecutive RUN instructions with &&."),
-    dl!("DL3060", "info", "yarn cache clean missing after yarn install",
+        "Combine consecutive RUN instructions with &&."
+    ),
+    dl!(
+        "DL3060",
+        "info",
+        "yarn cache clean missing after yarn install",
         "The yarn cache stays in the layer.",
-        "Run yarn cache clean in the same RUN, or use a cache mount."),
-    dl!("DL3061", "error", "Dockerfile does not begin with FROM or ARG",
+        "Run yarn cache clean in the same RUN, or use a cache mount."
+    ),
+    dl!(
+        "DL3061",
+        "error",
+        "Dockerfile does not begin with FROM or ARG",
         "Instructions before the first FROM are invalid (except ARG); the build fails.",
-        "Start the Dockerfile with FROM (ARG may precede it)."),
-    dl!("DL3062", "warning", "go install/get/run without a pinned version",
+        "Start the Dockerfile with FROM (ARG may precede it)."
+    ),
+    dl!(
+        "DL3062",
+        "warning",
+        "go install/get/run without a pinned version",
         "Installing @latest or an unversioned module fetches whatever is newest.",
-        "Pin the module version: go install <module>@<version>."),
-    dl!("DL3063", "warning", "Stage name is a reserved word",
+        "Pin the module version: go install <module>@<version>."
+    ),
+    dl!(
+        "DL3063",
+        "warning",
+        "Stage name is a reserved word",
         "Stage names like context or scratch collide with BuildKit's own names.",
-        "Rename the stage."),
-    dl!("DL3064", "warning", "Sensitive data in ARG or ENV",
+        "Rename the stage."
+    ),
+    dl!(
+        "DL3064",
+        "warning",
+        "Sensitive data in ARG or ENV",
         "ARG and ENV values are stored in the image config and history, readable by anyone who can pull the image.",
-        "Pass secrets with RUN --mount=type=secret instead of ARG/ENV."),
-    dl!("DL3065", "warning", "FROM --platform=$TARGETPLATFORM is redundant",
+        "Pass secrets with RUN --mount=type=secret instead of ARG/ENV."
+    ),
+    dl!(
+        "DL3065",
+        "warning",
+        "FROM --platform=$TARGETPLATFORM is redundant",
         "The target platform is already the default.",
-        "Remove --platform=$TARGETPLATFORM."),
-    dl!("DL3066", "info", "USER is not numeric",
+        "Remove --platform=$TARGETPLATFORM."
+    ),
+    dl!(
+        "DL3066",
+        "info",
+        "USER is not numeric",
         "A user name may not resolve on the host or in Kubernetes runAsNonRoot checks, which need a numeric UID.",
-        "Use a numeric UID (and GID): USER 10001:10001."),
-    dl!("DL3067", "warning", "COPY --from copies a whole filesystem",
+        "Use a numeric UID (and GID): USER 10001:10001."
+    ),
+    dl!(
+        "DL3067",
+        "warning",
+        "COPY --from copies a whole filesystem",
         "Copying / from another stage to / duplicates the entire filesystem and defeats multi-stage builds.",
-        "Copy only the files the final image needs."),
-    dl!("DL4000", "error", "MAINTAINER is deprecated",
+        "Copy only the files the final image needs."
+    ),
+    dl!(
+        "DL4000",
+        "error",
+        "MAINTAINER is deprecated",
         "MAINTAINER is deprecated in favour of labels.",
-        "Use LABEL org.opencontainers.image.authors=\"...\"."),
-    dl!("DL4001", "warning", "Both wget and curl used",
+        "Use LABEL org.opencontainers.image.authors=\"...\"."
+    ),
+    dl!(
+        "DL4001",
+        "warning",
+        "Both wget and curl used",
         "Two download tools add size and attack surface for the same job.",
-        "Use one of wget or curl throughout."),
-    dl!("DL4003", "warning", "Multiple CMD instructions in a stage",
+        "Use one of wget or curl throughout."
+    ),
+    dl!(
+        "DL4003",
+        "warning",
+        "Multiple CMD instructions in a stage",
         "Only the last CMD takes effect.",
-        "Keep one CMD per stage."),
-    dl!("DL4004", "error", "Multiple ENTRYPOINT instructions in a stage",
+        "Keep one CMD per stage."
+    ),
+    dl!(
+        "DL4004",
+        "error",
+        "Multiple ENTRYPOINT instructions in a stage",
         "Only the last ENTRYPOINT takes effect.",
-        "Keep one ENTRYPOINT per stage."),
-    dl!("DL4005", "warning", "/bin/sh replaced with ln instead of SHELL",
+        "Keep one ENTRYPOINT per stage."
+    ),
+    dl!(
+        "DL4005",
+        "warning",
+        "/bin/sh replaced with ln instead of SHELL",
         "Replacing /bin/sh changes every later RUN behind the reader's back.",
-        "Use the SHELL instruction."),
-    dl!("DL4006", "warning", "RUN with a pipe but without pipefail",
+        "Use the SHELL instruction."
+    ),
+    dl!(
+        "DL4006",
+        "warning",
+        "RUN with a pipe but without pipefail",
         "Without pipefail a failing command before | is ignored (curl fails, sh runs nothing, the build passes).",
-        "Set SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] before the RUN."),
-    moat!("MOAT-DF-001", ["CIS-DI-0001"], Severity::High, RuleScope::Dockerfile, "Final stage runs as root",
+        "Set SHELL [\"/bin/bash\", \"-o\", \"pipefail\", \"-c\"] before the RUN."
+    ),
+    moat!(
+        "MOAT-DF-001",
+        ["CIS-DI-0001"],
+        Severity::High,
+        RuleScope::Dockerfile,
+        "Final stage runs as root",
         "The final stage has no USER, or its last USER is root/0, so the container's process runs as root; a compromise then owns the whole container and gets closer to the host.",
-        "Create an unprivileged user and end the final stage with USER <uid>:<gid> (numeric)."),
-    moat!("MOAT-DF-002", [], Severity::High, RuleScope::Dockerfile, "World-writable permissions set",
+        "Create an unprivileged user and end the final stage with USER <uid>:<gid> (numeric)."
+    ),
+    moat!(
+        "MOAT-DF-002",
+        [],
+        Severity::High,
+        RuleScope::Dockerfile,
+        "World-writable permissions set",
         "chmod 777 / a+w / o+w (or COPY --chmod=777) lets any process or user in the container modify the files, including replacing binaries.",
-        "Grant the minimum: owner write only (e.g. 755 for directories, 644 for files) and chown to the user that needs it."),
-    moat!("MOAT-DF-003", ["CIS-DI-0010"], Severity::High, RuleScope::Dockerfile, "Secret in ENV or ARG",
+        "Grant the minimum: owner write only (e.g. 755 for directories, 644 for files) and chown to the user that needs it."
+    ),
+    moat!(
+        "MOAT-DF-003",
+        ["CIS-DI-0010"],
+        Severity::High,
+        RuleScope::Dockerfile,
+        "Secret in ENV or ARG",
         "ENV values and ARG values used in a stage are recorded in the image config or history; anyone who can pull the image can read them.",
-        "Use BuildKit secrets (RUN --mount=type=secret,id=...) or inject secrets at runtime."),
-    moat!("MOAT-DF-004", ["CIS-DI-0010"], Severity::High, RuleScope::Dockerfile, "Secret file copied into the image",
+        "Use BuildKit secrets (RUN --mount=type=secret,id=...) or inject secrets at runtime."
+    ),
+    moat!(
+        "MOAT-DF-004",
+        ["CIS-DI-0010"],
+        Severity::High,
+        RuleScope::Dockerfile,
+        "Secret file copied into the image",
         "Keys, .env files and credential files copied into a layer stay in the image even if deleted later.",
-        "Exclude them with .dockerignore and use RUN --mount=type=secret for build-time credentials."),
-    moat!("MOAT-DF-005", [], Severity::High, RuleScope::Dockerfile, "Remote script piped into a shell",
+        "Exclude them with .dockerignore and use RUN --mount=type=secret for build-time credentials."
+    ),
+    moat!(
+        "MOAT-DF-005",
+        [],
+        Severity::High,
+        RuleScope::Dockerfile,
+        "Remote script piped into a shell",
         "curl|sh runs whatever the server returns at build time, unverified: a compromised or spoofed server owns the build.",
-        "Download to a file, verify its checksum or signature, then run it."),
-    moat!("MOAT-DF-006", ["CIS-DI-0009"], Severity::Medium, RuleScope::Dockerfile, "ADD fetches a remote URL",
+        "Download to a file, verify its checksum or signature, then run it."
+    ),
+    moat!(
+        "MOAT-DF-006",
+        ["CIS-DI-0009"],
+        Severity::Medium,
+        RuleScope::Dockerfile,
+        "ADD fetches a remote URL",
         "ADD <url> downloads without verification (unless --checksum is given) and the content can change between builds.",
-        "Use ADD --checksum=sha256:..., or download with curl and verify the checksum in the same RUN."),
-    moat!("MOAT-DF-007", [], Severity::Medium, RuleScope::Dockerfile, "Network or debugging tool left in the final image",
+        "Use ADD --checksum=sha256:..., or download with curl and verify the checksum in the same RUN."
+    ),
+    moat!(
+        "MOAT-DF-007",
+        [],
+        Severity::Medium,
+        RuleScope::Dockerfile,
+        "Network or debugging tool left in the final image",
         "curl, wget, netcat, nmap, gdb, strace and similar tools help an attacker download payloads, pivot or inspect processes once inside.",
-        "Install such tools only in a build stage, or remove them in the same RUN when the image does not need them at runtime."),
-    moat!("MOAT-DF-008", [], Severity::Medium, RuleScope::Dockerfile, "Build toolchain in a single-stage image",
+        "Install such tools only in a build stage, or remove them in the same RUN when the image does not need them at runtime."
+    ),
+    moat!(
+        "MOAT-DF-008",
+        [],
+        Severity::Medium,
+        RuleScope::Dockerfile,
+        "Build toolchain in a single-stage image",
         "Compilers and build tools (gcc, make, build-essential, go, cargo...) in the runtime image add size and let an attacker build tools in place.",
-        "Use a multi-stage build: compile in a builder stage and copy only the artifacts into a minimal final stage."),
-    moat!("MOAT-DF-009", [], Severity::Info, RuleScope::Dockerfile, "Base image not pinned by digest",
+        "Use a multi-stage build: compile in a builder stage and copy only the artifacts into a minimal final stage."
+    ),
+    moat!(
+        "MOAT-DF-009",
+        [],
+        Severity::Info,
+        RuleScope::Dockerfile,
+        "Base image not pinned by digest",
         "A tag can be moved to different content at any time; only a digest identifies the exact base image.",
-        "Pin the base as name:tag@sha256:<digest> and update it deliberately (e.g. with Renovate/Dependabot)."),
-    moat!("MOAT-DF-010", [], Severity::Medium, RuleScope::Dockerfile, "SSH port 22 exposed",
+        "Pin the base as name:tag@sha256:<digest> and update it deliberately (e.g. with Renovate/Dependabot)."
+    ),
+    moat!(
+        "MOAT-DF-010",
+        [],
+        Severity::Medium,
+        RuleScope::Dockerfile,
+        "SSH port 22 exposed",
         "Running sshd in a container adds a remote login surface and key management; containers are entered with exec, not SSH.",
-        "Remove EXPOSE 22 and the SSH server; use the runtime's exec for debugging."),
-    moat!("MOAT-DF-011", [], Severity::High, RuleScope::Dockerfile, "RUN with insecure security mode",
+        "Remove EXPOSE 22 and the SSH server; use the runtime's exec for debugging."
+    ),
+    moat!(
+        "MOAT-DF-011",
+        [],
+        Severity::High,
+        RuleScope::Dockerfile,
+        "RUN with insecure security mode",
         "RUN --security=insecure runs the step with full privileges, like a privileged container.",
-        "Remove --security=insecure."),
-    moat!("MOAT-IMG-001", ["CIS-DI-0001"], Severity::High, RuleScope::Image, "Image runs as root",
+        "Remove --security=insecure."
+    ),
+    moat!(
+        "MOAT-IMG-001",
+        ["CIS-DI-0001"],
+        Severity::High,
+        RuleScope::Image,
+        "Image runs as root",
         "The image config has no User or User is root/0, so containers run as root unless the runtime overrides it.",
-        "Rebuild with USER <uid> in the final stage."),
-    moat!("MOAT-IMG-002", ["CIS-DI-0006"], Severity::Low, RuleScope::Image, "Image has no HEALTHCHECK",
+        "Rebuild with USER <uid> in the final stage."
+    ),
+    moat!(
+        "MOAT-IMG-002",
+        ["CIS-DI-0006"],
+        Severity::Low,
+        RuleScope::Image,
+        "Image has no HEALTHCHECK",
         "The runtime cannot detect a hung service.",
-        "Add a HEALTHCHECK to the final stage."),
-    moat!("MOAT-IMG-003", ["CIS-DI-0010"], Severity::High, RuleScope::Image, "Secret in image environment",
+        "Add a HEALTHCHECK to the final stage."
+    ),
+    moat!(
+        "MOAT-IMG-003",
+        ["CIS-DI-0010"],
+        Severity::High,
+        RuleScope::Image,
+        "Secret in image environment",
         "Env values in the image config are readable by anyone who can pull the image.",
-        "Inject secrets at runtime; never bake them into Env."),
-    moat!("MOAT-IMG-004", ["CIS-DI-0010"], Severity::High, RuleScope::Image, "Secret in image history",
+        "Inject secrets at runtime; never bake them into Env."
+    ),
+    moat!(
+        "MOAT-IMG-004",
+        ["CIS-DI-0010"],
+        Severity::High,
+        RuleScope::Image,
+        "Secret in image history",
         "Build arguments and commands recorded in history (created_by) are readable by anyone who can pull the image.",
-        "Use BuildKit secret mounts; rebuild without passing secrets as build arguments."),
-    moat!("MOAT-IMG-005", ["CIS-DI-0008"], Severity::Medium, RuleScope::Image, "setuid/setgid file in image",
+        "Use BuildKit secret mounts; rebuild without passing secrets as build arguments."
+    ),
+    moat!(
+        "MOAT-IMG-005",
+        ["CIS-DI-0008"],
+        Severity::Medium,
+        RuleScope::Image,
+        "setuid/setgid file in image",
         "setuid/setgid binaries are the classic privilege-escalation path inside a container.",
-        "Remove the setuid/setgid bits (chmod u-s,g-s) of binaries the image does not need."),
-    moat!("MOAT-IMG-006", [], Severity::Medium, RuleScope::Image, "World-writable file outside /tmp",
+        "Remove the setuid/setgid bits (chmod u-s,g-s) of binaries the image does not need."
+    ),
+    moat!(
+        "MOAT-IMG-006",
+        [],
+        Severity::Medium,
+        RuleScope::Image,
+        "World-writable file outside /tmp",
         "World-writable files can be modified by any process in the container.",
-        "Remove write permission for others (chmod o-w)."),
-    moat!("MOAT-IMG-007", ["CIS-DI-0009"], Severity::Low, RuleScope::Image, "ADD used in image history",
+        "Remove write permission for others (chmod o-w)."
+    ),
+    moat!(
+        "MOAT-IMG-007",
+        ["CIS-DI-0009"],
+        Severity::Low,
+        RuleScope::Image,
+        "ADD used in image history",
         "ADD has implicit remote download and extraction behaviour; COPY is explicit.",
-        "Use COPY for local files."),
-    moat!("MOAT-IMG-008", [], Severity::Low, RuleScope::Image, "Package manager cache left in image",
+        "Use COPY for local files."
+    ),
+    moat!(
+        "MOAT-IMG-008",
+        [],
+        Severity::Low,
+        RuleScope::Image,
+        "Package manager cache left in image",
         "Package indexes and caches (apt lists, apk cache, pip/npm caches) add size and stale metadata.",
-        "Clean caches in the same RUN that installs, or use cache mounts."),
+        "Clean caches in the same RUN that installs, or use cache mounts."
+    ),
 ];
 
 /// Looks a rule up by id or alias (case-insensitive).
 pub fn rule(id: &str) -> Option<&'static RuleInfo> {
-    RULES.iter().find(|r| r.id.eq_ignore_ascii_case(id)).or_else(|| RULES.iter().find(|r| r.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))))
+    RULES
+        .iter()
+        .find(|r| r.id.eq_ignore_ascii_case(id))
+        .or_else(|| {
+            RULES
+                .iter()
+                .find(|r| r.aliases.iter().any(|a| a.eq_ignore_ascii_case(id)))
+        })
 }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use moat_model::Severity;
 use serde::Deserialize;
 
-use crate::catalog::severity_of_level;
 use crate::LintError;
+use crate::catalog::severity_of_level;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -62,16 +62,27 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| LintError::Input(format!("{name}: invalid hadolint configuration: {e}")))?;
+        let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            LintError::Input(format!("{name}: invalid hadolint configuration: {e}"))
+        })?;
         let mut c = Config {
-            ignored: raw.ignored.iter().map(|s| s.trim().to_ascii_uppercase()).collect(),
+            ignored: raw
+                .ignored
+                .iter()
+                .map(|s| s.trim().to_ascii_uppercase())
+                .collect(),
             trusted_registries: raw.trusted_registries,
             disable_ignore_pragma: raw.disable_ignore_pragma,
             label_schema: raw.label_schema,
             strict_labels: raw.strict_labels,
             ..Default::default()
         };
-        for (lvl, ids) in [("style", &raw.overrides.style), ("info", &raw.overrides.info), ("warning", &raw.overrides.warning), ("error", &raw.overrides.error)] {
+        for (lvl, ids) in [
+            ("style", &raw.overrides.style),
+            ("info", &raw.overrides.info),
+            ("warning", &raw.overrides.warning),
+            ("error", &raw.overrides.error),
+        ] {
             for id in ids {
                 if let Some(s) = severity_of_level(lvl) {
                     c.overrides.insert(id.trim().to_ascii_uppercase(), s);
@@ -119,6 +130,11 @@ mod tests {
         assert_eq!(c.trusted_registries.len(), 2);
         assert_eq!(c.failure_threshold, Some(Some(Severity::Medium)));
         assert!(Config::from_yaml("x.yaml", "failure-threshold: loud\n").is_err());
-        assert!(Config::from_yaml("x.yaml", "ignored: [\n").unwrap_err().to_string().contains("x.yaml"));
+        assert!(
+            Config::from_yaml("x.yaml", "ignored: [\n")
+                .unwrap_err()
+                .to_string()
+                .contains("x.yaml")
+        );
     }
 }

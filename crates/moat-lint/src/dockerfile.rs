@@ -91,7 +91,9 @@ impl Instruction {
     }
 
     pub fn flag(&self, name: &str) -> Option<&Flag> {
-        self.flags.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.flags
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     pub fn flag_value(&self, name: &str) -> Option<&str> {
@@ -105,7 +107,12 @@ impl Instruction {
 
     /// The `--mount` flags of a `RUN`, parsed.
     pub fn mounts(&self) -> Vec<Mount> {
-        self.flags.iter().filter(|f| f.name.eq_ignore_ascii_case("mount")).filter_map(|f| f.value.as_deref()).map(Mount::parse).collect()
+        self.flags
+            .iter()
+            .filter(|f| f.name.eq_ignore_ascii_case("mount"))
+            .filter_map(|f| f.value.as_deref())
+            .map(Mount::parse)
+            .collect()
     }
 }
 
@@ -120,7 +127,10 @@ pub struct Mount {
 
 impl Mount {
     pub fn parse(v: &str) -> Mount {
-        let mut m = Mount { kind: "bind".into(), ..Default::default() };
+        let mut m = Mount {
+            kind: "bind".into(),
+            ..Default::default()
+        };
         for part in v.split(',') {
             let (k, val) = part.split_once('=').unwrap_or((part, ""));
             let val = unquote(val.trim());
@@ -160,7 +170,11 @@ fn is_directive(line: &str) -> Option<(String, String)> {
     let rest = t.strip_prefix('#')?;
     let (k, v) = rest.split_once('=')?;
     let k = k.trim();
-    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+    if k.is_empty()
+        || !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
         return None;
     }
     let k = k.to_ascii_lowercase();
@@ -204,7 +218,11 @@ fn heredoc_markers(args: &str, escape: char) -> Vec<(String, bool)> {
             i += 1;
             continue;
         }
-        if c == '<' && chars.get(i + 1) == Some(&'<') && chars.get(i + 2) != Some(&'<') && (i == 0 || chars[i - 1] != '<') {
+        if c == '<'
+            && chars.get(i + 1) == Some(&'<')
+            && chars.get(i + 2) != Some(&'<')
+            && (i == 0 || chars[i - 1] != '<')
+        {
             let mut j = i + 2;
             let mut strip = false;
             if chars.get(j) == Some(&'-') {
@@ -224,10 +242,10 @@ fn heredoc_markers(args: &str, escape: char) -> Vec<(String, bool)> {
             }
             if j > start && !chars[start].is_ascii_digit() {
                 let name: String = chars[start..j].iter().collect();
-                if let Some(q) = q {
-                    if chars.get(j) == Some(&q) {
-                        j += 1;
-                    }
+                if let Some(q) = q
+                    && chars.get(j) == Some(&q)
+                {
+                    j += 1;
                 }
                 out.push((name, strip));
                 i = j;
@@ -277,17 +295,33 @@ fn split_flags(rest: &str) -> (Vec<Flag>, &str) {
 /// Parses Dockerfile text. `name` is only used in error messages.
 pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
     if bytes.len() > MAX_BYTES {
-        return Err(LintError::Input(format!("{name}: {} bytes is larger than the {MAX_BYTES}-byte limit for a Dockerfile", bytes.len())));
+        return Err(LintError::Input(format!(
+            "{name}: {} bytes is larger than the {MAX_BYTES}-byte limit for a Dockerfile",
+            bytes.len()
+        )));
     }
     if let Some(pos) = bytes.iter().position(|&b| b == 0) {
-        return Err(LintError::Input(format!("{name}: not a Dockerfile: binary data (NUL byte at offset {pos})")));
+        return Err(LintError::Input(format!(
+            "{name}: not a Dockerfile: binary data (NUL byte at offset {pos})"
+        )));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        LintError::Input(format!("{name}: not a Dockerfile: invalid UTF-8 at byte offset {}", e.valid_up_to()))
+        LintError::Input(format!(
+            "{name}: not a Dockerfile: invalid UTF-8 at byte offset {}",
+            e.valid_up_to()
+        ))
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
-    let mut df = Dockerfile { escape: '\\', directives: Vec::new(), instructions: Vec::new(), comments: Vec::new() };
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
+    let mut df = Dockerfile {
+        escape: '\\',
+        directives: Vec::new(),
+        instructions: Vec::new(),
+        comments: Vec::new(),
+    };
     let mut i = 0;
     while i < lines.len() {
         match is_directive(lines[i]) {
@@ -304,7 +338,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
                         }
                     }
                 }
-                df.comments.push(Comment { line: i as u32 + 1, text: lines[i].trim_start()[1..].trim().to_string() });
+                df.comments.push(Comment {
+                    line: i as u32 + 1,
+                    text: lines[i].trim_start()[1..].trim().to_string(),
+                });
                 df.directives.push((k, v));
                 i += 1;
             }
@@ -320,7 +357,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
             continue;
         }
         if let Some(c) = t.strip_prefix('#') {
-            df.comments.push(Comment { line: i as u32 + 1, text: c.trim().to_string() });
+            df.comments.push(Comment {
+                line: i as u32 + 1,
+                text: c.trim().to_string(),
+            });
             i += 1;
             continue;
         }
@@ -339,7 +379,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
                         if n.is_empty() {
                             i += 1;
                         } else if let Some(c) = n.strip_prefix('#') {
-                            df.comments.push(Comment { line: i as u32 + 1, text: c.trim().to_string() });
+                            df.comments.push(Comment {
+                                line: i as u32 + 1,
+                                text: c.trim().to_string(),
+                            });
                             i += 1;
                         } else {
                             break;
@@ -358,10 +401,14 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
         }
         let end = i.min(lines.len().saturating_sub(1));
         i = end + 1;
-        let mut ins = parse_instruction(name, &logical, start as u32 + 1, column, esc)?;
+        let mut ins = parse_instruction(name, &logical, start as u32 + 1, column)?;
         ins.end_line = end as u32 + 1;
         // Here-documents: bodies follow the logical line.
-        let target = if ins.keyword == "ONBUILD" { ins.onbuild.as_deref().map(|o| o.keyword.as_str()) } else { Some(ins.keyword.as_str()) };
+        let target = if ins.keyword == "ONBUILD" {
+            ins.onbuild.as_deref().map(|o| o.keyword.as_str())
+        } else {
+            Some(ins.keyword.as_str())
+        };
         if matches!(target, Some("RUN" | "COPY" | "ADD")) {
             let markers = heredoc_markers(&ins.args, esc);
             let mut docs = Vec::new();
@@ -381,7 +428,11 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
                 }
                 // BuildKit accepts an unterminated here-document as running to the end of the file.
                 let _ = closed;
-                docs.push(Heredoc { name: hname, body: body.join("\n"), line: body_line });
+                docs.push(Heredoc {
+                    name: hname,
+                    body: body.join("\n"),
+                    line: body_line,
+                });
             }
             if !docs.is_empty() {
                 ins.end_line = i as u32;
@@ -394,31 +445,61 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
         df.instructions.push(ins);
     }
     if df.instructions.is_empty() {
-        return Err(LintError::Input(format!("{name}: not a Dockerfile: no instructions")));
+        return Err(LintError::Input(format!(
+            "{name}: not a Dockerfile: no instructions"
+        )));
     }
     Ok(df)
 }
 
-fn parse_instruction(name: &str, logical: &str, line: u32, column: u32, esc: char) -> Result<Instruction, LintError> {
+fn parse_instruction(
+    name: &str,
+    logical: &str,
+    line: u32,
+    column: u32,
+) -> Result<Instruction, LintError> {
     let t = logical.trim();
     let kw_end = t.find(|c: char| c.is_whitespace()).unwrap_or(t.len());
     let kw = &t[..kw_end];
     let keyword = kw.to_ascii_uppercase();
     if !KEYWORDS.contains(&keyword.as_str()) {
         let shown: String = kw.chars().take(40).collect();
-        return Err(LintError::Input(format!("{name}:{line}:{column}: unknown instruction {shown:?}")));
+        return Err(LintError::Input(format!(
+            "{name}:{line}:{column}: unknown instruction {shown:?}"
+        )));
     }
     let rest = &t[kw_end..];
-    let (flags, args) = if matches!(keyword.as_str(), "ONBUILD" | "ENV" | "LABEL" | "ARG" | "MAINTAINER" | "USER" | "WORKDIR" | "EXPOSE" | "STOPSIGNAL" | "VOLUME" | "CMD" | "ENTRYPOINT" | "SHELL") {
+    let (flags, args) = if matches!(
+        keyword.as_str(),
+        "ONBUILD"
+            | "ENV"
+            | "LABEL"
+            | "ARG"
+            | "MAINTAINER"
+            | "USER"
+            | "WORKDIR"
+            | "EXPOSE"
+            | "STOPSIGNAL"
+            | "VOLUME"
+            | "CMD"
+            | "ENTRYPOINT"
+            | "SHELL"
+    ) {
         (Vec::new(), rest.trim())
     } else {
         let (f, a) = split_flags(rest);
         (f, a.trim())
     };
-    let args_column = column + (logical.trim_start().len() - args.len().min(logical.trim_start().len())) as u32;
+    let args_column =
+        column + (logical.trim_start().len() - args.len().min(logical.trim_start().len())) as u32;
     let args_column = args_column.max(column);
     let onbuild = if keyword == "ONBUILD" && !args.is_empty() {
-        Some(Box::new(parse_instruction(name, args, line, column + kw_end as u32 + 1, esc)?))
+        Some(Box::new(parse_instruction(
+            name,
+            args,
+            line,
+            column + kw_end as u32 + 1,
+        )?))
     } else {
         None
     };
@@ -491,7 +572,9 @@ pub fn raw_words(s: &str) -> Vec<String> {
 /// `KEY=VALUE` pairs of `ENV`/`LABEL` (or the legacy `ENV KEY VALUE` form).
 pub fn key_values(args: &str, esc: char) -> Vec<(String, String)> {
     let ws = words(args, esc);
-    let Some(first) = ws.first() else { return Vec::new() };
+    let Some(first) = ws.first() else {
+        return Vec::new();
+    };
     if !first.contains('=') {
         // Legacy form: the first word is the key, the rest of the line is the value.
         let rest = args.trim_start()[raw_first_len(args.trim_start())..].trim();
@@ -524,8 +607,13 @@ pub struct BaseImage {
 impl BaseImage {
     pub fn parse(ins: &Instruction) -> BaseImage {
         let ws = raw_words(&ins.args);
-        let mut b = BaseImage { platform: ins.flag_value("platform").map(str::to_string), ..Default::default() };
-        let Some(reference) = ws.first() else { return b };
+        let mut b = BaseImage {
+            platform: ins.flag_value("platform").map(str::to_string),
+            ..Default::default()
+        };
+        let Some(reference) = ws.first() else {
+            return b;
+        };
         if ws.len() >= 3 && ws[1].eq_ignore_ascii_case("as") {
             b.alias = Some(ws[2].clone());
         }
@@ -567,40 +655,67 @@ mod tests {
 
     #[test]
     fn continuations_comments_and_positions() {
-        let d = p("# syntax=docker/dockerfile:1\nFROM debian:12 AS build\n\n  RUN apt-get update \\\n# inner comment\n\n    && apt-get install -y curl\nUSER app\n");
-        assert_eq!(d.directives, vec![("syntax".into(), "docker/dockerfile:1".into())]);
+        let d = p(
+            "# syntax=docker/dockerfile:1\nFROM debian:12 AS build\n\n  RUN apt-get update \\\n# inner comment\n\n    && apt-get install -y curl\nUSER app\n",
+        );
+        assert_eq!(
+            d.directives,
+            vec![("syntax".into(), "docker/dockerfile:1".into())]
+        );
         assert_eq!(d.instructions.len(), 3);
         let run = &d.instructions[1];
         assert_eq!((run.line, run.column, run.end_line), (4, 3, 7));
         assert_eq!(run.args, "apt-get update     && apt-get install -y curl");
-        assert_eq!(d.comments.iter().map(|c| c.line).collect::<Vec<_>>(), vec![1, 5]);
+        assert_eq!(
+            d.comments.iter().map(|c| c.line).collect::<Vec<_>>(),
+            vec![1, 5]
+        );
         let b = BaseImage::parse(&d.instructions[0]);
-        assert_eq!((b.image.as_str(), b.tag.as_deref(), b.alias.as_deref()), ("debian", Some("12"), Some("build")));
+        assert_eq!(
+            (b.image.as_str(), b.tag.as_deref(), b.alias.as_deref()),
+            ("debian", Some("12"), Some("build"))
+        );
     }
 
     #[test]
     fn escape_directive_windows() {
-        let d = p("# escape=`\nFROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN powershell -Command `\n    Write-Host C:\\path\\x\nCOPY app C:\\app\\\n");
+        let d = p(
+            "# escape=`\nFROM mcr.microsoft.com/windows/servercore:ltsc2022\nRUN powershell -Command `\n    Write-Host C:\\path\\x\nCOPY app C:\\app\\\n",
+        );
         assert_eq!(d.escape, '`');
-        assert_eq!(d.instructions[1].args, "powershell -Command     Write-Host C:\\path\\x");
+        assert_eq!(
+            d.instructions[1].args,
+            "powershell -Command     Write-Host C:\\path\\x"
+        );
         assert_eq!(d.instructions[2].args, "app C:\\app\\");
     }
 
     #[test]
     fn heredocs_flags_exec_and_onbuild() {
-        let d = p("FROM alpine:3.20\nRUN --mount=type=cache,target=/var/cache/apk <<EOF\napk add curl\necho hi\nEOF\nCOPY <<-EOT /etc/x.conf\n\tkey=1\n\tEOT\nCMD [\"/bin/app\", \"--flag\"]\nONBUILD RUN make\n");
+        let d = p(
+            "FROM alpine:3.20\nRUN --mount=type=cache,target=/var/cache/apk <<EOF\napk add curl\necho hi\nEOF\nCOPY <<-EOT /etc/x.conf\n\tkey=1\n\tEOT\nCMD [\"/bin/app\", \"--flag\"]\nONBUILD RUN make\n",
+        );
         let run = &d.instructions[1];
         assert_eq!(run.mounts()[0].target, "/var/cache/apk");
         assert_eq!(run.heredocs[0].body, "apk add curl\necho hi");
         assert_eq!((run.line, run.end_line), (2, 5));
         assert_eq!(d.instructions[2].heredocs[0].body, "key=1");
-        assert_eq!(d.instructions[3].exec_form(), Some(vec!["/bin/app".to_string(), "--flag".to_string()]));
+        assert_eq!(
+            d.instructions[3].exec_form(),
+            Some(vec!["/bin/app".to_string(), "--flag".to_string()])
+        );
         assert_eq!(d.instructions[4].onbuild.as_ref().unwrap().args, "make");
     }
 
     #[test]
     fn junk_is_rejected_with_the_file_name() {
-        for bad in [&b""[..], b"\n\n# only a comment\n", b"\x00\x01\x02ELF", b"\xff\xfe garbage", b"hello world\n"] {
+        for bad in [
+            &b""[..],
+            b"\n\n# only a comment\n",
+            b"\x00\x01\x02ELF",
+            b"\xff\xfe garbage",
+            b"hello world\n",
+        ] {
             let e = parse("bad.Dockerfile", bad).unwrap_err().to_string();
             assert!(e.contains("bad.Dockerfile"), "{e}");
         }
@@ -610,7 +725,17 @@ mod tests {
 
     #[test]
     fn env_forms() {
-        assert_eq!(key_values("A=1 B=\"two words\" C", '\\'), vec![("A".into(), "1".into()), ("B".into(), "two words".into()), ("C".into(), "".into())]);
-        assert_eq!(key_values("PATH /usr/bin:$PATH", '\\'), vec![("PATH".into(), "/usr/bin:$PATH".into())]);
+        assert_eq!(
+            key_values("A=1 B=\"two words\" C", '\\'),
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two words".into()),
+                ("C".into(), "".into())
+            ]
+        );
+        assert_eq!(
+            key_values("PATH /usr/bin:$PATH", '\\'),
+            vec![("PATH".into(), "/usr/bin:$PATH".into())]
+        );
     }
 }

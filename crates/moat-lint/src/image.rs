@@ -44,7 +44,13 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     pub fn from_json(name: &str, bytes: &[u8]) -> Result<ImageConfig, LintError> {
-        serde_json::from_slice(bytes).map_err(|e| LintError::Input(format!("{name}: invalid image config (line {}, column {}): {e}", e.line(), e.column())))
+        serde_json::from_slice(bytes).map_err(|e| {
+            LintError::Input(format!(
+                "{name}: invalid image config (line {}, column {}): {e}",
+                e.line(),
+                e.column()
+            ))
+        })
     }
 }
 
@@ -63,7 +69,12 @@ pub struct FileMeta {
 
 fn finding(id: &str, target: &str, message: String) -> Finding {
     let info = catalog::rule(id);
-    let mut f = Finding::new(id, FindingKind::ImageConfig, info.map(|r| r.severity).unwrap_or_default(), info.map(|r| r.title).unwrap_or(id));
+    let mut f = Finding::new(
+        id,
+        FindingKind::ImageConfig,
+        info.map(|r| r.severity).unwrap_or_default(),
+        info.map(|r| r.title).unwrap_or(id),
+    );
     f.message = message;
     f.location.object = Some(target.to_string());
     if let Some(r) = info {
@@ -76,8 +87,13 @@ fn finding(id: &str, target: &str, message: String) -> Finding {
 
 fn secret_assignment(s: &str) -> Option<String> {
     for tok in s.split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|') {
-        let Some((k, v)) = tok.split_once('=') else { continue };
-        let k = k.trim_start_matches('-').trim_start_matches("build-arg").trim_start_matches('|');
+        let Some((k, v)) = tok.split_once('=') else {
+            continue;
+        };
+        let k = k
+            .trim_start_matches('-')
+            .trim_start_matches("build-arg")
+            .trim_start_matches('|');
         let v = v.trim_matches(|c| c == '"' || c == '\'');
         if v.is_empty() || v.starts_with('$') {
             continue;
@@ -86,17 +102,42 @@ fn secret_assignment(s: &str) -> Option<String> {
         if low.ends_with("_file") || low.ends_with("_path") || low.ends_with("_url") {
             continue;
         }
-        if ["password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key"].iter().any(|p| low.contains(p)) {
+        if [
+            "password",
+            "passwd",
+            "secret",
+            "token",
+            "api_key",
+            "apikey",
+            "private_key",
+            "access_key",
+        ]
+        .iter()
+        .any(|p| low.contains(p))
+        {
             return Some(k.to_string());
         }
-        if v.starts_with("AKIA") && v.len() >= 20 || v.starts_with("ghp_") || v.starts_with("github_pat_") || v.starts_with("xoxb-") {
+        if v.starts_with("AKIA") && v.len() >= 20
+            || v.starts_with("ghp_")
+            || v.starts_with("github_pat_")
+            || v.starts_with("xoxb-")
+        {
             return Some(k.to_string());
         }
     }
     None
 }
 
-const CACHE_DIRS: &[&str] = &["/var/lib/apt/lists/", "/var/cache/apt/archives/", "/var/cache/apk/", "/var/cache/yum/", "/var/cache/dnf/", "/root/.cache/pip/", "/root/.npm/_cacache/", "/usr/local/share/.cache/yarn/"];
+const CACHE_DIRS: &[&str] = &[
+    "/var/lib/apt/lists/",
+    "/var/cache/apt/archives/",
+    "/var/cache/apk/",
+    "/var/cache/yum/",
+    "/var/cache/dnf/",
+    "/root/.cache/pip/",
+    "/root/.npm/_cacache/",
+    "/usr/local/share/.cache/yarn/",
+];
 
 /// Image-configuration findings for the image named `target`.
 pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<Finding> {
@@ -105,15 +146,31 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
     let user = rc.user.unwrap_or_default();
     let u = user.split(':').next().unwrap_or("");
     if u.is_empty() || u == "root" || u == "0" {
-        out.push(finding("MOAT-IMG-001", target, if u.is_empty() { "The image config sets no User: containers run as root".into() } else { format!("The image config sets User {user}") }));
+        out.push(finding(
+            "MOAT-IMG-001",
+            target,
+            if u.is_empty() {
+                "The image config sets no User: containers run as root".into()
+            } else {
+                format!("The image config sets User {user}")
+            },
+        ));
     }
     let hc = rc.healthcheck.map(|h| h.test).unwrap_or_default();
     if hc.is_empty() {
-        out.push(finding("MOAT-IMG-002", target, "The image config has no Healthcheck".into()));
+        out.push(finding(
+            "MOAT-IMG-002",
+            target,
+            "The image config has no Healthcheck".into(),
+        ));
     }
     for e in rc.env.unwrap_or_default() {
         if let Some(k) = secret_assignment(&e) {
-            let mut f = finding("MOAT-IMG-003", target, format!("Env {k} holds a secret value"));
+            let mut f = finding(
+                "MOAT-IMG-003",
+                target,
+                format!("Env {k} holds a secret value"),
+            );
             f.location.field = Some(format!("config.Env[{k}]"));
             out.push(f);
         }
@@ -121,14 +178,25 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
     for (n, h) in cfg.history.clone().unwrap_or_default().iter().enumerate() {
         let cb = h.created_by.clone().unwrap_or_default();
         if let Some(k) = secret_assignment(&cb) {
-            let mut f = finding("MOAT-IMG-004", target, format!("history[{n}] created_by passes {k} with a literal value"));
+            let mut f = finding(
+                "MOAT-IMG-004",
+                target,
+                format!("history[{n}] created_by passes {k} with a literal value"),
+            );
             f.location.field = Some(format!("history[{n}].created_by"));
             out.push(f);
         }
         let t = cb.trim_start();
-        let t = t.strip_prefix("/bin/sh -c #(nop)").map(str::trim_start).unwrap_or(t);
+        let t = t
+            .strip_prefix("/bin/sh -c #(nop)")
+            .map(str::trim_start)
+            .unwrap_or(t);
         if t.starts_with("ADD ") && !t.starts_with("ADD file:") && !t.contains(" in / ") {
-            let mut f = finding("MOAT-IMG-007", target, format!("history[{n}]: {}", t.chars().take(120).collect::<String>()));
+            let mut f = finding(
+                "MOAT-IMG-007",
+                target,
+                format!("history[{n}]: {}", t.chars().take(120).collect::<String>()),
+            );
             f.location.field = Some(format!("history[{n}].created_by"));
             out.push(f);
         }
@@ -144,29 +212,50 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
                 (true, false) => "setuid",
                 _ => "setgid",
             };
-            let mut x = finding("MOAT-IMG-005", target, format!("{} is {bits} (mode {:04o})", f.path, f.mode & 0o7777));
+            let mut x = finding(
+                "MOAT-IMG-005",
+                target,
+                format!("{} is {bits} (mode {:04o})", f.path, f.mode & 0o7777),
+            );
             x.location.file = Some(f.path.clone());
             x.location.layer = f.layer.clone();
             out.push(x);
         }
-        let under_tmp = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"].iter().any(|t| f.path == *t || f.path.starts_with(&format!("{t}/")));
+        let under_tmp = ["/tmp", "/var/tmp", "/dev/shm", "/run/lock"]
+            .iter()
+            .any(|t| f.path == *t || f.path.starts_with(&format!("{t}/")));
         let sticky_dir = f.is_dir && f.mode & 0o1000 != 0;
         if f.mode & 0o002 != 0 && !under_tmp && !sticky_dir {
-            let mut x = finding("MOAT-IMG-006", target, format!("{} is world-writable (mode {:04o})", f.path, f.mode & 0o7777));
+            let mut x = finding(
+                "MOAT-IMG-006",
+                target,
+                format!(
+                    "{} is world-writable (mode {:04o})",
+                    f.path,
+                    f.mode & 0o7777
+                ),
+            );
             x.location.file = Some(f.path.clone());
             x.location.layer = f.layer.clone();
             out.push(x);
         }
         if !f.is_dir {
             for c in CACHE_DIRS {
-                if f.path.starts_with(c) && !f.path.ends_with("/lock") && !f.path.ends_with("/partial") {
+                if f.path.starts_with(c)
+                    && !f.path.ends_with("/lock")
+                    && !f.path.ends_with("/partial")
+                {
                     caches.insert(c);
                 }
             }
         }
     }
     for c in caches {
-        let mut x = finding("MOAT-IMG-008", target, format!("{c} still holds package-manager cache files"));
+        let mut x = finding(
+            "MOAT-IMG-008",
+            target,
+            format!("{c} still holds package-manager cache files"),
+        );
         x.location.file = Some(c.to_string());
         out.push(x);
     }
@@ -186,13 +275,57 @@ mod tests {
         )
         .unwrap();
         let files = vec![
-            FileMeta { path: "/usr/bin/passwd".into(), mode: 0o4755, is_dir: false, is_symlink: false, layer: None },
-            FileMeta { path: "/tmp".into(), mode: 0o1777, is_dir: true, is_symlink: false, layer: None },
-            FileMeta { path: "/app/data".into(), mode: 0o777, is_dir: true, is_symlink: false, layer: None },
-            FileMeta { path: "/var/lib/apt/lists/deb.debian.org_dists".into(), mode: 0o644, is_dir: false, is_symlink: false, layer: None },
+            FileMeta {
+                path: "/usr/bin/passwd".into(),
+                mode: 0o4755,
+                is_dir: false,
+                is_symlink: false,
+                layer: None,
+            },
+            FileMeta {
+                path: "/tmp".into(),
+                mode: 0o1777,
+                is_dir: true,
+                is_symlink: false,
+                layer: None,
+            },
+            FileMeta {
+                path: "/app/data".into(),
+                mode: 0o777,
+                is_dir: true,
+                is_symlink: false,
+                layer: None,
+            },
+            FileMeta {
+                path: "/var/lib/apt/lists/deb.debian.org_dists".into(),
+                mode: 0o644,
+                is_dir: false,
+                is_symlink: false,
+                layer: None,
+            },
         ];
-        let ids: Vec<String> = check_image("img", &cfg, &files).into_iter().map(|f| f.id).collect();
-        assert_eq!(ids, ["MOAT-IMG-001", "MOAT-IMG-002", "MOAT-IMG-003", "MOAT-IMG-004", "MOAT-IMG-007", "MOAT-IMG-005", "MOAT-IMG-006", "MOAT-IMG-008"]);
-        assert!(ImageConfig::from_json("bad.json", b"{").unwrap_err().to_string().contains("bad.json"));
+        let ids: Vec<String> = check_image("img", &cfg, &files)
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "MOAT-IMG-001",
+                "MOAT-IMG-002",
+                "MOAT-IMG-003",
+                "MOAT-IMG-004",
+                "MOAT-IMG-007",
+                "MOAT-IMG-005",
+                "MOAT-IMG-006",
+                "MOAT-IMG-008"
+            ]
+        );
+        assert!(
+            ImageConfig::from_json("bad.json", b"{")
+                .unwrap_err()
+                .to_string()
+                .contains("bad.json")
+        );
     }
 }

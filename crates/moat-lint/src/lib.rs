@@ -57,8 +57,11 @@ fn parse_pragma(comment: &str) -> Option<Pragma> {
     };
     let rest = rest.strip_prefix("ignore")?.trim_start();
     let rest = rest.strip_prefix('=')?;
-    let ids: BTreeSet<String> =
-        rest.split(',').map(|s| s.trim().to_ascii_uppercase()).filter(|s| !s.is_empty() && !s.contains(char::is_whitespace)).collect();
+    let ids: BTreeSet<String> = rest
+        .split(',')
+        .map(|s| s.trim().to_ascii_uppercase())
+        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
+        .collect();
     if ids.is_empty() {
         return None;
     }
@@ -70,7 +73,13 @@ fn parse_pragma(comment: &str) -> Option<Pragma> {
 }
 
 fn names(ids: &BTreeSet<String>, rule: &str) -> bool {
-    ids.contains(rule) || ids.contains("ALL") || catalog::rule(rule).is_some_and(|r| r.aliases.iter().any(|a| ids.contains(&a.to_ascii_uppercase())))
+    ids.contains(rule)
+        || ids.contains("ALL")
+        || catalog::rule(rule).is_some_and(|r| {
+            r.aliases
+                .iter()
+                .any(|a| ids.contains(&a.to_ascii_uppercase()))
+        })
 }
 
 /// Runs every Dockerfile rule over parsed text and returns the raw hits (before pragmas and config).
@@ -101,20 +110,29 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
             if names(&global, h.rule) {
                 return false;
             }
-            if line_ignores.iter().any(|(l, ids)| *l == h.line && names(ids, h.rule)) {
+            if line_ignores
+                .iter()
+                .any(|(l, ids)| *l == h.line && names(ids, h.rule))
+            {
                 return false;
             }
             if !stage_ignores.is_empty() {
                 let idx = df.instructions.iter().position(|i| i.line == h.line);
                 let st = idx.and_then(|n| m.stage_of[n]);
-                if stage_ignores.iter().any(|(s, ids)| *s == st && s.is_some() && names(ids, h.rule)) {
+                if stage_ignores
+                    .iter()
+                    .any(|(s, ids)| *s == st && s.is_some() && names(ids, h.rule))
+                {
                     return false;
                 }
             }
             true
         });
     }
-    hits.retain(|h| !cfg.is_ignored(h.rule) && !catalog::rule(h.rule).is_some_and(|r| r.aliases.iter().any(|a| cfg.is_ignored(a))));
+    hits.retain(|h| {
+        !cfg.is_ignored(h.rule)
+            && !catalog::rule(h.rule).is_some_and(|r| r.aliases.iter().any(|a| cfg.is_ignored(a)))
+    });
     hits.sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
     hits.dedup();
     hits
@@ -123,8 +141,18 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
 /// Turns a hit into a finding for `file`.
 pub fn to_finding(file: &str, h: &Hit, cfg: &Config) -> Finding {
     let info = catalog::rule(h.rule);
-    let sev = cfg.overrides.get(h.rule).copied().or(info.map(|r| r.severity)).unwrap_or_default();
-    let mut f = Finding::new(h.rule, FindingKind::Dockerfile, sev, info.map(|r| r.title).unwrap_or(h.rule));
+    let sev = cfg
+        .overrides
+        .get(h.rule)
+        .copied()
+        .or(info.map(|r| r.severity))
+        .unwrap_or_default();
+    let mut f = Finding::new(
+        h.rule,
+        FindingKind::Dockerfile,
+        sev,
+        info.map(|r| r.title).unwrap_or(h.rule),
+    );
     f.message = h.message.clone();
     f.location.file = Some(file.to_string());
     f.location.line = Some(h.line);
@@ -143,7 +171,10 @@ pub fn to_finding(file: &str, h: &Hit, cfg: &Config) -> Finding {
 /// Lints one Dockerfile's bytes. `file` names it in findings and errors.
 pub fn lint_dockerfile(file: &str, bytes: &[u8], cfg: &Config) -> Result<Vec<Finding>, LintError> {
     let df = parse(file, bytes)?;
-    Ok(check(&df, cfg).iter().map(|h| to_finding(file, h, cfg)).collect())
+    Ok(check(&df, cfg)
+        .iter()
+        .map(|h| to_finding(file, h, cfg))
+        .collect())
 }
 
 #[cfg(test)]
@@ -152,28 +183,63 @@ mod tests {
 
     fn ids(text: &str) -> Vec<&'static str> {
         let df = parse("Dockerfile", text.as_bytes()).unwrap();
-        check(&df, &Config::default()).into_iter().map(|h| h.rule).collect()
+        check(&df, &Config::default())
+            .into_iter()
+            .map(|h| h.rule)
+            .collect()
     }
 
     #[test]
     fn pragmas() {
         assert!(!ids("FROM a:1\n# hadolint ignore=DL3004\nRUN sudo x\n").contains(&"DL3004"));
-        assert!(ids("FROM a:1\n# hadolint ignore=DL3004\nRUN true\nRUN sudo x\n").contains(&"DL3004"));
-        assert!(!ids("# moat global ignore = DL3004 , DL3059\nFROM a:1\nRUN sudo x\n").contains(&"DL3004"));
-        assert!(!ids("FROM a:1\nUSER root\n# moat ignore=CIS-DI-0001\nUSER root\n").contains(&"MOAT-DF-001"));
-        assert_eq!(parse_pragma("hadolint ignore=DL3003,DL3006"), Some(Pragma::Line(["DL3003".to_string(), "DL3006".to_string()].into())));
+        assert!(
+            ids("FROM a:1\n# hadolint ignore=DL3004\nRUN true\nRUN sudo x\n").contains(&"DL3004")
+        );
+        assert!(
+            !ids("# moat global ignore = DL3004 , DL3059\nFROM a:1\nRUN sudo x\n")
+                .contains(&"DL3004")
+        );
+        assert!(
+            !ids("FROM a:1\nUSER root\n# moat ignore=CIS-DI-0001\nUSER root\n")
+                .contains(&"MOAT-DF-001")
+        );
+        assert_eq!(
+            parse_pragma("hadolint ignore=DL3003,DL3006"),
+            Some(Pragma::Line(
+                ["DL3003".to_string(), "DL3006".to_string()].into()
+            ))
+        );
         assert_eq!(parse_pragma("just a comment"), None);
     }
 
     #[test]
     fn workshop_style_findings() {
-        let v = ids("FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl wget netcat\nCOPY . /app\nWORKDIR /app\nRUN chmod 777 -R /app\nUSER root\nCMD [\"python\", \"app.py\"]\n");
-        for want in ["DL3007", "DL3008", "DL3009", "DL3015", "DL3002", "MOAT-DF-001", "MOAT-DF-002", "MOAT-DF-007", "MOAT-DF-009"] {
+        let v = ids(
+            "FROM ubuntu:latest\nRUN apt-get update && apt-get install -y curl wget netcat\nCOPY . /app\nWORKDIR /app\nRUN chmod 777 -R /app\nUSER root\nCMD [\"python\", \"app.py\"]\n",
+        );
+        for want in [
+            "DL3007",
+            "DL3008",
+            "DL3009",
+            "DL3015",
+            "DL3002",
+            "MOAT-DF-001",
+            "MOAT-DF-002",
+            "MOAT-DF-007",
+            "MOAT-DF-009",
+        ] {
             assert!(v.contains(&want), "{want} missing from {v:?}");
         }
-        let s = ids("FROM python:3.11-alpine\nRUN pip install --no-cache-dir -r requirements.txt\nUSER 1001\nCMD [\"x\"]\n");
-        assert!(!s.contains(&"MOAT-DF-001") && !s.contains(&"DL3042"), "{s:?}");
-        assert!(ids("FROM a:1\nRUN curl -fsSL https://get.example | sh\n").contains(&"MOAT-DF-005"));
+        let s = ids(
+            "FROM python:3.11-alpine\nRUN pip install --no-cache-dir -r requirements.txt\nUSER 1001\nCMD [\"x\"]\n",
+        );
+        assert!(
+            !s.contains(&"MOAT-DF-001") && !s.contains(&"DL3042"),
+            "{s:?}"
+        );
+        assert!(
+            ids("FROM a:1\nRUN curl -fsSL https://get.example | sh\n").contains(&"MOAT-DF-005")
+        );
         assert!(ids("FROM a:1\nCOPY id_rsa /root/.ssh/\nENV API_TOKEN=abc123\nEXPOSE 22\nADD https://x/y.sh /y.sh\n").iter().filter(|r| r.starts_with("MOAT")).count() >= 4);
     }
 }

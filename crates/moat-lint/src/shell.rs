@@ -93,7 +93,10 @@ impl Command {
         let mut cur = self.clone();
         for _ in 0..4 {
             let (skip_values, takes_user): (&[&str], bool) = match cur.basename() {
-                "sudo" => (&["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"], false),
+                "sudo" => (
+                    &["-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"],
+                    false,
+                ),
                 "env" => (&["-u", "-C", "-S"], false),
                 "exec" | "nohup" | "time" | "command" => (&[], false),
                 "nice" => (&["-n"], false),
@@ -122,7 +125,16 @@ impl Command {
             if i >= cur.args.len() {
                 return cur;
             }
-            cur = Command { name: cur.args[i].clone(), args: cur.args[i + 1..].to_vec(), env: Vec::new(), raw_args: cur.raw_args.get(i + 1..).map(<[String]>::to_vec).unwrap_or_default() };
+            cur = Command {
+                name: cur.args[i].clone(),
+                args: cur.args[i + 1..].to_vec(),
+                env: Vec::new(),
+                raw_args: cur
+                    .raw_args
+                    .get(i + 1..)
+                    .map(<[String]>::to_vec)
+                    .unwrap_or_default(),
+            };
         }
         cur
     }
@@ -151,7 +163,11 @@ impl Script {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
-    Word { raw: String, val: String, inner: Vec<String> },
+    Word {
+        raw: String,
+        val: String,
+        inner: Vec<String>,
+    },
     Op(&'static str),
     Newline,
 }
@@ -217,7 +233,9 @@ impl<'a> Lexer<'a> {
                 return true;
             }
             let end = self.match_paren(self.i + 2);
-            inner.push(String::from_utf8_lossy(&self.s[self.i + 2..end.min(self.s.len())]).into_owned());
+            inner.push(
+                String::from_utf8_lossy(&self.s[self.i + 2..end.min(self.s.len())]).into_owned(),
+            );
             self.i = (end + 1).min(self.s.len());
             return true;
         }
@@ -335,7 +353,9 @@ impl<'a> Lexer<'a> {
         while self.i < self.s.len() {
             let c = self.s[self.i];
             match c {
-                b' ' | b'\t' | b'\n' | b'\r' | b'|' | b'&' | b';' | b'<' | b'>' | b'(' | b')' => break,
+                b' ' | b'\t' | b'\n' | b'\r' | b'|' | b'&' | b';' | b'<' | b'>' | b'(' | b')' => {
+                    break;
+                }
                 b'\\' => {
                     if self.peek(1) == b'\n' {
                         self.i += 2;
@@ -358,7 +378,8 @@ impl<'a> Lexer<'a> {
                     self.i += 1;
                     while self.i < self.s.len() && self.s[self.i] != b'"' {
                         let d = self.s[self.i];
-                        if d == b'\\' && matches!(self.peek(1), b'"' | b'\\' | b'$' | b'`' | b'\n') {
+                        if d == b'\\' && matches!(self.peek(1), b'"' | b'\\' | b'$' | b'`' | b'\n')
+                        {
                             if self.peek(1) != b'\n' {
                                 val.push(self.peek(1));
                             }
@@ -407,7 +428,10 @@ impl<'a> Lexer<'a> {
         }
         let end = self.i.min(self.s.len());
         // An IO number (`2>&1`): part of the redirection, not a word.
-        if end > start && self.s[start..end].iter().all(u8::is_ascii_digit) && matches!(self.peek(0), b'<' | b'>') {
+        if end > start
+            && self.s[start..end].iter().all(u8::is_ascii_digit)
+            && matches!(self.peek(0), b'<' | b'>')
+        {
             return self.next();
         }
         Some(Tok::Word {
@@ -433,7 +457,10 @@ impl<'a> Lexer<'a> {
 fn is_assignment(raw: &str) -> Option<(String, String)> {
     let (k, _) = raw.split_once('=')?;
     let k = k.strip_suffix('+').unwrap_or(k);
-    if !k.is_empty() && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !k.as_bytes()[0].is_ascii_digit() {
+    if !k.is_empty()
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !k.as_bytes()[0].is_ascii_digit()
+    {
         Some((k.to_string(), String::new()))
     } else {
         None
@@ -451,7 +478,11 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
     if depth > MAX_DEPTH {
         return;
     }
-    let mut lx = Lexer { s: script.as_bytes(), i: 0, depth };
+    let mut lx = Lexer {
+        s: script.as_bytes(),
+        i: 0,
+        depth,
+    };
     let _ = lx.depth;
     let mut toks = Vec::new();
     while let Some(t) = lx.next() {
@@ -473,12 +504,15 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
     let mut pipeline: Vec<usize> = Vec::new();
     let mut skip_next_word = false;
     let mut pending_heredocs = 0usize;
-    let finish = |cur: &mut Option<Command>, inner: &mut Vec<String>, out: &mut Script, pipeline: &mut Vec<usize>| {
-        if let Some(c) = cur.take() {
-            if !c.name.is_empty() {
-                out.commands.push(c);
-                pipeline.push(out.commands.len() - 1);
-            }
+    let finish = |cur: &mut Option<Command>,
+                  inner: &mut Vec<String>,
+                  out: &mut Script,
+                  pipeline: &mut Vec<usize>| {
+        if let Some(c) = cur.take()
+            && !c.name.is_empty()
+        {
+            out.commands.push(c);
+            pipeline.push(out.commands.len() - 1);
         }
         for s in inner.drain(..) {
             parse_into(&s, depth + 1, out);
@@ -545,11 +579,7 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
                     _ => {
                         finish(&mut cur, &mut cur_inner, out, &mut pipeline);
                         end_pipeline(&mut pipeline, out);
-                        if mode != Mode::ForHead {
-                            mode = Mode::Start;
-                        } else if o == ";" {
-                            mode = Mode::Start;
-                        }
+                        mode = Mode::Start;
                     }
                 }
             }
@@ -589,7 +619,8 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
                     }
                     Mode::Start => {
                         match raw.as_str() {
-                            "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "{" | "!" | "time" => continue,
+                            "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "{"
+                            | "!" | "time" => continue,
                             "fi" | "done" | "}" => {
                                 mode = Mode::InCommand;
                                 continue;
@@ -624,7 +655,10 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
                         cur_inner.extend(inner.iter().cloned());
                         if c.name.is_empty() {
                             if let Some((k, _)) = is_assignment(raw) {
-                                let v = val.split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default();
+                                let v = val
+                                    .split_once('=')
+                                    .map(|(_, v)| v.to_string())
+                                    .unwrap_or_default();
                                 c.env.push((k, v));
                                 continue;
                             }
@@ -662,12 +696,16 @@ mod tests {
 
     #[test]
     fn commands_and_operators() {
-        assert_eq!(names("apt-get update && apt-get install -y curl; rm -rf /var/lib/apt/lists/*"), ["apt-get", "apt-get", "rm"]);
+        assert_eq!(
+            names("apt-get update && apt-get install -y curl; rm -rf /var/lib/apt/lists/*"),
+            ["apt-get", "apt-get", "rm"]
+        );
         let s = parse("curl -fsSL https://x | sh");
         assert!(s.has_pipes);
         assert_eq!(s.pipelines, vec![vec![0, 1]]);
         assert!(!parse("a || b").has_pipes);
-        let c = &parse("FOO=1 BAR=\"x y\" pip install 'a==1' \"$HOME/x\" >/dev/null 2>&1").commands[0];
+        let c =
+            &parse("FOO=1 BAR=\"x y\" pip install 'a==1' \"$HOME/x\" >/dev/null 2>&1").commands[0];
         assert_eq!(c.name, "pip");
         assert_eq!(c.args, ["install", "a==1", "${VAR}/x"]);
         assert_eq!(c.env.len(), 2);
@@ -676,10 +714,15 @@ mod tests {
     #[test]
     fn compound_commands() {
         assert_eq!(
-            names("set -eux; arch=\"$(dpkg --print-architecture)\"; case \"$arch\" in amd64) url=x ;; arm64|aarch64) echo a ;; *) exit 1 ;; esac; for f in a b; do chmod +x \"$f\"; done; if [ -f x ]; then rm x; fi"),
+            names(
+                "set -eux; arch=\"$(dpkg --print-architecture)\"; case \"$arch\" in amd64) url=x ;; arm64|aarch64) echo a ;; *) exit 1 ;; esac; for f in a b; do chmod +x \"$f\"; done; if [ -f x ]; then rm x; fi"
+            ),
             ["set", "dpkg", "echo", "exit", "chmod", "[", "rm"]
         );
-        assert_eq!(names("( cd /x && make ) || { echo fail; exit 1; }"), ["cd", "make", "echo", "exit"]);
+        assert_eq!(
+            names("( cd /x && make ) || { echo fail; exit 1; }"),
+            ["cd", "make", "echo", "exit"]
+        );
         assert_eq!(names("echo `uname -m` $(( 1 + 2 ))"), ["echo", "uname"]);
         assert_eq!(names("[[ -n $x ]] && echo y"), ["echo"]);
     }
@@ -688,7 +731,12 @@ mod tests {
     fn wrappers_are_seen_through() {
         let c = parse("sudo -u app -E chmod -R 777 /x").commands[0].unwrapped();
         assert_eq!((c.name.as_str(), c.args.len()), ("chmod", 3));
-        assert_eq!(parse("gosu app env A=1 curl x").commands[0].unwrapped().name, "curl");
+        assert_eq!(
+            parse("gosu app env A=1 curl x").commands[0]
+                .unwrapped()
+                .name,
+            "curl"
+        );
         assert_eq!(parse("ls -l").commands[0].unwrapped().name, "ls");
     }
 

@@ -26,9 +26,13 @@ fn hadolint_cases_agree() {
     let mut per: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let mut misses = Vec::new();
     for r in RULES.iter().filter(|r| r.id.starts_with("DL")) {
-        let Some(cases) = rules.get(r.id).and_then(|c| c.as_array()) else { continue };
+        let Some(cases) = rules.get(r.id).and_then(|c| c.as_array()) else {
+            continue;
+        };
         for c in cases {
-            if c["config"].as_str().unwrap_or("def") != "def" || c["onbuild"].as_bool().unwrap_or(false) {
+            if c["config"].as_str().unwrap_or("def") != "def"
+                || c["onbuild"].as_bool().unwrap_or(false)
+            {
                 continue;
             }
             let mut df = c["dockerfile"].as_str().unwrap_or("").to_string();
@@ -43,7 +47,11 @@ fn hadolint_cases_agree() {
             if fired == should {
                 e.0 += 1;
             } else {
-                misses.push(format!("{} should_fail={should}: {:?}\n{df}", r.id, c["test"].as_str().unwrap_or("")));
+                misses.push(format!(
+                    "{} should_fail={should}: {:?}\n{df}",
+                    r.id,
+                    c["test"].as_str().unwrap_or("")
+                ));
             }
         }
     }
@@ -55,7 +63,10 @@ fn hadolint_cases_agree() {
         println!("DISAGREE {m}");
     }
     let rate = ok as f64 / tot.max(1) as f64;
-    println!("TOTAL: {ok}/{tot} = {rate:.4} over {} rules with cases", per.len());
+    println!(
+        "TOTAL: {ok}/{tot} = {rate:.4} over {} rules with cases",
+        per.len()
+    );
     assert!(tot > 250, "too few cases evaluated: {tot}");
     assert!(rate >= 0.98, "agreement {rate:.4} < 0.98");
 }

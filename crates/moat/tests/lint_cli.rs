@@ -15,7 +15,12 @@ fn examples() -> PathBuf {
 }
 
 fn ids(report: &serde_json::Value) -> Vec<String> {
-    report["findings"].as_array().expect("findings").iter().map(|f| f["id"].as_str().unwrap_or("").to_string()).collect()
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["id"].as_str().unwrap_or("").to_string())
+        .collect()
 }
 
 #[test]
@@ -24,27 +29,58 @@ fn workshop_exercise_vulnerable_vs_secure() {
     let v = tmp.path().join("vulnerable.json");
     let s = tmp.path().join("secure.json");
     for (src, out) in [("vulnerable.dockerfile", &v), ("secure.dockerfile", &s)] {
-        let st = moat().args(["lint", "--format", "json", "-o"]).arg(out).arg(examples().join(src)).status().unwrap();
-        assert_eq!(st.code(), Some(0), "{src}: findings without --fail-on must exit 0");
+        let st = moat()
+            .args(["lint", "--format", "json", "-o"])
+            .arg(out)
+            .arg(examples().join(src))
+            .status()
+            .unwrap();
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "{src}: findings without --fail-on must exit 0"
+        );
     }
     let vr: serde_json::Value = serde_json::from_slice(&std::fs::read(&v).unwrap()).unwrap();
     let sr: serde_json::Value = serde_json::from_slice(&std::fs::read(&s).unwrap()).unwrap();
     let (vi, si) = (ids(&vr), ids(&sr));
     // What the workshop's hardened Dockerfile fixes: latest tag, root user, chmod 777, network tools,
     // unpinned and uncleaned apt.
-    for fixed in ["DL3007", "DL3002", "MOAT-DF-001", "MOAT-DF-002", "MOAT-DF-007", "DL3008", "DL3009", "DL3015"] {
-        assert!(vi.iter().any(|i| i == fixed), "vulnerable.dockerfile should have {fixed}: {vi:?}");
-        assert!(!si.iter().any(|i| i == fixed), "secure.dockerfile should not have {fixed}: {si:?}");
+    for fixed in [
+        "DL3007",
+        "DL3002",
+        "MOAT-DF-001",
+        "MOAT-DF-002",
+        "MOAT-DF-007",
+        "DL3008",
+        "DL3009",
+        "DL3015",
+    ] {
+        assert!(
+            vi.iter().any(|i| i == fixed),
+            "vulnerable.dockerfile should have {fixed}: {vi:?}"
+        );
+        assert!(
+            !si.iter().any(|i| i == fixed),
+            "secure.dockerfile should not have {fixed}: {si:?}"
+        );
     }
     assert!(vr["summary"]["by_severity"]["HIGH"].as_u64().unwrap_or(0) >= 2);
     // Every finding points at a line and column.
     for f in vr["findings"].as_array().unwrap() {
-        assert!(f["location"]["line"].as_u64().is_some() && f["location"]["column"].as_u64().is_some(), "{f}");
+        assert!(
+            f["location"]["line"].as_u64().is_some() && f["location"]["column"].as_u64().is_some(),
+            "{f}"
+        );
     }
     let out = moat().arg("diff").arg(&v).arg(&s).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let md = String::from_utf8(out.stdout).unwrap();
-    let fixed = md.split("## Fixed").nth(1).and_then(|t| t.split("## New").next()).expect("a Fixed section");
+    let fixed = md
+        .split("## Fixed")
+        .nth(1)
+        .and_then(|t| t.split("## New").next())
+        .expect("a Fixed section");
     for id in ["DL3007", "MOAT-DF-001", "MOAT-DF-002", "MOAT-DF-007"] {
         assert!(fixed.contains(id), "{id} not listed as fixed:\n{md}");
     }
@@ -54,25 +90,58 @@ fn workshop_exercise_vulnerable_vs_secure() {
 #[test]
 fn fail_on_gate_and_formats() {
     let vul = examples().join("vulnerable.dockerfile");
-    let st = moat().args(["lint", "--fail-on", "high"]).arg(&vul).stdout(Stdio::null()).status().unwrap();
+    let st = moat()
+        .args(["lint", "--fail-on", "high"])
+        .arg(&vul)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(1));
-    let st = moat().args(["lint", "--fail-on", "critical"]).arg(&vul).stdout(Stdio::null()).status().unwrap();
+    let st = moat()
+        .args(["lint", "--fail-on", "critical"])
+        .arg(&vul)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(0));
     let sec = examples().join("secure.dockerfile");
-    let st = moat().args(["lint", "--fail-on", "medium"]).arg(&sec).stdout(Stdio::null()).status().unwrap();
+    let st = moat()
+        .args(["lint", "--fail-on", "medium"])
+        .arg(&sec)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert_eq!(st.code(), Some(0));
-    let out = moat().args(["lint", "--format", "sarif"]).arg(&vul).output().unwrap();
+    let out = moat()
+        .args(["lint", "--format", "sarif"])
+        .arg(&vul)
+        .output()
+        .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["version"], "2.1.0");
-    assert!(doc["runs"][0]["results"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(
+        doc["runs"][0]["results"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    );
     let out = moat().arg("lint").arg(&vul).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("MOAT-DF-001"));
 }
 
 #[test]
 fn stdin_directories_config_and_pragmas() {
-    let mut child = moat().args(["lint", "-", "--format", "json"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"FROM debian\nRUN sudo apt-get install -y curl\n").unwrap();
+    let mut child = moat()
+        .args(["lint", "-", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM debian\nRUN sudo apt-get install -y curl\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -80,43 +149,115 @@ fn stdin_directories_config_and_pragmas() {
 
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(tmp.path().join("svc/a")).unwrap();
-    std::fs::write(tmp.path().join("svc/a/Dockerfile"), "FROM debian:12\n# hadolint ignore=DL3004\nRUN sudo true\n").unwrap();
-    std::fs::write(tmp.path().join("svc/web.Dockerfile"), "FROM debian:latest\n").unwrap();
-    std::fs::write(tmp.path().join("svc/Containerfile"), "FROM alpine:3.20\nEXPOSE 22\n").unwrap();
+    std::fs::write(
+        tmp.path().join("svc/a/Dockerfile"),
+        "FROM debian:12\n# hadolint ignore=DL3004\nRUN sudo true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("svc/web.Dockerfile"),
+        "FROM debian:latest\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("svc/Containerfile"),
+        "FROM alpine:3.20\nEXPOSE 22\n",
+    )
+    .unwrap();
     std::fs::write(tmp.path().join("svc/notes.txt"), "FROM nothing\n").unwrap();
-    let out = moat().args(["lint", "--format", "json"]).arg(tmp.path().join("svc")).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = moat()
+        .args(["lint", "--format", "json"])
+        .arg(tmp.path().join("svc"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let files: std::collections::BTreeSet<String> = r["findings"].as_array().unwrap().iter().map(|f| f["location"]["file"].as_str().unwrap().to_string()).collect();
+    let files: std::collections::BTreeSet<String> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["file"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(files.len(), 3, "{files:?}");
     let i = ids(&r);
-    assert!(i.contains(&"DL3007".into()) && i.contains(&"MOAT-DF-010".into()) && !i.contains(&"DL3004".into()), "{i:?}");
+    assert!(
+        i.contains(&"DL3007".into())
+            && i.contains(&"MOAT-DF-010".into())
+            && !i.contains(&"DL3004".into()),
+        "{i:?}"
+    );
 
     // .hadolint.yaml in the working directory: ignored rules and severity overrides.
-    std::fs::write(tmp.path().join(".hadolint.yaml"), "ignored: [DL3007]\noverride:\n  error: [MOAT-DF-010]\n").unwrap();
-    let out = moat().current_dir(tmp.path()).args(["lint", "--format", "json", "svc"]).output().unwrap();
+    std::fs::write(
+        tmp.path().join(".hadolint.yaml"),
+        "ignored: [DL3007]\noverride:\n  error: [MOAT-DF-010]\n",
+    )
+    .unwrap();
+    let out = moat()
+        .current_dir(tmp.path())
+        .args(["lint", "--format", "json", "svc"])
+        .output()
+        .unwrap();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!ids(&r).contains(&"DL3007".into()));
-    let sev = r["findings"].as_array().unwrap().iter().find(|f| f["id"] == "MOAT-DF-010").map(|f| f["severity"].clone());
+    let sev = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "MOAT-DF-010")
+        .map(|f| f["severity"].clone());
     assert_eq!(sev, Some(serde_json::json!("HIGH")));
 }
 
 #[test]
 fn list_rules_and_hostile_input() {
-    let out = moat().args(["lint", "--list-rules", "--format", "json"]).output().unwrap();
+    let out = moat()
+        .args(["lint", "--list-rules", "--format", "json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let rules = doc["rules"].as_array().unwrap();
-    assert!(rules.iter().filter(|r| r["id"].as_str().is_some_and(|i| i.starts_with("DL"))).count() >= 60);
-    assert!(rules.iter().all(|r| r["why"].as_str().is_some_and(|w| !w.is_empty()) && r["fix"].as_str().is_some_and(|w| !w.is_empty())));
+    assert!(
+        rules
+            .iter()
+            .filter(|r| r["id"].as_str().is_some_and(|i| i.starts_with("DL")))
+            .count()
+            >= 60
+    );
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["why"].as_str().is_some_and(|w| !w.is_empty())
+                && r["fix"].as_str().is_some_and(|w| !w.is_empty()))
+    );
     let tmp = tempfile::tempdir().unwrap();
-    for (name, bytes) in [("empty.Dockerfile", &b""[..]), ("junk.Dockerfile", b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe"), ("words.Dockerfile", b"this is not a dockerfile\n")] {
+    for (name, bytes) in [
+        ("empty.Dockerfile", &b""[..]),
+        (
+            "junk.Dockerfile",
+            b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe",
+        ),
+        ("words.Dockerfile", b"this is not a dockerfile\n"),
+    ] {
         let p = tmp.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         let out = moat().args(["lint"]).arg(&p).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{name}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(name), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(name),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let out = moat().args(["lint", "/nonexistent/Dockerfile"]).output().unwrap();
+    let out = moat()
+        .args(["lint", "/nonexistent/Dockerfile"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -8,8 +8,10 @@ use crate::config::Config;
 use crate::dockerfile::{BaseImage, Instruction, exec_form, key_values, words};
 use crate::shell::{self, Command, Script};
 
-const ARCHIVE_EXTS: &[&str] =
-    &[".tar", ".Z", ".bz2", ".gz", ".lz", ".lzma", ".tZ", ".tb2", ".tbz", ".tbz2", ".tgz", ".tlz", ".tpz", ".txz", ".xz"];
+const ARCHIVE_EXTS: &[&str] = &[
+    ".tar", ".Z", ".bz2", ".gz", ".lz", ".lzma", ".tZ", ".tb2", ".tbz", ".tbz2", ".tgz", ".tlz",
+    ".tpz", ".txz", ".xz",
+];
 
 fn is_archive(p: &str) -> bool {
     let p = drop_quotes(p);
@@ -37,7 +39,12 @@ fn args_dropping<'c>(cmd: &'c Command, value_flags: &[&str]) -> Vec<&'c str> {
             drop.insert(i + 1);
         }
     }
-    cmd.args.iter().enumerate().filter(|(i, _)| !flag_idx.contains(i) && !drop.contains(i)).map(|(_, a)| a.as_str()).collect()
+    cmd.args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !flag_idx.contains(i) && !drop.contains(i))
+        .map(|(_, a)| a.as_str())
+        .collect()
 }
 
 /// Arguments after the first occurrence of `word`, with repeated `word`s dropped (hadolint's
@@ -55,7 +62,11 @@ fn first_index(s: &Script, f: impl Fn(&Command) -> bool) -> Option<usize> {
 }
 
 /// True when an install exists and no clean-up follows the first install.
-fn missing_cleanup(s: &Script, install: impl Fn(&Command) -> bool, clean: impl Fn(&Command) -> bool) -> bool {
+fn missing_cleanup(
+    s: &Script,
+    install: impl Fn(&Command) -> bool,
+    clean: impl Fn(&Command) -> bool,
+) -> bool {
     match first_index(s, install) {
         None => false,
         Some(i) => match first_index(s, clean) {
@@ -66,7 +77,12 @@ fn missing_cleanup(s: &Script, install: impl Fn(&Command) -> bool, clean: impl F
 }
 
 fn has_cache_mount(ins: &Instruction, prefix: &str) -> bool {
-    ins.onbuild.as_deref().unwrap_or(ins).mounts().iter().any(|m| (m.kind == "cache" || m.kind == "tmpfs") && m.target.starts_with(prefix))
+    ins.onbuild
+        .as_deref()
+        .unwrap_or(ins)
+        .mounts()
+        .iter()
+        .any(|m| (m.kind == "cache" || m.kind == "tmpfs") && m.target.starts_with(prefix))
 }
 
 fn is_pip_install(c: &Command) -> bool {
@@ -75,7 +91,10 @@ fn is_pip_install(c: &Command) -> bool {
         return c.has_arg("install");
     }
     if n.starts_with("python") {
-        return c.args.windows(3).any(|w| w[0] == "-m" && w[1] == "pip" && w[2] == "install");
+        return c
+            .args
+            .windows(3)
+            .any(|w| w[0] == "-m" && w[1] == "pip" && w[2] == "install");
     }
     false
 }
@@ -89,7 +108,8 @@ fn refs_declared(m: &Model, idx: usize, raw: &str) -> bool {
     }
     let args = m.args_before(idx);
     let env = m.env_in_scope(idx);
-    vars.iter().any(|v| args.iter().any(|(k, _)| k == v) || env.iter().any(|(k, _)| k == v))
+    vars.iter()
+        .any(|v| args.iter().any(|(k, _)| k == v) || env.iter().any(|(k, _)| k == v))
 }
 
 fn rpm_version_fixed(p: &str) -> bool {
@@ -101,8 +121,12 @@ fn rpm_version_fixed(p: &str) -> bool {
         return true;
     }
     let rest = &parts[1..];
-    rest.iter().all(|x| x.chars().all(|c| c.is_ascii_alphanumeric() || ".~^_:+".contains(c)))
-        && rest.iter().any(|x| x.starts_with(|c: char| c.is_ascii_digit()))
+    rest.iter().all(|x| {
+        x.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".~^_:+".contains(c))
+    }) && rest
+        .iter()
+        .any(|x| x.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Packages of `<pm> [module] install ...` with their raw words, for yum/dnf pinning rules.
@@ -129,7 +153,10 @@ fn stage_logic_fires(m: &Model, hits_by_stage: &[(usize, Option<usize>)]) -> Vec
     for (idx, stage) in hits_by_stage {
         let base: BaseImage = match stage {
             Some(s) => m.stages[*s].base.clone(),
-            None => BaseImage { image: "scratch".into(), ..Default::default() },
+            None => BaseImage {
+                image: "scratch".into(),
+                ..Default::default()
+            },
         };
         let is_last = match last {
             Some(l) => *l == base,
@@ -155,7 +182,12 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         let i = r.ins;
         let cmds = &s.commands;
         // DL3001
-        if cmds.iter().any(|c| ["free", "kill", "mount", "ps", "service", "shutdown", "ssh", "top", "vim"].contains(&c.name.as_str())) {
+        if cmds.iter().any(|c| {
+            [
+                "free", "kill", "mount", "ps", "service", "shutdown", "ssh", "top", "vim",
+            ]
+            .contains(&c.name.as_str())
+        }) {
             out.push(m.hit("DL3001", i, "Command makes no sense inside a container (ssh, vim, shutdown, service, ps, free, top, kill, mount, ifconfig)"));
         }
         // DL3003
@@ -175,13 +207,26 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             .filter(|p| !(p.contains('=') || p.contains('/') || p.ends_with(".deb")))
             .collect();
         if !unpinned_apt.is_empty() {
-            out.push(m.hit("DL3008", i, format!("Pin versions in apt-get install ({})", unpinned_apt.join(", "))));
+            out.push(m.hit(
+                "DL3008",
+                i,
+                format!(
+                    "Pin versions in apt-get install ({})",
+                    unpinned_apt.join(", ")
+                ),
+            ));
         }
         // DL3009 (stage-aware for RUN, reported after the loop; always for ONBUILD RUN)
         {
-            let update = cmds.iter().any(|c| (c.name == "apt-get" || c.name == "apt" || c.name == "aptitude") && c.has_arg("update"));
-            let cleanup = cmds.iter().any(|c| c.is_with("rm", &["-rf", "/var/lib/apt/lists/*"]));
-            let cached = has_cache_mount(i, "/var/lib/apt/lists") || (has_cache_mount(i, "/var/lib/apt") && has_cache_mount(i, "/var/cache/apt"));
+            let update = cmds.iter().any(|c| {
+                (c.name == "apt-get" || c.name == "apt" || c.name == "aptitude")
+                    && c.has_arg("update")
+            });
+            let cleanup = cmds
+                .iter()
+                .any(|c| c.is_with("rm", &["-rf", "/var/lib/apt/lists/*"]));
+            let cached = has_cache_mount(i, "/var/lib/apt/lists")
+                || (has_cache_mount(i, "/var/lib/apt") && has_cache_mount(i, "/var/cache/apt"));
             if update && !cleanup && !cached {
                 if r.onbuild {
                     out.push(m.hit("DL3009", i, "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*"));
@@ -198,14 +243,52 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             if c.has_flag("constraint") || c.has_flag("c") {
                 return false;
             }
-            if c.args.iter().any(|a| a == "--requirement" || a == "-r" || a == ".") {
+            if c.args
+                .iter()
+                .any(|a| a == "--requirement" || a == "-r" || a == ".")
+            {
                 return false;
             }
             let pkgs = after(
                 args_dropping(
                     c,
                     &[
-                        "abi", "b", "build", "e", "editable", "extra-index-url", "f", "find-links", "i", "index-url", "implementation", "no-binary", "only-binary", "platform", "prefix", "progress-bar", "proxy", "python-version", "root", "root-user-action", "src", "t", "target", "trusted-host", "upgrade-strategy", "python", "cert", "client-cert", "cache-dir", "log", "timeout", "retries", "exists-action", "global-option", "config-settings", "C",
+                        "abi",
+                        "b",
+                        "build",
+                        "e",
+                        "editable",
+                        "extra-index-url",
+                        "f",
+                        "find-links",
+                        "i",
+                        "index-url",
+                        "implementation",
+                        "no-binary",
+                        "only-binary",
+                        "platform",
+                        "prefix",
+                        "progress-bar",
+                        "proxy",
+                        "python-version",
+                        "root",
+                        "root-user-action",
+                        "src",
+                        "t",
+                        "target",
+                        "trusted-host",
+                        "upgrade-strategy",
+                        "python",
+                        "cert",
+                        "client-cert",
+                        "cache-dir",
+                        "log",
+                        "timeout",
+                        "retries",
+                        "exists-action",
+                        "global-option",
+                        "config-settings",
+                        "C",
                     ],
                 ),
                 "install",
@@ -216,40 +299,91 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             out.push(m.hit("DL3013", i, "Pin versions in pip: pip install <package>==<version> or pip install -r <requirements file>"));
         }
         // DL3014
-        if cmds.iter().any(|c| c.is_with("apt-get", &["install"]) && !apt_assume_yes(c)) {
-            out.push(m.hit("DL3014", i, "Use the -y switch: apt-get install -y <package>"));
+        if cmds
+            .iter()
+            .any(|c| c.is_with("apt-get", &["install"]) && !apt_assume_yes(c))
+        {
+            out.push(m.hit(
+                "DL3014",
+                i,
+                "Use the -y switch: apt-get install -y <package>",
+            ));
         }
         // DL3015
         if cmds.iter().any(|c| {
             c.is_with("apt-get", &["install"])
                 && !c.has_flag("no-install-recommends")
-                && !c.args.iter().any(|a| a.contains("APT::Install-Recommends=false") || a.contains("APT::Install-Recommends=0"))
+                && !c.args.iter().any(|a| {
+                    a.contains("APT::Install-Recommends=false")
+                        || a.contains("APT::Install-Recommends=0")
+                })
         }) {
-            out.push(m.hit("DL3015", i, "Avoid additional packages by specifying --no-install-recommends"));
+            out.push(m.hit(
+                "DL3015",
+                i,
+                "Avoid additional packages by specifying --no-install-recommends",
+            ));
         }
         // DL3016
         if cmds.iter().any(|c| {
             c.is_with("npm", &["install"]) && {
-                let a = args_dropping(c, &["loglevel", "registry", "prefix", "cache", "userconfig", "globalconfig", "tag", "workspace", "w", "omit", "include", "install-strategy", "scope"]);
-                a.first() == Some(&"install") && !after(a, "install").iter().all(|p| npm_version_fixed(p))
+                let a = args_dropping(
+                    c,
+                    &[
+                        "loglevel",
+                        "registry",
+                        "prefix",
+                        "cache",
+                        "userconfig",
+                        "globalconfig",
+                        "tag",
+                        "workspace",
+                        "w",
+                        "omit",
+                        "include",
+                        "install-strategy",
+                        "scope",
+                    ],
+                );
+                a.first() == Some(&"install")
+                    && !after(a, "install").iter().all(|p| npm_version_fixed(p))
             }
         }) {
-            out.push(m.hit("DL3016", i, "Pin versions in npm: npm install <package>@<version>"));
+            out.push(m.hit(
+                "DL3016",
+                i,
+                "Pin versions in npm: npm install <package>@<version>",
+            ));
         }
         // DL3018
-        let apk_unpinned = cmds.iter().filter(|c| c.is_with("apk", &["add"])).flat_map(|c| args_dropping(c, &["t", "virtual", "repository", "X"])).filter(|a| *a != "add").any(|p| {
-            !(["=", "~", "<", ">"].iter().any(|s| p.contains(s)) || p.ends_with(".apk"))
-        });
+        let apk_unpinned = cmds
+            .iter()
+            .filter(|c| c.is_with("apk", &["add"]))
+            .flat_map(|c| args_dropping(c, &["t", "virtual", "repository", "X"]))
+            .filter(|a| *a != "add")
+            .any(|p| !(["=", "~", "<", ">"].iter().any(|s| p.contains(s)) || p.ends_with(".apk")));
         if apk_unpinned {
-            out.push(m.hit("DL3018", i, "Pin versions in apk add: apk add <package>=<version>"));
+            out.push(m.hit(
+                "DL3018",
+                i,
+                "Pin versions in apk add: apk add <package>=<version>",
+            ));
         }
         // DL3019
-        if !has_cache_mount(i, "/var/cache/apk") && cmds.iter().any(|c| c.is_with("apk", &["add"]) && !c.has_flag("no-cache")) {
+        if !has_cache_mount(i, "/var/cache/apk")
+            && cmds
+                .iter()
+                .any(|c| c.is_with("apk", &["add"]) && !c.has_flag("no-cache"))
+        {
             out.push(m.hit("DL3019", i, "Use the --no-cache switch with apk add"));
         }
         // DL3027
         if cmds.iter().any(|c| c.name == "apt") {
-            out.push(m.hit("DL3027", i, "Do not use apt: it is meant for interactive use; use apt-get or apt-cache"));
+            out.push(m.hit(
+                "DL3027",
+                i,
+                "Do not use apt: it is meant for interactive use; use apt-get or apt-cache",
+            ));
         }
         // DL3028
         if cmds.iter().any(|c| {
@@ -260,68 +394,166 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 && {
                     let all_flags: Vec<String> = c.flags().into_iter().map(|f| f.0).collect();
                     let fl: Vec<&str> = all_flags.iter().map(String::as_str).collect();
-                    args_dropping(c, &fl).into_iter().filter(|a| *a != "install" && *a != "i" && *a != "--").any(|g| !g.contains(':'))
+                    args_dropping(c, &fl)
+                        .into_iter()
+                        .filter(|a| *a != "install" && *a != "i" && *a != "--")
+                        .any(|g| !g.contains(':'))
                 }
         }) {
-            out.push(m.hit("DL3028", i, "Pin versions in gem install: gem install <gem>:<version>"));
+            out.push(m.hit(
+                "DL3028",
+                i,
+                "Pin versions in gem install: gem install <gem>:<version>",
+            ));
         }
         // DL3030
-        if cmds.iter().any(|c| c.is_with("yum", &["install", "groupinstall", "localinstall"]) && !c.has_any_flag(&["y", "assumeyes"])) {
+        if cmds.iter().any(|c| {
+            c.is_with("yum", &["install", "groupinstall", "localinstall"])
+                && !c.has_any_flag(&["y", "assumeyes"])
+        }) {
             out.push(m.hit("DL3030", i, "Use the -y switch: yum install -y <package>"));
         }
         // DL3032
         if !has_cache_mount(i, "/var/cache/yum")
-            && missing_cleanup(s, |c| c.is_with("yum", &["install"]), |c| c.is_with("yum", &["clean"]) || c.is_with("rm", &["/var/cache/yum/*", "/var/cache/yum"]))
+            && missing_cleanup(
+                s,
+                |c| c.is_with("yum", &["install"]),
+                |c| {
+                    c.is_with("yum", &["clean"])
+                        || c.is_with("rm", &["/var/cache/yum/*", "/var/cache/yum"])
+                },
+            )
         {
             out.push(m.hit("DL3032", i, "yum clean all missing after yum install"));
         }
         // DL3033
         let yum_bad = cmds.iter().any(|c| {
             let module = c.name == "yum" && c.has_arg("module");
-            rpm_install_packages(c, &["yum"]).into_iter().any(|(p, raw)| {
-                let fixed = if module { p.contains(':') } else { rpm_version_fixed(p) };
-                !fixed && !refs_declared(m, r.index, raw)
-            })
+            rpm_install_packages(c, &["yum"])
+                .into_iter()
+                .any(|(p, raw)| {
+                    let fixed = if module {
+                        p.contains(':')
+                    } else {
+                        rpm_version_fixed(p)
+                    };
+                    !fixed && !refs_declared(m, r.index, raw)
+                })
         });
         if yum_bad {
-            out.push(m.hit("DL3033", i, "Specify versions with yum install -y <package>-<version>"));
+            out.push(m.hit(
+                "DL3033",
+                i,
+                "Specify versions with yum install -y <package>-<version>",
+            ));
         }
         // DL3034
         if cmds.iter().any(|c| {
-            c.is_with("zypper", &["install", "in", "remove", "rm", "source-install", "si", "patch"]) && !c.has_any_flag(&["n", "non-interactive", "y", "no-confirm"])
+            c.is_with(
+                "zypper",
+                &[
+                    "install",
+                    "in",
+                    "remove",
+                    "rm",
+                    "source-install",
+                    "si",
+                    "patch",
+                ],
+            ) && !c.has_any_flag(&["n", "non-interactive", "y", "no-confirm"])
         }) {
-            out.push(m.hit("DL3034", i, "Non-interactive switch missing from zypper: zypper install -y"));
+            out.push(m.hit(
+                "DL3034",
+                i,
+                "Non-interactive switch missing from zypper: zypper install -y",
+            ));
         }
         // DL3035
-        if cmds.iter().any(|c| c.is_with("zypper", &["dist-upgrade", "dup"])) {
+        if cmds
+            .iter()
+            .any(|c| c.is_with("zypper", &["dist-upgrade", "dup"]))
+        {
             out.push(m.hit("DL3035", i, "Do not use zypper dist-upgrade"));
         }
         // DL3036
         if !has_cache_mount(i, "/var/cache/zypp")
-            && missing_cleanup(s, |c| c.is_with("zypper", &["install", "in"]), |c| c.is_with("zypper", &["clean", "cc"]))
+            && missing_cleanup(
+                s,
+                |c| c.is_with("zypper", &["install", "in"]),
+                |c| c.is_with("zypper", &["clean", "cc"]),
+            )
         {
             out.push(m.hit("DL3036", i, "zypper clean missing after zypper install"));
         }
         // DL3037
-        if cmds.iter().filter(|c| c.is_with("zypper", &["install", "in"])).flat_map(|c| c.args_no_flags()).filter(|a| *a != "install" && *a != "in").any(|p| {
-            !(p.contains('=') || p.contains('<') || p.contains('>') || p.ends_with(".rpm"))
-        }) {
-            out.push(m.hit("DL3037", i, "Specify versions with zypper install -y <package>=<version>"));
+        if cmds
+            .iter()
+            .filter(|c| c.is_with("zypper", &["install", "in"]))
+            .flat_map(|c| c.args_no_flags())
+            .filter(|a| *a != "install" && *a != "in")
+            .any(|p| {
+                !(p.contains('=') || p.contains('<') || p.contains('>') || p.ends_with(".rpm"))
+            })
+        {
+            out.push(m.hit(
+                "DL3037",
+                i,
+                "Specify versions with zypper install -y <package>=<version>",
+            ));
         }
         // DL3038
         if cmds.iter().any(|c| {
-            (c.name == "dnf" || c.name == "microdnf") && c.has_any_arg(&["install", "in", "groupinstall", "localinstall", "reinstall", "rei"]) && !c.has_any_flag(&["y", "assumeyes"])
+            (c.name == "dnf" || c.name == "microdnf")
+                && c.has_any_arg(&[
+                    "install",
+                    "in",
+                    "groupinstall",
+                    "localinstall",
+                    "reinstall",
+                    "rei",
+                ])
+                && !c.has_any_flag(&["y", "assumeyes"])
         }) {
             out.push(m.hit("DL3038", i, "Use the -y switch: dnf install -y <package>"));
         }
         // DL3040
-        let dnf_cached = ["/var/cache/libdnf5", "/var/cache/dnf", "/var/cache/yum"].iter().any(|p| has_cache_mount(i, p));
+        let dnf_cached = ["/var/cache/libdnf5", "/var/cache/dnf", "/var/cache/yum"]
+            .iter()
+            .any(|p| has_cache_mount(i, p));
         if !dnf_cached
             && ["dnf", "microdnf"].iter().any(|pm| {
                 missing_cleanup(
                     s,
-                    |c| c.name == *pm && c.has_any_arg(&["install", "in", "upgrade", "up", "reinstall", "rei", "groupinstall", "localinstall", "update", "upgrade-minimal", "up-min"]),
-                    |c| (c.name == *pm && c.has_arg("clean")) || c.is_with("rm", &["/var/cache/yum/*", "/var/cache/dnf/*", "/var/cache/libdnf5/*", "/var/cache/yum", "/var/cache/dnf", "/var/cache/libdnf5"]),
+                    |c| {
+                        c.name == *pm
+                            && c.has_any_arg(&[
+                                "install",
+                                "in",
+                                "upgrade",
+                                "up",
+                                "reinstall",
+                                "rei",
+                                "groupinstall",
+                                "localinstall",
+                                "update",
+                                "upgrade-minimal",
+                                "up-min",
+                            ])
+                    },
+                    |c| {
+                        (c.name == *pm && c.has_arg("clean"))
+                            || c.is_with(
+                                "rm",
+                                &[
+                                    "/var/cache/yum/*",
+                                    "/var/cache/dnf/*",
+                                    "/var/cache/libdnf5/*",
+                                    "/var/cache/yum",
+                                    "/var/cache/dnf",
+                                    "/var/cache/libdnf5",
+                                ],
+                            )
+                    },
                 )
             })
         {
@@ -333,17 +565,32 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 return false;
             }
             let module = (c.name == "dnf" || c.name == "microdnf") && c.has_arg("module");
-            rpm_install_packages(c, &["dnf", "microdnf"]).into_iter().any(|(p, raw)| {
-                let fixed = if module { p.contains(':') } else { rpm_version_fixed(p) };
-                !fixed && !refs_declared(m, r.index, raw)
-            })
+            rpm_install_packages(c, &["dnf", "microdnf"])
+                .into_iter()
+                .any(|(p, raw)| {
+                    let fixed = if module {
+                        p.contains(':')
+                    } else {
+                        rpm_version_fixed(p)
+                    };
+                    !fixed && !refs_declared(m, r.index, raw)
+                })
         });
         if dnf_bad {
-            out.push(m.hit("DL3041", i, "Specify versions with dnf install -y <package>-<version>"));
+            out.push(m.hit(
+                "DL3041",
+                i,
+                "Specify versions with dnf install -y <package>-<version>",
+            ));
         }
         // DL3042
         if !has_cache_mount(i, "/root/.cache/pip") {
-            let env_truthy = m.env_in_scope(r.index).iter().rev().find(|(k, _)| k == "PIP_NO_CACHE_DIR").map(|(_, v)| truthy(v));
+            let env_truthy = m
+                .env_in_scope(r.index)
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PIP_NO_CACHE_DIR")
+                .map(|(_, v)| truthy(v));
             let mut exported: Option<bool> = env_truthy;
             let mut fire = false;
             for c in cmds {
@@ -355,33 +602,67 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     }
                 }
                 if is_pip_install(c) && c.basename() != "pipx" && !c.has_flag("no-cache-dir") {
-                    let prefix = c.env.iter().rev().find(|(k, _)| k == "PIP_NO_CACHE_DIR").map(|(_, v)| truthy(v));
+                    let prefix = c
+                        .env
+                        .iter()
+                        .rev()
+                        .find(|(k, _)| k == "PIP_NO_CACHE_DIR")
+                        .map(|(_, v)| truthy(v));
                     if !prefix.or(exported).unwrap_or(false) {
                         fire = true;
                     }
                 }
             }
             if fire {
-                out.push(m.hit("DL3042", i, "Avoid the pip cache: pip install --no-cache-dir <package>"));
+                out.push(m.hit(
+                    "DL3042",
+                    i,
+                    "Avoid the pip cache: pip install --no-cache-dir <package>",
+                ));
             }
         }
         // DL3046
-        if cmds.iter().any(|c| c.name == "useradd" && !c.has_any_flag(&["l", "no-log-init"]) && uid_of(c).is_some_and(|u| u.len() > 5)) {
-            out.push(m.hit("DL3046", i, "useradd without -l and a high UID creates an excessively large image"));
+        if cmds.iter().any(|c| {
+            c.name == "useradd"
+                && !c.has_any_flag(&["l", "no-log-init"])
+                && uid_of(c).is_some_and(|u| u.len() > 5)
+        }) {
+            out.push(m.hit(
+                "DL3046",
+                i,
+                "useradd without -l and a high UID creates an excessively large image",
+            ));
         }
         // DL3047
         if cmds.iter().any(|c| {
             c.name == "wget"
                 && !c.has_flag("progress")
-                && !c.has_any_flag(&["q", "quiet", "o", "output-file", "a", "append-output", "no-verbose"])
+                && !c.has_any_flag(&[
+                    "q",
+                    "quiet",
+                    "o",
+                    "output-file",
+                    "a",
+                    "append-output",
+                    "no-verbose",
+                ])
                 && !c.has_arg("-nv")
         }) {
             out.push(m.hit("DL3047", i, "wget without --progress bloats build logs: use wget --progress=dot:giga, -q or -nv"));
         }
         // DL3060 (stage-aware for RUN; always for ONBUILD RUN)
         {
-            let yarn_cached = i.onbuild.as_deref().unwrap_or(i).mounts().iter().any(|mt| (mt.kind == "cache" || mt.kind == "tmpfs") && mt.target.contains("yarn"));
-            if !yarn_cached && missing_cleanup(s, |c| c.is_with("yarn", &["install"]), |c| c.name == "yarn" && c.has_arg("cache") && c.has_arg("clean")) {
+            let yarn_cached =
+                i.onbuild.as_deref().unwrap_or(i).mounts().iter().any(|mt| {
+                    (mt.kind == "cache" || mt.kind == "tmpfs") && mt.target.contains("yarn")
+                });
+            if !yarn_cached
+                && missing_cleanup(
+                    s,
+                    |c| c.is_with("yarn", &["install"]),
+                    |c| c.name == "yarn" && c.has_arg("cache") && c.has_arg("clean"),
+                )
+            {
                 if r.onbuild {
                     out.push(m.hit("DL3060", i, "yarn cache clean missing after yarn install"));
                 } else {
@@ -391,7 +672,11 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         }
         // DL3062
         if cmds.iter().any(go_unpinned) {
-            out.push(m.hit("DL3062", i, "Pin versions in go install: go install <module>@<version>"));
+            out.push(m.hit(
+                "DL3062",
+                i,
+                "Pin versions in go install: go install <module>@<version>",
+            ));
         }
         // DL4005
         if cmds.iter().any(|c| c.name == "ln" && c.has_arg("/bin/sh")) {
@@ -399,10 +684,18 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         }
     }
     for idx in stage_logic_fires(m, &dl3009) {
-        out.push(m.hit("DL3009", &ins[idx], "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*"));
+        out.push(m.hit(
+            "DL3009",
+            &ins[idx],
+            "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*",
+        ));
     }
     for idx in stage_logic_fires(m, &dl3060) {
-        out.push(m.hit("DL3060", &ins[idx], "yarn cache clean missing after yarn install"));
+        out.push(m.hit(
+            "DL3060",
+            &ins[idx],
+            "yarn cache clean missing after yarn install",
+        ));
     }
 
     // ---- Instruction rules -----------------------------------------------------------------------
@@ -422,14 +715,27 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         let stage = m.stage_of[idx];
         // DL3061
         if !seen_from && !i.is("FROM") && !i.is("ARG") {
-            out.push(m.hit("DL3061", i, "Invalid instruction order: a Dockerfile must begin with FROM, ARG or a comment"));
+            out.push(m.hit(
+                "DL3061",
+                i,
+                "Invalid instruction order: a Dockerfile must begin with FROM, ARG or a comment",
+            ));
         }
         // DL3059 bookkeeping
         if i.is("RUN") {
-            let n = m.runs.iter().find(|r| r.index == idx && !r.onbuild).map(|r| r.script.commands.len()).unwrap_or(0);
+            let n = m
+                .runs
+                .iter()
+                .find(|r| r.index == idx && !r.onbuild)
+                .map(|r| r.script.commands.len())
+                .unwrap_or(0);
             match &consecutive {
                 Some((fl, prev)) if *fl == i.flags && n <= 1 && *prev <= 1 => {
-                    out.push(m.hit("DL3059", i, "Multiple consecutive RUN instructions: consider consolidation"));
+                    out.push(m.hit(
+                        "DL3059",
+                        i,
+                        "Multiple consecutive RUN instructions: consider consolidation",
+                    ));
                 }
                 _ => {}
             }
@@ -446,8 +752,21 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 archives.clear();
                 // DL3006 / DL3007
                 let is_alias = aliases.iter().any(|a| a.eq_ignore_ascii_case(&b.image));
-                if b.tag.is_none() && b.digest.is_none() && b.image != "scratch" && !is_alias && !b.image.contains('$') && !b.image.is_empty() {
-                    out.push(m.hit("DL3006", i, format!("Always tag the version of an image explicitly ({})", b.image)));
+                if b.tag.is_none()
+                    && b.digest.is_none()
+                    && b.image != "scratch"
+                    && !is_alias
+                    && !b.image.contains('$')
+                    && !b.image.is_empty()
+                {
+                    out.push(m.hit(
+                        "DL3006",
+                        i,
+                        format!(
+                            "Always tag the version of an image explicitly ({})",
+                            b.image
+                        ),
+                    ));
                 }
                 if b.tag.as_deref() == Some("latest") && b.digest.is_none() {
                     out.push(m.hit("DL3007", i, "Using latest is prone to errors if the image ever updates: pin a release tag"));
@@ -455,7 +774,11 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 // DL3024
                 if let Some(a) = &b.alias {
                     if aliases.iter().any(|x| x == a) {
-                        out.push(m.hit("DL3024", i, format!("FROM aliases (stage names) must be unique: {a}")));
+                        out.push(m.hit(
+                            "DL3024",
+                            i,
+                            format!("FROM aliases (stage names) must be unique: {a}"),
+                        ));
                     }
                     // DL3063
                     if ["context", "scratch"].contains(&a.to_ascii_lowercase().as_str()) {
@@ -463,8 +786,19 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     }
                 }
                 // DL3026
-                if !cfg.trusted_registries.is_empty() && b.image != "scratch" && !is_alias && !registry_trusted(&b, &cfg.trusted_registries) {
-                    out.push(m.hit("DL3026", i, format!("Use only an allowed registry in the FROM image ({})", b.image)));
+                if !cfg.trusted_registries.is_empty()
+                    && b.image != "scratch"
+                    && !is_alias
+                    && !registry_trusted(&b, &cfg.trusted_registries)
+                {
+                    out.push(m.hit(
+                        "DL3026",
+                        i,
+                        format!(
+                            "Use only an allowed registry in the FROM image ({})",
+                            b.image
+                        ),
+                    ));
                 }
                 // DL3029 / DL3065
                 if let Some(p) = &b.platform {
@@ -472,7 +806,11 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         out.push(m.hit("DL3029", i, "Do not use --platform with FROM"));
                     }
                     if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
-                        out.push(m.hit("DL3065", i, "FROM --platform=$TARGETPLATFORM is redundant: it is the default"));
+                        out.push(m.hit(
+                            "DL3065",
+                            i,
+                            "FROM --platform=$TARGETPLATFORM is redundant: it is the default",
+                        ));
                     }
                 }
                 // DL3045 stage bookkeeping
@@ -501,7 +839,13 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
                 let user = u.split(':').next().unwrap_or("");
                 if !user.is_empty() && !user.chars().all(|c| c.is_ascii_digit()) {
-                    out.push(m.hit("DL3066", i, format!("Non-numeric user-id {user} may not be resolvable by the host system")));
+                    out.push(m.hit(
+                        "DL3066",
+                        i,
+                        format!(
+                            "Non-numeric user-id {user} may not be resolvable by the host system"
+                        ),
+                    ));
                 }
             }
             "EXPOSE" => {
@@ -510,15 +854,32 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     if port.contains('$') {
                         continue;
                     }
-                    let bad = port.split('-').any(|p| p.parse::<u64>().is_ok_and(|n| n > 65535));
+                    let bad = port
+                        .split('-')
+                        .any(|p| p.parse::<u64>().is_ok_and(|n| n > 65535));
                     if bad {
-                        out.push(m.hit("DL3011", i, format!("Valid UNIX ports range from 0 to 65535 ({w})")));
+                        out.push(m.hit(
+                            "DL3011",
+                            i,
+                            format!("Valid UNIX ports range from 0 to 65535 ({w})"),
+                        ));
                     }
                 }
             }
             "HEALTHCHECK" | "CMD" | "ENTRYPOINT" => {
                 let kw = i.keyword.as_str();
-                let c = per_stage_count.entry((stage, if kw == "HEALTHCHECK" { "HEALTHCHECK" } else if kw == "CMD" { "CMD" } else { "ENTRYPOINT" })).or_default();
+                let c = per_stage_count
+                    .entry((
+                        stage,
+                        if kw == "HEALTHCHECK" {
+                            "HEALTHCHECK"
+                        } else if kw == "CMD" {
+                            "CMD"
+                        } else {
+                            "ENTRYPOINT"
+                        },
+                    ))
+                    .or_default();
                 *c += 1;
                 if *c > 1 {
                     let rule = match kw {
@@ -530,14 +891,23 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
                 let body = if kw == "HEALTHCHECK" {
                     let a = i.args.trim();
-                    if a.len() >= 3 && a[..3].eq_ignore_ascii_case("CMD") { Some(a[3..].trim()) } else { None }
+                    if a.len() >= 3 && a[..3].eq_ignore_ascii_case("CMD") {
+                        Some(a[3..].trim())
+                    } else {
+                        None
+                    }
                 } else {
                     Some(i.args.trim())
                 };
-                if let Some(b) = body {
-                    if !b.is_empty() && exec_form(b).is_none() {
-                        out.push(m.hit("DL3025", i, format!("Use JSON (exec) notation for {kw} arguments")));
-                    }
+                if let Some(b) = body
+                    && !b.is_empty()
+                    && exec_form(b).is_none()
+                {
+                    out.push(m.hit(
+                        "DL3025",
+                        i,
+                        format!("Use JSON (exec) notation for {kw} arguments"),
+                    ));
                 }
             }
             "COPY" | "ADD" => {
@@ -545,7 +915,9 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 let from = i.flag_value("from");
                 if i.is("COPY") && i.heredocs.is_empty() {
                     // DL3021
-                    if ws.len() > 2 && !drop_quotes(ws.last().map(String::as_str).unwrap_or("")).ends_with('/') {
+                    if ws.len() > 2
+                        && !drop_quotes(ws.last().map(String::as_str).unwrap_or("")).ends_with('/')
+                    {
                         out.push(m.hit("DL3021", i, "COPY with more than 2 arguments requires the last argument to end with /"));
                     }
                     if let Some(f) = from {
@@ -557,22 +929,44 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                             out.push(m.hit("DL3022", i, format!("COPY --from={f} should reference a previously defined FROM alias")));
                         }
                         // DL3023
-                        if let Some(s) = stage {
-                            if m.stages[s].base.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(f)) {
-                                out.push(m.hit("DL3023", i, format!("COPY --from={f} cannot reference its own FROM alias")));
-                            }
+                        if let Some(s) = stage
+                            && m.stages[s]
+                                .base
+                                .alias
+                                .as_deref()
+                                .is_some_and(|a| a.eq_ignore_ascii_case(f))
+                        {
+                            out.push(m.hit(
+                                "DL3023",
+                                i,
+                                format!("COPY --from={f} cannot reference its own FROM alias"),
+                            ));
                         }
                         // DL3067
-                        if ws.len() >= 2 && ws[..ws.len() - 1].iter().any(|s| drop_quotes(s) == "/") && drop_quotes(&ws[ws.len() - 1]) == "/" {
-                            out.push(m.hit("DL3067", i, "Do not copy an entire filesystem from another stage"));
+                        if ws.len() >= 2
+                            && ws[..ws.len() - 1].iter().any(|s| drop_quotes(s) == "/")
+                            && drop_quotes(&ws[ws.len() - 1]) == "/"
+                        {
+                            out.push(m.hit(
+                                "DL3067",
+                                i,
+                                "Do not copy an entire filesystem from another stage",
+                            ));
                         }
                     }
                     // DL3045
                     if let Some(dest) = ws.last() {
                         let d = drop_quotes(dest);
                         let wd = wd_map.get(&wd_current).copied().unwrap_or(false);
-                        if ws.len() >= 2 && !wd && !(d.starts_with('/') || d.starts_with('$') || is_windows_abs(d)) {
-                            out.push(m.hit("DL3045", i, format!("COPY to a relative destination ({d}) without WORKDIR set")));
+                        if ws.len() >= 2
+                            && !wd
+                            && !(d.starts_with('/') || d.starts_with('$') || is_windows_abs(d))
+                        {
+                            out.push(m.hit(
+                                "DL3045",
+                                i,
+                                format!("COPY to a relative destination ({d}) without WORKDIR set"),
+                            ));
                         }
                     }
                     // DL3010 bookkeeping
@@ -589,7 +983,13 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         }
                     }
                 }
-                if i.is("ADD") && i.heredocs.is_empty() && ws.len() >= 2 && ws[..ws.len() - 1].iter().any(|s| !(is_archive(s) || is_url(s))) {
+                if i.is("ADD")
+                    && i.heredocs.is_empty()
+                    && ws.len() >= 2
+                    && ws[..ws.len() - 1]
+                        .iter()
+                        .any(|s| !(is_archive(s) || is_url(s)))
+                {
                     out.push(m.hit("DL3020", i, "Use COPY instead of ADD for files and folders"));
                 }
             }
@@ -597,10 +997,29 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 if let Some(r) = m.runs.iter().find(|r| r.index == idx && !r.onbuild) {
                     // DL3010: extraction of a previously copied archive.
                     for c in &r.script.commands {
-                        let tar_x = c.name == "tar" && c.args.iter().any(|a| a == "--extract" || a == "--get" || (a.starts_with('-') && !a.starts_with("--") && a.contains('x')));
-                        let unz = ["unzip", "gunzip", "bunzip2", "unlzma", "unxz", "zgz", "uncompress", "zcat", "gzcat"].contains(&c.name.as_str());
+                        let tar_x = c.name == "tar"
+                            && c.args.iter().any(|a| {
+                                a == "--extract"
+                                    || a == "--get"
+                                    || (a.starts_with('-')
+                                        && !a.starts_with("--")
+                                        && a.contains('x'))
+                            });
+                        let unz = [
+                            "unzip",
+                            "gunzip",
+                            "bunzip2",
+                            "unlzma",
+                            "unxz",
+                            "zgz",
+                            "uncompress",
+                            "zcat",
+                            "gzcat",
+                        ]
+                        .contains(&c.name.as_str());
                         if tar_x || unz {
-                            let names: Vec<&str> = c.args_no_flags().into_iter().map(basename).collect();
+                            let names: Vec<&str> =
+                                c.args_no_flags().into_iter().map(basename).collect();
                             for (aidx, a) in &archives {
                                 if names.contains(&a.as_str()) {
                                     extracted.insert(*aidx);
@@ -610,7 +1029,11 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     }
                     // DL4006
                     if !pipefail && r.script.has_pipes {
-                        out.push(m.hit("DL4006", i, "Set the SHELL option -o pipefail before RUN with a pipe in it"));
+                        out.push(m.hit(
+                            "DL4006",
+                            i,
+                            "Set the SHELL option -o pipefail before RUN with a pipe in it",
+                        ));
                     }
                     // DL4001
                     let w = r.script.commands.iter().any(|c| c.name == "wget");
@@ -623,12 +1046,21 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
             }
             "SHELL" => {
-                let joined = exec_form(&i.args).map(|v| v.join(" ")).unwrap_or_else(|| i.args.clone());
-                if ["pwsh", "powershell", "cmd"].iter().any(|p| joined.starts_with(p)) {
+                let joined = exec_form(&i.args)
+                    .map(|v| v.join(" "))
+                    .unwrap_or_else(|| i.args.clone());
+                if ["pwsh", "powershell", "cmd"]
+                    .iter()
+                    .any(|p| joined.starts_with(p))
+                {
                     pipefail = true;
                 } else {
                     let s = shell::parse(&joined);
-                    pipefail = s.commands.iter().any(|c| ["bash", "zsh", "ash"].contains(&c.basename()) && c.has_flag("o") && c.has_arg("pipefail"));
+                    pipefail = s.commands.iter().any(|c| {
+                        ["bash", "zsh", "ash"].contains(&c.basename())
+                            && c.has_flag("o")
+                            && c.has_arg("pipefail")
+                    });
                 }
             }
             "ENV" => {
@@ -638,20 +1070,33 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 let raw_pairs = raw_env_values(&i.args);
                 for (n, (k, _)) in pairs.iter().enumerate() {
                     let raw = raw_pairs.get(n).map(String::as_str).unwrap_or("");
-                    if referenced_vars(raw).iter().any(|v| defined.contains(&v.as_str())) {
+                    if referenced_vars(raw)
+                        .iter()
+                        .any(|v| defined.contains(&v.as_str()))
+                    {
                         out.push(m.hit("DL3044", i, format!("Do not refer to an environment variable within the same ENV statement where it is defined ({k})")));
                         break;
                     }
                     defined.push(k);
                 }
                 if pairs.iter().any(|(k, _)| sensitive_name(k)) {
-                    out.push(m.hit("DL3064", i, "Potentially sensitive data should not be used in ARG or ENV"));
+                    out.push(m.hit(
+                        "DL3064",
+                        i,
+                        "Potentially sensitive data should not be used in ARG or ENV",
+                    ));
                 }
             }
-            "ARG" => {
-                if words(&i.args, esc).iter().any(|w| sensitive_name(w.split('=').next().unwrap_or(""))) {
-                    out.push(m.hit("DL3064", i, "Potentially sensitive data should not be used in ARG or ENV"));
-                }
+            "ARG"
+                if words(&i.args, esc)
+                    .iter()
+                    .any(|w| sensitive_name(w.split('=').next().unwrap_or(""))) =>
+            {
+                out.push(m.hit(
+                    "DL3064",
+                    i,
+                    "Potentially sensitive data should not be used in ARG or ENV",
+                ));
             }
             "LABEL" => {
                 for (k, _) in key_values(&i.args, esc) {
@@ -661,12 +1106,20 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     }
                 }
             }
-            "MAINTAINER" => out.push(m.hit("DL4000", i, "MAINTAINER is deprecated: use LABEL org.opencontainers.image.authors")),
+            "MAINTAINER" => out.push(m.hit(
+                "DL4000",
+                i,
+                "MAINTAINER is deprecated: use LABEL org.opencontainers.image.authors",
+            )),
             "ONBUILD" => {
-                if let Some(inner) = i.onbuild.as_deref() {
-                    if ["ONBUILD", "FROM", "MAINTAINER"].contains(&inner.keyword.as_str()) {
-                        out.push(m.hit("DL3043", i, format!("{} cannot be triggered from within ONBUILD", inner.keyword)));
-                    }
+                if let Some(inner) = i.onbuild.as_deref()
+                    && ["ONBUILD", "FROM", "MAINTAINER"].contains(&inner.keyword.as_str())
+                {
+                    out.push(m.hit(
+                        "DL3043",
+                        i,
+                        format!("{} cannot be triggered from within ONBUILD", inner.keyword),
+                    ));
                 }
             }
             _ => {}
@@ -678,17 +1131,28 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     if aliases.iter().any(|a| a.eq_ignore_ascii_case(f)) {
                         continue;
                     }
-                    let fake = Instruction { args: f.clone(), ..i.clone() };
+                    let fake = Instruction {
+                        args: f.clone(),
+                        ..i.clone()
+                    };
                     let b = BaseImage::parse(&fake);
                     if !registry_trusted(&b, &cfg.trusted_registries) {
-                        out.push(m.hit("DL3026", i, format!("Use only an allowed registry in RUN --mount from ({f})")));
+                        out.push(m.hit(
+                            "DL3026",
+                            i,
+                            format!("Use only an allowed registry in RUN --mount from ({f})"),
+                        ));
                     }
                 }
             }
         }
     }
     for e in extracted {
-        out.push(m.hit("DL3010", &ins[e], "Use ADD for extracting archives into an image"));
+        out.push(m.hit(
+            "DL3010",
+            &ins[e],
+            "Use ADD for extracting archives into an image",
+        ));
     }
     // DL3002: the last USER of a stage is root.
     for (_, (idx, u)) in last_user {
@@ -699,9 +1163,16 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
     }
     // DL3057: no HEALTHCHECK in the final stage or the stages it builds on.
     if let Some(f) = m.final_stage() {
-        let has = m.chain(f).into_iter().any(|s| m.stage_instructions(s).any(|(_, i)| i.is("HEALTHCHECK")));
+        let has = m
+            .chain(f)
+            .into_iter()
+            .any(|s| m.stage_instructions(s).any(|(_, i)| i.is("HEALTHCHECK")));
         if !has {
-            out.push(m.hit("DL3057", &ins[m.stages[f].from], "HEALTHCHECK instruction missing"));
+            out.push(m.hit(
+                "DL3057",
+                &ins[m.stages[f].from],
+                "HEALTHCHECK instruction missing",
+            ));
         }
     }
 }
@@ -713,10 +1184,33 @@ fn is_windows_abs(p: &str) -> bool {
 
 fn pip_version_fixed(p: &str) -> bool {
     const VCS: &[&str] = &[
-        "git+file", "git+https", "git+ssh", "git+http", "git+git", "git", "hg+file", "hg+http", "hg+https", "hg+ssh", "hg+static-http", "svn", "svn+svn", "svn+http", "svn+https", "svn+ssh", "bzr+http", "bzr+https", "bzr+ssh", "bzr+sftp", "bzr+ftp", "bzr+lp",
+        "git+file",
+        "git+https",
+        "git+ssh",
+        "git+http",
+        "git+git",
+        "git",
+        "hg+file",
+        "hg+http",
+        "hg+https",
+        "hg+ssh",
+        "hg+static-http",
+        "svn",
+        "svn+svn",
+        "svn+http",
+        "svn+https",
+        "svn+ssh",
+        "bzr+http",
+        "bzr+https",
+        "bzr+ssh",
+        "bzr+sftp",
+        "bzr+ftp",
+        "bzr+lp",
     ];
     let vcs = VCS.iter().any(|s| p.starts_with(s));
-    ["==", ">=", "<=", ">", "<", "!=", "~=", "==="].iter().any(|s| p.contains(s))
+    ["==", ">=", "<=", ">", "<", "!=", "~=", "==="]
+        .iter()
+        .any(|s| p.contains(s))
         || (vcs && p.contains('@'))
         || p.ends_with(".whl")
         || p.ends_with(".tar.gz")
@@ -724,7 +1218,10 @@ fn pip_version_fixed(p: &str) -> bool {
 }
 
 fn npm_version_fixed(p: &str) -> bool {
-    if ["git://", "git+ssh://", "git+http://", "git+https://"].iter().any(|g| p.starts_with(g)) {
+    if ["git://", "git+ssh://", "git+http://", "git+https://"]
+        .iter()
+        .any(|g| p.starts_with(g))
+    {
         return p.contains('#');
     }
     if [".tar", ".tar.gz", ".tgz"].iter().any(|s| p.ends_with(s)) {
@@ -733,7 +1230,11 @@ fn npm_version_fixed(p: &str) -> bool {
     if ["/", "./", "../", "~/"].iter().any(|s| p.starts_with(s)) {
         return true;
     }
-    let rest = if p.starts_with('@') { p.trim_start_matches(|c: char| c > '/') } else { p };
+    let rest = if p.starts_with('@') {
+        p.trim_start_matches(|c: char| c > '/')
+    } else {
+        p
+    };
     rest.contains('@')
 }
 
@@ -760,17 +1261,21 @@ fn uid_of(c: &Command) -> Option<&str> {
         if a == "-u" {
             return c.args.get(n + 1).map(String::as_str);
         }
-        if let Some(v) = a.strip_prefix("-u") {
-            if !v.is_empty() && v.chars().all(|ch| ch.is_ascii_digit()) {
-                return Some(v);
-            }
+        if let Some(v) = a.strip_prefix("-u")
+            && !v.is_empty()
+            && v.chars().all(|ch| ch.is_ascii_digit())
+        {
+            return Some(v);
         }
     }
     None
 }
 
 fn truthy(v: &str) -> bool {
-    !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "off" | "no" | "false")
+    !matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "off" | "no" | "false"
+    )
 }
 
 fn go_unpinned(c: &Command) -> bool {
@@ -817,16 +1322,78 @@ fn registry_trusted(b: &BaseImage, trusted: &[String]) -> bool {
 
 fn sensitive_name(name: &str) -> bool {
     const KNOWN: &[&str] = &[
-        "ACCESS_TOKEN", "APPLICATION_KEY", "APP_SECRET", "AUTH_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "BITTREX_API_KEY", "BITTREX_API_SECRET", "CF_PASSWORD", "CF_USERNAME", "CIRCLE_TOKEN", "CI_DEPLOY_PASSWORD", "CI_DEPLOY_USER", "DOCKERHUB_PASSWORD", "DOCKER_EMAIL", "DOCKER_PASSWORD", "DOCKER_USERNAME", "FACEBOOK_ACCESS_TOKEN", "FACEBOOK_APP_ID", "FACEBOOK_APP_SECRET", "FIREBASE_API_TOKEN", "FIREBASE_TOKEN", "FOSSA_API_KEY", "GH_ENTERPRISE_TOKEN", "GH_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "GITHUB_TOKEN", "HEROKU_API_KEY", "HEROKU_API_USER", "NPM_AUTH_TOKEN", "NPM_TOKEN", "OKTA_AUTHN_GROUPID", "OKTA_CLIENT_ORGURL", "OKTA_CLIENT_TOKEN", "OKTA_OAUTH2_CLIENTID", "OKTA_OAUTH2_CLIENTSECRET", "OPENAI_API_KEY", "OS_PASSWORD", "OS_USERNAME", "POSTGRES_PASSWORD", "SLACK_TOKEN", "STRIPE_API_KEY", "STRIPE_DEVICE_NAME", "TRAVIS_OS_NAME", "TRAVIS_SECURE_ENV_VARS", "TRAVIS_SUDO", "VAULT_CLIENT_KEY", "VAULT_TOKEN",
+        "ACCESS_TOKEN",
+        "APPLICATION_KEY",
+        "APP_SECRET",
+        "AUTH_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "BITTREX_API_KEY",
+        "BITTREX_API_SECRET",
+        "CF_PASSWORD",
+        "CF_USERNAME",
+        "CIRCLE_TOKEN",
+        "CI_DEPLOY_PASSWORD",
+        "CI_DEPLOY_USER",
+        "DOCKERHUB_PASSWORD",
+        "DOCKER_EMAIL",
+        "DOCKER_PASSWORD",
+        "DOCKER_USERNAME",
+        "FACEBOOK_ACCESS_TOKEN",
+        "FACEBOOK_APP_ID",
+        "FACEBOOK_APP_SECRET",
+        "FIREBASE_API_TOKEN",
+        "FIREBASE_TOKEN",
+        "FOSSA_API_KEY",
+        "GH_ENTERPRISE_TOKEN",
+        "GH_TOKEN",
+        "GITHUB_ENTERPRISE_TOKEN",
+        "GITHUB_TOKEN",
+        "HEROKU_API_KEY",
+        "HEROKU_API_USER",
+        "NPM_AUTH_TOKEN",
+        "NPM_TOKEN",
+        "OKTA_AUTHN_GROUPID",
+        "OKTA_CLIENT_ORGURL",
+        "OKTA_CLIENT_TOKEN",
+        "OKTA_OAUTH2_CLIENTID",
+        "OKTA_OAUTH2_CLIENTSECRET",
+        "OPENAI_API_KEY",
+        "OS_PASSWORD",
+        "OS_USERNAME",
+        "POSTGRES_PASSWORD",
+        "SLACK_TOKEN",
+        "STRIPE_API_KEY",
+        "STRIPE_DEVICE_NAME",
+        "TRAVIS_OS_NAME",
+        "TRAVIS_SECURE_ENV_VARS",
+        "TRAVIS_SUDO",
+        "VAULT_CLIENT_KEY",
+        "VAULT_TOKEN",
     ];
     let up = name.to_ascii_uppercase();
     let low = name.to_ascii_lowercase();
-    KNOWN.contains(&up.as_str()) || ["api_key", "client_key", "password", "private", "secret", "token", "username"].iter().any(|s| low.contains(s))
+    KNOWN.contains(&up.as_str())
+        || [
+            "api_key",
+            "client_key",
+            "password",
+            "private",
+            "secret",
+            "token",
+            "username",
+        ]
+        .iter()
+        .any(|s| low.contains(s))
 }
 
 fn valid_label_key(k: &str) -> bool {
-    let reserved = ["com.docker.", "io.docker.", "org.dockerproject."].iter().any(|p| k.starts_with(p));
-    let chars_ok = k.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-' || c == '_');
+    let reserved = ["com.docker.", "io.docker.", "org.dockerproject."]
+        .iter()
+        .any(|p| k.starts_with(p));
+    let chars_ok = k
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-' || c == '_');
     let starts = k.starts_with(|c: char| c.is_ascii_lowercase());
     let ends = k.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit());
     let consecutive = k.contains("..") || k.contains("--");
@@ -839,5 +1406,11 @@ fn raw_env_values(args: &str) -> Vec<String> {
     if ws.first().is_some_and(|w| !w.contains('=')) {
         return vec![ws[1..].join(" ")];
     }
-    ws.into_iter().map(|w| w.split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default()).collect()
+    ws.into_iter()
+        .map(|w| {
+            w.split_once('=')
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        })
+        .collect()
 }

@@ -6,10 +6,38 @@ use crate::shell::Command;
 
 const SHELLS: &[&str] = &["sh", "bash", "zsh", "ash", "dash", "ksh"];
 const NET_DEBUG_TOOLS: &[&str] = &[
-    "curl", "wget", "netcat", "netcat-openbsd", "netcat-traditional", "nc", "ncat", "nmap", "gdb", "strace", "ltrace", "tcpdump", "telnet", "socat",
+    "curl",
+    "wget",
+    "netcat",
+    "netcat-openbsd",
+    "netcat-traditional",
+    "nc",
+    "ncat",
+    "nmap",
+    "gdb",
+    "strace",
+    "ltrace",
+    "tcpdump",
+    "telnet",
+    "socat",
 ];
 const TOOLCHAINS: &[&str] = &[
-    "gcc", "g++", "make", "cmake", "clang", "build-essential", "build-base", "golang", "golang-go", "go", "rustc", "cargo", "maven", "gradle", "default-jdk", "gcc-c++",
+    "gcc",
+    "g++",
+    "make",
+    "cmake",
+    "clang",
+    "build-essential",
+    "build-base",
+    "golang",
+    "golang-go",
+    "go",
+    "rustc",
+    "cargo",
+    "maven",
+    "gradle",
+    "default-jdk",
+    "gcc-c++",
 ];
 const TOOLCHAIN_IMAGES: &[&str] = &["golang", "rust", "maven", "gradle", "gcc", "buildpack-deps"];
 
@@ -30,7 +58,12 @@ pub fn installed_packages(c: &Command) -> Vec<String> {
         .into_iter()
         .skip_while(|a| !verb.contains(a))
         .skip(1)
-        .map(|p| p.split(['=', '<', '>', '~']).next().unwrap_or(p).to_string())
+        .map(|p| {
+            p.split(['=', '<', '>', '~'])
+                .next()
+                .unwrap_or(p)
+                .to_string()
+        })
         .filter(|p| !p.is_empty())
         .collect()
 }
@@ -46,7 +79,11 @@ fn removed_packages(c: &Command) -> Vec<String> {
     if !c.has_any_arg(verb) {
         return Vec::new();
     }
-    c.args_no_flags().into_iter().filter(|a| !verb.contains(a)).map(str::to_string).collect()
+    c.args_no_flags()
+        .into_iter()
+        .filter(|a| !verb.contains(a))
+        .map(str::to_string)
+        .collect()
 }
 
 fn is_root(user: &str) -> bool {
@@ -58,7 +95,10 @@ fn is_root(user: &str) -> bool {
 fn secret_value(v: &str) -> Option<&'static str> {
     let v = v.trim();
     let b = v.as_bytes();
-    let upper_alnum = |s: &[u8]| s.iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let upper_alnum = |s: &[u8]| {
+        s.iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
     if b.len() >= 20 && (v.starts_with("AKIA") || v.starts_with("ASIA")) && upper_alnum(&b[..20]) {
         return Some("an AWS access key id");
     }
@@ -88,10 +128,27 @@ fn secret_value(v: &str) -> Option<&'static str> {
 
 fn secret_name(name: &str) -> bool {
     let low = name.to_ascii_lowercase();
-    if low.ends_with("_file") || low.ends_with("_path") || low.ends_with("_url") || low.ends_with("_dir") {
+    if low.ends_with("_file")
+        || low.ends_with("_path")
+        || low.ends_with("_url")
+        || low.ends_with("_dir")
+    {
         return false;
     }
-    ["password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "client_secret", "credentials"].iter().any(|s| low.contains(s))
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "api_key",
+        "apikey",
+        "private_key",
+        "access_key",
+        "client_secret",
+        "credentials",
+    ]
+    .iter()
+    .any(|s| low.contains(s))
 }
 
 fn secret_file(path: &str) -> Option<&'static str> {
@@ -101,13 +158,34 @@ fn secret_file(path: &str) -> Option<&'static str> {
     if ["id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"].contains(&low.as_str()) {
         return Some("an SSH private key");
     }
-    if low == ".env" || (low.starts_with(".env.") && !["example", "sample", "template", "dist"].iter().any(|s| low.ends_with(s))) {
+    if low == ".env"
+        || (low.starts_with(".env.")
+            && !["example", "sample", "template", "dist"]
+                .iter()
+                .any(|s| low.ends_with(s)))
+    {
         return Some("a .env file");
     }
-    if low.ends_with(".pem") || low.ends_with(".key") || low.ends_with(".p12") || low.ends_with(".pfx") || low.ends_with(".jks") {
+    if low.ends_with(".pem")
+        || low.ends_with(".key")
+        || low.ends_with(".p12")
+        || low.ends_with(".pfx")
+        || low.ends_with(".jks")
+    {
         return Some("a key or certificate store");
     }
-    if [".npmrc", ".pypirc", ".netrc", ".git-credentials", ".dockercfg", ".htpasswd", "kubeconfig", ".kube"].contains(&low.as_str()) {
+    if [
+        ".npmrc",
+        ".pypirc",
+        ".netrc",
+        ".git-credentials",
+        ".dockercfg",
+        ".htpasswd",
+        "kubeconfig",
+        ".kube",
+    ]
+    .contains(&low.as_str())
+    {
         return Some("a credentials file");
     }
     if low == "credentials" && p.contains(".aws") {
@@ -125,7 +203,9 @@ fn world_writable_mode(m: &str) -> bool {
         return others & 2 != 0 && !sticky;
     }
     m.split(',').any(|clause| {
-        let Some(pos) = clause.find(['+', '=']) else { return false };
+        let Some(pos) = clause.find(['+', '=']) else {
+            return false;
+        };
         let who = &clause[..pos];
         let perms = &clause[pos + 1..];
         (who.contains('a') || who.contains('o') || who.is_empty()) && perms.contains('w')
@@ -134,21 +214,40 @@ fn world_writable_mode(m: &str) -> bool {
 
 fn stage_name(m: &Model, s: usize) -> String {
     let st = &m.stages[s];
-    st.base.alias.clone().unwrap_or_else(|| format!("stage {}", s + 1))
+    st.base
+        .alias
+        .clone()
+        .unwrap_or_else(|| format!("stage {}", s + 1))
 }
 
 pub fn check(m: &Model, out: &mut Vec<Hit>) {
     let ins = m.ins();
     let esc = m.df.escape;
-    let aliases: Vec<String> = m.stages.iter().filter_map(|s| s.base.alias.clone()).collect();
+    let aliases: Vec<String> = m
+        .stages
+        .iter()
+        .filter_map(|s| s.base.alias.clone())
+        .collect();
     for (idx, i) in ins.iter().enumerate() {
         let i: &Instruction = i;
         match i.keyword.as_str() {
             "FROM" => {
                 let b = BaseImage::parse(i);
                 let local = aliases.iter().any(|a| a.eq_ignore_ascii_case(&b.image));
-                if b.digest.is_none() && b.image != "scratch" && !local && !b.image.contains('$') && !b.image.is_empty() {
-                    out.push(m.hit("MOAT-DF-009", i, format!("Base image {} is not pinned by digest", i.args.split_whitespace().next().unwrap_or(""))));
+                if b.digest.is_none()
+                    && b.image != "scratch"
+                    && !local
+                    && !b.image.contains('$')
+                    && !b.image.is_empty()
+                {
+                    out.push(m.hit(
+                        "MOAT-DF-009",
+                        i,
+                        format!(
+                            "Base image {} is not pinned by digest",
+                            i.args.split_whitespace().next().unwrap_or("")
+                        ),
+                    ));
                 }
             }
             "EXPOSE" => {
@@ -160,20 +259,40 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
             }
             "ENV" | "ARG" => {
                 let pairs: Vec<(String, Option<String>)> = if i.is("ENV") {
-                    key_values(&i.args, esc).into_iter().map(|(k, v)| (k, Some(v))).collect()
+                    key_values(&i.args, esc)
+                        .into_iter()
+                        .map(|(k, v)| (k, Some(v)))
+                        .collect()
                 } else {
-                    words(&i.args, esc).into_iter().map(|w| match w.split_once('=') {
-                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                        None => (w, None),
-                    }).collect()
+                    words(&i.args, esc)
+                        .into_iter()
+                        .map(|w| match w.split_once('=') {
+                            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                            None => (w, None),
+                        })
+                        .collect()
                 };
                 for (k, v) in pairs {
-                    let literal = v.as_deref().filter(|v| !v.is_empty() && referenced_vars(v).is_empty());
+                    let literal = v
+                        .as_deref()
+                        .filter(|v| !v.is_empty() && referenced_vars(v).is_empty());
                     if let Some(what) = v.as_deref().and_then(secret_value) {
-                        out.push(m.hit("MOAT-DF-003", i, format!("{} {k} holds what looks like {what}", i.keyword)));
+                        out.push(m.hit(
+                            "MOAT-DF-003",
+                            i,
+                            format!("{} {k} holds what looks like {what}", i.keyword),
+                        ));
                     } else if secret_name(&k) && (literal.is_some() || i.is("ARG")) {
-                        let how = if i.is("ARG") { "its build-time value is recorded in the image history" } else { "its value is stored in the image config" };
-                        out.push(m.hit("MOAT-DF-003", i, format!("{} {k} looks like a secret: {how}", i.keyword)));
+                        let how = if i.is("ARG") {
+                            "its build-time value is recorded in the image history"
+                        } else {
+                            "its value is stored in the image config"
+                        };
+                        out.push(m.hit(
+                            "MOAT-DF-003",
+                            i,
+                            format!("{} {k} looks like a secret: {how}", i.keyword),
+                        ));
                     }
                 }
             }
@@ -182,24 +301,50 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                 if i.heredocs.is_empty() && ws.len() >= 2 {
                     for src in &ws[..ws.len() - 1] {
                         if let Some(what) = secret_file(src) {
-                            out.push(m.hit("MOAT-DF-004", i, format!("{} copies {} ({what}) into the image", i.keyword, drop_quotes(src))));
+                            out.push(m.hit(
+                                "MOAT-DF-004",
+                                i,
+                                format!(
+                                    "{} copies {} ({what}) into the image",
+                                    i.keyword,
+                                    drop_quotes(src)
+                                ),
+                            ));
                         }
                         let s = drop_quotes(src);
-                        if i.is("ADD") && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) && i.flag("checksum").is_none() {
-                            out.push(m.hit("MOAT-DF-006", i, format!("ADD fetches {s} without a checksum")));
+                        if i.is("ADD")
+                            && (s.starts_with("http://")
+                                || s.starts_with("https://")
+                                || s.starts_with("git@"))
+                            && i.flag("checksum").is_none()
+                        {
+                            out.push(m.hit(
+                                "MOAT-DF-006",
+                                i,
+                                format!("ADD fetches {s} without a checksum"),
+                            ));
                         }
                     }
                 }
-                if let Some(mode) = i.flag_value("chmod") {
-                    if world_writable_mode(mode) {
-                        out.push(m.hit("MOAT-DF-002", i, format!("{} --chmod={mode} makes files world-writable", i.keyword)));
-                    }
+                if let Some(mode) = i.flag_value("chmod")
+                    && world_writable_mode(mode)
+                {
+                    out.push(m.hit(
+                        "MOAT-DF-002",
+                        i,
+                        format!("{} --chmod={mode} makes files world-writable", i.keyword),
+                    ));
                 }
             }
-            "RUN" => {
-                if i.flag_value("security").is_some_and(|v| v.eq_ignore_ascii_case("insecure")) {
-                    out.push(m.hit("MOAT-DF-011", i, "RUN --security=insecure runs with full privileges"));
-                }
+            "RUN"
+                if i.flag_value("security")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("insecure")) =>
+            {
+                out.push(m.hit(
+                    "MOAT-DF-011",
+                    i,
+                    "RUN --security=insecure runs with full privileges",
+                ));
             }
             _ => {}
         }
@@ -208,19 +353,37 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     for r in &m.runs {
         let cmds: Vec<Command> = r.script.commands.iter().map(Command::unwrapped).collect();
         for c in &cmds {
-            if c.basename() == "chmod" {
-                if let Some(mode) = c.args.iter().find(|a| !a.starts_with('-') || a.starts_with("-w") || a.starts_with("-r")).filter(|a| world_writable_mode(a)) {
-                    out.push(m.hit("MOAT-DF-002", r.ins, format!("chmod {mode} makes files world-writable")));
-                    break;
-                }
+            if c.basename() == "chmod"
+                && let Some(mode) = c
+                    .args
+                    .iter()
+                    .find(|a| !a.starts_with('-') || a.starts_with("-w") || a.starts_with("-r"))
+                    .filter(|a| world_writable_mode(a))
+            {
+                out.push(m.hit(
+                    "MOAT-DF-002",
+                    r.ins,
+                    format!("chmod {mode} makes files world-writable"),
+                ));
+                break;
             }
         }
         for p in &r.script.pipelines {
             let names: Vec<&str> = p.iter().map(|&k| cmds[k].basename()).collect();
             if let Some(dl) = names.iter().position(|n| *n == "curl" || *n == "wget") {
-                let runner = names[dl + 1..].iter().find(|n| SHELLS.contains(n) || n.starts_with("python") || **n == "perl" || **n == "ruby" || **n == "sudo");
+                let runner = names[dl + 1..].iter().find(|n| {
+                    SHELLS.contains(n)
+                        || n.starts_with("python")
+                        || **n == "perl"
+                        || **n == "ruby"
+                        || **n == "sudo"
+                });
                 if let Some(runner) = runner {
-                    out.push(m.hit("MOAT-DF-005", r.ins, format!("{} output is piped into {runner}", names[dl])));
+                    out.push(m.hit(
+                        "MOAT-DF-005",
+                        r.ins,
+                        format!("{} output is piped into {runner}", names[dl]),
+                    ));
                 }
             }
         }
@@ -231,7 +394,11 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     // MOAT-DF-001: final stage runs as root.
     let mut last_user: Option<(usize, String)> = None;
     for s in &chain {
-        if let Some((idx, ins_u)) = m.stage_instructions(*s).filter(|(_, i)| i.is("USER")).last() {
+        if let Some((idx, ins_u)) = m
+            .stage_instructions(*s)
+            .filter(|(_, i)| i.is("USER"))
+            .last()
+        {
             last_user = Some((idx, words(&ins_u.args, esc).join(" ")));
             break;
         }
@@ -239,7 +406,11 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     let fin_from = &ins[m.stages[fin].from];
     let base_root_by_default = {
         let root_base = &m.stages[*chain.last().unwrap_or(&fin)].base;
-        !(root_base.tag.as_deref().is_some_and(|t| t.contains("nonroot")) || root_base.image.contains("nonroot"))
+        !(root_base
+            .tag
+            .as_deref()
+            .is_some_and(|t| t.contains("nonroot"))
+            || root_base.image.contains("nonroot"))
     };
     match &last_user {
         Some((idx, u)) if is_root(u) => out.push(m.hit("MOAT-DF-001", &ins[*idx], format!("The final stage ({}) runs as {u}", stage_name(m, fin)))),
@@ -273,7 +444,12 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     let kept = |p: &str| !removed.iter().any(|r| r == p);
     let mut tools: Vec<(&str, usize)> = Vec::new();
     for (p, idx) in &installed {
-        if NET_DEBUG_TOOLS.contains(&p.as_str()) && kept(p) && !runtime_text.split(|c: char| !c.is_ascii_alphanumeric() && c != '-').any(|w| w == p) {
+        if NET_DEBUG_TOOLS.contains(&p.as_str())
+            && kept(p)
+            && !runtime_text
+                .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+                .any(|w| w == p)
+        {
             tools.push((p.as_str(), *idx));
         }
     }
@@ -282,21 +458,39 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
         by_ins.entry(idx).or_default().push(p);
     }
     for (idx, ps) in by_ins {
-        out.push(m.hit("MOAT-DF-007", &ins[idx], format!("{} installed in the final image", ps.join(", "))));
+        out.push(m.hit(
+            "MOAT-DF-007",
+            &ins[idx],
+            format!("{} installed in the final image", ps.join(", ")),
+        ));
     }
     if m.stages.len() == 1 {
         let mut by_ins: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
         for (p, idx) in &installed {
-            if (TOOLCHAINS.contains(&p.as_str()) || (p.contains("jdk") && !p.contains("jre"))) && kept(p) {
+            if (TOOLCHAINS.contains(&p.as_str()) || (p.contains("jdk") && !p.contains("jre")))
+                && kept(p)
+            {
                 by_ins.entry(*idx).or_default().push(p.as_str());
             }
         }
         for (idx, ps) in by_ins {
-            out.push(m.hit("MOAT-DF-008", &ins[idx], format!("{} installed in a single-stage build: the final image keeps the toolchain", ps.join(", "))));
+            out.push(m.hit(
+                "MOAT-DF-008",
+                &ins[idx],
+                format!(
+                    "{} installed in a single-stage build: the final image keeps the toolchain",
+                    ps.join(", ")
+                ),
+            ));
         }
         let b = &m.stages[0].base;
         let name = b.image.rsplit('/').next().unwrap_or(&b.image);
-        if TOOLCHAIN_IMAGES.contains(&name) && !b.tag.as_deref().is_some_and(|t| t.contains("slim") && name != "golang") {
+        if TOOLCHAIN_IMAGES.contains(&name)
+            && !b
+                .tag
+                .as_deref()
+                .is_some_and(|t| t.contains("slim") && name != "golang")
+        {
             out.push(m.hit("MOAT-DF-008", fin_from, format!("The only stage is based on the {name} build image: the final image keeps the toolchain")));
         }
     }
@@ -317,7 +511,10 @@ mod tests {
         assert!(!world_writable_mode("755"));
         assert!(!world_writable_mode("a-w"));
         assert!(!world_writable_mode("u+x"));
-        assert_eq!(secret_value("AKIAIOSFODNN7EXAMPLE"), Some("an AWS access key id"));
+        assert_eq!(
+            secret_value("AKIAIOSFODNN7EXAMPLE"),
+            Some("an AWS access key id")
+        );
         assert!(secret_value("hello").is_none());
         assert!(secret_name("DB_PASSWORD") && !secret_name("DB_PASSWORD_FILE"));
         assert!(secret_file("./keys/id_rsa").is_some() && secret_file(".env.example").is_none());

@@ -55,13 +55,20 @@ pub fn run_text(ins: &Instruction) -> Option<String> {
     let a = ins.args.trim();
     let bodies: Vec<&str> = ins.heredocs.iter().map(|h| h.body.as_str()).collect();
     // The command line without its here-document markers.
-    let rest: Vec<&str> = a.split_whitespace().filter(|w| !w.starts_with("<<")).collect();
+    let rest: Vec<&str> = a
+        .split_whitespace()
+        .filter(|w| !w.starts_with("<<"))
+        .collect();
     if rest.is_empty() {
         // `RUN <<EOF`: the body is the script (unless a shebang names another interpreter).
         let body = bodies.join("\n");
         if let Some(shebang) = body.strip_prefix("#!") {
             let interp = shebang.lines().next().unwrap_or("");
-            let is_sh = ["sh", "bash", "ash", "dash", "zsh"].iter().any(|s| interp.split_whitespace().any(|w| w.rsplit('/').next() == Some(s)));
+            let is_sh = ["sh", "bash", "ash", "dash", "zsh"].iter().any(|s| {
+                interp
+                    .split_whitespace()
+                    .any(|w| w.rsplit('/').next() == Some(s))
+            });
             if !is_sh {
                 return None;
             }
@@ -85,24 +92,50 @@ impl<'a> Model<'a> {
             if ins.is("FROM") {
                 let base = BaseImage::parse(ins);
                 let parent = stages.iter().rposition(|s| {
-                    s.base.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&base.image)) && base.tag.is_none()
+                    s.base
+                        .alias
+                        .as_deref()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(&base.image))
+                        && base.tag.is_none()
                 });
-                stages.push(Stage { from: i, base, parent });
+                stages.push(Stage {
+                    from: i,
+                    base,
+                    parent,
+                });
             }
-            stage_of.push(if stages.is_empty() { None } else { Some(stages.len() - 1) });
+            stage_of.push(if stages.is_empty() {
+                None
+            } else {
+                Some(stages.len() - 1)
+            });
             if ins.is("RUN") {
                 if let Some(t) = run_text(ins) {
-                    runs.push(RunScript { index: i, ins, script: shell::parse(&t), onbuild: false });
+                    runs.push(RunScript {
+                        index: i,
+                        ins,
+                        script: shell::parse(&t),
+                        onbuild: false,
+                    });
                 }
-            } else if let Some(inner) = ins.onbuild.as_deref() {
-                if inner.is("RUN") {
-                    if let Some(t) = run_text(inner) {
-                        runs.push(RunScript { index: i, ins, script: shell::parse(&t), onbuild: true });
-                    }
-                }
+            } else if let Some(inner) = ins.onbuild.as_deref()
+                && inner.is("RUN")
+                && let Some(t) = run_text(inner)
+            {
+                runs.push(RunScript {
+                    index: i,
+                    ins,
+                    script: shell::parse(&t),
+                    onbuild: true,
+                });
             }
         }
-        Model { df, stages, stage_of, runs }
+        Model {
+            df,
+            stages,
+            stage_of,
+            runs,
+        }
     }
 
     pub fn ins(&self) -> &'a [Instruction] {
@@ -110,7 +143,13 @@ impl<'a> Model<'a> {
     }
 
     pub fn hit(&self, rule: &'static str, ins: &Instruction, message: impl Into<String>) -> Hit {
-        Hit { rule, line: ins.line, column: ins.column, end_line: ins.end_line, message: message.into() }
+        Hit {
+            rule,
+            line: ins.line,
+            column: ins.column,
+            end_line: ins.end_line,
+            message: message.into(),
+        }
     }
 
     /// Stage indices from `s` up through its parents (itself first).
@@ -128,8 +167,15 @@ impl<'a> Model<'a> {
     }
 
     /// Instructions of a stage (by index into the instruction list).
-    pub fn stage_instructions(&self, s: usize) -> impl Iterator<Item = (usize, &'a Instruction)> + '_ {
-        self.df.instructions.iter().enumerate().filter(move |(i, _)| self.stage_of[*i] == Some(s))
+    pub fn stage_instructions(
+        &self,
+        s: usize,
+    ) -> impl Iterator<Item = (usize, &'a Instruction)> + '_ {
+        self.df
+            .instructions
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| self.stage_of[*i] == Some(s))
     }
 
     /// Names set by `ENV` in a stage and its parents, with values, up to instruction `upto` (exclusive).
@@ -137,7 +183,13 @@ impl<'a> Model<'a> {
         let mut out = Vec::new();
         let Some(s) = self.stage_of.get(upto).copied().flatten() else {
             // Before the first FROM (only in fragments): the ENVs above.
-            for ins in self.df.instructions.iter().take(upto).filter(|i| i.is("ENV")) {
+            for ins in self
+                .df
+                .instructions
+                .iter()
+                .take(upto)
+                .filter(|i| i.is("ENV"))
+            {
                 out.extend(key_values(&ins.args, self.df.escape));
             }
             return out;

@@ -42,6 +42,8 @@ pub struct Args {
     #[arg(long = "trusted-registry", value_name = "REGISTRY")]
     pub trusted_registries: Vec<String>,
     #[command(flatten)]
+    pub kube: super::lint_kube::KubeArgs,
+    #[command(flatten)]
     pub out: OutputArgs,
     #[command(flatten)]
     pub gate: GateArgs,
@@ -58,7 +60,14 @@ pub enum Input {
     Image { target: String },
 }
 
-const IMAGE_PREFIXES: &[&str] = &["oci:", "oci-archive:", "docker-archive:", "registry:", "docker:", "podman:"];
+const IMAGE_PREFIXES: &[&str] = &[
+    "oci:",
+    "oci-archive:",
+    "docker-archive:",
+    "registry:",
+    "docker:",
+    "podman:",
+];
 
 fn is_dockerfile_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -80,7 +89,10 @@ pub fn classify(paths: &[String]) -> anyhow::Result<Vec<Input>> {
     let mut out = Vec::new();
     for p in paths {
         if p == "-" {
-            out.push(Input::Dockerfile { name: "-".into(), path: None });
+            out.push(Input::Dockerfile {
+                name: "-".into(),
+                path: None,
+            });
             continue;
         }
         if IMAGE_PREFIXES.iter().any(|pre| p.starts_with(pre)) {
@@ -93,16 +105,37 @@ pub fn classify(paths: &[String]) -> anyhow::Result<Vec<Input>> {
             let mut found = Vec::new();
             walk(&path, 0, &mut found)?;
             found.sort();
-            if found.is_empty() {
-                return Err(InputError(format!("{p}: no Dockerfile found in this directory")).into());
+            // Kubernetes manifests in the directory too (`moat lint deploy/`).
+            let manifests = super::lint_kube::manifest_files(&path)?;
+            if found.is_empty() && manifests.is_empty() {
+                return Err(InputError(format!(
+                    "{p}: no Dockerfile or Kubernetes manifest found in this directory"
+                ))
+                .into());
             }
-            out.extend(found.into_iter().map(|f| Input::Dockerfile { name: f.display().to_string(), path: Some(f) }));
+            out.extend(found.into_iter().map(|f| Input::Dockerfile {
+                name: f.display().to_string(),
+                path: Some(f),
+            }));
+            out.extend(manifests.into_iter().map(|f| Input::Kubernetes {
+                name: f.display().to_string(),
+                path: f,
+            }));
         } else {
-            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if is_manifest_name(&file) && !is_dockerfile_name(&file) {
-                out.push(Input::Kubernetes { name: p.clone(), path });
+                out.push(Input::Kubernetes {
+                    name: p.clone(),
+                    path,
+                });
             } else {
-                out.push(Input::Dockerfile { name: p.clone(), path: Some(path) });
+                out.push(Input::Dockerfile {
+                    name: p.clone(),
+                    path: Some(path),
+                });
             }
         }
     }
@@ -118,7 +151,10 @@ fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> anyhow::Result<()
         let name = e.file_name().to_string_lossy().into_owned();
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            if matches!(name.as_str(), ".git" | "node_modules" | "target" | ".venv" | "vendor") {
+            if matches!(
+                name.as_str(),
+                ".git" | "node_modules" | "target" | ".venv" | "vendor"
+            ) {
                 continue;
             }
             walk(&e.path(), depth + 1, found)?;
@@ -139,7 +175,9 @@ fn load_config(a: &Args) -> anyhow::Result<Config> {
         candidates.push(PathBuf::from(".hadolint.yml"));
         if let Some(home) = std::env::var_os("HOME") {
             let home = PathBuf::from(home);
-            let xdg = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).unwrap_or_else(|| home.join(".config"));
+            let xdg = std::env::var_os("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| home.join(".config"));
             candidates.push(xdg.join("hadolint.yaml"));
             candidates.push(home.join(".hadolint.yaml"));
         }
@@ -148,15 +186,18 @@ fn load_config(a: &Args) -> anyhow::Result<Config> {
     for c in candidates {
         match std::fs::read_to_string(&c) {
             Ok(text) => {
-                cfg = Config::from_yaml(&c.display().to_string(), &text).map_err(|e| InputError(e.to_string()))?;
+                cfg = Config::from_yaml(&c.display().to_string(), &text)
+                    .map_err(|e| InputError(e.to_string()))?;
                 break;
             }
             Err(e) if explicit => return Err(InputError(format!("{}: {e}", c.display())).into()),
             Err(_) => {}
         }
     }
-    cfg.ignored.extend(a.ignore.iter().map(|s| s.trim().to_ascii_uppercase()));
-    cfg.trusted_registries.extend(a.trusted_registries.iter().cloned());
+    cfg.ignored
+        .extend(a.ignore.iter().map(|s| s.trim().to_ascii_uppercase()));
+    cfg.trusted_registries
+        .extend(a.trusted_registries.iter().cloned());
     Ok(cfg)
 }
 
@@ -171,10 +212,19 @@ fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
             s
         }
         _ => {
-            let mut s = String::from("Severity mapping for hadolint levels: error → HIGH, warning → MEDIUM, info → LOW, style → INFO.\n\n");
+            let mut s = String::from(
+                "Severity mapping for hadolint levels: error → HIGH, warning → MEDIUM, info → LOW, style → INFO.\n\n",
+            );
             for r in moat_lint::RULES {
-                let al = if r.aliases.is_empty() { String::new() } else { format!(" ({})", r.aliases.join(", ")) };
-                s.push_str(&format!("{}{al} [{}] {}\n    why: {}\n    fix: {}\n", r.id, r.severity, r.title, r.why, r.fix));
+                let al = if r.aliases.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.aliases.join(", "))
+                };
+                s.push_str(&format!(
+                    "{}{al} [{}] {}\n    why: {}\n    fix: {}\n",
+                    r.id, r.severity, r.title, r.why, r.fix
+                ));
             }
             s
         }
@@ -188,23 +238,39 @@ fn lint_dockerfile(name: &str, path: Option<&Path>, cfg: &Config) -> anyhow::Res
     match path {
         Some(p) => {
             let f = std::fs::File::open(p).map_err(|e| InputError(format!("{name}: {e}")))?;
-            f.take(moat_lint::dockerfile::MAX_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(|e| InputError(format!("{name}: {e}")))?;
+            f.take(moat_lint::dockerfile::MAX_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| InputError(format!("{name}: {e}")))?;
         }
         None => {
-            std::io::stdin().lock().take(moat_lint::dockerfile::MAX_BYTES as u64 + 1).read_to_end(&mut bytes).context("cannot read standard input")?;
+            std::io::stdin()
+                .lock()
+                .take(moat_lint::dockerfile::MAX_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .context("cannot read standard input")?;
         }
     }
     moat_lint::lint_dockerfile(name, &bytes, cfg).map_err(|e| InputError(e.to_string()).into())
 }
 
-/// Kubernetes manifests are linted by the Kubernetes judge; until it is wired in here they are an input
-/// error naming the file.
-fn lint_kubernetes(name: &str, _path: &Path) -> anyhow::Result<Vec<Finding>> {
-    Err(InputError(format!("{name}: Kubernetes manifests are not supported by this build of moat lint")).into())
+/// Reads a Kubernetes manifest (bounded); the manifests are judged together after all inputs are read
+/// (a NetworkPolicy in one file selects a Deployment in another).
+fn read_manifest(name: &str, path: &Path) -> anyhow::Result<(String, String)> {
+    let mut bytes = Vec::new();
+    let f = std::fs::File::open(path).map_err(|e| InputError(format!("{name}: {e}")))?;
+    f.take(moat_kube::MAX_MANIFEST_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| InputError(format!("{name}: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| InputError(format!("{name}: not UTF-8 text")))?;
+    Ok((name.to_string(), text))
 }
 
 fn lint_image(target: &str) -> anyhow::Result<Vec<Finding>> {
-    Err(InputError(format!("{target}: image targets are not supported by this build of moat lint")).into())
+    Err(InputError(format!(
+        "{target}: image targets are not supported by this build of moat lint"
+    ))
+    .into())
 }
 
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
@@ -218,15 +284,38 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     let inputs = classify(&a.paths)?;
     let mut findings = Vec::new();
     let mut kinds = Vec::new();
+    let mut manifests: Vec<(String, String)> = Vec::new();
     for input in &inputs {
         // The dispatch point: one judge per kind of input.
         match input {
+            // Standard input is a Kubernetes manifest when it says so (`helm template ... | moat lint -`).
+            Input::Dockerfile { name, path: None } => {
+                let mut bytes = Vec::new();
+                std::io::stdin()
+                    .lock()
+                    .take(moat_kube::MAX_MANIFEST_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+                    .context("cannot read standard input")?;
+                match std::str::from_utf8(&bytes) {
+                    Ok(text) if super::lint_kube::is_kubernetes_input(name, text) => {
+                        manifests.push((name.clone(), text.to_string()));
+                        kinds.push("kubernetes");
+                    }
+                    _ => {
+                        findings.extend(
+                            moat_lint::lint_dockerfile(name, &bytes, &cfg)
+                                .map_err(|e| InputError(e.to_string()))?,
+                        );
+                        kinds.push("dockerfile");
+                    }
+                }
+            }
             Input::Dockerfile { name, path } => {
                 findings.extend(lint_dockerfile(name, path.as_deref(), &cfg)?);
                 kinds.push("dockerfile");
             }
             Input::Kubernetes { name, path } => {
-                findings.extend(lint_kubernetes(name, path)?);
+                manifests.push(read_manifest(name, path)?);
                 kinds.push("kubernetes");
             }
             Input::Image { target } => {
@@ -235,6 +324,9 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             }
         }
     }
+    if !manifests.is_empty() {
+        findings.extend(super::lint_kube::lint(&manifests, &a.kube)?);
+    }
     kinds.sort();
     kinds.dedup();
     let name = match inputs.as_slice() {
@@ -242,7 +334,13 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
         [Input::Image { target }] => target.clone(),
         many => format!("{} inputs", many.len()),
     };
-    let report = Report::new(TargetInfo { name, kind: kinds.join("+") }, findings);
+    let report = Report::new(
+        TargetInfo {
+            name,
+            kind: kinds.join("+"),
+        },
+        findings,
+    );
     let text = match a.format {
         Format::Table => moat_report::to_table(&report),
         Format::Json => report.to_json(),
