@@ -152,7 +152,7 @@ impl Explanation {
     pub fn to_text(&self, target: &str) -> String {
         let mut s = String::new();
         for r in &self.records {
-            s.push_str(&format!("{}", r.id));
+            s.push_str(&r.id);
             if !r.aliases.is_empty() {
                 s.push_str(&format!(" (aliases: {})", r.aliases.join(", ")));
             }

@@ -103,11 +103,9 @@ fn agrees_with_osv_dev() {
                 .ok()
                 .and_then(|r| r.into_iter().find(|r| r.id == i))
                 .and_then(|r| r.published)
-            {
-                if p > cutoff {
+                && p > cutoff {
                     cutoff = p;
                 }
-            }
         }
     }
     let mut later = BTreeSet::new();
