@@ -314,10 +314,8 @@ fn missing_link_targets(view: &FileView, links: &BTreeSet<String>) -> BTreeSet<S
                 out.insert(t.clone());
             }
             EntryKind::Symlink(_) => {
-                if let Some(p) = view.resolve_path(l) {
-                    if view.get(&p).is_none() {
-                        out.insert(p);
-                    }
+                if let Some(p) = view.resolve_path(l).filter(|p| view.get(p).is_none()) {
+                    out.insert(p);
                 }
             }
             _ => {}

@@ -107,7 +107,8 @@ fn check_whiteouts(v: &FileView, what: &str) {
 
 #[test]
 fn whiteouts_in_every_compression_and_container() {
-    let makers: [(&str, fn(Vec<u8>) -> Layer); 3] = [
+    type Maker = fn(Vec<u8>) -> Layer;
+    let makers: [(&str, Maker); 3] = [
         ("gzip", Layer::gz),
         ("zstd", Layer::zst),
         ("plain", Layer::plain),

@@ -210,6 +210,5 @@ pub fn docker_archive(out: &Path, layers: &[Layer]) {
         "manifest.json",
         &serde_json::to_vec(&manifest).expect("manifest"),
     );
-    drop(add);
     b.finish().expect("finish");
 }
