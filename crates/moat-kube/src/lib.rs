@@ -232,13 +232,7 @@ pub fn pss_findings(
         for v in &failure.violations {
             let path = workload_path(&t, &v.field);
             let mut f = finding_at(doc, failure.id, FindingKind::Kubernetes, sev, title, &path);
-            f.message = format!(
-                "{} ({}:{}): {}",
-                v.message,
-                level.as_str(),
-                version,
-                failure.reason
-            );
+            f.message = v.message.clone();
             f.why = Some(format!(
                 "{why} Pod Security Standards {} check `{}` at {}: {}.",
                 failure.level.as_str(),
