@@ -158,6 +158,12 @@ impl Apply<'_> {
                 ),
             };
         }
+        if e.kind() == io::ErrorKind::TimedOut || e.to_string().contains("timeout") {
+            return ImageError::Invalid {
+                what: self.name.clone(),
+                why: format!("timed out while reading the layer ({e})"),
+            };
+        }
         ImageError::Invalid {
             what: self.name.clone(),
             why: format!("cannot read layer (truncated or corrupt): {e}"),
