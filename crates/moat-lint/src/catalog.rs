@@ -384,6 +384,62 @@ pub static RULES: &[RuleInfo] = &[
         "Rename the label key (e.g. org.example.version)."
     ),
     dl!(
+        "DL3049",
+        "info",
+        "Label required by the label schema is missing",
+        "The organisation's label schema requires this label for provenance and ownership.",
+        "Add the label to every stage (or to the stage the others build on)."
+    ),
+    dl!(
+        "DL3050",
+        "info",
+        "Label not in the label schema (strict labels)",
+        "With strict-labels, labels outside the schema are typos or unreviewed metadata.",
+        "Remove the label or add it to label-schema."
+    ),
+    dl!(
+        "DL3051",
+        "warning",
+        "Label is empty",
+        "An empty required label carries no information.",
+        "Give the label a value."
+    ),
+    dl!(
+        "DL3052",
+        "warning",
+        "Label is not a valid URL",
+        "The schema types this label as a URL; tools reading it will fail.",
+        "Use an absolute URL such as https://example.org/repo."
+    ),
+    dl!(
+        "DL3053",
+        "warning",
+        "Label is not an RFC 3339 time",
+        "The schema types this label as a timestamp.",
+        "Use RFC 3339, e.g. 2024-01-31T12:00:00Z."
+    ),
+    dl!(
+        "DL3055",
+        "warning",
+        "Label is not a git hash",
+        "The schema types this label as a git commit hash.",
+        "Use the full 40-character (or 7-character short) commit hash."
+    ),
+    dl!(
+        "DL3056",
+        "warning",
+        "Label is not a semantic version",
+        "The schema types this label as a semantic version.",
+        "Use MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]."
+    ),
+    dl!(
+        "DL3058",
+        "warning",
+        "Label is not an email address",
+        "The schema types this label as an email address.",
+        "Use a valid address such as team@example.org."
+    ),
+    dl!(
         "DL3057",
         "info",
         "No HEALTHCHECK in the final image",

@@ -10,46 +10,71 @@ use crate::LintError;
 use crate::catalog;
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Healthcheck {
+struct RawHealthcheck {
     #[serde(rename = "Test", default)]
-    pub test: Vec<String>,
+    test: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct RunConfig {
+struct RawRunConfig {
     #[serde(rename = "User", default)]
-    pub user: Option<String>,
+    user: Option<String>,
     #[serde(rename = "Env", default)]
-    pub env: Option<Vec<String>>,
+    env: Option<Vec<String>>,
     #[serde(rename = "Healthcheck", default)]
-    pub healthcheck: Option<Healthcheck>,
+    healthcheck: Option<RawHealthcheck>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct History {
+struct RawHistory {
     #[serde(default)]
-    pub created_by: Option<String>,
-    #[serde(default)]
-    pub empty_layer: Option<bool>,
+    created_by: Option<String>,
 }
 
-/// The parts of an OCI/Docker image config these checks read.
 #[derive(Debug, Clone, Default, Deserialize)]
+struct RawConfig {
+    #[serde(default)]
+    config: Option<RawRunConfig>,
+    #[serde(default)]
+    history: Option<Vec<RawHistory>>,
+}
+
+/// The parts of an image config these checks read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageConfig {
-    #[serde(default)]
-    pub config: Option<RunConfig>,
-    #[serde(default)]
-    pub history: Option<Vec<History>>,
+    pub user: Option<String>,
+    /// `KEY=value` strings.
+    pub env: Vec<String>,
+    /// `Healthcheck.Test` (`["NONE"]` = deliberately disabled); `None` = no healthcheck.
+    pub healthcheck: Option<Vec<String>>,
+    /// `created_by` of every history entry, in order.
+    pub history: Vec<String>,
 }
 
 impl ImageConfig {
+    /// Reads an OCI/Docker image config JSON document.
     pub fn from_json(name: &str, bytes: &[u8]) -> Result<ImageConfig, LintError> {
-        serde_json::from_slice(bytes).map_err(|e| {
+        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
             LintError::Input(format!(
                 "{name}: invalid image config (line {}, column {}): {e}",
                 e.line(),
                 e.column()
             ))
+        })?;
+        let rc = raw.config.unwrap_or_default();
+        Ok(ImageConfig {
+            user: rc.user,
+            env: rc.env.unwrap_or_default(),
+            healthcheck: rc
+                .healthcheck
+                .and_then(|h| h.test)
+                .filter(|t| !t.is_empty()),
+            history: raw
+                .history
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.created_by.unwrap_or_default())
+                .collect(),
         })
     }
 }
@@ -139,11 +164,16 @@ const CACHE_DIRS: &[&str] = &[
     "/usr/local/share/.cache/yarn/",
 ];
 
+/// Whether the file checks need an entry's metadata (`path` absolute), so a caller walking an image
+/// can skip everything else.
+pub fn wants(path: &str, mode: u32) -> bool {
+    mode & 0o6002 != 0 || CACHE_DIRS.iter().any(|c| path.starts_with(c))
+}
+
 /// Image-configuration findings for the image named `target`.
 pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<Finding> {
     let mut out = Vec::new();
-    let rc = cfg.config.clone().unwrap_or_default();
-    let user = rc.user.unwrap_or_default();
+    let user = cfg.user.clone().unwrap_or_default();
     let u = user.split(':').next().unwrap_or("");
     if u.is_empty() || u == "root" || u == "0" {
         out.push(finding(
@@ -156,16 +186,15 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
             },
         ));
     }
-    let hc = rc.healthcheck.map(|h| h.test).unwrap_or_default();
-    if hc.is_empty() {
+    if cfg.healthcheck.is_none() {
         out.push(finding(
             "MOAT-IMG-002",
             target,
             "The image config has no Healthcheck".into(),
         ));
     }
-    for e in rc.env.unwrap_or_default() {
-        if let Some(k) = secret_assignment(&e) {
+    for e in &cfg.env {
+        if let Some(k) = secret_assignment(e) {
             let mut f = finding(
                 "MOAT-IMG-003",
                 target,
@@ -175,9 +204,8 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
             out.push(f);
         }
     }
-    for (n, h) in cfg.history.clone().unwrap_or_default().iter().enumerate() {
-        let cb = h.created_by.clone().unwrap_or_default();
-        if let Some(k) = secret_assignment(&cb) {
+    for (n, cb) in cfg.history.iter().enumerate() {
+        if let Some(k) = secret_assignment(cb) {
             let mut f = finding(
                 "MOAT-IMG-004",
                 target,

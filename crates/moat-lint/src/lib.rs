@@ -87,6 +87,7 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
     let m = rules::Model::new(df);
     let mut hits = Vec::new();
     rules::dl::check(&m, cfg, &mut hits);
+    rules::dl::check_labels(&m, cfg, &mut hits);
     rules::moat::check(&m, &mut hits);
     // Pragmas.
     if !cfg.disable_ignore_pragma {
@@ -210,6 +211,41 @@ mod tests {
             ))
         );
         assert_eq!(parse_pragma("just a comment"), None);
+    }
+
+    #[test]
+    fn label_schema_rules() {
+        let cfg = Config::from_yaml(
+            "h.yaml",
+            "label-schema:\n  author: text\n  url: url\n  created: rfc3339\n  version: semver\n  commit: hash\n  contact: email\nstrict-labels: true\n",
+        )
+        .unwrap();
+        let df = parse("D", b"FROM a:1\nLABEL author=\"\" url=notaurl created=2024-13 version=1.2 commit=xyz contact=nobody extra=1\n").unwrap();
+        let got: Vec<&str> = check(&df, &cfg)
+            .into_iter()
+            .map(|h| h.rule)
+            .filter(|r| r.starts_with("DL30"))
+            .collect();
+        for want in [
+            "DL3050", "DL3051", "DL3052", "DL3053", "DL3055", "DL3056", "DL3058",
+        ] {
+            assert!(got.contains(&want), "{want} missing from {got:?}");
+        }
+        let ok = parse("D", b"FROM a:1\nLABEL author=me url=https://example.org created=2024-01-02T03:04:05Z version=1.2.3-rc.1 commit=0123456789abcdef0123456789abcdef01234567 contact=a@b.org\n").unwrap();
+        let got: Vec<&str> = check(&ok, &cfg)
+            .into_iter()
+            .map(|h| h.rule)
+            .filter(|r| r.starts_with("DL30"))
+            .collect();
+        assert!(
+            !got.iter().any(|r| [
+                "DL3049", "DL3050", "DL3051", "DL3052", "DL3053", "DL3055", "DL3056", "DL3058"
+            ]
+            .contains(r)),
+            "{got:?}"
+        );
+        let missing = parse("D", b"FROM a:1\nLABEL author=me\n").unwrap();
+        assert!(check(&missing, &cfg).iter().any(|h| h.rule == "DL3049"));
     }
 
     #[test]

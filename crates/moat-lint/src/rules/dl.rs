@@ -18,7 +18,7 @@ fn is_archive(p: &str) -> bool {
     ARCHIVE_EXTS.iter().any(|e| p.ends_with(e))
 }
 
-fn is_url(p: &str) -> bool {
+fn is_http_url(p: &str) -> bool {
     let p = drop_quotes(p);
     p.starts_with("https://") || p.starts_with("http://")
 }
@@ -988,7 +988,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     && ws.len() >= 2
                     && ws[..ws.len() - 1]
                         .iter()
-                        .any(|s| !(is_archive(s) || is_url(s)))
+                        .any(|s| !(is_archive(s) || is_http_url(s)))
                 {
                     out.push(m.hit("DL3020", i, "Use COPY instead of ADD for files and folders"));
                 }
@@ -1413,4 +1413,160 @@ fn raw_env_values(args: &str) -> Vec<String> {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+fn is_url(v: &str) -> bool {
+    let Some((scheme, rest)) = v.split_once("://") else {
+        return false;
+    };
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    scheme_ok && !host.is_empty() && !v.contains(char::is_whitespace)
+}
+
+fn is_rfc3339(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b.get(r.clone())
+            .is_some_and(|s| s.iter().all(u8::is_ascii_digit))
+    };
+    if b.len() < 20
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+    {
+        return false;
+    }
+    if !matches!(b[10], b'T' | b't' | b' ')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
+    }
+    let mut i = 19;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let s = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == s {
+            return false;
+        }
+    }
+    match b.get(i) {
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            b.len() == i + 6 && digits(i + 1..i + 3) && b[i + 3] == b':' && digits(i + 4..i + 6)
+        }
+        _ => false,
+    }
+}
+
+fn is_semver(v: &str) -> bool {
+    let (core, _build) = v.split_once('+').unwrap_or((v, ""));
+    let (core, pre) = match core.split_once('-') {
+        Some((c, p)) => (c, Some(p)),
+        None => (core, None),
+    };
+    let nums: Vec<&str> = core.split('.').collect();
+    let num_ok = |n: &str| {
+        !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) && (n == "0" || !n.starts_with('0'))
+    };
+    nums.len() == 3
+        && nums.iter().all(|n| num_ok(n))
+        && pre.is_none_or(|p| {
+            !p.is_empty()
+                && p.split('.').all(|x| {
+                    !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        })
+}
+
+/// DL3049–DL3053, DL3055, DL3056, DL3058: labels required and typed by `label-schema`; DL3050 with
+/// `strict-labels`. Silent without a schema, like hadolint.
+pub fn check_labels(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
+    if cfg.label_schema.is_empty() {
+        return;
+    }
+    let ins = m.ins();
+    let esc = m.df.escape;
+    for (idx, i) in ins.iter().enumerate() {
+        if !i.is("LABEL") {
+            continue;
+        }
+        for (k, v) in key_values(&i.args, esc) {
+            let Some(ty) = cfg.label_schema.get(&k) else {
+                if cfg.strict_labels {
+                    out.push(m.hit(
+                        "DL3050",
+                        i,
+                        format!("Superfluous label {k} is not in the label schema"),
+                    ));
+                }
+                continue;
+            };
+            if v.is_empty() {
+                out.push(m.hit("DL3051", i, format!("Label {k} is empty")));
+                continue;
+            }
+            if v.contains('$') {
+                continue;
+            }
+            let (rule, ok) = match ty.to_ascii_lowercase().as_str() {
+                "url" => ("DL3052", is_url(&v)),
+                "rfc3339" => ("DL3053", is_rfc3339(&v)),
+                "hash" => (
+                    "DL3055",
+                    (v.len() == 40 || v.len() == 7) && v.chars().all(|c| c.is_ascii_hexdigit()),
+                ),
+                "semver" => ("DL3056", is_semver(&v)),
+                "email" => (
+                    "DL3058",
+                    v.split_once('@').is_some_and(|(l, d)| {
+                        !l.is_empty()
+                            && !d.is_empty()
+                            && !d.contains('@')
+                            && !v.contains(char::is_whitespace)
+                    }),
+                ),
+                _ => ("", true),
+            };
+            if !ok {
+                out.push(m.hit(rule, i, format!("Label {k} is not a valid {ty}: {v:?}")));
+            }
+        }
+        let _ = idx;
+    }
+    // DL3049: each stage (with what it inherits) must define every schema label.
+    for s in 0..m.stages.len() {
+        let mut have: BTreeSet<String> = BTreeSet::new();
+        for st in m.chain(s) {
+            for (_, i) in m.stage_instructions(st) {
+                if i.is("LABEL") {
+                    have.extend(key_values(&i.args, esc).into_iter().map(|(k, _)| k));
+                }
+            }
+        }
+        for k in cfg.label_schema.keys() {
+            if !have.contains(k) {
+                out.push(m.hit(
+                    "DL3049",
+                    &ins[m.stages[s].from],
+                    format!("Label {k} is missing"),
+                ));
+            }
+        }
+    }
 }
