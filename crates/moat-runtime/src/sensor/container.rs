@@ -85,7 +85,13 @@ impl Resolver {
     }
 
     /// The container for a full id, with whatever the runtime's state tells.
-    pub fn container(&mut self, runtime: &str, full_id: &str, pod_uid: Option<String>) -> Container {
+    pub fn container(
+        &mut self,
+        runtime: &str,
+        full_id: &str,
+        pod_uid: Option<String>,
+        graphroot: Option<PathBuf>,
+    ) -> Container {
         if let Some(c) = self.by_id.get(full_id) {
             return c.clone();
         }
@@ -96,14 +102,27 @@ impl Resolver {
             pod_uid,
             ..Default::default()
         };
-        for root in self.roots.clone() {
+        let mut roots = self.roots.clone();
+        if let Some(g) = graphroot {
+            roots.insert(0, g);
+        }
+        for root in roots {
             if read_storage(&root, full_id, &mut c) {
                 break;
             }
         }
-        self.by_id.insert(full_id.to_string(), c.clone());
+        if c.image.is_some() {
+            self.by_id.insert(full_id.to_string(), c.clone());
+        }
         c
     }
+}
+
+/// The storage root of an overlay upper dir (`ROOT/overlay/LAYER/diff` → `ROOT`).
+pub fn graphroot_of(upperdir: &str) -> Option<PathBuf> {
+    upperdir
+        .rfind("/overlay/")
+        .map(|i| PathBuf::from(&upperdir[..i]))
 }
 
 /// Splits `registry/repo:tag` (or `@digest`) into repository and tag.
@@ -119,10 +138,24 @@ pub fn split_image(image: &str) -> (String, Option<String>) {
 
 fn read_storage(root: &Path, id: &str, c: &mut Container) -> bool {
     let list = root.join("overlay-containers/containers.json");
-    let Ok(text) = read_bounded(&list, 64 << 20) else { return false };
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(&text) else { return false };
-    let Some(item) = items.iter().find(|i| i.get("id").and_then(|v| v.as_str()) == Some(id)) else { return false };
-    c.name = item.get("names").and_then(|n| n.get(0)).and_then(|n| n.as_str()).map(str::to_string);
+    let Ok(text) = read_bounded(&list, 64 << 20) else {
+        return false;
+    };
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(&text)
+    else {
+        return false;
+    };
+    let Some(item) = items
+        .iter()
+        .find(|i| i.get("id").and_then(|v| v.as_str()) == Some(id))
+    else {
+        return false;
+    };
+    c.name = item
+        .get("names")
+        .and_then(|n| n.get(0))
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
     if let Some(meta) = item.get("metadata").and_then(|m| m.as_str())
         && let Ok(m) = serde_json::from_str::<serde_json::Value>(meta)
         && let Some(img) = m.get("image-name").and_then(|v| v.as_str())
@@ -136,19 +169,31 @@ fn read_storage(root: &Path, id: &str, c: &mut Container) -> bool {
         c.start_ts = parse_rfc3339(created).unwrap_or(0);
     }
     // OCI spec: a privileged container has no masked paths and keeps CAP_SYS_ADMIN.
-    let cfg = root.join("overlay-containers").join(id).join("userdata/config.json");
+    let cfg = root
+        .join("overlay-containers")
+        .join(id)
+        .join("userdata/config.json");
     if let Ok(t) = read_bounded(&cfg, 16 << 20)
         && let Ok(spec) = serde_json::from_str::<serde_json::Value>(&t)
     {
-        let masked = spec.pointer("/linux/maskedPaths").and_then(|v| v.as_array()).is_some_and(|a| !a.is_empty());
+        let masked = spec
+            .pointer("/linux/maskedPaths")
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| !a.is_empty());
         let sys_admin = spec
             .pointer("/process/capabilities/bounding")
             .and_then(|v| v.as_array())
             .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("CAP_SYS_ADMIN")));
         c.privileged = Some(!masked && sys_admin);
         if let Some(a) = spec.pointer("/annotations").and_then(|v| v.as_object()) {
-            c.k8s_ns = a.get("io.kubernetes.pod.namespace").and_then(|v| v.as_str()).map(str::to_string);
-            c.k8s_pod = a.get("io.kubernetes.pod.name").and_then(|v| v.as_str()).map(str::to_string);
+            c.k8s_ns = a
+                .get("io.kubernetes.pod.namespace")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            c.k8s_pod = a
+                .get("io.kubernetes.pod.name")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
         }
     }
     true
@@ -190,25 +235,48 @@ mod tests {
         let id = "a".repeat(64);
         let podman = format!("0::/machine.slice/libpod-{id}.scope/container\n");
         assert_eq!(from_cgroup(&podman).unwrap().0, "podman");
-        let podman_cgroupfs = format!("1:name=systemd:/libpod_parent/libpod-{id}\n0::/libpod_parent/libpod-{id}\n");
+        let podman_cgroupfs =
+            format!("1:name=systemd:/libpod_parent/libpod-{id}\n0::/libpod_parent/libpod-{id}\n");
         assert_eq!(from_cgroup(&podman_cgroupfs).unwrap().1, id);
-        assert_eq!(from_cgroup(&format!("0::/system.slice/docker-{id}.scope")).unwrap().0, "docker");
-        assert_eq!(from_cgroup(&format!("0::/docker/{id}")).unwrap().0, "docker");
+        assert_eq!(
+            from_cgroup(&format!("0::/system.slice/docker-{id}.scope"))
+                .unwrap()
+                .0,
+            "docker"
+        );
+        assert_eq!(
+            from_cgroup(&format!("0::/docker/{id}")).unwrap().0,
+            "docker"
+        );
         let k8s = format!(
             "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0.slice/cri-containerd-{id}.scope"
         );
         let (rt, got, pod) = from_cgroup(&k8s).unwrap();
         assert_eq!((rt, got.as_str()), ("containerd", id.as_str()));
         assert_eq!(pod.as_deref(), Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"));
-        assert_eq!(from_cgroup(&format!("0::/kubepods.slice/x/crio-{id}.scope")).unwrap().0, "cri-o");
+        assert_eq!(
+            from_cgroup(&format!("0::/kubepods.slice/x/crio-{id}.scope"))
+                .unwrap()
+                .0,
+            "cri-o"
+        );
         assert!(from_cgroup("0::/user.slice/user-0.slice/session-1.scope\n").is_none());
         assert!(from_cgroup("garbage").is_none());
     }
 
     #[test]
     fn images_and_times() {
-        assert_eq!(split_image("docker.io/library/debian:bookworm"), ("docker.io/library/debian".into(), Some("bookworm".into())));
-        assert_eq!(split_image("localhost:5000/app"), ("localhost:5000/app".into(), None));
-        assert_eq!(parse_rfc3339("1970-01-02T00:00:01.5Z"), Some(86_401_000_000_000));
+        assert_eq!(
+            split_image("docker.io/library/debian:bookworm"),
+            ("docker.io/library/debian".into(), Some("bookworm".into()))
+        );
+        assert_eq!(
+            split_image("localhost:5000/app"),
+            ("localhost:5000/app".into(), None)
+        );
+        assert_eq!(
+            parse_rfc3339("1970-01-02T00:00:01.5Z"),
+            Some(86_401_000_000_000)
+        );
     }
 }

@@ -207,7 +207,11 @@ fn clone_flags(f: u64) -> String {
             v.push(n);
         }
     }
-    if v.is_empty() { "0".into() } else { v.join("|") }
+    if v.is_empty() {
+        "0".into()
+    } else {
+        v.join("|")
+    }
 }
 
 /// sockaddr bytes → (family, ip, port, unix path).
@@ -226,7 +230,12 @@ fn parse_sockaddr(a: &[u8]) -> Option<(u16, Option<IpAddr>, u16, Option<String>)
         10 if a.len() >= 24 => {
             let mut ip = [0u8; 16];
             ip.copy_from_slice(&a[8..24]);
-            Some((10, Some(IpAddr::V6(Ipv6Addr::from(ip))), u16::from_be_bytes([a[2], a[3]]), None))
+            Some((
+                10,
+                Some(IpAddr::V6(Ipv6Addr::from(ip))),
+                u16::from_be_bytes([a[2], a[3]]),
+                None,
+            ))
         }
         1 => Some((1, None, 0, Some(cstr(&a[2..])))),
         f => Some((f, None, 0, None)),
@@ -258,7 +267,11 @@ fn l4(sotype: u16, proto: u8) -> Option<String> {
 fn decode_sys(s: &Sys, table: &Table) -> Event {
     let nr = s.h.nr;
     let name = syscall_name(nr);
-    let mut ev = Event { evt_type: name.to_string(), res: s.h.ret, ..Default::default() };
+    let mut ev = Event {
+        evt_type: name.to_string(),
+        res: s.h.ret,
+        ..Default::default()
+    };
     let a = s.args;
     let path = cstr(&s.path);
     let path2 = cstr(&s.path2);
@@ -288,7 +301,11 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
             let full = abs(&path, dirfd);
             ev.fd = Some(Fd {
                 num: if ret >= 0 { ret } else { -1 },
-                typ: if flags & 0o200000 != 0 { FdType::Directory } else { FdType::File },
+                typ: if flags & 0o200000 != 0 {
+                    FdType::Directory
+                } else {
+                    FdType::File
+                },
                 nameraw: Some(path),
                 name: full,
                 ..Default::default()
@@ -308,7 +325,11 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
                 ev.args.insert("oldfd".into(), (a[0] as i32).to_string());
                 ev.args.insert("fd".into(), ret.to_string());
             }
-            let fam = if s.is_sock != 0 { s.family } else { remote.as_ref().map_or(0, |r| r.0) };
+            let fam = if s.is_sock != 0 {
+                s.family
+            } else {
+                remote.as_ref().map_or(0, |r| r.0)
+            };
             let typ = match fam {
                 2 => FdType::Ipv4,
                 10 => FdType::Ipv6,
@@ -323,13 +344,18 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
             let mut fd = Fd {
                 num: fdnum,
                 typ,
-                l4proto: if typ.is_ip() { l4(s.sotype, s.proto) } else { None },
+                l4proto: if typ.is_ip() {
+                    l4(s.sotype, s.proto)
+                } else {
+                    None
+                },
                 lip: ip_of(s.family, &s.laddr),
                 lport: s.lport,
                 rip: ip_of(s.family, &s.raddr),
                 rport: s.rport,
                 is_server: matches!(name, "accept" | "accept4" | "listen" | "bind"),
-                connected: name == "connect" && (ret >= 0 || ret == -115) || name.starts_with("accept"),
+                connected: name == "connect" && (ret >= 0 || ret == -115)
+                    || name.starts_with("accept"),
                 ..Default::default()
             };
             if let Some((_, ip, port, unix)) = remote {
@@ -340,7 +366,12 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
                 if let Some(u) = unix {
                     fd.name = u;
                 }
-                ev.args.insert("addr".into(), fd.rip.map(|i| format!("{i}:{}", fd.rport)).unwrap_or_default());
+                ev.args.insert(
+                    "addr".into(),
+                    fd.rip
+                        .map(|i| format!("{i}:{}", fd.rport))
+                        .unwrap_or_default(),
+                );
             }
             if typ == FdType::Ipv4 && fd.lip.is_none() {
                 fd.lip = Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
@@ -361,7 +392,12 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
         "memfd_create" => {
             ev.args.insert("name".into(), path.clone());
             ev.args.insert("fd".into(), ret.to_string());
-            ev.fd = Some(Fd { num: ret, typ: FdType::Memfd, name: format!("memfd:{path}"), ..Default::default() });
+            ev.fd = Some(Fd {
+                num: ret,
+                typ: FdType::Memfd,
+                name: format!("memfd:{path}"),
+                ..Default::default()
+            });
         }
         "init_module" => {
             ev.args.insert("len".into(), a[1].to_string());
@@ -386,7 +422,11 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
             ev.args.insert(key.into(), (a[0] as u32).to_string());
         }
         "setreuid" | "setregid" | "setresuid" | "setresgid" => {
-            let (r, e) = if name.contains("uid") { ("ruid", "euid") } else { ("rgid", "egid") };
+            let (r, e) = if name.contains("uid") {
+                ("ruid", "euid")
+            } else {
+                ("rgid", "egid")
+            };
             ev.args.insert(r.into(), (a[0] as u32 as i32).to_string());
             ev.args.insert(e.into(), (a[1] as u32 as i32).to_string());
             if name.starts_with("setres") {
@@ -429,8 +469,10 @@ fn load() -> Result<aya::Ebpf, SensorError> {
             .ok_or_else(|| SensorError::Bpf(format!("program {prog} missing from the object")))?
             .try_into()
             .map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))?;
-        p.load(tp, &btf).map_err(|e| SensorError::Bpf(format!("{prog}: {e:?}")))?;
-        p.attach().map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))?;
+        p.load(tp, &btf)
+            .map_err(|e| SensorError::Bpf(format!("{prog}: {e:?}")))?;
+        p.attach()
+            .map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))?;
     }
     Ok(bpf)
 }
@@ -438,11 +480,16 @@ fn load() -> Result<aya::Ebpf, SensorError> {
 /// Runs the eBPF sensor; returns the number of lost events.
 pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, SensorError> {
     let mut bpf = load()?;
-    let mut ring = RingBuf::try_from(bpf.take_map("events").ok_or_else(|| SensorError::Bpf("no events map".into()))?)
-        .map_err(|e| SensorError::Bpf(e.to_string()))?;
-    let lost_map: PerCpuArray<_, u64> =
-        PerCpuArray::try_from(bpf.take_map("lost").ok_or_else(|| SensorError::Bpf("no lost map".into()))?)
-            .map_err(|e| SensorError::Bpf(e.to_string()))?;
+    let mut ring = RingBuf::try_from(
+        bpf.take_map("events")
+            .ok_or_else(|| SensorError::Bpf("no events map".into()))?,
+    )
+    .map_err(|e| SensorError::Bpf(e.to_string()))?;
+    let lost_map: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        bpf.take_map("lost")
+            .ok_or_else(|| SensorError::Bpf("no lost map".into()))?,
+    )
+    .map_err(|e| SensorError::Bpf(e.to_string()))?;
     let mut table = Table::new();
     table.scan();
     signal_ready(opts, "ebpf");
@@ -455,7 +502,11 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
         if stopped() || opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, 100) };
         while let Some(item) = ring.next() {
@@ -470,21 +521,69 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                     continue;
                 }
                 EV_EXIT => {
-                    let mut ev = Event { evt_type: "procexit".into(), res: h.ret, ..Default::default() };
-                    table.enrich(&mut ev, pid, h.tid as i64, h.uid, h.gid, h.loginuid, h.cap_eff, h.cgroup_id, h.mntns as u64, &comm);
+                    let mut ev = Event {
+                        evt_type: "procexit".into(),
+                        res: h.ret,
+                        ..Default::default()
+                    };
+                    table.enrich(
+                        &mut ev,
+                        pid,
+                        h.tid as i64,
+                        h.uid,
+                        h.gid,
+                        h.loginuid,
+                        h.cap_eff,
+                        h.cgroup_id,
+                        h.mntns as u64,
+                        &comm,
+                    );
                     table.exit(pid);
                     ev
                 }
                 EV_EXEC => {
-                    let Some(x) = read_as::<Exec>(b) else { continue };
+                    let Some(x) = read_as::<Exec>(b) else {
+                        continue;
+                    };
                     let dentry = cstr(&x.dentry);
                     let memfd = dentry.starts_with("memfd:");
                     let argv = &x.argv[..(x.argv_len as usize).min(x.argv.len())];
-                    table.exec(pid, h.ppid as i64, &comm, &cstr(&x.filename), argv, x.tty, memfd, table.wall(h.start_ns));
-                    let mut ev = Event { evt_type: "execve".into(), res: 0, ..Default::default() };
+                    table.exec(
+                        pid,
+                        h.ppid as i64,
+                        &comm,
+                        &cstr(&x.filename),
+                        argv,
+                        x.tty,
+                        memfd,
+                        table.wall(h.start_ns),
+                    );
+                    let mut ev = Event {
+                        evt_type: "execve".into(),
+                        res: 0,
+                        ..Default::default()
+                    };
                     ev.args.insert("filename".into(), cstr(&x.filename));
-                    ev.args.insert("flags".into(), if memfd { "EXE_FROM_MEMFD".into() } else { "0".into() });
-                    table.enrich(&mut ev, pid, h.tid as i64, h.uid, h.gid, h.loginuid, h.cap_eff, h.cgroup_id, h.mntns as u64, &comm);
+                    ev.args.insert(
+                        "flags".into(),
+                        if memfd {
+                            "EXE_FROM_MEMFD".into()
+                        } else {
+                            "0".into()
+                        },
+                    );
+                    table.enrich(
+                        &mut ev,
+                        pid,
+                        h.tid as i64,
+                        h.uid,
+                        h.gid,
+                        h.loginuid,
+                        h.cap_eff,
+                        h.cgroup_id,
+                        h.mntns as u64,
+                        &comm,
+                    );
                     ev
                 }
                 EV_SYSCALL => {
@@ -493,7 +592,18 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                     let setid = matches!(ev.evt_type.as_str(), "setuid" | "setreuid" | "setresuid");
                     // For the setuid family, user.uid is the caller's uid before the call.
                     let uid = if setid { s.pre_uid } else { h.uid };
-                    table.enrich(&mut ev, pid, h.tid as i64, uid, h.gid, h.loginuid, h.cap_eff, h.cgroup_id, h.mntns as u64, &comm);
+                    table.enrich(
+                        &mut ev,
+                        pid,
+                        h.tid as i64,
+                        uid,
+                        h.gid,
+                        h.loginuid,
+                        h.cap_eff,
+                        h.cgroup_id,
+                        h.mntns as u64,
+                        &comm,
+                    );
                     ev
                 }
                 _ => continue,
@@ -524,11 +634,17 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
 }
 
 fn drop_event(n: u64, table: &Table) -> Event {
-    let mut ev = Event { evt_type: "drop".into(), ..Default::default() };
+    let mut ev = Event {
+        evt_type: "drop".into(),
+        ..Default::default()
+    };
     ev.args.insert("lost".into(), n.to_string());
     ev.proc.name = "moat".into();
     ev.proc.pid = std::process::id() as i64;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     ev.ts = now;
     let _ = table;
     ev

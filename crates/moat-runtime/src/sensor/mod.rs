@@ -107,3 +107,8 @@ pub(crate) fn signal_ready(opts: &Options, sensor: &str) {
         let _ = std::fs::write(p, format!("{sensor} {}\n", std::process::id()));
     }
 }
+
+/// Asks a running sensor loop to stop (as SIGTERM would).
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}

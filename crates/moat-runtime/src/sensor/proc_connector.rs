@@ -15,15 +15,24 @@ const PROC_EVENT_EXEC: u32 = 0x2;
 const PROC_EVENT_EXIT: u32 = 0x8000_0000;
 
 fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    b.get(o..o + 4).map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+    b.get(o..o + 4)
+        .map(|x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
 }
 
 /// Runs until stopped; returns 0 lost (the connector does not count losses; ENOBUFS is reported).
 pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, SensorError> {
     // SAFETY: plain socket syscalls on a descriptor we own and close.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, NETLINK_CONNECTOR) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_CONNECTOR,
+        )
+    };
     if fd < 0 {
-        return Err(SensorError::ProcConnector(std::io::Error::last_os_error().to_string()));
+        return Err(SensorError::ProcConnector(
+            std::io::Error::last_os_error().to_string(),
+        ));
     }
     let guard = Fd(fd);
     let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
@@ -31,11 +40,21 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
     sa.nl_groups = CN_IDX_PROC;
     sa.nl_pid = 0;
     // SAFETY: sa is a valid sockaddr_nl.
-    if unsafe { libc::bind(guard.0, &sa as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sa) as u32) } < 0 {
-        return Err(SensorError::ProcConnector(format!("bind: {}", std::io::Error::last_os_error())));
+    if unsafe {
+        libc::bind(
+            guard.0,
+            &sa as *const _ as *const libc::sockaddr,
+            std::mem::size_of_val(&sa) as u32,
+        )
+    } < 0
+    {
+        return Err(SensorError::ProcConnector(format!(
+            "bind: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // nlmsghdr (16) + cn_msg (20) + op (4)
-    let mut msg = vec![0u8; 40];
+    let mut msg = [0u8; 40];
     msg[0..4].copy_from_slice(&40u32.to_ne_bytes());
     msg[4..6].copy_from_slice(&(libc::NLMSG_DONE as u16).to_ne_bytes());
     msg[12..16].copy_from_slice(&std::process::id().to_ne_bytes());
@@ -45,7 +64,10 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
     msg[36..40].copy_from_slice(&1u32.to_ne_bytes()); // PROC_CN_MCAST_LISTEN
     // SAFETY: msg is a valid buffer of its length.
     if unsafe { libc::send(guard.0, msg.as_ptr() as *const libc::c_void, msg.len(), 0) } < 0 {
-        return Err(SensorError::ProcConnector(format!("subscribe: {}", std::io::Error::last_os_error())));
+        return Err(SensorError::ProcConnector(format!(
+            "subscribe: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     let mut table = Table::new();
     table.scan();
@@ -57,7 +79,11 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
         if stopped() || opts.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        let mut pfd = libc::pollfd { fd: guard.0, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: guard.0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         if unsafe { libc::poll(&mut pfd, 1, 100) } <= 0 {
             continue;
@@ -71,27 +97,48 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
         let ev0 = 36; // after nlmsghdr + cn_msg
         let Some(what) = u32_at(b, ev0) else { continue };
         let data = ev0 + 16;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         match what {
             PROC_EVENT_FORK => {
-                if let (Some(ptgid), Some(cpid), Some(ctgid)) = (u32_at(b, data + 4), u32_at(b, data + 8), u32_at(b, data + 12))
-                    && cpid == ctgid
+                if let (Some(ptgid), Some(cpid), Some(ctgid)) = (
+                    u32_at(b, data + 4),
+                    u32_at(b, data + 8),
+                    u32_at(b, data + 12),
+                ) && cpid == ctgid
                 {
                     table.fork(ptgid as i64, ctgid as i64, now);
                 }
             }
             PROC_EVENT_EXEC => {
-                let Some(tgid) = u32_at(b, data + 4) else { continue };
+                let Some(tgid) = u32_at(b, data + 4) else {
+                    continue;
+                };
                 let pid = tgid as i64;
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let comm = stat.find('(').zip(stat.rfind(')')).map(|(o, c)| stat[o + 1..c].to_string()).unwrap_or_default();
-                let ppid = stat.rfind(')').and_then(|c| stat[c + 2..].split_whitespace().nth(1)?.parse().ok()).unwrap_or(0);
+                let comm = stat
+                    .find('(')
+                    .zip(stat.rfind(')'))
+                    .map(|(o, c)| stat[o + 1..c].to_string())
+                    .unwrap_or_default();
+                let ppid = stat
+                    .rfind(')')
+                    .and_then(|c| stat[c + 2..].split_whitespace().nth(1)?.parse().ok())
+                    .unwrap_or(0);
                 let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+                let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let memfd = exe.starts_with("/memfd:");
                 table.exec(pid, ppid, &comm, &exe, &argv, 0, memfd, now);
                 let (uid, gid) = ids(pid);
-                let mut ev = Event { evt_type: "execve".into(), ts: now, ..Default::default() };
+                let mut ev = Event {
+                    evt_type: "execve".into(),
+                    ts: now,
+                    ..Default::default()
+                };
                 let cg = cgroup_key(pid);
                 table.enrich(&mut ev, pid, pid, uid, gid, u32::MAX, 0, cg, 0, &comm);
                 num += 1;
@@ -120,7 +167,10 @@ impl Drop for Fd {
 fn ids(pid: i64) -> (u32, u32) {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let get = |k: &str| {
-        s.lines().find(|l| l.starts_with(k)).and_then(|l| l.split_whitespace().nth(2)?.parse().ok()).unwrap_or(0)
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(0)
     };
     (get("Uid:"), get("Gid:"))
 }

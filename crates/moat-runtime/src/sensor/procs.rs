@@ -33,7 +33,7 @@ pub struct Proc {
 /// Process table plus enrichment caches.
 pub struct Table {
     procs: HashMap<i64, Proc>,
-    containers: HashMap<u64, Option<Container>>,
+    containers: HashMap<u64, (Option<Container>, Instant)>,
     resolver: Resolver,
     users: HashMap<(u64, u32, bool), Option<String>>,
     upper: HashMap<String, Option<String>>,
@@ -50,7 +50,9 @@ fn read(path: &str) -> Option<String> {
 }
 
 fn link(path: &str) -> Option<String> {
-    std::fs::read_link(path).ok().map(|p| p.to_string_lossy().into_owned())
+    std::fs::read_link(path)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// Fields of /proc/PID/stat after the comm: (ppid, pgrp, session, tty_nr, starttime ticks).
@@ -70,10 +72,13 @@ fn stat_fields(text: &str) -> Option<(String, i64, i64, i64, u32, u64)> {
 /// Nanoseconds to add to CLOCK_BOOTTIME to get wall-clock time.
 pub fn boot_to_wall() -> i64 {
     let ts = |clk| {
-        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: clock_gettime writes into the timespec we own.
         unsafe { libc::clock_gettime(clk, &mut t) };
-        t.tv_sec as i64 * 1_000_000_000 + t.tv_nsec as i64
+        t.tv_sec * 1_000_000_000 + t.tv_nsec
     };
     ts(libc::CLOCK_REALTIME) - ts(libc::CLOCK_BOOTTIME)
 }
@@ -83,7 +88,9 @@ fn split_argv(raw: &[u8]) -> Vec<String> {
     if raw.is_empty() {
         return vec![];
     }
-    raw.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+    raw.split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
 
 impl Default for Table {
@@ -112,10 +119,14 @@ impl Table {
 
     /// Loads every process currently in /proc.
     pub fn scan(&mut self) {
-        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
         let tick = 100u64; // USER_HZ
         for d in dir.flatten() {
-            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i64>().ok()) else { continue };
+            let Some(pid) = d.file_name().to_str().and_then(|s| s.parse::<i64>().ok()) else {
+                continue;
+            };
             if let Some(p) = self.read_proc(pid) {
                 let mut p = p;
                 // starttime is in clock ticks since boot.
@@ -127,10 +138,15 @@ impl Table {
 
     /// Reads a process from /proc (start_ts left in ticks for the caller).
     fn read_proc(&self, pid: i64) -> Option<Proc> {
-        let (comm, ppid, pgrp, sid, tty, start) = stat_fields(&read(&format!("/proc/{pid}/stat"))?)?;
+        let (comm, ppid, pgrp, sid, tty, start) =
+            stat_fields(&read(&format!("/proc/{pid}/stat"))?)?;
         let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let mut args = split_argv(&argv);
-        let exe = if args.is_empty() { comm.clone() } else { args.remove(0) };
+        let exe = if args.is_empty() {
+            comm.clone()
+        } else {
+            args.remove(0)
+        };
         let exepath = link(&format!("/proc/{pid}/exe")).unwrap_or_default();
         Some(Proc {
             pid,
@@ -152,7 +168,10 @@ impl Table {
 
     /// A fork: the child starts as a copy of its parent.
     pub fn fork(&mut self, parent: i64, child: i64, ts: u64) {
-        let mut p = self.procs.get(&parent).cloned().unwrap_or_else(|| Proc { pid: parent, ..Default::default() });
+        let mut p = self.procs.get(&parent).cloned().unwrap_or_else(|| Proc {
+            pid: parent,
+            ..Default::default()
+        });
         p.ppid = parent;
         p.pid = child;
         p.vpid = child;
@@ -163,9 +182,23 @@ impl Table {
 
     /// An exec replaced the process image.
     #[allow(clippy::too_many_arguments)]
-    pub fn exec(&mut self, pid: i64, ppid: i64, comm: &str, filename: &str, argv: &[u8], tty: u32, memfd: bool, start_ts: u64) {
+    pub fn exec(
+        &mut self,
+        pid: i64,
+        ppid: i64,
+        comm: &str,
+        filename: &str,
+        argv: &[u8],
+        tty: u32,
+        memfd: bool,
+        start_ts: u64,
+    ) {
         let mut args = split_argv(argv);
-        let exe = if args.is_empty() { filename.to_string() } else { args.remove(0) };
+        let exe = if args.is_empty() {
+            filename.to_string()
+        } else {
+            args.remove(0)
+        };
         let old = self.procs.remove(&pid).unwrap_or_default();
         let cwd = link(&format!("/proc/{pid}/cwd")).unwrap_or(old.cwd);
         let exepath = if memfd {
@@ -175,7 +208,10 @@ impl Table {
         } else {
             link(&format!("/proc/{pid}/exe")).unwrap_or_else(|| join(&cwd, filename))
         };
-        let (sid, pgid) = match read(&format!("/proc/{pid}/stat")).as_deref().and_then(stat_fields) {
+        let (sid, pgid) = match read(&format!("/proc/{pid}/stat"))
+            .as_deref()
+            .and_then(stat_fields)
+        {
             Some((_, _, pg, s, _, _)) => (s, pg),
             None => (old.sid, old.pgid),
         };
@@ -191,7 +227,11 @@ impl Table {
                 args,
                 cwd,
                 tty,
-                start_ts: if old.start_ts != 0 { old.start_ts } else { start_ts },
+                start_ts: if old.start_ts != 0 {
+                    old.start_ts
+                } else {
+                    start_ts
+                },
                 sid,
                 pgid,
                 vpid: ns_pid(pid).unwrap_or(pid),
@@ -211,7 +251,10 @@ impl Table {
         }
         if self.last_sweep.elapsed() > Duration::from_secs(10) {
             self.last_sweep = Instant::now();
-            self.procs.retain(|_, p| p.exited.is_none_or(|t| t.elapsed() < Duration::from_secs(30)));
+            self.procs.retain(|_, p| {
+                p.exited
+                    .is_none_or(|t| t.elapsed() < Duration::from_secs(30))
+            });
         }
     }
 
@@ -227,12 +270,27 @@ impl Table {
 
     /// The container of a cgroup (cached by cgroup id; resolved from /proc/PID/cgroup).
     fn container(&mut self, cgroup_id: u64, pid: i64) -> Option<Container> {
-        if let Some(c) = self.containers.get(&cgroup_id) {
+        // Cached; a container whose image is still unknown (its first process may run before the
+        // container's root is mounted) is looked up again every two seconds.
+        if let Some((c, at)) = self.containers.get(&cgroup_id)
+            && (c.as_ref().is_none_or(|c| c.image.is_some())
+                || at.elapsed() < Duration::from_secs(2))
+        {
             return c.clone();
         }
         let text = read(&format!("/proc/{pid}/cgroup"))?;
-        let c = container::from_cgroup(&text).map(|(rt, id, pod)| self.resolver.container(rt, &id, pod));
-        self.containers.insert(cgroup_id, c.clone());
+        let c = match container::from_cgroup(&text) {
+            Some((rt, id, pod)) => {
+                let root = self
+                    .upperdir(&id, pid)
+                    .as_deref()
+                    .and_then(container::graphroot_of);
+                Some(self.resolver.container(rt, &id, pod, root))
+            }
+            None => None,
+        };
+        self.containers
+            .insert(cgroup_id, (c.clone(), Instant::now()));
         c
     }
 
@@ -242,7 +300,8 @@ impl Table {
             return n.clone();
         }
         let file = if group { "group" } else { "passwd" };
-        let text = read(&format!("/proc/{pid}/root/etc/{file}")).or_else(|| read(&format!("/etc/{file}")));
+        let text =
+            read(&format!("/proc/{pid}/root/etc/{file}")).or_else(|| read(&format!("/etc/{file}")));
         let name = text.and_then(|t| {
             t.lines().find_map(|l| {
                 let mut it = l.split(':');
@@ -255,34 +314,58 @@ impl Table {
         name
     }
 
+    /// The overlay upper dir of a container's root filesystem (cached per container).
+    fn upperdir(&mut self, full_id: &str, pid: i64) -> Option<String> {
+        if let Some(u) = self.upper.get(full_id) {
+            return u.clone();
+        }
+        let u = read(&format!("/proc/{pid}/mountinfo")).and_then(|mi| {
+            mi.lines()
+                .find(|l| l.split_whitespace().nth(4) == Some("/"))
+                .and_then(|l| {
+                    l.split([',', ' '])
+                        .find_map(|o| o.strip_prefix("upperdir="))
+                        .map(str::to_string)
+                })
+        });
+        if u.is_some() {
+            self.upper.insert(full_id.to_string(), u.clone());
+        }
+        u
+    }
+
     /// Whether the executable lives in the container's writable overlay layer.
     fn upper_layer(&mut self, c: &Container, pid: i64, exepath: &str) -> bool {
-        let upper = match self.upper.get(&c.full_id) {
-            Some(u) => u.clone(),
-            None => {
-                let u = read(&format!("/proc/{pid}/mountinfo")).and_then(|mi| {
-                    mi.lines().find(|l| l.split_whitespace().nth(4) == Some("/")).and_then(|l| {
-                        l.split(|ch| ch == ',' || ch == ' ')
-                            .find_map(|o| o.strip_prefix("upperdir="))
-                            .map(str::to_string)
-                    })
-                });
-                self.upper.insert(c.full_id.clone(), u.clone());
-                u
+        match self.upperdir(&c.full_id.clone(), pid) {
+            Some(u) if exepath.starts_with('/') => {
+                std::path::Path::new(&format!("{u}{exepath}")).exists()
             }
-        };
-        match upper {
-            Some(u) if exepath.starts_with('/') => std::path::Path::new(&format!("{u}{exepath}")).exists(),
             _ => false,
         }
     }
 
     /// Fills the process, user and container context of an event.
     #[allow(clippy::too_many_arguments)]
-    pub fn enrich(&mut self, ev: &mut Event, pid: i64, tid: i64, uid: u32, gid: u32, loginuid: u32, caps: u64, cgroup_id: u64, mntns: u64, comm: &str) {
+    pub fn enrich(
+        &mut self,
+        ev: &mut Event,
+        pid: i64,
+        tid: i64,
+        uid: u32,
+        gid: u32,
+        loginuid: u32,
+        caps: u64,
+        cgroup_id: u64,
+        mntns: u64,
+        comm: &str,
+    ) {
         self.ensure(pid);
         let container = self.container(cgroup_id, pid);
-        let mut p = self.procs.get(&pid).cloned().unwrap_or_else(|| Proc { pid, name: comm.to_string(), ..Default::default() });
+        let mut p = self.procs.get(&pid).cloned().unwrap_or_else(|| Proc {
+            pid,
+            name: comm.to_string(),
+            ..Default::default()
+        });
         if p.cgroup_id != cgroup_id
             && let Some(e) = self.procs.get_mut(&pid)
         {
@@ -312,8 +395,16 @@ impl Table {
         }
         let user = self.user_name(mntns, pid, uid, false);
         let group = self.user_name(mntns, pid, gid, true);
-        let loginuid = if loginuid == u32::MAX { -1 } else { loginuid as i64 };
-        let loginname = if loginuid >= 0 { self.user_name(mntns, pid, loginuid as u32, false) } else { None };
+        let loginuid = if loginuid == u32::MAX {
+            -1
+        } else {
+            loginuid as i64
+        };
+        let loginname = if loginuid >= 0 {
+            self.user_name(mntns, pid, loginuid as u32, false)
+        } else {
+            None
+        };
         let (sname, vpgid_name, vpgid_exe) = (
             self.procs.get(&p.sid).map(|s| s.name.clone()),
             self.procs.get(&p.pgid).map(|s| s.name.clone()),
@@ -323,7 +414,11 @@ impl Table {
             pid,
             tid,
             vpid: p.vpid,
-            name: if comm.is_empty() { p.name.clone() } else { comm.to_string() },
+            name: if comm.is_empty() {
+                p.name.clone()
+            } else {
+                comm.to_string()
+            },
             exe: p.exe,
             exepath: p.exepath,
             args: p.args,
@@ -378,7 +473,11 @@ fn exe_times(pid: i64) -> (u64, u64) {
 
 /// Joins a relative path onto a directory and normalizes `.` and `..` lexically.
 pub fn join(dir: &str, rel: &str) -> String {
-    let full = if rel.starts_with('/') { rel.to_string() } else { format!("{}/{rel}", dir.trim_end_matches('/')) };
+    let full = if rel.starts_with('/') {
+        rel.to_string()
+    } else {
+        format!("{}/{rel}", dir.trim_end_matches('/'))
+    };
     normalize(&full)
 }
 
@@ -412,7 +511,10 @@ mod tests {
     fn stat_and_argv() {
         let s = "123 (my (odd) proc) S 1 123 123 34816 0 0 0 0 0 0 0 0 0 0 20 0 1 0 4242 0 0";
         let (comm, ppid, pg, sid, tty, start) = stat_fields(s).unwrap();
-        assert_eq!((comm.as_str(), ppid, pg, sid, tty, start), ("my (odd) proc", 1, 123, 123, 34816, 4242));
+        assert_eq!(
+            (comm.as_str(), ppid, pg, sid, tty, start),
+            ("my (odd) proc", 1, 123, 123, 34816, 4242)
+        );
         assert_eq!(split_argv(b"ls\0-l\0"), vec!["ls", "-l"]);
         assert!(split_argv(b"").is_empty());
     }
@@ -422,14 +524,40 @@ mod tests {
         let mut t = Table::new();
         t.scan();
         let me = std::process::id() as i64;
-        let mut ev = Event { evt_type: "openat".into(), ..Default::default() };
+        let mut ev = Event {
+            evt_type: "openat".into(),
+            ..Default::default()
+        };
         t.enrich(&mut ev, me, me, 0, 0, u32::MAX, 0, 1, 1, "");
         assert!(!ev.proc.exepath.is_empty());
         assert!(!ev.proc.ancestors.is_empty(), "parent chain from /proc");
         t.fork(me, 999_999_999, 1);
-        t.exec(999_999_999, me, "child", "/bin/child", b"child\0-x\0", 0, false, 1);
-        let mut ev = Event { evt_type: "execve".into(), ..Default::default() };
-        t.enrich(&mut ev, 999_999_999, 999_999_999, 0, 0, u32::MAX, 0, 1, 1, "child");
+        t.exec(
+            999_999_999,
+            me,
+            "child",
+            "/bin/child",
+            b"child\0-x\0",
+            0,
+            false,
+            1,
+        );
+        let mut ev = Event {
+            evt_type: "execve".into(),
+            ..Default::default()
+        };
+        t.enrich(
+            &mut ev,
+            999_999_999,
+            999_999_999,
+            0,
+            0,
+            u32::MAX,
+            0,
+            1,
+            1,
+            "child",
+        );
         assert_eq!(ev.proc.args, vec!["-x"]);
         assert_eq!(ev.proc.ancestors[0].pid, me);
     }
