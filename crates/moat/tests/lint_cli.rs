@@ -261,3 +261,85 @@ fn list_rules_and_hostile_input() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The real Debian image moat's tests share (built by ../shared/scripts/debian-image.sh when missing).
+fn debian_docker_archive() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from)?;
+    let tar = home.join(".cache/moat-fixtures/bookworm/docker.tar");
+    if !tar.exists() {
+        let script = PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/scripts/debian-image.sh"
+        ));
+        if script.exists() {
+            let _ = Command::new("bash")
+                .arg(&script)
+                .arg("bookworm")
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+    tar.exists().then_some(tar)
+}
+
+#[test]
+fn image_configuration_checks_on_a_real_image() {
+    let Some(tar) = debian_docker_archive() else {
+        eprintln!(
+            "SKIPPED: ~/.cache/moat-fixtures/bookworm/docker.tar missing and could not be built"
+        );
+        return;
+    };
+    let target = format!("docker-archive:{}", tar.display());
+    let out = moat()
+        .args(["lint", "--format", "json", &target])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fs = r["findings"].as_array().unwrap();
+    let root = fs
+        .iter()
+        .find(|f| f["id"] == "MOAT-IMG-001")
+        .expect("debian runs as root");
+    assert!(
+        root["aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "CIS-DI-0001")
+    );
+    // Debian ships setuid passwd and su; the finding names the file and its mode.
+    let suid: Vec<&str> = fs
+        .iter()
+        .filter(|f| f["id"] == "MOAT-IMG-005")
+        .filter_map(|f| f["location"]["file"].as_str())
+        .collect();
+    assert!(
+        suid.contains(&"/usr/bin/passwd") && suid.contains(&"/usr/bin/su"),
+        "{suid:?}"
+    );
+    // The same image's OCI layout gives the same findings.
+    let oci = tar.with_file_name("oci");
+    if oci.exists() {
+        let out = moat()
+            .args(["lint", "--format", "json"])
+            .arg(format!("oci:{}", oci.display()))
+            .output()
+            .unwrap();
+        let r2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(ids(&r), ids(&r2));
+    }
+    // A missing archive is an input error naming it.
+    let out = moat()
+        .args(["lint", "docker-archive:/nonexistent/img.tar"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/img.tar"));
+}
