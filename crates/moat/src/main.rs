@@ -34,6 +34,8 @@ enum Command {
     Runtime(cmd::runtime::Args),
     /// Policy as code (Kyverno-compatible): `policy test DIR` runs kyverno-test.yaml files.
     Policy(cmd::policy::Args),
+    /// Validating admission webhook (PSS, Kyverno policies, trusted registries) and its certificates.
+    Admission(cmd::admission::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => cmd::explain::run(a),
         Command::Runtime(a) => cmd::runtime::run(a),
         Command::Policy(a) => cmd::policy::run(a),
+        Command::Admission(a) => cmd::admission::run(a),
     };
     common::finish(result)
 }

@@ -2,6 +2,8 @@
 
 pub mod diff;
 pub mod lint;
+pub mod lint_kube;
+pub mod admission;
 pub mod sbom;
 pub mod scan;
 pub mod db;

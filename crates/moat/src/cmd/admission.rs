@@ -1,0 +1,134 @@
+//! `moat admission serve|certs`: the validating admission webhook and the certificates it serves with.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use moat_admission::{EngineConfig, FailurePolicy, ServeConfig};
+use moat_kube::{Level, PssVersion};
+use moat_report::Verdict;
+
+use crate::common::InputError;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Sub {
+    /// Serve the validating webhook over HTTPS (AdmissionReview v1 and v1beta1) until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+    /// Write a CA (ca.crt) and a serving certificate and key (tls.crt, tls.key) for the webhook Service.
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM, chain allowed); reloaded when the file changes.
+    #[arg(long = "tls-cert", value_name = "FILE")]
+    pub tls_cert: PathBuf,
+    /// Serving key (PEM); reloaded when the file changes.
+    #[arg(long = "tls-key", value_name = "FILE")]
+    pub tls_key: PathBuf,
+    /// Kyverno policies (files or directories, repeatable); reloaded when they change.
+    #[arg(long = "policies", value_name = "PATH")]
+    pub policies: Vec<PathBuf>,
+    /// Enforce a Pod Security Standards level: pss-baseline or pss-restricted.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Pod Security Standards version (`v1.N` or `latest`).
+    #[arg(long = "pss-version", value_name = "VERSION", default_value = "latest")]
+    pub pss_version: String,
+    /// Only admit images matching PATTERN (`registry.example.com/*`; repeatable).
+    #[arg(long = "trusted-registry", value_name = "PATTERN")]
+    pub trusted_registry: Vec<String>,
+    /// Require the pod annotation moat.dev/scan-status: passed.
+    #[arg(long)]
+    pub require_scan: bool,
+    /// On internal errors (a policy that cannot be evaluated) admit with a warning instead of denying.
+    #[arg(long)]
+    pub fail_open: bool,
+    /// Largest AdmissionReview accepted, in bytes.
+    #[arg(long = "max-body-bytes", value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's headers, and then its body.
+    #[arg(long = "request-timeout", value_name = "SECONDS", default_value_t = 10)]
+    pub request_timeout: u64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, tls.crt and tls.key into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// DNS names or IPs of the serving certificate (repeatable).
+    #[arg(
+        long = "name",
+        value_name = "NAME",
+        default_values_t = [
+            "moat-admission.moat-system.svc".to_string(),
+            "moat-admission.moat-system.svc.cluster.local".to_string(),
+        ]
+    )]
+    pub names: Vec<String>,
+    /// Validity in years.
+    #[arg(long, default_value_t = 1)]
+    pub years: i32,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Verdict> {
+    match a.command {
+        Sub::Serve(s) => serve(s),
+        Sub::Certs(c) => {
+            let bundle = moat_admission::certs::generate(&c.names, c.years)
+                .map_err(|e| InputError(e.to_string()))?;
+            moat_admission::certs::write(&bundle, &c.out).map_err(|e| InputError(e.to_string()))?;
+            eprintln!(
+                "moat: wrote {0}/ca.crt, {0}/tls.crt, {0}/tls.key for {1}",
+                c.out.display(),
+                c.names.join(", ")
+            );
+            Ok(Verdict::Pass)
+        }
+    }
+}
+
+fn serve(s: ServeArgs) -> anyhow::Result<Verdict> {
+    let pss_level = match s.profile.as_deref() {
+        None => None,
+        Some("pss-baseline") => Some(Level::Baseline),
+        Some("pss-restricted") => Some(Level::Restricted),
+        Some(other) => {
+            return Err(InputError(format!(
+                "unknown profile {other:?} (expected pss-baseline or pss-restricted)"
+            ))
+            .into());
+        }
+    };
+    let pss_version = s.pss_version.parse::<PssVersion>().map_err(InputError)?;
+    let mut cfg = ServeConfig::new(s.listen, s.tls_cert, s.tls_key);
+    cfg.engine = EngineConfig {
+        pss_level,
+        pss_version,
+        policies: s.policies,
+        trusted_registries: s.trusted_registry,
+        require_scan: s.require_scan,
+    };
+    cfg.failure = if s.fail_open {
+        FailurePolicy::Open
+    } else {
+        FailurePolicy::Closed
+    };
+    cfg.max_body_bytes = s.max_body_bytes;
+    cfg.request_timeout = Duration::from_secs(s.request_timeout.max(1));
+    moat_admission::serve_blocking(cfg).map_err(|e| match e {
+        moat_admission::AdmissionError::Config(m) => InputError(m).into(),
+        other => anyhow::anyhow!(other),
+    })?;
+    Ok(Verdict::Pass)
+}

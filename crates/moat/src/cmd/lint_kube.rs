@@ -1,0 +1,137 @@
+//! The Kubernetes half of `moat lint`: manifests (YAML/JSON, multi-document, `List`s, directories,
+//! stdin) judged by the Pod Security Standards, best practices and RBAC rules (moat-kube), and by
+//! Kyverno policies given with `--policy` (moat-policy).
+
+use std::path::{Path, PathBuf};
+
+use moat_kube::{LintOptions, Profile, PssOptions, PssVersion};
+use moat_model::Finding;
+
+use crate::common::InputError;
+
+/// Flags for Kubernetes manifests.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct KubeArgs {
+    /// Kubernetes checks to run: `pss-baseline` or `pss-restricted` (exactly that Pod Security
+    /// Standards level, nothing else), or `all` (default: PSS restricted, best practices and RBAC).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Pod Security Standards policy version, like a namespace's `pod-security.kubernetes.io/enforce-version`:
+    /// `v1.N` or `latest`.
+    #[arg(long = "pss-version", value_name = "VERSION", default_value = "latest")]
+    pub pss_version: String,
+    /// Kyverno policies (ClusterPolicy/Policy/ValidatingAdmissionPolicy files or directories) to judge
+    /// the manifests with, in addition to the profile.
+    #[arg(long = "policy", value_name = "PATH")]
+    pub policy: Vec<PathBuf>,
+}
+
+impl KubeArgs {
+    /// The lint options these flags ask for; a bad profile or version is a usage error (exit 2).
+    pub fn options(&self) -> anyhow::Result<LintOptions> {
+        let profile = match &self.profile {
+            None => Profile::All,
+            Some(p) => p.parse::<Profile>().map_err(InputError)?,
+        };
+        let pss_version = self.pss_version.parse::<PssVersion>().map_err(InputError)?;
+        Ok(LintOptions {
+            profile,
+            pss_version,
+            pss: PssOptions::default(),
+        })
+    }
+}
+
+/// Whether an input should be linted as Kubernetes manifests: its text carries `apiVersion:` and
+/// `kind:` (YAML) or both keys (JSON), whatever the name (stdin `-`, extensionless files).
+pub fn is_kubernetes_input(_name: &str, text: &str) -> bool {
+    moat_kube::looks_like_kubernetes(text)
+}
+
+/// The manifest files under a directory (sorted, recursive, `.yaml`/`.yml`/`.json`), so that
+/// `moat lint deploy/` lints a whole directory deterministically.
+pub fn manifest_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d)
+            .map_err(|e| InputError(format!("cannot read directory {}: {e}", d.display())))?;
+        for e in rd {
+            let e =
+                e.map_err(|e| InputError(format!("cannot read directory {}: {e}", d.display())))?;
+            let p = e.path();
+            let ft = e
+                .file_type()
+                .map_err(|err| InputError(format!("{}: {err}", p.display())))?;
+            if ft.is_dir() {
+                if !e.file_name().to_string_lossy().starts_with('.') {
+                    stack.push(p);
+                }
+            } else if ft.is_file() {
+                let n = p.to_string_lossy().to_ascii_lowercase();
+                if n.ends_with(".yaml") || n.ends_with(".yml") || n.ends_with(".json") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Lints Kubernetes inputs (name, text) and returns the findings (sorted). Unparseable manifests are
+/// input errors naming the file.
+pub fn lint(inputs: &[(String, String)], args: &KubeArgs) -> anyhow::Result<Vec<Finding>> {
+    let opts = args.options()?;
+    let mut docs = Vec::new();
+    for (name, text) in inputs {
+        let (d, warnings) =
+            moat_kube::load_str(name, text).map_err(|e| InputError(e.to_string()))?;
+        for w in warnings {
+            eprintln!("moat: warning: {w}");
+        }
+        docs.extend(d);
+    }
+    let mut findings = moat_kube::lint(&docs, &opts);
+    if !args.policy.is_empty() {
+        findings.extend(policy_findings(&docs, &args.policy)?);
+    }
+    findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    Ok(findings)
+}
+
+/// Kyverno policies judged on every document, as if each were being created.
+fn policy_findings(
+    docs: &[moat_kube::Document],
+    paths: &[PathBuf],
+) -> anyhow::Result<Vec<Finding>> {
+    let set = moat_policy::PolicySet::load_paths(paths).map_err(|e| InputError(e.to_string()))?;
+    for u in set.unsupported() {
+        eprintln!(
+            "moat: warning: policy {} rule {} is not evaluated: {}",
+            u.policy, u.rule, u.reason
+        );
+    }
+    let mut out = Vec::new();
+    for d in docs {
+        let input = moat_policy::AdmissionInput::create(d.value.clone());
+        for o in set.evaluate(&input) {
+            if !matches!(
+                o.result,
+                moat_policy::RuleResult::Fail | moat_policy::RuleResult::Error
+            ) {
+                continue;
+            }
+            let mut f = o.to_finding();
+            f.location.file = Some(d.file.clone());
+            f.location.document = Some(d.index);
+            f.location.line = d.line_of("");
+            if !d.prefix.is_empty() {
+                f.location.field = Some(d.prefix.clone());
+            }
+            f.location.object = Some(d.object_ref());
+            out.push(f);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,215 @@
+//! `moat lint` on Kubernetes manifests through the real binary: files, directories, `List`s, stdin,
+//! profiles and versions, exit codes, and `moat admission certs`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const MOAT: &str = env!("CARGO_BIN_EXE_moat");
+
+fn moat(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(MOAT)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run moat");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).expect("write stdin");
+        }
+    }
+    child.wait_with_output().expect("wait")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+const PRIVILEGED: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: x:1\n    securityContext:\n      privileged: true\n";
+
+#[test]
+fn stdin_list_and_profiles() {
+    // `helm template ... | moat lint -`: a List with a Deployment, read from stdin.
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: apps/v1\n  kind: Deployment\n  metadata:\n    name: web\n  spec:\n    template:\n      spec:\n        hostNetwork: true\n        containers:\n        - name: web\n          image: web:1\n";
+    let o = moat(
+        &[
+            "lint",
+            "-",
+            "--profile",
+            "pss-baseline",
+            "--fail-on",
+            "low",
+            "--format",
+            "json",
+        ],
+        Some(list),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = json(&o);
+    let f = &r["findings"][0];
+    assert_eq!(f["id"], "hostNamespaces");
+    assert_eq!(f["location"]["file"], "-");
+    assert_eq!(
+        f["location"]["field"],
+        "items[0].spec.template.spec.hostNetwork"
+    );
+    assert_eq!(f["location"]["line"], 11);
+    assert_eq!(
+        r["findings"].as_array().map(Vec::len),
+        Some(1),
+        "baseline only: {r}"
+    );
+
+    // The default profile adds restricted, best practices and RBAC.
+    let o = moat(&["lint", "-", "--format", "json"], Some(list));
+    assert_eq!(o.status.code(), Some(0), "no --fail-on, no failure");
+    let ids: Vec<String> = json(&o)["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        ids.contains(&"runAsNonRoot".to_string()) && ids.contains(&"MOAT-K8S-001".to_string()),
+        "{ids:?}"
+    );
+}
+
+#[test]
+fn directories_errors_and_versions() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("k8s")).expect("mkdir");
+    std::fs::write(dir.path().join("k8s/pod.yaml"), PRIVILEGED).expect("write");
+    std::fs::write(dir.path().join("Dockerfile"), "FROM debian:12\nUSER 1000\n").expect("write");
+    let d = dir.path().to_string_lossy().to_string();
+    let o = moat(
+        &["lint", &d, "--profile", "pss-baseline", "--format", "json"],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = json(&o);
+    assert_eq!(r["target"]["kind"], "dockerfile+kubernetes");
+    assert!(r["findings"].as_array().expect("f").iter().any(|f| {
+        f["id"] == "privileged"
+            && f["location"]["file"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("k8s/pod.yaml"))
+            && f["location"]["line"] == 10
+    }));
+
+    // Broken YAML: exit 2 naming the file.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Pod\nspec: [\n").expect("write");
+    let o = moat(&["lint", &bad.to_string_lossy()], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.yaml"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Bad profile or version: usage errors.
+    let pod = dir.path().join("k8s/pod.yaml");
+    let pod = pod.to_string_lossy();
+    assert_eq!(
+        moat(&["lint", &pod, "--pss-version", "v2.0"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        moat(&["lint", &pod, "--profile", "pss-strict"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn deploy_manifests_pass_the_restricted_profile() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let o = moat(
+        &[
+            "lint",
+            &deploy.to_string_lossy(),
+            "--profile",
+            "pss-restricted",
+            "--fail-on",
+            "low",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(json(&o)["target"]["kind"], "kubernetes");
+}
+
+#[test]
+fn admission_certs_writes_a_ca_and_serving_pair() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path().to_string_lossy().to_string();
+    let o = moat(
+        &[
+            "admission",
+            "certs",
+            "--out",
+            &d,
+            "--name",
+            "localhost",
+            "--name",
+            "127.0.0.1",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in ["ca.crt", "tls.crt", "tls.key"] {
+        let text = std::fs::read_to_string(dir.path().join(f)).expect(f);
+        assert!(text.starts_with("-----BEGIN "), "{f}");
+    }
+    // A server with a missing key refuses to start, naming the file (exit 2).
+    let o = moat(
+        &[
+            "admission",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &format!("{d}/tls.crt"),
+            "--tls-key",
+            &format!("{d}/missing.key"),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("missing.key"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
