@@ -154,10 +154,10 @@ fn api(fake: &Fake, req: &Request) -> Reply {
             "application/vnd.oci.image.manifest.v1+json",
         );
     }
-    if let Some(d) = req.path.strip_prefix("/v2/app/blobs/") {
-        if let Some(b) = fake.blobs.get(d) {
-            return ok(b.clone(), "application/octet-stream");
-        }
+    if let Some(d) = req.path.strip_prefix("/v2/app/blobs/")
+        && let Some(b) = fake.blobs.get(d)
+    {
+        return ok(b.clone(), "application/octet-stream");
     }
     status(404, vec![])
 }

@@ -241,3 +241,51 @@ fn multi_platform_index_picks_the_platform() {
     .to_string();
     assert!(err.contains("\"nope\"") && err.contains("multi"), "{err}");
 }
+
+#[test]
+fn selected_links_bring_their_targets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Targets come before the links in the stream (a second pass), and after (same pass).
+    let l = Layer::gz(layer(&[
+        E::File("usr/lib/os-release", b"ID=debian\n"),
+        E::Hardlink("usr/bin/python3", "usr/bin/python3.11"),
+        E::File(
+            "usr/bin/python3.11",
+            b"not reached: hard links point backwards",
+        ),
+        E::File("usr/bin/perl5", b"perl"),
+        E::Hardlink("usr/bin/perl", "usr/bin/perl5"),
+        E::Symlink("etc/os-release", "../usr/lib/os-release"),
+        E::Symlink("lib", "usr/lib"),
+        E::Symlink("etc/alt", "/lib/later"),
+        E::File("usr/lib/later", b"later"),
+    ]));
+    common::oci(dir.path(), &[l]);
+    let image = open(
+        &format!("oci:{}", dir.path().display()),
+        &OpenOptions::default(),
+    );
+    let wanted = ["etc/os-release", "usr/bin/perl", "etc/alt"];
+    let v = image
+        .collect(&|m| {
+            if wanted.contains(&m.path.as_str()) {
+                Select::Content
+            } else {
+                Select::Skip
+            }
+        })
+        .expect("collect");
+    let get = |p: &str| {
+        v.resolve_checked(p)
+            .expect("inside")
+            .and_then(|e| e.content.clone())
+    };
+    assert_eq!(get("etc/os-release").as_deref(), Some(&b"ID=debian\n"[..]));
+    assert_eq!(get("usr/bin/perl").as_deref(), Some(&b"perl"[..]));
+    // Through a linked directory (`lib -> usr/lib`) that was not selected.
+    assert_eq!(get("etc/alt").as_deref(), Some(&b"later"[..]));
+    assert_eq!(
+        v.resolve_path("lib/later").as_deref(),
+        Some("usr/lib/later")
+    );
+}
