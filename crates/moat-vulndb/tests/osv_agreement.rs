@@ -103,9 +103,10 @@ fn agrees_with_osv_dev() {
                 .ok()
                 .and_then(|r| r.into_iter().find(|r| r.id == i))
                 .and_then(|r| r.published)
-                && p > cutoff {
-                    cutoff = p;
-                }
+                && p > cutoff
+            {
+                cutoff = p;
+            }
         }
     }
     let mut later = BTreeSet::new();
