@@ -2,10 +2,11 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod rpm;
 pub mod release;
 
 use crate::Cataloger;
 
 pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
-    vec![Box::new(dpkg::Dpkg), Box::new(apk::Apk)]
+    vec![Box::new(dpkg::Dpkg), Box::new(apk::Apk), Box::new(rpm::Rpm)]
 }
