@@ -562,6 +562,33 @@ fn db_update_from_a_loopback_mirror_keeps_the_old_snapshot_on_failure() {
     assert_eq!(status(&db)["digest"], good["digest"]);
 }
 
+/// Writes `root` as a one-layer `docker save` archive (manifest.json, config, layer tar).
+fn docker_archive(root: &Path, out: &Path) {
+    use sha2::{Digest, Sha256};
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.append_dir_all(".", root).expect("layer");
+    let layer = layer.into_inner().expect("layer bytes");
+    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                        "history": [{"created_by": "test: old dpkg status over Debian 10"}]})
+    .to_string();
+    let config_name = format!("{}.json", hex::encode(Sha256::digest(config.as_bytes())));
+    let manifest = json!([{"Config": config_name, "RepoTags": ["moat-test/old:1"], "Layers": ["layer/layer.tar"]}]).to_string();
+    let mut t = tar::Builder::new(std::fs::File::create(out).expect("create"));
+    for (name, bytes) in [
+        ("manifest.json", manifest.as_bytes()),
+        (config_name.as_str(), config.as_bytes()),
+        ("layer/layer.tar", layer.as_slice()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, name, bytes).expect("append");
+    }
+    t.finish().expect("finish");
+}
+
 /// Versions compared by the real dpkg, as the oracle for the end-to-end test.
 fn dpkg_lt(a: &str, b: &str) -> Option<bool> {
     let o = Command::new("dpkg")
@@ -674,6 +701,41 @@ fn old_dpkg_status_over_debian_10_finds_what_the_dsa_dla_data_says() {
         String::from_utf8_lossy(&o.stderr)
     );
     let r: Value = serde_json::from_slice(&o.stdout).expect("json");
+    // The same tree as a one-layer docker-archive image, built here: same findings, with the layer.
+    let image = tmp.path().join("old.docker.tar");
+    docker_archive(&root, &image);
+    let o = moat(
+        &[
+            "scan",
+            &format!("docker-archive:{}", image.display()),
+            "--format",
+            "json",
+        ],
+        Some(&db),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let ri: Value = serde_json::from_slice(&o.stdout).expect("json");
+    let ids = |r: &Value| -> Vec<(String, String)> {
+        findings(r)
+            .iter()
+            .map(|f| (f["package"]["purl"].to_string(), f["id"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        ids(&r),
+        ids(&ri),
+        "dir: and docker-archive: of the same tree differ"
+    );
+    assert!(findings(&ri).iter().all(|f| {
+        f["location"]["layer"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("sha256:"))
+    }));
     let mut got: BTreeSet<(String, String, String)> = BTreeSet::new();
     for f in findings(&r) {
         let pkg = f["package"]["name"].as_str().expect("name").to_string();
