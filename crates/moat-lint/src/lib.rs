@@ -13,7 +13,7 @@ pub mod image;
 mod rules;
 pub mod shell;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use moat_model::{Finding, FindingKind};
 
@@ -92,17 +92,24 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
     // Pragmas.
     if !cfg.disable_ignore_pragma {
         let mut global: BTreeSet<String> = BTreeSet::new();
-        let mut line_ignores: Vec<(u32, BTreeSet<String>)> = Vec::new();
-        let mut stage_ignores: Vec<(Option<usize>, BTreeSet<String>)> = Vec::new();
+        let mut line_ignores: HashMap<u32, BTreeSet<String>> = HashMap::new();
+        let mut stage_ignores: HashMap<usize, BTreeSet<String>> = HashMap::new();
+        let line_to_idx: HashMap<u32, usize> = df
+            .instructions
+            .iter()
+            .enumerate()
+            .map(|(i, ins)| (ins.line, i))
+            .collect();
         for c in &df.comments {
             match parse_pragma(&c.text) {
                 Some(Pragma::Global(ids)) => global.extend(ids),
-                Some(Pragma::Line(ids)) => line_ignores.push((c.line + 1, ids)),
+                Some(Pragma::Line(ids)) => line_ignores.entry(c.line + 1).or_default().extend(ids),
                 Some(Pragma::Stage(ids)) => {
                     // The stage the next instruction belongs to.
-                    let next = df.instructions.iter().position(|i| i.line > c.line);
-                    let st = next.and_then(|n| m.stage_of[n]);
-                    stage_ignores.push((st, ids));
+                    let next = df.instructions.partition_point(|i| i.line <= c.line);
+                    if let Some(st) = m.stage_of.get(next).copied().flatten() {
+                        stage_ignores.entry(st).or_default().extend(ids);
+                    }
                 }
                 None => {}
             }
@@ -112,22 +119,14 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
                 return false;
             }
             if line_ignores
-                .iter()
-                .any(|(l, ids)| *l == h.line && names(ids, h.rule))
+                .get(&h.line)
+                .is_some_and(|ids| names(ids, h.rule))
             {
                 return false;
             }
-            if !stage_ignores.is_empty() {
-                let idx = df.instructions.iter().position(|i| i.line == h.line);
-                let st = idx.and_then(|n| m.stage_of[n]);
-                if stage_ignores
-                    .iter()
-                    .any(|(s, ids)| *s == st && s.is_some() && names(ids, h.rule))
-                {
-                    return false;
-                }
-            }
-            true
+            let st = line_to_idx.get(&h.line).and_then(|&n| m.stage_of[n]);
+            !st.and_then(|s| stage_ignores.get(&s))
+                .is_some_and(|ids| names(ids, h.rule))
         });
     }
     hits.retain(|h| {

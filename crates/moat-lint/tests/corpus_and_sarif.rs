@@ -135,3 +135,53 @@ fn sarif_of_lint_findings_is_valid() {
             .is_some_and(|l| l >= 1)
     }));
 }
+
+/// Hostile and huge inputs: every prefix of every corpus file and byte-flipped variants either lint or
+/// fail with an error naming the file (never a panic), and a very large generated Dockerfile (pragmas,
+/// stages, long RUNs, deep substitutions) is linted in one pass.
+#[test]
+fn hostile_and_huge_inputs_do_not_panic() {
+    let cfg = Config::default();
+    for (name, bytes) in corpus() {
+        let step = (bytes.len() / 40).max(1);
+        for cut in (0..bytes.len()).step_by(step) {
+            match moat_lint::lint_dockerfile(&name, &bytes[..cut], &cfg) {
+                Ok(_) => {}
+                Err(e) => assert!(e.to_string().contains(&name), "{e}"),
+            }
+            let mut flipped = bytes.clone();
+            for k in (cut..flipped.len()).step_by(97) {
+                flipped[k] = b"\\`\"'$(){}<|&;#\n\t\xc3"[k % 16];
+            }
+            if let Err(e) = moat_lint::lint_dockerfile(&name, &flipped, &cfg) {
+                assert!(e.to_string().contains(&name), "{e}");
+            }
+        }
+    }
+    let mut big = String::new();
+    for s in 0..200 {
+        big.push_str(&format!(
+            "# moat stage ignore=MOAT-DF-009\nFROM debian:12 AS s{s}\n"
+        ));
+        for k in 0..100 {
+            big.push_str(&format!("# hadolint ignore=DL3008,DL3059\nRUN apt-get install -y p{k} && pip install q{k} && echo $(echo $(echo $(uname))) \\\n  && dnf install -y r-${{V{k}}}\nENV V{k}=1 PIP_NO_CACHE_DIR=1\n"));
+        }
+    }
+    let deep = format!(
+        "# moat ignore=MOAT-DF-009\nFROM a:1\nRUN {}x{}\n",
+        "$(".repeat(5000),
+        ")".repeat(5000)
+    );
+    big.push_str(&deep);
+    let fs =
+        moat_lint::lint_dockerfile("big.Dockerfile", big.as_bytes(), &cfg).expect("big file lints");
+    // The first RUN of each stage comes before its ENV PIP_NO_CACHE_DIR: one DL3042 per stage.
+    assert_eq!(fs.iter().filter(|f| f.id == "DL3042").count(), 200);
+    assert!(fs.iter().any(|f| f.id == "DL3015"));
+    let bad: Vec<_> = fs
+        .iter()
+        .filter(|f| f.id == "DL3008" || f.id == "DL3059" || f.id == "MOAT-DF-009")
+        .map(|f| (f.id.clone(), f.location.line))
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+}

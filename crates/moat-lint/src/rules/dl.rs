@@ -102,14 +102,7 @@ fn is_pip_install(c: &Command) -> bool {
 /// Package words that reference a declared variable count as pinned (hadolint treats a version held
 /// in an ARG, or in an ENV of the stage, as a pin).
 fn refs_declared(m: &Model, idx: usize, raw: &str) -> bool {
-    let vars = referenced_vars(raw);
-    if vars.is_empty() {
-        return false;
-    }
-    let args = m.args_before(idx);
-    let env = m.env_in_scope(idx);
-    vars.iter()
-        .any(|v| args.iter().any(|(k, _)| k == v) || env.iter().any(|(k, _)| k == v))
+    referenced_vars(raw).iter().any(|v| m.var_declared(idx, v))
 }
 
 fn rpm_version_fixed(p: &str) -> bool {
@@ -584,7 +577,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             ));
         }
         // DL3042
-        if !has_cache_mount(i, "/root/.cache/pip") {
+        if !has_cache_mount(i, "/root/.cache/pip") && cmds.iter().any(is_pip_install) {
             let env_truthy = m
                 .env_in_scope(r.index)
                 .iter()
@@ -723,12 +716,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         }
         // DL3059 bookkeeping
         if i.is("RUN") {
-            let n = m
-                .runs
-                .iter()
-                .find(|r| r.index == idx && !r.onbuild)
-                .map(|r| r.script.commands.len())
-                .unwrap_or(0);
+            let n = m.run_at(idx).map(|r| r.script.commands.len()).unwrap_or(0);
             match &consecutive {
                 Some((fl, prev)) if *fl == i.flags && n <= 1 && *prev <= 1 => {
                     out.push(m.hit(
@@ -891,8 +879,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
                 let body = if kw == "HEALTHCHECK" {
                     let a = i.args.trim();
-                    if a.len() >= 3 && a[..3].eq_ignore_ascii_case("CMD") {
-                        Some(a[3..].trim())
+                    if a.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("CMD")) {
+                        Some(a.get(3..).unwrap_or("").trim())
                     } else {
                         None
                     }
@@ -994,7 +982,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
             }
             "RUN" => {
-                if let Some(r) = m.runs.iter().find(|r| r.index == idx && !r.onbuild) {
+                if let Some(r) = m.run_at(idx) {
                     // DL3010: extraction of a previously copied archive.
                     for c in &r.script.commands {
                         let tar_x = c.name == "tar"

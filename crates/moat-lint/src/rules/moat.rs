@@ -431,7 +431,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                 runtime_text.push_str(&i.args);
                 runtime_text.push(' ');
             }
-            if let Some(r) = m.runs.iter().find(|r| r.index == idx && !r.onbuild) {
+            if let Some(r) = m.run_at(idx) {
                 for c in r.script.commands.iter().map(Command::unwrapped) {
                     for p in installed_packages(&c) {
                         installed.push((p, idx));

@@ -4,6 +4,8 @@
 pub mod dl;
 pub mod moat;
 
+use std::collections::HashMap;
+
 use crate::dockerfile::{BaseImage, Dockerfile, Instruction, exec_form, key_values, words};
 use crate::shell::{self, Script};
 
@@ -36,6 +38,12 @@ pub struct RunScript<'a> {
 }
 
 pub struct Model<'a> {
+    /// Index into `runs` of the plain `RUN` at each instruction.
+    plain_run: Vec<Option<usize>>,
+    /// First instruction declaring each `ARG` name.
+    arg_first: HashMap<String, usize>,
+    /// Per stage, first instruction setting each `ENV` name.
+    env_first: Vec<HashMap<String, usize>>,
     pub df: &'a Dockerfile,
     pub stages: Vec<Stage>,
     /// Stage index of each instruction (`None` before the first `FROM`).
@@ -130,11 +138,65 @@ impl<'a> Model<'a> {
                 });
             }
         }
+        let mut plain_run = vec![None; df.instructions.len()];
+        for (k, r) in runs.iter().enumerate() {
+            if !r.onbuild {
+                plain_run[r.index] = Some(k);
+            }
+        }
+        let mut arg_first: HashMap<String, usize> = HashMap::new();
+        let mut env_first: Vec<HashMap<String, usize>> = vec![HashMap::new(); stages.len()];
+        for (i, ins) in df.instructions.iter().enumerate() {
+            if ins.is("ARG") {
+                for w in words(&ins.args, df.escape) {
+                    let k = w.split('=').next().unwrap_or("").to_string();
+                    arg_first.entry(k).or_insert(i);
+                }
+            } else if ins.is("ENV") {
+                if let Some(s) = stage_of[i] {
+                    for (k, _) in key_values(&ins.args, df.escape) {
+                        env_first[s].entry(k).or_insert(i);
+                    }
+                }
+            }
+        }
         Model {
             df,
             stages,
             stage_of,
             runs,
+            plain_run,
+            arg_first,
+            env_first,
+        }
+    }
+
+    /// The parsed plain `RUN` at instruction `idx`.
+    pub fn run_at(&self, idx: usize) -> Option<&RunScript<'a>> {
+        self.plain_run
+            .get(idx)
+            .copied()
+            .flatten()
+            .map(|k| &self.runs[k])
+    }
+
+    /// Whether `name` is declared by an `ARG` anywhere before instruction `upto`, or by an `ENV` of the
+    /// stage of `upto` (or a stage it builds on) before it.
+    pub fn var_declared(&self, upto: usize, name: &str) -> bool {
+        if self.arg_first.get(name).is_some_and(|&i| i < upto) {
+            return true;
+        }
+        match self.stage_of.get(upto).copied().flatten() {
+            Some(s) => self
+                .chain(s)
+                .into_iter()
+                .any(|st| self.env_first[st].get(name).is_some_and(|&i| i < upto)),
+            None => self.df.instructions.iter().take(upto).any(|i| {
+                i.is("ENV")
+                    && key_values(&i.args, self.df.escape)
+                        .iter()
+                        .any(|(k, _)| k == name)
+            }),
         }
     }
 
@@ -171,11 +233,21 @@ impl<'a> Model<'a> {
         &self,
         s: usize,
     ) -> impl Iterator<Item = (usize, &'a Instruction)> + '_ {
-        self.df
-            .instructions
+        // Stages are contiguous: from their FROM up to the next stage's FROM.
+        let start = self
+            .stages
+            .get(s)
+            .map(|st| st.from)
+            .unwrap_or(self.df.instructions.len());
+        let end = self
+            .stages
+            .get(s + 1)
+            .map(|st| st.from)
+            .unwrap_or(self.df.instructions.len());
+        self.df.instructions[start..end]
             .iter()
             .enumerate()
-            .filter(move |(i, _)| self.stage_of[*i] == Some(s))
+            .map(move |(k, i)| (start + k, i))
     }
 
     /// Names set by `ENV` in a stage and its parents, with values, up to instruction `upto` (exclusive).
@@ -201,22 +273,6 @@ impl<'a> Model<'a> {
                 }
                 if ins.is("ENV") {
                     out.extend(key_values(&ins.args, self.df.escape));
-                }
-            }
-        }
-        out
-    }
-
-    /// Names declared by `ARG` anywhere before instruction `upto`.
-    pub fn args_before(&self, upto: usize) -> Vec<(String, Option<String>)> {
-        let mut out = Vec::new();
-        for ins in self.df.instructions.iter().take(upto) {
-            if ins.is("ARG") {
-                for w in words(&ins.args, self.df.escape) {
-                    match w.split_once('=') {
-                        Some((k, v)) => out.push((k.to_string(), Some(v.to_string()))),
-                        None => out.push((w, None)),
-                    }
                 }
             }
         }
