@@ -387,8 +387,17 @@ fn pnpm_version_ok(v: &str) -> bool {
 }
 
 pub fn parse_pnpm_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(s).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(s).map_err(|e| {
+        // The first line carries the position and reason; the rest is a source excerpt.
+        let msg = e.to_string();
+        bad(format!(
+            "invalid YAML: {}",
+            msg.lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ")
+        ))
+    })?;
     let mut out = Vec::new();
     for doc in docs {
         if doc.is_null() {
