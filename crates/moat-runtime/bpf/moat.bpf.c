@@ -31,6 +31,11 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
+/* Older kernels name the kernfs parent pointer `parent` (renamed `__parent` in 6.15). */
+struct kernfs_node___old {
+	struct kernfs_node *parent;
+} __attribute__((preserve_access_index));
+
 struct stash {
 	__u32 nr;
 	__u32 uid;
@@ -102,6 +107,18 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	struct file *f = BPF_CORE_READ(bprm, file);
 	bpf_probe_read_kernel_str(e->dentry, sizeof(e->dentry), BPF_CORE_READ(f, f_path.dentry, d_name.name));
 	e->nlink = BPF_CORE_READ(f, f_inode, i_nlink);
+	// cgroup v2 directory names: container attribution even if the process is gone when user space reads it.
+	struct kernfs_node *kn = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn);
+	bpf_probe_read_kernel_str(e->cg_leaf, sizeof(e->cg_leaf), BPF_CORE_READ(kn, name));
+	struct kernfs_node *par;
+	if (bpf_core_field_exists(kn->__parent))
+		par = BPF_CORE_READ(kn, __parent);
+	else
+		par = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+	if (par)
+		bpf_probe_read_kernel_str(e->cg_parent, sizeof(e->cg_parent), BPF_CORE_READ(par, name));
+	else
+		e->cg_parent[0] = 0;
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	unsigned long as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	unsigned long n = ae - as;

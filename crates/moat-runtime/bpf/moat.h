@@ -69,6 +69,8 @@ struct moat_exec {
 	__u32 _pad;
 	char filename[MOAT_PATH];
 	char dentry[64];
+	char cg_leaf[96];   /* name of the process's cgroup-v2 directory (libpod-<id>, cri-containerd-<id>.scope) */
+	char cg_parent[96]; /* its parent (kubepods-...-pod<uid>.slice) */
 	char argv[MOAT_ARGV];
 };
 

@@ -75,12 +75,25 @@ pub struct Resolver {
 
 impl Resolver {
     pub fn new() -> Self {
+        let mut roots = vec![
+            PathBuf::from("/var/lib/containers/storage"),
+            PathBuf::from("/run/containers/storage"),
+        ];
+        // A custom podman storage configuration names its graph root.
+        if let Some(conf) = std::env::var_os("CONTAINERS_STORAGE_CONF")
+            && let Ok(t) = read_bounded(Path::new(&conf), 1 << 20)
+        {
+            for l in t.lines() {
+                if let Some(v) = l.trim().strip_prefix("graphroot")
+                    && let Some(v) = v.trim().strip_prefix('=')
+                {
+                    roots.insert(0, PathBuf::from(v.trim().trim_matches('"')));
+                }
+            }
+        }
         Resolver {
             by_id: HashMap::new(),
-            roots: vec![
-                PathBuf::from("/var/lib/containers/storage"),
-                PathBuf::from("/run/containers/storage"),
-            ],
+            roots,
         }
     }
 
@@ -102,10 +115,13 @@ impl Resolver {
             pod_uid,
             ..Default::default()
         };
-        let mut roots = self.roots.clone();
-        if let Some(g) = graphroot {
-            roots.insert(0, g);
+        // Storage roots seen once (from a container's overlay upper dir) are tried for every container.
+        if let Some(g) = graphroot
+            && !self.roots.contains(&g)
+        {
+            self.roots.insert(0, g);
         }
+        let roots = self.roots.clone();
         for root in roots {
             if read_storage(&root, full_id, &mut c) {
                 break;

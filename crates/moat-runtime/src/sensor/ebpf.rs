@@ -52,6 +52,8 @@ struct Exec {
     _pad: u32,
     filename: [u8; 256],
     dentry: [u8; 64],
+    cg_leaf: [u8; 96],
+    cg_parent: [u8; 96],
     argv: [u8; 2048],
 }
 
@@ -657,7 +659,7 @@ mod tests {
     #[test]
     fn layouts_match_the_c_header() {
         assert_eq!(std::mem::size_of::<Hdr>(), 96);
-        assert_eq!(std::mem::size_of::<Exec>(), 96 + 16 + 256 + 64 + 2048);
+        assert_eq!(std::mem::size_of::<Exec>(), 96 + 16 + 256 + 64 + 192 + 2048);
         assert_eq!(std::mem::offset_of!(Sys, path), 220);
     }
 

@@ -33,7 +33,7 @@ pub struct Proc {
 /// Process table plus enrichment caches.
 pub struct Table {
     procs: HashMap<i64, Proc>,
-    containers: HashMap<u64, (Option<Container>, Instant)>,
+    containers: HashMap<u64, (Option<Container>, Instant, Instant)>,
     resolver: Resolver,
     users: HashMap<(u64, u32, bool), Option<String>>,
     upper: HashMap<String, Option<String>>,
@@ -270,14 +270,24 @@ impl Table {
 
     /// The container of a cgroup (cached by cgroup id; resolved from /proc/PID/cgroup).
     fn container(&mut self, cgroup_id: u64, pid: i64) -> Option<Container> {
-        // Cached; a container whose image is still unknown (its first process may run before the
-        // container's root is mounted) is looked up again every two seconds.
-        if let Some((c, at)) = self.containers.get(&cgroup_id)
-            && (c.as_ref().is_none_or(|c| c.image.is_some())
-                || at.elapsed() < Duration::from_secs(2))
-        {
-            return c.clone();
-        }
+        // Cached; a container whose image is still unknown (its first processes run before the
+        // container's root is mounted) is looked up again: every 20 ms in its first 5 s, then every second.
+        let first_seen = match self.containers.get(&cgroup_id) {
+            Some((c, at, first)) => {
+                let every = if first.elapsed() < Duration::from_secs(5) {
+                    20
+                } else {
+                    1000
+                };
+                if c.as_ref().is_none_or(|c| c.image.is_some())
+                    || at.elapsed() < Duration::from_millis(every)
+                {
+                    return c.clone();
+                }
+                *first
+            }
+            None => Instant::now(),
+        };
         let text = read(&format!("/proc/{pid}/cgroup"))?;
         let c = match container::from_cgroup(&text) {
             Some((rt, id, pod)) => {
@@ -290,7 +300,7 @@ impl Table {
             None => None,
         };
         self.containers
-            .insert(cgroup_id, (c.clone(), Instant::now()));
+            .insert(cgroup_id, (c.clone(), Instant::now(), first_seen));
         c
     }
 
@@ -312,6 +322,31 @@ impl Table {
         });
         self.users.insert(key, name.clone());
         name
+    }
+
+    /// Records the container of a cgroup from the directory names the kernel reported with an exec,
+    /// so attribution does not depend on the process still being in /proc.
+    pub fn note_cgroup(&mut self, cgroup_id: u64, parent: &str, leaf: &str) {
+        if self
+            .containers
+            .get(&cgroup_id)
+            .is_some_and(|(c, _, _)| c.is_some())
+        {
+            return;
+        }
+        let path = format!("0::/{parent}/{leaf}");
+        if let Some((rt, id, pod)) = container::from_cgroup(&path) {
+            let c = self.resolver.container(rt, &id, pod, None);
+            let now = Instant::now();
+            self.containers.insert(
+                cgroup_id,
+                (
+                    Some(c),
+                    now.checked_sub(Duration::from_secs(1)).unwrap_or(now),
+                    now,
+                ),
+            );
+        }
     }
 
     /// The overlay upper dir of a container's root filesystem (cached per container).
