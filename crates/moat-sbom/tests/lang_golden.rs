@@ -428,3 +428,153 @@ fn golden_lockfiles_give_expected_packages() {
     assert!(cases.len() > 50, "too few fixtures found: {}", cases.len());
     assert!(failed.is_empty(), "fixtures that differ: {failed:#?}");
 }
+
+/// Files of a txtar archive (`-- name --` headers).
+fn txtar(s: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in s.lines() {
+        if let Some(name) = line.strip_prefix("-- ").and_then(|l| l.strip_suffix(" --")) {
+            out.push((name.to_string(), String::new()));
+        } else if let Some((_, body)) = out.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out
+}
+
+/// Name/version pairs of one kind that `moat_sbom::catalog` finds in a tree, and its warnings.
+fn catalog_tree(root: &Path, kind: moat_model::PackageKind) -> (Set, Vec<String>) {
+    let image = moat_image::Image::open(
+        &moat_image::Target::Dir(root.to_path_buf()),
+        &moat_image::OpenOptions::default(),
+    )
+    .unwrap();
+    let inv = moat_sbom::catalog(&image).unwrap();
+    let eco = if kind == moat_model::PackageKind::Go {
+        "go"
+    } else {
+        "other"
+    };
+    (
+        inv.packages
+            .iter()
+            .filter(|p| p.kind == kind)
+            .map(|p| norm(eco, &p.name, &p.version))
+            .collect(),
+        inv.warnings,
+    )
+}
+
+/// Trivy's analyzer-level fixtures (whole folders: lockfile + node_modules, go.mod + go.sum in
+/// txtar archives, lockfiles without their manifest) through the same path an image scan takes.
+#[test]
+fn trivy_analyzer_fixtures_give_expected_packages() {
+    let Some(shared) = shared() else {
+        eprintln!("SKIPPED: ../shared/data/golden (set MOAT_SHARED)");
+        return;
+    };
+    let trivy = shared.join("data/golden/trivy");
+    let expected = |json: &str, case: &str, eco: &str| -> Set {
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(trivy.join(format!("expected/{json}.json"))).unwrap(),
+        )
+        .unwrap();
+        let pkgs: Vec<&Value> = doc["cases"][case].as_array().unwrap().iter().collect();
+        expected_set(eco, &pkgs)
+    };
+    let mut checked = 0;
+    // npm: package-lock.json with and without the installed node_modules beside it.
+    let npm = trivy.join("pkg/fanal/analyzer/language/nodejs/npm/testdata");
+    for (dir, case) in [
+        ("happy", "with node_modules"),
+        ("no-node_modules", "without node_modules"),
+    ] {
+        let (got, warnings) = catalog_tree(&npm.join(dir), moat_model::PackageKind::Npm);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            got,
+            expected("npm_analyzer", case, "other"),
+            "npm analyzer {dir}"
+        );
+        eprintln!("OK    trivy npm analyzer {dir} ({} packages)", got.len());
+        checked += 1;
+    }
+    let (_, warnings) = catalog_tree(&npm.join("sad"), moat_model::PackageKind::Npm);
+    assert_eq!(
+        warnings.len(),
+        1,
+        "the broken lockfile is one warning: {warnings:?}"
+    );
+    // go.mod + go.sum (merged for go < 1.17).
+    let gomod = trivy.join("pkg/fanal/analyzer/language/golang/mod/testdata");
+    for (file, case) in [
+        ("happy.txtar", "happy"),
+        ("merge.txtar", "less than 1.17"),
+        ("no-go-sum.txtar", "no go.sum"),
+        ("no-pkg-found.txtar", "no pkg dir found"),
+        (
+            "vendor-dir-exists.txtar",
+            "deps from GOPATH and license from vendor dir",
+        ),
+        ("wrong-gomod-in-pkg.txtar", "wrong go.mod from `pkg`"),
+        ("sad.txtar", ""),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, body) in txtar(&std::fs::read_to_string(gomod.join(file)).unwrap()) {
+            let p = tmp.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+        let (got, warnings) = catalog_tree(tmp.path(), moat_model::PackageKind::Go);
+        if case.is_empty() {
+            assert_eq!(
+                warnings.len(),
+                1,
+                "{file}: the invalid go.mod is one warning: {warnings:?}"
+            );
+            eprintln!("OK    trivy gomod analyzer {file}: {}", warnings[0]);
+        } else {
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert_eq!(
+                got,
+                expected("gomod_analyzer", case, "go"),
+                "gomod analyzer {file}"
+            );
+            eprintln!("OK    trivy gomod analyzer {file} ({} packages)", got.len());
+        }
+        checked += 1;
+    }
+    // Lockfiles without their manifest: the whole lockfile. (Where Trivy also has the manifest, it
+    // prunes the lockfile to what the manifest's groups and targets reach; moat reports what the
+    // lockfile pins, which is what an install from it may contain.)
+    let poetry =
+        trivy.join("pkg/fanal/analyzer/language/python/poetry/testdata/no-pyproject/poetry.lock");
+    let got: Set = python::parse_poetry_lock(&std::fs::read_to_string(poetry).unwrap())
+        .unwrap()
+        .iter()
+        .map(|p| norm("python", &p.name, &p.version))
+        .collect();
+    assert_eq!(
+        got,
+        expected("poetry_analyzer", "no pyproject.toml", "python")
+    );
+    let cargo_txtar = txtar(
+        &std::fs::read_to_string(
+            trivy.join("pkg/fanal/analyzer/language/rust/cargo/testdata/no-cargo-toml.txtar"),
+        )
+        .unwrap(),
+    );
+    let lock = cargo_txtar
+        .iter()
+        .find(|(n, _)| n.ends_with("Cargo.lock"))
+        .expect("Cargo.lock in the txtar");
+    let got: Set = rust::parse_cargo_lock(&lock.1)
+        .unwrap()
+        .iter()
+        .map(|p| norm("other", &p.name, &p.version))
+        .collect();
+    assert_eq!(got, expected("cargo_analyzer", "no Cargo.toml", "other"));
+    checked += 2;
+    eprintln!("trivy analyzer fixtures: {checked} checked");
+}

@@ -18,9 +18,9 @@ impl Cataloger for GoMod {
     }
     fn wants(&self, m: &FileMeta) -> Select {
         let b = base(&m.path);
-        let yes = (b == "go.mod" || b == "go.sum")
-            && is_file_within(m, 16 << 20)
-            && !m.path.contains("/vendor/");
+        // Not the go.mod files of dependencies: vendored copies and the module cache (GOPATH/pkg/mod).
+        let dep_copy = m.path.contains("vendor/") || m.path.contains("pkg/mod/");
+        let yes = (b == "go.mod" || b == "go.sum") && is_file_within(m, 16 << 20) && !dep_copy;
         if yes { Select::Content } else { Select::Skip }
     }
     fn catalog(&self, file: &FileEntry, ctx: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
@@ -125,7 +125,13 @@ fn parse_mod(s: &str) -> Result<GoModFile, CatalogError> {
                     new.get(1).cloned(),
                 ));
             }
-            _ => {}
+            "module" | "toolchain" | "exclude" | "retract" | "godebug" | "tool" | "ignore" => {}
+            other => {
+                return Err(CatalogError::Line {
+                    line,
+                    why: format!("unknown directive {other:?}"),
+                });
+            }
         }
     }
     Ok(out)
