@@ -52,7 +52,10 @@ pub struct Comment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flag {
     pub name: String,
+    /// The value with one pair of outer quotes removed.
     pub value: Option<String>,
+    /// The value as written.
+    pub raw: String,
 }
 
 /// A BuildKit here-document attached to an instruction.
@@ -282,11 +285,11 @@ fn split_flags(rest: &str) -> (Vec<Flag>, &str) {
         if word.is_empty() {
             break;
         }
-        let (name, value) = match word.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(unquote(v))),
-            None => (word.to_string(), None),
+        let (name, value, raw) = match word.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(unquote(v)), v.to_string()),
+            None => (word.to_string(), None, String::new()),
         };
-        flags.push(Flag { name, value });
+        flags.push(Flag { name, value, raw });
         s = after[end..].trim_start();
     }
     (flags, s)

@@ -86,7 +86,8 @@ fn has_cache_mount(ins: &Instruction, prefix: &str) -> bool {
 }
 
 fn is_pip_install(c: &Command) -> bool {
-    let n = c.basename();
+    // hadolint compares command names as written: `/usr/local/bin/pip` is not `pip`.
+    let n = c.name.as_str();
     if n.starts_with("pip") && !n.starts_with("pipenv") {
         return c.has_arg("install");
     }
@@ -306,10 +307,10 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         if cmds.iter().any(|c| {
             c.is_with("apt-get", &["install"])
                 && !c.has_flag("no-install-recommends")
-                && !c.args.iter().any(|a| {
-                    a.contains("APT::Install-Recommends=false")
-                        || a.contains("APT::Install-Recommends=0")
-                })
+                && !c
+                    .args
+                    .iter()
+                    .any(|a| a.contains("APT::Install-Recommends=false"))
         }) {
             out.push(m.hit(
                 "DL3015",
@@ -739,7 +740,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 tools_seen = (false, false);
                 archives.clear();
                 // DL3006 / DL3007
-                let is_alias = aliases.iter().any(|a| a.eq_ignore_ascii_case(&b.image));
+                let is_alias = aliases.iter().any(|a| *a == b.image);
                 if b.tag.is_none()
                     && b.digest.is_none()
                     && b.image != "scratch"
@@ -793,7 +794,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     if !p.contains('$') {
                         out.push(m.hit("DL3029", i, "Do not use --platform with FROM"));
                     }
-                    if p == "$TARGETPLATFORM" || p == "${TARGETPLATFORM}" {
+                    let raw = i.flag("platform").map(|f| f.raw.as_str()).unwrap_or("");
+                    if raw == "$TARGETPLATFORM" || raw == "${TARGETPLATFORM}" {
                         out.push(m.hit(
                             "DL3065",
                             i,
@@ -819,7 +821,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 wd_map.insert(wd_current.clone(), true);
             }
             "USER" => {
-                let u = words(&i.args, esc).join(" ");
+                // hadolint reads USER as written (quotes included).
+                let u = i.args.split_whitespace().next().unwrap_or("").to_string();
                 if let Some(s) = stage {
                     last_user.insert(s, (idx, u.clone()));
                 } else {
@@ -910,7 +913,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     }
                     if let Some(f) = from {
                         // DL3022
-                        let known = aliases.iter().any(|a| a.eq_ignore_ascii_case(f));
+                        let known = aliases.iter().any(|a| a == f);
                         let numeric = f.chars().all(|c| c.is_ascii_digit());
                         let image_like = f.contains([':', '/', '@', '$', '.']);
                         if !known && !numeric && !image_like {
@@ -918,11 +921,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         }
                         // DL3023
                         if let Some(s) = stage
-                            && m.stages[s]
-                                .base
-                                .alias
-                                .as_deref()
-                                .is_some_and(|a| a.eq_ignore_ascii_case(f))
+                            && m.stages[s].base.alias.as_deref().is_some_and(|a| a == f)
                         {
                             out.push(m.hit(
                                 "DL3023",
@@ -1058,7 +1057,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 let raw_pairs = raw_env_values(&i.args);
                 for (n, (k, _)) in pairs.iter().enumerate() {
                     let raw = raw_pairs.get(n).map(String::as_str).unwrap_or("");
-                    if referenced_vars(raw)
+                    if plain_refs(raw)
                         .iter()
                         .any(|v| defined.contains(&v.as_str()))
                     {
@@ -1557,4 +1556,28 @@ pub fn check_labels(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             }
         }
     }
+}
+
+/// `$NAME` and `${NAME}` references (not `${NAME:-default}` and other expansions), as DL3044 counts them.
+fn plain_refs(s: &str) -> Vec<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let braced = b.get(i + 1) == Some(&b'{');
+        let start = if braced { i + 2 } else { i + 1 };
+        let mut j = start;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+            j += 1;
+        }
+        if j > start && (!braced || b.get(j) == Some(&b'}')) {
+            out.push(s[start..j].to_string());
+        }
+        i = j.max(i + 1);
+    }
+    out
 }
