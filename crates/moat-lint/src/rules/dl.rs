@@ -740,7 +740,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 tools_seen = (false, false);
                 archives.clear();
                 // DL3006 / DL3007
-                let is_alias = aliases.iter().any(|a| *a == b.image);
+                let is_alias = aliases.contains(&b.image);
                 if b.tag.is_none()
                     && b.digest.is_none()
                     && b.image != "scratch"

@@ -152,11 +152,11 @@ impl<'a> Model<'a> {
                     let k = w.split('=').next().unwrap_or("").to_string();
                     arg_first.entry(k).or_insert(i);
                 }
-            } else if ins.is("ENV") {
-                if let Some(s) = stage_of[i] {
-                    for (k, _) in key_values(&ins.args, df.escape) {
-                        env_first[s].entry(k).or_insert(i);
-                    }
+            } else if ins.is("ENV")
+                && let Some(s) = stage_of[i]
+            {
+                for (k, _) in key_values(&ins.args, df.escape) {
+                    env_first[s].entry(k).or_insert(i);
                 }
             }
         }
