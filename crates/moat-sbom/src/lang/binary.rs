@@ -2,12 +2,16 @@
 //! version, which becomes the `stdlib` package) and cargo-auditable's `.dep-v0` section (Rust).
 //!
 //! Trade-off: whether a file is an ELF binary is only known from its content, and catalogers choose
-//! files from metadata alone, so every executable regular file up to [`MAX_BINARY`] (shared
-//! libraries and scripts excluded by name) is read into memory while the image is collected. Peak
-//! memory therefore grows with the total size of an image's executables (tens of MB for a Debian
-//! base image); a single file above the cap is skipped rather than read. Only ELF is parsed.
+//! files from metadata alone, so executable regular files between 4 KiB and [`MAX_BINARY`] (shared
+//! libraries and scripts excluded by name) are read into memory while the image is collected, and
+//! stay there until cataloguing ends. Peak memory therefore grows with the total size of an image's
+//! executables (≈ 45 MB for bookworm plus one Go tool); [`MAX_BINARIES_TOTAL`] caps it per scan.
+//! Executables beyond the cap, or larger than `MAX_BINARY`, are not read, so their Go or Rust
+//! dependencies are not listed. Only ELF is parsed (Linux images).
 
+use std::collections::HashSet;
 use std::io::Read;
+use std::sync::Mutex;
 
 use moat_image::{EntryKind, FileEntry, FileMeta, Select};
 use moat_model::{Package, PackageKind, Purl};
@@ -28,20 +32,40 @@ fn not_a_program(name: &str) -> bool {
     name.contains(".so") || EXT.iter().any(|e| name.ends_with(e))
 }
 
-pub struct Binaries;
+/// Most bytes of executables one scan holds in memory.
+pub const MAX_BINARIES_TOTAL: u64 = 1 << 30;
+
+/// Go and Rust binaries. Remembers what it selected, so the memory budget holds across layers and
+/// the second `wants` call (when the caller hands out files) answers the same.
+#[derive(Default)]
+pub struct Binaries {
+    selected: Mutex<(u64, HashSet<String>)>,
+}
 
 impl Cataloger for Binaries {
     fn name(&self) -> &'static str {
         "binary"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        let yes = m.kind == EntryKind::File
+        let candidate = m.kind == EntryKind::File
             && m.mode & 0o111 != 0
             && (4096..=MAX_BINARY).contains(&m.size)
             && !not_a_program(base(&m.path))
             && !m.path.starts_with("usr/share/")
             && !m.path.starts_with("etc/");
-        if yes { Select::Content } else { Select::Skip }
+        if !candidate {
+            return Select::Skip;
+        }
+        let mut sel = self.selected.lock().unwrap_or_else(|e| e.into_inner());
+        if sel.1.contains(&m.path) {
+            return Select::Content;
+        }
+        if sel.0 + m.size > MAX_BINARIES_TOTAL {
+            return Select::Skip;
+        }
+        sel.0 += m.size;
+        sel.1.insert(m.path.clone());
+        Select::Content
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         let data = file.content.as_deref().unwrap_or_default();
@@ -343,6 +367,46 @@ mod tests {
             ..GoBuildInfo::default()
         };
         assert_eq!(info.ldflags_version().as_deref(), Some("v1.18.1"));
+    }
+
+    #[test]
+    fn executables_are_read_within_a_total_budget() {
+        let meta = |path: &str, size: u64, mode: u32| FileMeta {
+            path: path.into(),
+            kind: EntryKind::File,
+            size,
+            mode,
+            uid: 0,
+            gid: 0,
+        };
+        let b = Binaries::default();
+        let per = MAX_BINARIES_TOTAL / MAX_BINARY;
+        for i in 0..per {
+            assert_eq!(
+                b.wants(&meta(&format!("usr/bin/{i}"), MAX_BINARY, 0o755)),
+                Select::Content
+            );
+        }
+        assert_eq!(
+            b.wants(&meta("usr/bin/next", MAX_BINARY, 0o755)),
+            Select::Skip,
+            "over the total budget"
+        );
+        assert_eq!(
+            b.wants(&meta("usr/bin/0", MAX_BINARY, 0o755)),
+            Select::Content,
+            "asked again: same answer"
+        );
+        assert_eq!(
+            b.wants(&meta("usr/bin/huge", MAX_BINARY + 1, 0o755)),
+            Select::Skip
+        );
+        assert_eq!(b.wants(&meta("usr/bin/small", 4095, 0o755)), Select::Skip);
+        assert_eq!(b.wants(&meta("usr/bin/data", 8192, 0o644)), Select::Skip);
+        assert_eq!(
+            b.wants(&meta("usr/lib/libx.so.1", 8192, 0o755)),
+            Select::Skip
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use moat_model::{Package, PackageKind, Purl};
 
 use crate::{CatalogError, Cataloger};
 
-pub use binary::MAX_BINARY;
+pub use binary::{MAX_BINARIES_TOTAL, MAX_BINARY};
 pub use java::ArchiveLimits;
 
 /// Every language cataloger.
@@ -35,7 +35,7 @@ pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
         Box::new(python::PyLock),
         Box::new(go::GoMod),
         Box::new(rust::CargoLock),
-        Box::new(binary::Binaries),
+        Box::new(binary::Binaries::default()),
         Box::new(java::Archives::default()),
         Box::new(java::PomXml),
         Box::new(java::GradleLock),
