@@ -261,7 +261,7 @@ fn scalibr_cases(root: &Path) -> Vec<Case> {
 
 /// Fixtures where moat deliberately differs from one peer (the peers disagree with each other on
 /// each of these points), with the reason. Each must still parse, and differ only as stated.
-const PRINCIPLED: [(&str, &str); 20] = [
+const PRINCIPLED: [(&str, &str); 19] = [
     (
         "package-lock_v3_with_workspace.json",
         "a workspace member without a version (Trivy lists function1@\"\") cannot be matched; skipped",
@@ -297,10 +297,6 @@ const PRINCIPLED: [(&str, &str); 20] = [
     (
         "files.v2.lock",
         "a `file:` entry is a local folder, not a registry release (Trivy skips them too)",
-    ),
-    (
-        "commits.v2.lock",
-        "is-really-great comes from a `patch:`/local protocol; skipped like Trivy",
     ),
     (
         "requirements testdata/example.txt",

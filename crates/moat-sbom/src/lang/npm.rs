@@ -241,7 +241,15 @@ fn yarn_local(range: &str) -> bool {
         {
             !matches!(
                 proto,
-                "npm" | "git" | "git+https" | "git+ssh" | "git+http" | "github" | "http" | "https"
+                "npm"
+                    | "git"
+                    | "git+https"
+                    | "git+ssh"
+                    | "git+http"
+                    | "ssh"
+                    | "github"
+                    | "http"
+                    | "https"
             )
         }
         _ => false,
