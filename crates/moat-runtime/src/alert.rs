@@ -205,7 +205,7 @@ mod tests {
         ] {
             assert!(j.get(k).is_some(), "{k}");
         }
-        assert_eq!(j["priority"], "warning");
+        assert_eq!(j["priority"], "Warning");
         assert!(format_alert(&a, Format::Text).contains("Warning ran sh"));
     }
 

@@ -22,8 +22,8 @@ use cond::Lists;
 use output::Template;
 
 /// Falco priorities, most severe first.
+/// Serialized as Falco's JSON output spells them (`Warning`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Priority {
     Emergency,
     Alert,
