@@ -31,6 +31,8 @@ pub struct EngineConfig {
 pub struct Engine {
     pub config: EngineConfig,
     policies: Option<moat_policy::PolicySet>,
+    /// Kyverno `validate.podSecurity` subrules, judged with moat-kube's PSS.
+    pod_security: Vec<crate::podsecurity::PodSecurityRule>,
     /// Rules of the loaded policies moat does not evaluate, reported at start-up.
     pub unsupported: Vec<String>,
 }
@@ -73,9 +75,17 @@ impl Engine {
                 .collect();
             (Some(set), unsupported)
         };
+        let (pod_security, ps_unsupported) = crate::podsecurity::load(&config.policies);
+        // podSecurity subrules the policy engine left out are judged here: drop them from its list.
+        let mut unsupported: Vec<String> = unsupported
+            .into_iter()
+            .filter(|u: &String| !u.contains("validate.podSecurity"))
+            .collect();
+        unsupported.extend(ps_unsupported);
         Ok(Engine {
             config,
             policies,
+            pod_security,
             unsupported,
         })
     }
@@ -123,6 +133,17 @@ impl Engine {
                 }
             }
             self.builtin(t.meta, t.spec, &mut d);
+        }
+        if judge_pod {
+            for r in &self.pod_security {
+                if let Some(msg) = r.judge(&kind, req.namespace.as_deref(), &req.object) {
+                    if r.enforce {
+                        d.denials.push(msg);
+                    } else {
+                        d.warnings.push(msg);
+                    }
+                }
+            }
         }
         if let Some(set) = &self.policies {
             let input = moat_policy::AdmissionInput {

@@ -24,7 +24,7 @@ fn load_docs(path: &Path) -> Vec<Value> {
 fn policies(test_file: &Path, action: &str) -> Vec<Value> {
     let dir = test_file.parent().expect("dir");
     let test = &load_docs(test_file)[0];
-    let mut out = Vec::new();
+    let mut out: Vec<Value> = Vec::new();
     for step in test
         .pointer("/spec/steps")
         .and_then(Value::as_array)
@@ -37,7 +37,11 @@ fn policies(test_file: &Path, action: &str) -> Vec<Value> {
             .into_iter()
             .flatten()
         {
-            let Some(file) = op.pointer("/apply/file").and_then(Value::as_str) else {
+            let Some(file) = op
+                .pointer("/apply/file")
+                .or_else(|| op.pointer("/create/file"))
+                .and_then(Value::as_str)
+            else {
                 continue;
             };
             if !file.starts_with("../") {
@@ -59,6 +63,11 @@ fn policies(test_file: &Path, action: &str) -> Vec<Value> {
             }
         }
     }
+    assert!(
+        !out.is_empty(),
+        "{}: no policy applied",
+        test_file.display()
+    );
     out
 }
 

@@ -1573,3 +1573,162 @@ mod tests {
         );
     }
 }
+
+/// A Kyverno `validate.podSecurity.exclude` entry: a control (by its Pod Security Standards name)
+/// exempted for the pod (no `images`), for containers whose image matches one of `images`, and, with
+/// `restricted_field`/`values`, only for those values of that field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclusion {
+    pub control_name: String,
+    pub images: Vec<String>,
+    pub restricted_field: Option<String>,
+    pub values: Vec<String>,
+}
+
+/// The PSA check ids behind a Pod Security Standards control name (as Kyverno names controls).
+pub fn control_checks(control_name: &str) -> &'static [&'static str] {
+    match control_name {
+        "HostProcess" => &["windowsHostProcess"],
+        "Host Namespaces" => &["hostNamespaces"],
+        "Privileged Containers" => &["privileged"],
+        "Capabilities" => &["capabilities_baseline", "capabilities_restricted"],
+        "HostPath Volumes" => &["hostPathVolumes"],
+        "Host Ports" => &["hostPorts"],
+        "AppArmor" => &["appArmorProfile"],
+        "SELinux" => &["seLinuxOptions"],
+        "/proc Mount Type" => &["procMount", "procMount_restricted"],
+        "Seccomp" => &["seccompProfile_baseline", "seccompProfile_restricted"],
+        "Sysctls" => &["sysctls"],
+        "Volume Types" => &["restrictedVolumes"],
+        "Privilege Escalation" => &["allowPrivilegeEscalation"],
+        "Running as Non-root" => &["runAsNonRoot"],
+        "Running as Non-root user" => &["runAsUser"],
+        "Host Probes / Lifecycle Hooks" => &["hostProbesAndHostLifecycle"],
+        _ => &[],
+    }
+}
+
+/// `*` glob over image references, as Kyverno matches `exclude.images`.
+fn glob(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let mut rest = s;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(pos) = rest.find(part) {
+            rest = &rest[pos + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// `spec.containers[3].securityContext.x` → (`spec.containers[*].securityContext.x`, Some(3)).
+fn generic_field(field: &str) -> (String, Option<(String, usize)>) {
+    for key in ["initContainers", "containers", "ephemeralContainers"] {
+        let prefix = format!("spec.{key}[");
+        if let Some(rest) = field.strip_prefix(&prefix)
+            && let Some((idx, tail)) = rest.split_once(']')
+            && let Ok(i) = idx.parse::<usize>()
+        {
+            return (format!("spec.{key}[*]{tail}"), Some((key.to_string(), i)));
+        }
+    }
+    (field.to_string(), None)
+}
+
+fn field_value(spec: &Value, meta: Option<&Value>, field: &str) -> Option<String> {
+    let mut cur = if let Some(r) = field.strip_prefix("spec") {
+        (spec, r)
+    } else if let Some(r) = field.strip_prefix("metadata") {
+        (meta?, r)
+    } else {
+        return None;
+    };
+    let mut path = cur.1.trim_start_matches('.').to_string();
+    while !path.is_empty() {
+        let (seg, rest) = match path.find('.') {
+            Some(i) => (path[..i].to_string(), path[i + 1..].to_string()),
+            None => (path.clone(), String::new()),
+        };
+        let (name, idx) = match seg.split_once('[') {
+            Some((n, i)) => (n.to_string(), i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg.clone(), None),
+        };
+        let mut v = cur.0.get(&name)?;
+        if let Some(i) = idx {
+            v = v.get(i)?;
+        }
+        cur.0 = v;
+        path = rest;
+    }
+    Some(show(cur.0))
+}
+
+/// Evaluates like [`evaluate`], then drops the violations that Kyverno-style exclusions exempt; a check
+/// fails only if a violation remains.
+pub fn evaluate_with_exclusions(
+    meta: Option<&Value>,
+    spec: &Value,
+    level: Level,
+    version: PssVersion,
+    opts: PssOptions,
+    exclusions: &[Exclusion],
+) -> Vec<CheckFailure> {
+    let mut out = Vec::new();
+    for mut failure in evaluate(meta, spec, level, version, opts) {
+        let relevant: Vec<&Exclusion> = exclusions
+            .iter()
+            .filter(|e| control_checks(&e.control_name).contains(&failure.id))
+            .collect();
+        if relevant.is_empty() {
+            out.push(failure);
+            continue;
+        }
+        failure.violations.retain(|v| {
+            let (generic, container) = generic_field(&v.field);
+            let image = container.as_ref().and_then(|(key, i)| {
+                spec.get(key.as_str())
+                    .and_then(|a| a.get(*i))
+                    .and_then(|c| c.get("image"))
+                    .and_then(Value::as_str)
+            });
+            let exempt = relevant.iter().any(|e| {
+                let scope_ok = match (&image, e.images.is_empty()) {
+                    // Pod-level fields are exempted by entries without images.
+                    (None, true) => true,
+                    (None, false) => false,
+                    (Some(_), true) => false,
+                    (Some(img), false) => e.images.iter().any(|p| glob(p, img)),
+                };
+                let field_ok = match &e.restricted_field {
+                    None => true,
+                    Some(rf) => {
+                        let within = generic == *rf
+                            || generic.starts_with(&format!("{rf}."))
+                            || generic.starts_with(&format!("{rf}["));
+                        within
+                            && (e.values.is_empty()
+                                || field_value(spec, meta, &v.field)
+                                    .is_some_and(|val| e.values.contains(&val)))
+                    }
+                };
+                scope_ok && field_ok
+            });
+            !exempt
+        });
+        if !failure.violations.is_empty() {
+            out.push(failure);
+        }
+    }
+    out
+}
