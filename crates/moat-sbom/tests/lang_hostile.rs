@@ -171,6 +171,17 @@ fn hostile_files_become_warnings_and_the_scan_goes_on() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
+    // Over the format's size limit (a sparse file: no disk space used): refused by size, named.
+    for (p, size) in [
+        ("huge/package-lock.json", 65u64 << 20),
+        ("app/node_modules/big/package.json", 5 << 20),
+    ] {
+        std::fs::create_dir_all(r.join(p).parent().unwrap()).unwrap();
+        std::fs::File::create(r.join(p))
+            .unwrap()
+            .set_len(size)
+            .unwrap();
+    }
     // A valid package beside them.
     write(
         r,
@@ -184,7 +195,11 @@ fn hostile_files_become_warnings_and_the_scan_goes_on() {
         eprintln!("warning: {w}");
     }
     let mut expected: Vec<&str> = hostile.iter().map(|(p, _)| *p).collect();
-    expected.push("usr/local/bin/fake");
+    expected.extend([
+        "usr/local/bin/fake",
+        "huge/package-lock.json",
+        "app/node_modules/big/package.json",
+    ]);
     for p in &expected {
         assert!(
             inv.warnings.iter().any(|w| w.starts_with(p)),

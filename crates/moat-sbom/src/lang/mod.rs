@@ -12,10 +12,13 @@ pub mod npm;
 pub mod python;
 pub mod rust;
 
-use moat_image::{EntryKind, FileEntry, FileMeta};
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use moat_image::{EntryKind, FileEntry, FileMeta, Select};
 use moat_model::{Package, PackageKind, Purl};
 
-use crate::{CatalogError, Cataloger};
+use crate::{CatalogError, Cataloger, Context};
 
 pub use binary::{MAX_BINARIES_TOTAL, MAX_BINARY};
 pub use java::ArchiveLimits;
@@ -23,23 +26,85 @@ pub use java::ArchiveLimits;
 /// Every language cataloger.
 pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
     vec![
-        Box::new(npm::PackageLock),
-        Box::new(npm::YarnLock),
-        Box::new(npm::PnpmLock),
-        Box::new(npm::NodeModules),
-        Box::new(python::Installed),
-        Box::new(python::Requirements),
-        Box::new(python::PoetryLock),
-        Box::new(python::PipfileLock),
-        Box::new(python::UvLock),
-        Box::new(python::PyLock),
-        Box::new(go::GoMod),
-        Box::new(rust::CargoLock),
+        limited(npm::PackageLock, MAX_TEXT),
+        limited(npm::YarnLock, MAX_TEXT),
+        limited(npm::PnpmLock, MAX_TEXT),
+        limited(npm::NodeModules, MAX_MANIFEST),
+        limited(python::Installed, MAX_METADATA),
+        limited(python::Requirements, MAX_METADATA),
+        limited(python::PoetryLock, MAX_TEXT),
+        limited(python::PipfileLock, MAX_TEXT),
+        limited(python::UvLock, MAX_TEXT),
+        limited(python::PyLock, MAX_TEXT),
+        limited(go::GoMod, MAX_METADATA),
+        limited(rust::CargoLock, MAX_TEXT),
         Box::new(binary::Binaries::default()),
         Box::new(java::Archives::default()),
-        Box::new(java::PomXml),
-        Box::new(java::GradleLock),
+        limited(java::PomXml, MAX_METADATA),
+        limited(java::GradleLock, MAX_TEXT),
     ]
+}
+
+/// Largest `package.json` of an installed npm package.
+pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
+/// Largest go.mod / go.sum, pom.xml, requirements file or Python core metadata file.
+pub(crate) const MAX_METADATA: u64 = 16 << 20;
+/// Largest file ever read to refuse it, and the most bytes of such files read per scan and
+/// cataloger. It equals the image reader's own per-file cap, past which the reader would refuse
+/// the whole image, so larger files are never selected (and so cannot be warned about).
+pub(crate) const MAX_OVERSIZE_READ: u64 = 256 << 20;
+
+fn limited<C: Cataloger + 'static>(inner: C, limit: u64) -> Box<dyn Cataloger> {
+    Box::new(SizeLimited {
+        inner,
+        limit,
+        oversize: Mutex::new((0, HashSet::new())),
+    })
+}
+
+/// A cataloger for a format with a size limit. The inner cataloger chooses files by name; a file
+/// over the limit is still read (once, within [`MAX_OVERSIZE_READ`] per scan) so that refusing it
+/// is a warning naming the file instead of silence.
+struct SizeLimited<C> {
+    inner: C,
+    limit: u64,
+    /// Bytes of oversize files selected so far, and their paths (asked twice, answer the same).
+    oversize: Mutex<(u64, HashSet<String>)>,
+}
+
+impl<C: Cataloger> Cataloger for SizeLimited<C> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn wants(&self, m: &FileMeta) -> Select {
+        if m.size <= self.limit {
+            return self.inner.wants(m);
+        }
+        let capped = FileMeta {
+            size: self.limit,
+            ..m.clone()
+        };
+        if self.inner.wants(&capped) != Select::Content || m.size > MAX_OVERSIZE_READ {
+            return Select::Skip;
+        }
+        let mut big = self.oversize.lock().unwrap_or_else(|e| e.into_inner());
+        if big.1.contains(&m.path) {
+            return Select::Content;
+        }
+        if big.0 + m.size > MAX_OVERSIZE_READ {
+            return Select::Skip;
+        }
+        big.0 += m.size;
+        big.1.insert(m.path.clone());
+        Select::Content
+    }
+    fn catalog(&self, file: &FileEntry, ctx: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
+        let len = file.content.as_ref().map_or(0, |c| c.len() as u64);
+        if len > self.limit {
+            return Err(CatalogError::TooLarge { limit: self.limit });
+        }
+        self.inner.catalog(file, ctx)
+    }
 }
 
 /// Largest lockfile or metadata file read (real lockfiles of very large monorepos stay well below).
@@ -197,6 +262,49 @@ pub(crate) fn dedup(pkgs: &mut Vec<Package>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversize_files_are_read_to_be_refused_within_a_budget() {
+        let meta = |path: &str, size: u64| FileMeta {
+            path: path.into(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let c = SizeLimited {
+            inner: rust::CargoLock,
+            limit: MAX_TEXT,
+            oversize: Mutex::new((0, HashSet::new())),
+        };
+        assert_eq!(c.wants(&meta("a/Cargo.lock", 1000)), Select::Content);
+        assert_eq!(
+            c.wants(&meta("a/Cargo.toml", MAX_TEXT + 1)),
+            Select::Skip,
+            "name decides first"
+        );
+        assert_eq!(
+            c.wants(&meta("b/Cargo.lock", 200 << 20)),
+            Select::Content,
+            "oversize: read to be refused"
+        );
+        assert_eq!(
+            c.wants(&meta("b/Cargo.lock", 200 << 20)),
+            Select::Content,
+            "asked again: same answer"
+        );
+        assert_eq!(
+            c.wants(&meta("c/Cargo.lock", 200 << 20)),
+            Select::Skip,
+            "over the oversize budget"
+        );
+        assert_eq!(
+            c.wants(&meta("d/Cargo.lock", MAX_OVERSIZE_READ + 1)),
+            Select::Skip,
+            "over the image reader's cap"
+        );
+    }
 
     #[test]
     fn purls() {
