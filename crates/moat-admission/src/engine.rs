@@ -257,3 +257,77 @@ mod tests {
         assert!(image_matches("*.example.com/*:v*", "r.example.com/a:v1"));
     }
 }
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(image: &str, annotations: Value) -> Request {
+        Request {
+            operation: "CREATE".into(),
+            kind: "Pod".into(),
+            object: json!({"kind": "Pod", "metadata": {"annotations": annotations},
+                "spec": {"containers": [{"name": "app", "image": image}]}}),
+            ..Request::default()
+        }
+    }
+
+    #[test]
+    fn trusted_registries_and_scan_status() {
+        let e = Engine::new(EngineConfig {
+            trusted_registries: vec!["myregistry.azurecr.io/*".into()],
+            require_scan: true,
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let ok = e.decide(&pod(
+            "myregistry.azurecr.io/app:1.0",
+            json!({SCAN_STATUS_ANNOTATION: "passed"}),
+        ));
+        assert!(ok.allowed, "{ok:?}");
+        let bad = e.decide(&pod(
+            "docker.io/library/nginx:1.25",
+            json!({SCAN_STATUS_ANNOTATION: "failed"}),
+        ));
+        assert!(!bad.allowed);
+        assert_eq!(bad.denials.len(), 2, "{bad:?}");
+        assert!(
+            bad.denials[0].contains("docker.io/library/nginx:1.25")
+                && bad.denials[1].contains("\"failed\"")
+        );
+        // DELETE carries no object to judge.
+        let mut del = pod("docker.io/x", json!({}));
+        del.operation = "DELETE".into();
+        assert!(e.decide(&del).allowed);
+    }
+
+    #[test]
+    fn internal_errors_follow_the_failure_policy() {
+        let review = crate::review::Review {
+            api_version: crate::review::V1.into(),
+            uid: "u".into(),
+            request: Request::default(),
+        };
+        let d = Decision {
+            allowed: true,
+            errors: vec!["policy x: cannot evaluate".into()],
+            ..Decision::default()
+        };
+        let (closed, v) =
+            crate::review::respond(&review, d.clone(), crate::review::FailurePolicy::Closed);
+        assert!(!closed.allowed);
+        assert!(
+            v["response"]["status"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("fail-closed"))
+        );
+        let (open, v) = crate::review::respond(&review, d, crate::review::FailurePolicy::Open);
+        assert!(open.allowed);
+        assert!(
+            v["response"]["warnings"][0]
+                .as_str()
+                .is_some_and(|m| m.contains("fail-open"))
+        );
+    }
+}

@@ -319,3 +319,90 @@ async fn bad_certificate_is_a_clear_start_error() {
     let err = Server::start(cfg).await.err().expect("must fail");
     assert!(err.to_string().contains("tls.crt"), "{err}");
 }
+
+/// The workshop's admission policy (Kyverno-shaped, under its own kind) through the webhook: as written
+/// (Audit, Kyverno's default) a root pod from an untrusted registry is admitted with the three rule
+/// messages as warnings; after the file is changed to Enforce the running server reloads it and denies
+/// with every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workshop_policy_audit_then_enforce_after_reload() {
+    let Some(shared) = shared() else {
+        eprintln!("SKIPPED: ../shared/data/workshop missing");
+        return;
+    };
+    let policy = std::fs::read_to_string(shared.join("data/workshop/image-security-policy.yaml"))
+        .expect("policy");
+    let certs = tempfile::tempdir().expect("tmp");
+    let ca = make_certs(certs.path()).ca_cert_pem;
+    let pdir = tempfile::tempdir().expect("tmp");
+    std::fs::write(pdir.path().join("image-security-policy.yaml"), &policy).expect("write");
+    let mut cfg = ServeConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        certs.path().join("tls.crt"),
+        certs.path().join("tls.key"),
+    );
+    cfg.engine = EngineConfig {
+        policies: vec![pdir.path().to_path_buf()],
+        ..EngineConfig::default()
+    };
+    cfg.reload_interval = Duration::from_millis(100);
+    let server = Server::start(cfg).await.expect("start");
+
+    let pod = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "w1", "kind": {"group": "", "version": "v1", "kind": "Pod"}, "operation": "CREATE",
+            "namespace": "production",
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "production"},
+                "spec": {"containers": [{"name": "web", "image": "docker.io/library/nginx:1.25"}]}}}
+    });
+    let body = serde_json::to_vec(&pod).expect("json");
+    let v = post(server.addr, &ca, &body).await.json();
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    let warnings: Vec<String> = v["response"]["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| w.as_str().unwrap_or("").to_string())
+        .collect();
+    for m in [
+        "must not run as root",
+        "must be scanned",
+        "trusted registries",
+    ] {
+        assert!(warnings.iter().any(|w| w.contains(m)), "{m}: {warnings:?}");
+    }
+
+    // Enforce: rewrite the file; the server picks it up without a restart.
+    let enforced = policy.replace(
+        "spec:\n  rules:",
+        "spec:\n  validationFailureAction: Enforce\n  rules:",
+    );
+    assert_ne!(enforced, policy);
+    std::fs::write(pdir.path().join("image-security-policy.yaml"), &enforced).expect("write");
+    let mut denied = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let v = post(server.addr, &ca, &body).await.json();
+        if v["response"]["allowed"] == false {
+            denied = Some(v);
+            break;
+        }
+    }
+    let v = denied.expect("the reloaded Enforce policy denies");
+    let msg = v["response"]["status"]["message"]
+        .as_str()
+        .expect("message");
+    for m in [
+        "must not run as root",
+        "must be scanned",
+        "trusted registries",
+    ] {
+        assert!(msg.contains(m), "{m}: {msg}");
+    }
+    let m = request(server.addr, &ca, "GET", "/metrics", b"").await.body;
+    assert!(m.contains("moat_admission_policies 1"), "{m}");
+    server
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("shutdown");
+}
