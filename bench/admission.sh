@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test of `moat admission serve` over TLS on loopback with wrk (Debian) and a Lua body:
 # restricted Pod Security profile + 20 Kyverno policies from ../shared/data/kyverno.
-#   1. paced: 2 threads x 10 connections, each waiting 10 ms between requests (~1,000 req/s offered):
+#   1. paced: 2 threads x 12 connections, each waiting 10 ms between requests (~1,100 req/s offered):
 #      p50/p90/p99 latency as wrk measures it (service time; wrk does not correct coordinated omission)
 #   2. saturated: 2 threads x 32 connections, no pause: the most requests/s the webhook gives on this machine
 #   3. peak RSS of the webhook process (VmHWM) after both runs
@@ -56,7 +56,7 @@ LUA
 lua_body 'function delay() return 10 end' >"$TMP/paced.lua"
 lua_body '' >"$TMP/max.lua"
 
-wrk -t2 -c10 -d"${DUR}s" --latency -s "$TMP/paced.lua" "https://localhost:$PORT/validate" >"$TMP/paced.txt"
+wrk -t2 -c12 -d"${DUR}s" --latency -s "$TMP/paced.lua" "https://localhost:$PORT/validate" >"$TMP/paced.txt"
 wrk -t2 -c32 -d"${DUR}s" --latency -s "$TMP/max.lua" "https://localhost:$PORT/validate" >"$TMP/max.txt"
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
 
@@ -74,7 +74,7 @@ Machine: $(nproc) vCPUs, Linux $(uname -r); wrk and the webhook share the 2 core
 
 | run | requests/s | p50 | p90 | p99 |
 |---|---|---|---|---|
-| paced (2×10 connections, 10 ms pause each, ~1,000 req/s offered) | $(rps "$TMP/paced.txt") | $(pct "$TMP/paced.txt" 50%) | $(pct "$TMP/paced.txt" 90%) | $(pct "$TMP/paced.txt" 99%) |
+| paced (2×12 connections, 10 ms pause each, ~1,100 req/s offered) | $(rps "$TMP/paced.txt") | $(pct "$TMP/paced.txt" 50%) | $(pct "$TMP/paced.txt" 90%) | $(pct "$TMP/paced.txt" 99%) |
 | saturated (2×32 connections, no pause) | $(rps "$TMP/max.txt") | $(pct "$TMP/max.txt" 50%) | $(pct "$TMP/max.txt" 90%) | $(pct "$TMP/max.txt" 99%) |
 
 Peak RSS of the webhook (VmHWM) after both runs: $((RSS_KB / 1024)) MiB. Goal: p99 < 5 ms at 1,000 req/s, < 64 MB.
