@@ -78,6 +78,8 @@ impl Tally {
 pub(crate) struct HashingReader<R> {
     inner: R,
     tally: Rc<RefCell<Tally>>,
+    /// False when another reader already hashes the same bytes (an uncompressed layer): count only.
+    hash: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -87,6 +89,20 @@ impl<R: Read> HashingReader<R> {
             HashingReader {
                 inner,
                 tally: tally.clone(),
+                hash: true,
+            },
+            tally,
+        )
+    }
+
+    /// Counts bytes without hashing them.
+    pub(crate) fn counting(inner: R) -> (Self, Rc<RefCell<Tally>>) {
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        (
+            HashingReader {
+                inner,
+                tally: tally.clone(),
+                hash: false,
             },
             tally,
         )
@@ -97,7 +113,9 @@ impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         let mut t = self.tally.borrow_mut();
-        t.hasher.update(&buf[..n]);
+        if self.hash {
+            t.hasher.update(&buf[..n]);
+        }
         t.bytes += n as u64;
         Ok(n)
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::rc::Rc;
 
-use crate::digest::{Digest, HashingReader, LimitReader, Tally, over_limit};
+use crate::digest::{Digest, HashingReader, LimitReader, over_limit};
 use crate::layout::LayerRef;
 use crate::view::{EntryKind, FileEntry, FileMeta, FileView, Select};
 use crate::{ImageError, Limits};
@@ -100,7 +100,12 @@ impl Apply<'_> {
             }
         };
         let limited = LimitReader::new(decoded, self.limits.max_layer_size);
-        let (diff_reader, diff) = HashingReader::new(limited);
+        // An uncompressed layer's diff_id is its stored digest: hash those bytes once.
+        let (diff_reader, diff) = if comp == Compression::None {
+            HashingReader::counting(limited)
+        } else {
+            HashingReader::new(limited)
+        };
         let mut archive = tar::Archive::new(diff_reader);
         self.entries(&mut archive)?;
         // Hash what follows the end-of-archive marker too, so digests cover the whole stream.
@@ -108,9 +113,25 @@ impl Apply<'_> {
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.read_error(&e))?;
         drop(rest);
         io::copy(&mut Shared(shared.clone()), &mut io::sink()).map_err(|e| self.read_error(&e))?;
-        self.check(&stored, layer.digest.as_ref(), layer.size, "stored blob")?;
+        let (stored_bytes, stored_digest) = {
+            let mut t = stored.borrow_mut();
+            (t.bytes, t.finish())
+        };
+        let diff_digest = if comp == Compression::None {
+            stored_digest.clone()
+        } else {
+            diff.borrow_mut().finish()
+        };
         self.check(
-            &diff,
+            &stored_digest,
+            stored_bytes,
+            layer.digest.as_ref(),
+            layer.size,
+            "stored blob",
+        )?;
+        self.check(
+            &diff_digest,
+            0,
             layer.diff_id.as_ref(),
             None,
             "uncompressed layer (diff_id)",
@@ -120,26 +141,24 @@ impl Apply<'_> {
 
     fn check(
         &self,
-        tally: &Rc<RefCell<Tally>>,
+        got: &Digest,
+        bytes: u64,
         want: Option<&Digest>,
         size: Option<u64>,
         what: &str,
     ) -> Result<(), ImageError> {
-        let mut t = tally.borrow_mut();
         if let Some(size) = size
-            && t.bytes != size
+            && bytes != size
         {
             return Err(ImageError::Invalid {
                 what: self.name.clone(),
                 why: format!(
-                    "{what} is {} bytes but the manifest says {size} (truncated or replaced)",
-                    t.bytes
+                    "{what} is {bytes} bytes but the manifest says {size} (truncated or replaced)"
                 ),
             });
         }
-        let got = t.finish();
         if let Some(want) = want
-            && &got != want
+            && got != want
         {
             return Err(ImageError::Invalid {
                 what: self.name.clone(),
