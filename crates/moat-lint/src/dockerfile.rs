@@ -221,10 +221,18 @@ fn heredoc_markers(args: &str, escape: char) -> Vec<(String, bool)> {
             i += 1;
             continue;
         }
+        // A marker starts a word (optionally after a file-descriptor number): `$((x<<y))` is not one.
+        let word_start = {
+            let mut k = i;
+            while k > 0 && chars[k - 1].is_ascii_digit() {
+                k -= 1;
+            }
+            k == 0 || chars[k - 1].is_whitespace()
+        };
         if c == '<'
+            && word_start
             && chars.get(i + 1) == Some(&'<')
             && chars.get(i + 2) != Some(&'<')
-            && (i == 0 || chars[i - 1] != '<')
         {
             let mut j = i + 2;
             let mut strip = false;
@@ -249,6 +257,13 @@ fn heredoc_markers(args: &str, escape: char) -> Vec<(String, bool)> {
                     && chars.get(j) == Some(&q)
                 {
                     j += 1;
+                }
+                let ends_word = chars
+                    .get(j)
+                    .is_none_or(|c| c.is_whitespace() || ";|&)>".contains(*c));
+                if !ends_word {
+                    i = j;
+                    continue;
                 }
                 out.push((name, strip));
                 i = j;
@@ -308,12 +323,22 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
             "{name}: not a Dockerfile: binary data (NUL byte at offset {pos})"
         )));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        LintError::Input(format!(
-            "{name}: not a Dockerfile: invalid UTF-8 at byte offset {}",
-            e.valid_up_to()
-        ))
-    })?;
+    // BuildKit reads bytes: a Latin-1 comment does not stop `docker build`, so it does not stop moat
+    // either. Binary data does: NUL bytes (above) or mostly undecodable bytes and control characters.
+    let decoded = String::from_utf8_lossy(bytes);
+    let total = decoded.chars().count().max(1);
+    let junk = decoded
+        .chars()
+        .filter(|&c| {
+            c == '\u{fffd}' || (c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\x0c'))
+        })
+        .count();
+    if junk * 10 > total {
+        return Err(LintError::Input(format!(
+            "{name}: not a Dockerfile: binary data ({junk} of {total} characters are not text)"
+        )));
+    }
+    let text: &str = &decoded;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text
         .split('\n')
@@ -712,11 +737,19 @@ mod tests {
 
     #[test]
     fn junk_is_rejected_with_the_file_name() {
+        let latin1 = parse(
+            "latin1.Dockerfile",
+            b"FROM debian:12\n# Maintainer: Ren\xe9 \xc0 Paris\nRUN echo \xe9t\xe9\n",
+        )
+        .unwrap();
+        assert_eq!(latin1.instructions.len(), 2);
+        let shift = parse("x", b"FROM a\nRUN echo $((x<<y))\nUSER 1\n").unwrap();
+        assert_eq!(shift.instructions.len(), 3);
         for bad in [
             &b""[..],
             b"\n\n# only a comment\n",
             b"\x00\x01\x02ELF",
-            b"\xff\xfe garbage",
+            b"\xff\xfe\xfa\x80\x81 garbage\xff\xfe\xfa\x80",
             b"hello world\n",
         ] {
             let e = parse("bad.Dockerfile", bad).unwrap_err().to_string();
