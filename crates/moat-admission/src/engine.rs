@@ -25,6 +25,9 @@ pub struct EngineConfig {
     pub trusted_registries: Vec<String>,
     /// Require `moat.dev/scan-status: passed` on pods and pod templates.
     pub require_scan: bool,
+    /// Require non-root containers (the PSS `runAsNonRoot` and `runAsUser` checks) even without a
+    /// PSS profile: the workshop's "no root" rule.
+    pub require_non_root: bool,
 }
 
 /// A compiled engine; rebuilt when policies change.
@@ -173,6 +176,22 @@ impl Engine {
 
     /// The workshop's built-in checks: images only from trusted registries, images scanned.
     fn builtin(&self, meta: Option<&Value>, spec: &Value, d: &mut Decision) {
+        if self.config.require_non_root {
+            let failures: Vec<_> = moat_kube::pss::evaluate(
+                meta,
+                spec,
+                Level::Restricted,
+                self.config.pss_version,
+                PssOptions::default(),
+            )
+            .into_iter()
+            .filter(|f| matches!(f.id, "runAsNonRoot" | "runAsUser"))
+            .collect();
+            for f in failures {
+                d.denials
+                    .push(format!("no-root: {} ({})", f.reason, f.detail));
+            }
+        }
         if !self.config.trusted_registries.is_empty() {
             for key in ["initContainers", "containers", "ephemeralContainers"] {
                 for c in spec
@@ -268,7 +287,8 @@ mod builtin_tests {
             operation: "CREATE".into(),
             kind: "Pod".into(),
             object: json!({"kind": "Pod", "metadata": {"annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": image}]}}),
+                "spec": {"securityContext": {"runAsNonRoot": true},
+                    "containers": [{"name": "app", "image": image}]}}),
             ..Request::default()
         }
     }
@@ -278,6 +298,7 @@ mod builtin_tests {
         let e = Engine::new(EngineConfig {
             trusted_registries: vec!["myregistry.azurecr.io/*".into()],
             require_scan: true,
+            require_non_root: true,
             ..EngineConfig::default()
         })
         .expect("engine");
@@ -295,6 +316,20 @@ mod builtin_tests {
         assert!(
             bad.denials[0].contains("docker.io/library/nginx:1.25")
                 && bad.denials[1].contains("\"failed\"")
+        );
+        // A root container is denied by the no-root built-in.
+        let mut root = pod(
+            "myregistry.azurecr.io/app:1.0",
+            json!({SCAN_STATUS_ANNOTATION: "passed"}),
+        );
+        root.object["spec"]["containers"][0]["securityContext"] = json!({"runAsUser": 0});
+        let r = e.decide(&root);
+        assert!(
+            !r.allowed
+                && r.denials
+                    .iter()
+                    .any(|m| m.starts_with("no-root: runAsUser=0")),
+            "{r:?}"
         );
         // DELETE carries no object to judge.
         let mut del = pod("docker.io/x", json!({}));

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Require the pod annotation moat.dev/scan-status: passed.
     #[arg(long)]
     pub require_scan: bool,
+    /// Deny containers that may run as root (runAsNonRoot/runAsUser), with or without a PSS profile.
+    #[arg(long)]
+    pub require_non_root: bool,
     /// On internal errors (a policy that cannot be evaluated) admit with a warning instead of denying.
     #[arg(long)]
     pub fail_open: bool,
@@ -118,6 +121,7 @@ fn serve(s: ServeArgs) -> anyhow::Result<Verdict> {
         policies: s.policies,
         trusted_registries: s.trusted_registry,
         require_scan: s.require_scan,
+        require_non_root: s.require_non_root,
     };
     cfg.failure = if s.fail_open {
         FailurePolicy::Open
