@@ -226,26 +226,40 @@ fn manifest_attrs(s: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// A package from the manifest's main attributes: the Maven group from `Implementation-Vendor-Id`,
+/// else from the OSGi `Bundle-SymbolicName` (which is `group.artifact` when its last segment names
+/// the artifact, as in `org.apache.commons.lang3` for commons-lang3, else the group itself, as in
+/// `com.google.inject` for guice); the artifact from the file name, else `Implementation-Title`.
 fn from_manifest(s: &str, file_name: &str) -> Option<Package> {
     let a = manifest_attrs(s);
+    // The version the jar was released as: Implementation-Version, else the one in the file name
+    // (as Maven names files), else the OSGi bundle version.
+    let from_name = split_file_name(file_name).map(|(_, v)| v);
     let version = a
         .get("Implementation-Version")
-        .or_else(|| a.get("Bundle-Version"))
-        .or_else(|| a.get("Specification-Version"))?;
-    let group = a
-        .get("Implementation-Vendor-Id")
-        .or_else(|| a.get("Automatic-Module-Name").filter(|_| false))
         .cloned()
-        .or_else(|| {
-            a.get("Bundle-SymbolicName")
-                .and_then(|b| b.split(';').next())
-                .and_then(|b| b.rsplit_once('.'))
-                .map(|(g, _)| g.to_string())
-        })?;
+        .or(from_name)
+        .or_else(|| a.get("Bundle-Version").cloned())
+        .or_else(|| a.get("Specification-Version").cloned())?;
     let artifact = artifact_from_file_name(file_name)
         .or_else(|| a.get("Implementation-Title").map(|t| t.to_string()))
-        .filter(|s| !s.is_empty())?;
-    Some(maven_package(&group, &artifact, version))
+        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))?;
+    let group = match a.get("Implementation-Vendor-Id") {
+        Some(g) => g.clone(),
+        None => {
+            let bsn = a.get("Bundle-SymbolicName")?.split(';').next()?.trim();
+            match bsn.rsplit_once('.') {
+                Some((g, last)) if artifact == last || artifact.ends_with(&format!("-{last}")) => {
+                    g.to_string()
+                }
+                _ => bsn.to_string(),
+            }
+        }
+    };
+    if group.is_empty() {
+        return None;
+    }
+    Some(maven_package(&group, &artifact, &version))
 }
 
 /// `commons-lang3-3.12.0.jar` → (`commons-lang3`, `3.12.0`).
