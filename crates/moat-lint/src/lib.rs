@@ -213,6 +213,34 @@ mod tests {
     }
 
     #[test]
+    fn final_image_contents() {
+        let v = ids(
+            "FROM alpine:3.20\nRUN apk add --no-cache --virtual .build-deps gcc make && make && apk del --no-network .build-deps\nUSER 1\n",
+        );
+        assert!(!v.contains(&"MOAT-DF-008"), "{v:?}");
+        let v = ids("FROM alpine:3.20\nRUN apk add --no-cache gcc=13 curl=8\nUSER 1\n");
+        assert_eq!(
+            v.iter()
+                .filter(|r| **r == "MOAT-DF-007" || **r == "MOAT-DF-008")
+                .count(),
+            2,
+            "{v:?}"
+        );
+        // A tool the image runs is needed; a tool purged later is gone; a build stage does not count.
+        let v = ids(
+            "FROM debian:12\nRUN apt-get install -y curl=1 wget=1 && apt-get purge -y wget\nUSER 1\nHEALTHCHECK CMD curl -f http://localhost/\n",
+        );
+        assert!(!v.contains(&"MOAT-DF-007"), "{v:?}");
+        let v = ids(
+            "FROM debian:12 AS b\nRUN apt-get install -y gcc=1 curl=1\nFROM debian:12\nUSER 1\n",
+        );
+        assert!(
+            !v.contains(&"MOAT-DF-007") && !v.contains(&"MOAT-DF-008"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
     fn label_schema_rules() {
         let cfg = Config::from_yaml(
             "h.yaml",

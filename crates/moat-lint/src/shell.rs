@@ -73,7 +73,7 @@ impl Command {
         let flag_idx: Vec<usize> = flags.iter().map(|(_, i)| *i).collect();
         let mut drop: Vec<usize> = Vec::new();
         for (n, i) in &flags {
-            if value_flags.contains(&n.as_str()) {
+            if value_flags.contains(&n.as_str()) && !self.args[*i].contains('=') {
                 // The value is the next argument that is not itself a flag-bearing argument index.
                 drop.push(i + 1);
             }

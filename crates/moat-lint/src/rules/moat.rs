@@ -422,7 +422,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
         _ => {}
     }
     // MOAT-DF-007 / MOAT-DF-008: what the final image keeps installed.
-    let mut installed: Vec<(String, usize)> = Vec::new();
+    let mut installed: Vec<(String, usize, Option<String>)> = Vec::new();
     let mut removed: Vec<String> = Vec::new();
     let mut runtime_text = String::new();
     for s in chain.iter().rev() {
@@ -433,19 +433,34 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
             }
             if let Some(r) = m.run_at(idx) {
                 for c in r.script.commands.iter().map(Command::unwrapped) {
+                    // `apk add --virtual .deps ...` / `apk del .deps`: the group name removes them all.
+                    let group = if c.name == "apk" {
+                        c.args.iter().enumerate().find_map(|(k, a)| {
+                            if a == "--virtual" || a == "-t" {
+                                c.args.get(k + 1).cloned()
+                            } else {
+                                a.strip_prefix("--virtual=").map(str::to_string)
+                            }
+                        })
+                    } else {
+                        None
+                    };
                     for p in installed_packages(&c) {
-                        installed.push((p, idx));
+                        if Some(&p) != group.as_ref() {
+                            installed.push((p, idx, group.clone()));
+                        }
                     }
                     removed.extend(removed_packages(&c));
                 }
             }
         }
     }
-    let kept = |p: &str| !removed.iter().any(|r| r == p);
+    let kept =
+        |p: &str, g: &Option<String>| !removed.iter().any(|r| r == p || Some(r) == g.as_ref());
     let mut tools: Vec<(&str, usize)> = Vec::new();
-    for (p, idx) in &installed {
+    for (p, idx, g) in &installed {
         if NET_DEBUG_TOOLS.contains(&p.as_str())
-            && kept(p)
+            && kept(p, g)
             && !runtime_text
                 .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
                 .any(|w| w == p)
@@ -466,9 +481,9 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     }
     if m.stages.len() == 1 {
         let mut by_ins: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
-        for (p, idx) in &installed {
+        for (p, idx, g) in &installed {
             if (TOOLCHAINS.contains(&p.as_str()) || (p.contains("jdk") && !p.contains("jre")))
-                && kept(p)
+                && kept(p, g)
             {
                 by_ins.entry(*idx).or_default().push(p.as_str());
             }
