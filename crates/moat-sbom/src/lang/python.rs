@@ -226,6 +226,7 @@ pub fn parse_uv_lock(s: &str) -> Result<Vec<Package>, CatalogError> {
 fn parse_toml_lock(s: &str, uv: bool) -> Result<Vec<Package>, CatalogError> {
     let doc = toml_doc(s)?;
     let mut out = Vec::new();
+    let mut direct = std::collections::BTreeSet::new();
     for (i, pkg) in toml_packages(&doc)?.iter().enumerate() {
         let t = pkg
             .as_table()
@@ -245,12 +246,45 @@ fn parse_toml_lock(s: &str, uv: bool) -> Result<Vec<Package>, CatalogError> {
             && (src.contains_key("editable") || src.contains_key("virtual"))
         {
             // The project itself and its local members: the user's code, not a PyPI release.
+            // What they depend on (in any group) is direct.
+            if src
+                .get("editable")
+                .or(src.get("virtual"))
+                .and_then(toml::Value::as_str)
+                == Some(".")
+            {
+                direct.extend(uv_dependency_names(t));
+            }
             continue;
         }
         out.push(python_package(name, version));
     }
+    if uv && !direct.is_empty() {
+        for p in &mut out {
+            p.direct = Some(direct.contains(&super::pep503(&p.name)));
+        }
+    }
     dedup(&mut out);
     Ok(out)
+}
+
+/// PEP 503 names in a uv package's `dependencies`, `optional-dependencies` and `dev-dependencies`.
+fn uv_dependency_names(t: &toml::Table) -> Vec<String> {
+    let names = |v: &toml::Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.get("name").and_then(toml::Value::as_str))
+            .map(super::pep503)
+            .collect()
+    };
+    let mut out = t.get("dependencies").map(names).unwrap_or_default();
+    for groups in ["optional-dependencies", "dev-dependencies"] {
+        if let Some(g) = t.get(groups).and_then(toml::Value::as_table) {
+            out.extend(g.values().flat_map(names));
+        }
+    }
+    out
 }
 
 /// `pylock.toml` / `pylock.<name>.toml` (PEP 751): `[[packages]]` with exact versions.
@@ -346,6 +380,24 @@ mod tests {
         assert_eq!(
             names,
             [("requests", "2.19.1"), ("Flask", "2.0.0"), ("bar", "1.0")]
+        );
+    }
+
+    #[test]
+    fn uv_direct_dependencies() {
+        let lock = "version = 1\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\nsource = { virtual = \".\" }\ndependencies = [{ name = \"Flask\" }]\n[package.dev-dependencies]\ndev = [{ name = \"pytest\" }]\n[[package]]\nname = \"flask\"\nversion = \"3.0.0\"\n[[package]]\nname = \"pytest\"\nversion = \"8.0.0\"\n[[package]]\nname = \"click\"\nversion = \"8.1.7\"\n";
+        let got: Vec<_> = parse_uv_lock(lock)
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.name, p.direct))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("flask".into(), Some(true)),
+                ("pytest".into(), Some(true)),
+                ("click".into(), Some(false))
+            ]
         );
     }
 
