@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 SHARED="${MOAT_SHARED:-$(cd .. && pwd)/shared}"
 RUNS=${1:-15}
 IMG=$(bash "$SHARED/scripts/debian-image.sh" bookworm)/docker.tar
-cargo build --release -q -p moat
-MOAT=$PWD/target/release/moat
+# MOAT_BIN=path skips the build (e.g. when another build holds the cargo lock).
+if [ -z "${MOAT_BIN:-}" ]; then cargo build --release -q -p moat; fi
+MOAT=${MOAT_BIN:-$PWD/target/release/moat}
 DB=$(mktemp -d)
 trap 'rm -rf "$DB"' EXIT
 echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
