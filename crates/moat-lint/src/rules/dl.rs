@@ -1299,10 +1299,6 @@ fn registry_trusted(b: &BaseImage, trusted: &[String]) -> bool {
         if let Some(suffix) = t.strip_prefix("*.") {
             return reg.ends_with(&format!(".{suffix}"));
         }
-        if t == "docker.io" || t == "hub.docker.com" || t == "index.docker.io" {
-            // Only explicit docker.io references count as docker.io when registries are restricted.
-            return reg == t && b.registry().is_some();
-        }
         reg == t
     })
 }
@@ -1537,7 +1533,22 @@ pub fn check_labels(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         let _ = idx;
     }
     // DL3049: each stage (with what it inherits) must define every schema label.
+    // Stages that only feed `COPY --from` are build stages: they need no labels.
+    let copied_from: BTreeSet<String> = ins
+        .iter()
+        .filter(|i| i.is("COPY"))
+        .filter_map(|i| i.flag_value("from").map(str::to_string))
+        .collect();
     for s in 0..m.stages.len() {
+        if m.stages[s]
+            .base
+            .alias
+            .as_ref()
+            .is_some_and(|a| copied_from.contains(a))
+            || copied_from.contains(&s.to_string())
+        {
+            continue;
+        }
         let mut have: BTreeSet<String> = BTreeSet::new();
         for st in m.chain(s) {
             for (_, i) in m.stage_instructions(st) {
