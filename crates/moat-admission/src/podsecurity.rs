@@ -222,13 +222,15 @@ pub fn load(paths: &[PathBuf]) -> (Vec<PodSecurityRule>, Vec<String>) {
 
 impl PodSecurityRule {
     /// Judges a workload: None when the rule does not apply or passes, else the failure message.
+    /// Whether the rule's match (kinds, namespaces) selects an object.
+    pub fn applies(&self, kind: &str, namespace: Option<&str>) -> bool {
+        self.kinds.iter().any(|k| k == kind || k == "*")
+            && (self.namespaces.is_empty()
+                || namespace.is_some_and(|n| self.namespaces.iter().any(|x| x == n)))
+    }
+
     pub fn judge(&self, kind: &str, namespace: Option<&str>, object: &Value) -> Option<String> {
-        if !self.kinds.iter().any(|k| k == kind || k == "*") {
-            return None;
-        }
-        if !self.namespaces.is_empty()
-            && !namespace.is_some_and(|n| self.namespaces.iter().any(|x| x == n))
-        {
+        if !self.applies(kind, namespace) {
             return None;
         }
         let t = moat_kube::pod_template(object, kind)?;

@@ -223,11 +223,22 @@ pub fn pss_findings(
     version: PssVersion,
     opts: PssOptions,
 ) -> Vec<Finding> {
+    pss_findings_excluding(doc, level, version, opts, &[])
+}
+
+/// Like [`pss_findings`], with Kyverno-style `podSecurity.exclude` entries applied.
+pub fn pss_findings_excluding(
+    doc: &Document,
+    level: Level,
+    version: PssVersion,
+    opts: PssOptions,
+    exclusions: &[pss::Exclusion],
+) -> Vec<Finding> {
     let Some(t) = pod_template(&doc.value, doc.kind()) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for failure in pss::evaluate(t.meta, t.spec, level, version, opts) {
+    for failure in pss::evaluate_with_exclusions(t.meta, t.spec, level, version, opts, exclusions) {
         let (sev, title, why, fix) = pss_info(failure.id);
         for v in &failure.violations {
             let path = workload_path(&t, &v.field);
