@@ -6,7 +6,7 @@
 //! body = records (each zstd-compressed slim OSV JSON, sorted by id)
 //!      | record table (u64 offset, u32 length per record)
 //!      | key index   (sorted "ecosystem\0name" → record numbers)
-//!      | id index    (sorted id and alias → record numbers)
+//!      | id index    (sorted id, alias and upstream id → record numbers)
 //! ```
 //! The meta JSON holds the section offsets, counts, sources, import times and the digest: the
 //! SHA-256 of the body, which depends on the records only, so the same data always gives the same
@@ -296,7 +296,7 @@ impl Snapshot {
             .collect()
     }
 
-    /// Records whose id or alias is `id`.
+    /// Records whose id, alias or upstream id is `id`.
     pub fn by_id(&self, id: &str) -> Result<Vec<Record>, DbError> {
         Self::find(&self.ids, id)
             .into_iter()
@@ -393,7 +393,8 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
         for e in ecos {
             *ecosystems.entry(e).or_default() += 1;
         }
-        for id in std::iter::once(&r.id).chain(&r.aliases) {
+        // Upstream ids too: `moat explain CVE-…` finds the DSA that fixes it.
+        for id in std::iter::once(&r.id).chain(&r.aliases).chain(&r.upstream) {
             let v = ids.entry(id.clone()).or_default();
             if v.last() != Some(&n) {
                 v.push(n);
