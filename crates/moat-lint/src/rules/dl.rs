@@ -1243,19 +1243,9 @@ fn apt_assume_yes(c: &Command) -> bool {
 }
 
 fn uid_of(c: &Command) -> Option<&str> {
-    for (n, a) in c.args.iter().enumerate() {
-        // hadolint only reads the short -u form.
-        if a == "-u" {
-            return c.args.get(n + 1).map(String::as_str);
-        }
-        if let Some(v) = a.strip_prefix("-u")
-            && !v.is_empty()
-            && v.chars().all(|ch| ch.is_ascii_digit())
-        {
-            return Some(v);
-        }
-    }
-    None
+    // hadolint only reads the separate short form `-u UID`.
+    let n = c.args.iter().position(|a| a == "-u")?;
+    c.args.get(n + 1).map(String::as_str)
 }
 
 fn truthy(v: &str) -> bool {
