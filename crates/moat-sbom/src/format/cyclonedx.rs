@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use moat_model::{Finding, Inventory, Package, Severity, MOAT_VERSION};
+use moat_model::{Finding, Inventory, MOAT_VERSION, Package, Severity};
 use serde::{Deserialize, Serialize};
 
-use super::{content_uuid, package_refs, WriteOptions};
+use super::{WriteOptions, content_uuid, package_refs};
 
 /// Property names moat writes on components; the reader understands them too.
 pub const PROP_KIND: &str = "moat:package:kind";
@@ -24,7 +24,11 @@ pub struct Bom {
     pub bom_format: String,
     #[serde(rename = "specVersion")]
     pub spec_version: String,
-    #[serde(rename = "serialNumber", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serialNumber",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub serial_number: Option<String>,
     #[serde(default = "one")]
     pub version: u32,
@@ -101,7 +105,10 @@ pub struct Property {
 }
 
 fn prop(name: &str, value: impl Into<String>) -> Property {
-    Property { name: name.to_string(), value: value.into() }
+    Property {
+        name: name.to_string(),
+        value: value.into(),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -199,7 +206,16 @@ fn component(p: &Package, bom_ref: String) -> Component {
         bom_ref: Some(bom_ref),
         name: p.name.clone(),
         version: Some(p.version.clone()),
-        licenses: p.licenses.iter().map(|l| LicenseChoice::License { license: License { id: None, name: Some(l.clone()) } }).collect(),
+        licenses: p
+            .licenses
+            .iter()
+            .map(|l| LicenseChoice::License {
+                license: License {
+                    id: None,
+                    name: Some(l.clone()),
+                },
+            })
+            .collect(),
         purl: Some(p.purl.to_string()),
         properties,
         ..Component::default()
@@ -215,12 +231,22 @@ pub fn bom(inv: &Inventory, findings: &[Finding], opts: &WriteOptions) -> Bom {
     let mut components: Vec<Component> = Vec::new();
     let mut meta_props = Vec::new();
     if let Some(os) = &inv.os {
-        let mut c = Component { ty: "operating-system".into(), bom_ref: Some(format!("os:{}", os.id)), name: os.id.clone(), ..Default::default() };
+        let mut c = Component {
+            ty: "operating-system".into(),
+            bom_ref: Some(format!("os:{}", os.id)),
+            name: os.id.clone(),
+            ..Default::default()
+        };
         c.version = os.version_id.clone();
         c.description = os.pretty_name.clone();
         components.push(c);
     }
-    components.extend(inv.packages.iter().zip(refs.iter()).map(|(p, r)| component(p, r.clone())));
+    components.extend(
+        inv.packages
+            .iter()
+            .zip(refs.iter())
+            .map(|(p, r)| component(p, r.clone())),
+    );
     let target_ty = match inv.target.kind.as_str() {
         "dir" => "file",
         "sbom" => "application",
@@ -244,7 +270,10 @@ pub fn bom(inv: &Inventory, findings: &[Finding], opts: &WriteOptions) -> Bom {
             meta_props.push(prop("moat:image:repo-tag", t));
         }
         for l in &img.layers {
-            meta_props.push(prop("moat:image:layer", l.diff_id.as_deref().unwrap_or(&l.digest)));
+            meta_props.push(prop(
+                "moat:image:layer",
+                l.diff_id.as_deref().unwrap_or(&l.digest),
+            ));
         }
     }
     meta_props.push(prop("moat:target:kind", &inv.target.kind));
@@ -254,7 +283,10 @@ pub fn bom(inv: &Inventory, findings: &[Finding], opts: &WriteOptions) -> Bom {
     let vulnerabilities = vulnerabilities(&inv.packages, &refs, findings);
     let dependencies = vec![Dependency {
         reference: target.bom_ref.clone().unwrap_or_default(),
-        depends_on: components.iter().filter_map(|c| c.bom_ref.clone()).collect(),
+        depends_on: components
+            .iter()
+            .filter_map(|c| c.bom_ref.clone())
+            .collect(),
     }];
     let mut b = Bom {
         schema: Some("http://cyclonedx.org/schema/bom-1.6.schema.json".into()),
@@ -281,13 +313,18 @@ pub fn bom(inv: &Inventory, findings: &[Finding], opts: &WriteOptions) -> Bom {
 }
 
 fn vulnerabilities(pkgs: &[Package], refs: &[String], findings: &[Finding]) -> Vec<Vulnerability> {
-    let by_purl: BTreeMap<String, usize> = pkgs.iter().enumerate().map(|(i, p)| (p.purl.to_string(), i)).rev().collect();
+    let by_purl: BTreeMap<String, usize> = pkgs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.purl.to_string(), i))
+        .rev()
+        .collect();
     let find_pkg = |f: &Finding| -> Option<usize> {
         let pr = f.package.as_ref()?;
-        by_purl
-            .get(&pr.purl.to_string())
-            .copied()
-            .or_else(|| pkgs.iter().position(|p| p.name == pr.name && p.version == pr.version))
+        by_purl.get(&pr.purl.to_string()).copied().or_else(|| {
+            pkgs.iter()
+                .position(|p| p.name == pr.name && p.version == pr.version)
+        })
     };
     // One entry per advisory id, affecting every package it matched.
     let mut grouped: BTreeMap<&str, Vec<&Finding>> = BTreeMap::new();
@@ -299,7 +336,12 @@ fn vulnerabilities(pkgs: &[Package], refs: &[String], findings: &[Finding]) -> V
         let first = fs[0];
         let mut ratings = Vec::new();
         let worst = fs.iter().map(|f| f.severity).max().unwrap_or_default();
-        ratings.push(Rating { score: None, severity: Some(severity(worst).into()), method: Some("other".into()), vector: None });
+        ratings.push(Rating {
+            score: None,
+            severity: Some(severity(worst).into()),
+            method: Some("other".into()),
+            vector: None,
+        });
         if let Some(v) = &first.vulnerability {
             for c in &v.cvss {
                 let method = match c.version.as_str() {
@@ -308,8 +350,17 @@ fn vulnerabilities(pkgs: &[Package], refs: &[String], findings: &[Finding]) -> V
                     _ if c.vector.starts_with("CVSS:3.1") => "CVSSv31",
                     _ => "CVSSv3",
                 };
-                let sev = if method == "CVSSv2" { None } else { Some(severity(Severity::from_cvss_score(c.score)).to_string()) };
-                ratings.push(Rating { score: Some(c.score), severity: sev, method: Some(method.into()), vector: Some(c.vector.clone()) });
+                let sev = if method == "CVSSv2" {
+                    None
+                } else {
+                    Some(severity(Severity::from_cvss_score(c.score)).to_string())
+                };
+                ratings.push(Rating {
+                    score: Some(c.score),
+                    severity: sev,
+                    method: Some(method.into()),
+                    vector: Some(c.vector.clone()),
+                });
             }
         }
         let mut affects: Vec<Affect> = Vec::new();
@@ -321,18 +372,24 @@ fn vulnerabilities(pkgs: &[Package], refs: &[String], findings: &[Finding]) -> V
             if !affects.iter().any(|a| a.reference == refs[i]) {
                 affects.push(Affect {
                     reference: refs[i].clone(),
-                    versions: vec![AffectedVersion { version: p.version.clone(), status: "affected".into() }],
+                    versions: vec![AffectedVersion {
+                        version: p.version.clone(),
+                        status: "affected".into(),
+                    }],
                 });
             }
-            if let Some(v) = &f.vulnerability {
-                if !v.fixed_versions.is_empty() {
-                    let r = format!("Upgrade {} to {}", p.name, v.fixed_versions.join(" or "));
-                    if !recs.contains(&r) {
-                        recs.push(r);
-                    }
-                    for fv in &v.fixed_versions {
-                        props.push(prop("moat:vulnerability:fixed-version", format!("{}@{fv}", p.name)));
-                    }
+            if let Some(v) = &f.vulnerability
+                && !v.fixed_versions.is_empty()
+            {
+                let r = format!("Upgrade {} to {}", p.name, v.fixed_versions.join(" or "));
+                if !recs.contains(&r) {
+                    recs.push(r);
+                }
+                for fv in &v.fixed_versions {
+                    props.push(prop(
+                        "moat:vulnerability:fixed-version",
+                        format!("{}@{fv}", p.name),
+                    ));
                 }
             }
         }
@@ -348,10 +405,25 @@ fn vulnerabilities(pkgs: &[Package], refs: &[String], findings: &[Finding]) -> V
             ratings,
             description: Some(first.title.clone()).filter(|s| !s.is_empty()),
             detail: Some(first.message.clone()).filter(|s| !s.is_empty()),
-            recommendation: if recs.is_empty() { first.fix.clone() } else { Some(recs.join("; ")) },
-            advisories: first.references.iter().filter(|u| u.contains("://")).map(|u| Advisory { url: u.clone() }).collect(),
-            published: first.vulnerability.as_ref().and_then(|v| v.published.clone()),
-            updated: first.vulnerability.as_ref().and_then(|v| v.modified.clone()),
+            recommendation: if recs.is_empty() {
+                first.fix.clone()
+            } else {
+                Some(recs.join("; "))
+            },
+            advisories: first
+                .references
+                .iter()
+                .filter(|u| u.contains("://"))
+                .map(|u| Advisory { url: u.clone() })
+                .collect(),
+            published: first
+                .vulnerability
+                .as_ref()
+                .and_then(|v| v.published.clone()),
+            updated: first
+                .vulnerability
+                .as_ref()
+                .and_then(|v| v.modified.clone()),
             affects,
             properties: props,
         });

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use moat_model::{Inventory, Package};
 use sha2::{Digest, Sha256};
 
-pub use read::{read_sbom, read_sbom_str, ReadError};
+pub use read::{ReadError, read_sbom, read_sbom_str};
 
 /// The output formats of `moat sbom`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,9 @@ impl std::str::FromStr for Format {
             "spdx" | "spdx-json" => Ok(Format::Spdx),
             "json" => Ok(Format::Json),
             "table" => Ok(Format::Table),
-            other => Err(format!("unknown SBOM format {other:?}: expected cyclonedx, spdx, json or table")),
+            other => Err(format!(
+                "unknown SBOM format {other:?}: expected cyclonedx, spdx, json or table"
+            )),
         }
     }
 }
@@ -67,7 +69,14 @@ pub fn content_uuid(data: &[u8]) -> String {
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
     let x = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
 
 /// Stable, unique references for packages in inventory order: the purl, and for the rare second
@@ -94,7 +103,10 @@ pub fn package_refs(pkgs: &[Package]) -> Vec<String> {
 /// The creation time written when none was asked for: `SOURCE_DATE_EPOCH` (the reproducible-builds
 /// convention), else the Unix epoch.
 pub fn reproducible_time() -> String {
-    let secs = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0);
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or(0);
     rfc3339(secs)
 }
 
@@ -115,12 +127,20 @@ pub fn rfc3339(secs: i64) -> String {
     if m <= 2 {
         y += 1;
     }
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The current time, for `--timestamp`.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     rfc3339(secs)
 }
 

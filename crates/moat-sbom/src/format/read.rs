@@ -20,9 +20,17 @@ const MAX_DEPTH: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: not valid JSON (line {line}, column {column}): {why}")]
-    Json { path: String, line: usize, column: usize, why: String },
+    Json {
+        path: String,
+        line: usize,
+        column: usize,
+        why: String,
+    },
     #[error("{path}: {why}")]
     Invalid { path: String, why: String },
 }
@@ -30,25 +38,56 @@ pub enum ReadError {
 /// Reads a CycloneDX or SPDX JSON file.
 pub fn read_sbom(path: &Path) -> Result<Inventory, ReadError> {
     let name = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| ReadError::Io { path: name.clone(), source: e })?;
+    let f = std::fs::File::open(path).map_err(|e| ReadError::Io {
+        path: name.clone(),
+        source: e,
+    })?;
     let mut buf = Vec::new();
-    f.take(MAX_SBOM_BYTES + 1).read_to_end(&mut buf).map_err(|e| ReadError::Io { path: name.clone(), source: e })?;
+    f.take(MAX_SBOM_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| ReadError::Io {
+            path: name.clone(),
+            source: e,
+        })?;
     if buf.len() as u64 > MAX_SBOM_BYTES {
-        return Err(ReadError::Invalid { path: name, why: format!("larger than the {MAX_SBOM_BYTES} byte limit for SBOM documents") });
+        return Err(ReadError::Invalid {
+            path: name,
+            why: format!("larger than the {MAX_SBOM_BYTES} byte limit for SBOM documents"),
+        });
     }
-    let text = String::from_utf8(buf).map_err(|e| ReadError::Invalid { path: name.clone(), why: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()) })?;
+    let text = String::from_utf8(buf).map_err(|e| ReadError::Invalid {
+        path: name.clone(),
+        why: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })?;
     read_sbom_str(&text, &name)
 }
 
 /// Reads a CycloneDX or SPDX JSON document from text; `name` is used in errors and as the target name.
 pub fn read_sbom_str(text: &str, name: &str) -> Result<Inventory, ReadError> {
-    let v: Value = serde_json::from_str(text)
-        .map_err(|e| ReadError::Json { path: name.to_string(), line: e.line(), column: e.column(), why: e.to_string() })?;
-    let invalid = |why: String| ReadError::Invalid { path: name.to_string(), why };
-    let mut inv = Inventory { target: TargetInfo { name: name.to_string(), kind: "sbom".into() }, ..Inventory::default() };
+    let v: Value = serde_json::from_str(text).map_err(|e| ReadError::Json {
+        path: name.to_string(),
+        line: e.line(),
+        column: e.column(),
+        why: e.to_string(),
+    })?;
+    let invalid = |why: String| ReadError::Invalid {
+        path: name.to_string(),
+        why,
+    };
+    let mut inv = Inventory {
+        target: TargetInfo {
+            name: name.to_string(),
+            kind: "sbom".into(),
+        },
+        ..Inventory::default()
+    };
     if v.get("bomFormat").and_then(Value::as_str) == Some("CycloneDX") {
         read_cyclonedx(&v, &mut inv, name).map_err(invalid)?;
-    } else if v.get("spdxVersion").and_then(Value::as_str).is_some_and(|s| s.starts_with("SPDX-2")) {
+    } else if v
+        .get("spdxVersion")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.starts_with("SPDX-2"))
+    {
         read_spdx(&v, &mut inv).map_err(invalid)?;
     } else {
         return Err(invalid("neither a CycloneDX JSON document (no \"bomFormat\": \"CycloneDX\") nor SPDX 2.x JSON (no \"spdxVersion\")".into()));
@@ -98,33 +137,64 @@ struct Extra<'a> {
 fn package(purl: Purl, extra: Extra<'_>) -> Option<Package> {
     let kind = kind_of(&purl)?;
     let name = ecosystem_name(&purl);
-    let version = purl.version.clone().or_else(|| extra.version.map(str::to_string)).unwrap_or_default();
+    let version = purl
+        .version
+        .clone()
+        .or_else(|| extra.version.map(str::to_string))
+        .unwrap_or_default();
     let props = &extra.props;
     let mut source = match (props.get(PROP_SOURCE_NAME), props.get(PROP_SOURCE_VERSION)) {
-        (Some(n), v) => Some(SourcePackage { name: n.clone(), version: v.cloned().unwrap_or_else(|| version.clone()) }),
+        (Some(n), v) => Some(SourcePackage {
+            name: n.clone(),
+            version: v.cloned().unwrap_or_else(|| version.clone()),
+        }),
         _ => None,
     };
     if source.is_none() {
         // Trivy writes its source fields as properties; syft as the purl `upstream` qualifier.
         if let Some(n) = props.get("aquasecurity:trivy:SrcName") {
-            let mut v = props.get("aquasecurity:trivy:SrcVersion").cloned().unwrap_or_else(|| version.clone());
-            if let Some(r) = props.get("aquasecurity:trivy:SrcRelease").filter(|r| !r.is_empty()) {
+            let mut v = props
+                .get("aquasecurity:trivy:SrcVersion")
+                .cloned()
+                .unwrap_or_else(|| version.clone());
+            if let Some(r) = props
+                .get("aquasecurity:trivy:SrcRelease")
+                .filter(|r| !r.is_empty())
+            {
                 v = format!("{v}-{r}");
             }
-            if let Some(e) = props.get("aquasecurity:trivy:SrcEpoch").filter(|e| !e.is_empty() && *e != "0") {
+            if let Some(e) = props
+                .get("aquasecurity:trivy:SrcEpoch")
+                .filter(|e| !e.is_empty() && *e != "0")
+            {
                 v = format!("{e}:{v}");
             }
-            source = Some(SourcePackage { name: n.clone(), version: v });
+            source = Some(SourcePackage {
+                name: n.clone(),
+                version: v,
+            });
         } else if let Some(up) = purl.qualifier("upstream") {
             source = Some(match up.split_once('@') {
-                Some((n, v)) => SourcePackage { name: n.to_string(), version: v.to_string() },
-                None => SourcePackage { name: up.to_string(), version: version.clone() },
+                Some((n, v)) => SourcePackage {
+                    name: n.to_string(),
+                    version: v.to_string(),
+                },
+                None => SourcePackage {
+                    name: up.to_string(),
+                    version: version.clone(),
+                },
             });
         } else if kind == PackageKind::Deb {
-            source = Some(SourcePackage { name: name.clone(), version: version.clone() });
+            source = Some(SourcePackage {
+                name: name.clone(),
+                version: version.clone(),
+            });
         }
     }
-    let layer = props.get(PROP_LAYER).or_else(|| props.get("aquasecurity:trivy:LayerDiffID")).cloned();
+    let layer = props
+        .get(PROP_LAYER)
+        .or_else(|| props.get("aquasecurity:trivy:LayerDiffID"))
+        .cloned();
     Some(Package {
         arch: purl.qualifier("arch").map(str::to_string),
         name,
@@ -146,9 +216,14 @@ fn str_of<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
 fn read_cyclonedx(v: &Value, inv: &mut Inventory, name: &str) -> Result<(), String> {
     let spec = str_of(v, "specVersion").unwrap_or("");
     if !spec.starts_with("1.") {
-        return Err(format!("CycloneDX specVersion {spec:?} is not supported (1.2 to 1.6 are)"));
+        return Err(format!(
+            "CycloneDX specVersion {spec:?} is not supported (1.2 to 1.6 are)"
+        ));
     }
-    if let Some(t) = v.pointer("/metadata/component/name").and_then(Value::as_str) {
+    if let Some(t) = v
+        .pointer("/metadata/component/name")
+        .and_then(Value::as_str)
+    {
         inv.target.name = format!("{name} ({t})");
     }
     let mut stack: Vec<(&Value, usize)> = Vec::new();
@@ -157,10 +232,10 @@ fn read_cyclonedx(v: &Value, inv: &mut Inventory, name: &str) -> Result<(), Stri
         stack.extend(arr.iter().rev().map(|c| (c, 0)));
     }
     while let Some((c, depth)) = stack.pop() {
-        if depth < MAX_DEPTH {
-            if let Some(arr) = c.get("components").and_then(Value::as_array) {
-                stack.extend(arr.iter().rev().map(|x| (x, depth + 1)));
-            }
+        if depth < MAX_DEPTH
+            && let Some(arr) = c.get("components").and_then(Value::as_array)
+        {
+            stack.extend(arr.iter().rev().map(|x| (x, depth + 1)));
         }
         let cname = str_of(c, "name").unwrap_or("");
         if str_of(c, "type") == Some("operating-system") {
@@ -175,8 +250,13 @@ fn read_cyclonedx(v: &Value, inv: &mut Inventory, name: &str) -> Result<(), Stri
             continue;
         }
         let Some(p) = str_of(c, "purl").filter(|p| !p.is_empty()) else {
-            if matches!(str_of(c, "type"), Some("library" | "framework" | "application")) {
-                inv.warnings.push(format!("component {cname:?} has no purl: not matched against advisories"));
+            if matches!(
+                str_of(c, "type"),
+                Some("library" | "framework" | "application")
+            ) {
+                inv.warnings.push(format!(
+                    "component {cname:?} has no purl: not matched against advisories"
+                ));
             }
             continue;
         };
@@ -188,13 +268,18 @@ fn read_cyclonedx(v: &Value, inv: &mut Inventory, name: &str) -> Result<(), Stri
             }
         };
         let mut licenses = Vec::new();
-        for l in c.get("licenses").and_then(Value::as_array).into_iter().flatten() {
+        for l in c
+            .get("licenses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(e) = str_of(l, "expression") {
                 licenses.push(e.to_string());
-            } else if let Some(lic) = l.get("license") {
-                if let Some(s) = str_of(lic, "id").or_else(|| str_of(lic, "name")) {
-                    licenses.push(s.to_string());
-                }
+            } else if let Some(lic) = l.get("license")
+                && let Some(s) = str_of(lic, "id").or_else(|| str_of(lic, "name"))
+            {
+                licenses.push(s.to_string());
             }
         }
         let props: BTreeMap<String, String> = c
@@ -202,12 +287,26 @@ fn read_cyclonedx(v: &Value, inv: &mut Inventory, name: &str) -> Result<(), Stri
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|p| Some((str_of(p, "name")?.to_string(), str_of(p, "value").unwrap_or("").to_string())))
+            .filter_map(|p| {
+                Some((
+                    str_of(p, "name")?.to_string(),
+                    str_of(p, "value").unwrap_or("").to_string(),
+                ))
+            })
             .collect();
         let ty = purl.ty.clone();
-        match package(purl, Extra { version: str_of(c, "version"), licenses, props }) {
+        match package(
+            purl,
+            Extra {
+                version: str_of(c, "version"),
+                licenses,
+                props,
+            },
+        ) {
             Some(pkg) => inv.packages.push(pkg),
-            None => inv.warnings.push(format!("component {cname:?}: purl type {ty:?} is not an ecosystem moat knows")),
+            None => inv.warnings.push(format!(
+                "component {cname:?}: purl type {ty:?} is not an ecosystem moat knows"
+            )),
         }
     }
     Ok(())
@@ -219,7 +318,12 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|e| Some((str_of(e, "licenseId")?, str_of(e, "name").or_else(|| str_of(e, "extractedText"))?)))
+        .filter_map(|e| {
+            Some((
+                str_of(e, "licenseId")?,
+                str_of(e, "name").or_else(|| str_of(e, "extractedText"))?,
+            ))
+        })
         .collect();
     let pkgs = match v.get("packages") {
         None => return Ok(()),
@@ -237,9 +341,16 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
             }
             continue;
         }
-        let purl = p.get("externalRefs").and_then(Value::as_array).into_iter().flatten().find_map(|r| {
-            (str_of(r, "referenceType") == Some("purl")).then(|| str_of(r, "referenceLocator")).flatten()
-        });
+        let purl = p
+            .get("externalRefs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|r| {
+                (str_of(r, "referenceType") == Some("purl"))
+                    .then(|| str_of(r, "referenceLocator"))
+                    .flatten()
+            });
         let Some(purl) = purl else { continue };
         let purl: Purl = match purl.parse() {
             Ok(u) => u,
@@ -249,18 +360,26 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
             }
         };
         let mut licenses = Vec::new();
-        if let Some(d) = str_of(p, "licenseDeclared").filter(|d| !matches!(*d, "NOASSERTION" | "NONE" | "")) {
+        if let Some(d) =
+            str_of(p, "licenseDeclared").filter(|d| !matches!(*d, "NOASSERTION" | "NONE" | ""))
+        {
             for part in d.split(" AND ") {
                 let part = part.trim().trim_matches(|c| c == '(' || c == ')');
-                licenses.push(extracted.get(part).map(|s| s.to_string()).unwrap_or_else(|| part.to_string()));
+                licenses.push(
+                    extracted
+                        .get(part)
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| part.to_string()),
+                );
             }
         }
         let mut props = BTreeMap::new();
-        if let Some(rest) = str_of(p, "sourceInfo").and_then(|s| s.strip_prefix("built from source package ")) {
-            if let Some((n, ver)) = rest.split_once(' ') {
-                props.insert(PROP_SOURCE_NAME.to_string(), n.to_string());
-                props.insert(PROP_SOURCE_VERSION.to_string(), ver.to_string());
-            }
+        if let Some(rest) =
+            str_of(p, "sourceInfo").and_then(|s| s.strip_prefix("built from source package "))
+            && let Some((n, ver)) = rest.split_once(' ')
+        {
+            props.insert(PROP_SOURCE_NAME.to_string(), n.to_string());
+            props.insert(PROP_SOURCE_VERSION.to_string(), ver.to_string());
         }
         if let Some(c) = str_of(p, "comment") {
             for part in c.split("; ") {
@@ -272,9 +391,18 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
             }
         }
         let ty = purl.ty.clone();
-        match package(purl, Extra { version: str_of(p, "versionInfo"), licenses, props }) {
+        match package(
+            purl,
+            Extra {
+                version: str_of(p, "versionInfo"),
+                licenses,
+                props,
+            },
+        ) {
             Some(pkg) => inv.packages.push(pkg),
-            None => inv.warnings.push(format!("package {pname:?}: purl type {ty:?} is not an ecosystem moat knows")),
+            None => inv.warnings.push(format!(
+                "package {pname:?}: purl type {ty:?} is not an ecosystem moat knows"
+            )),
         }
     }
     Ok(())
@@ -283,17 +411,25 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
 /// The distribution from OS purls' `distro` qualifier: `debian-12`, `rhel-8.9`, or Alpine's bare
 /// `3.18.4` (the namespace then names the distribution).
 fn os_from_purls(pkgs: &[Package]) -> Option<OsRelease> {
-    let p = pkgs.iter().find(|p| p.kind.is_os() && p.purl.qualifier("distro").is_some())?;
+    let p = pkgs
+        .iter()
+        .find(|p| p.kind.is_os() && p.purl.qualifier("distro").is_some())?;
     let distro = p.purl.qualifier("distro")?;
     let ns = p.purl.namespace.clone().unwrap_or_default();
     let (id, ver) = match distro.split_once('-') {
-        Some((id, ver)) if id.chars().all(|c| c.is_ascii_alphabetic()) => (id.to_string(), ver.to_string()),
+        Some((id, ver)) if id.chars().all(|c| c.is_ascii_alphabetic()) => {
+            (id.to_string(), ver.to_string())
+        }
         _ => (ns, distro.to_string()),
     };
     if id.is_empty() {
         return None;
     }
-    Some(OsRelease { id: id.to_ascii_lowercase(), version_id: Some(ver), ..Default::default() })
+    Some(OsRelease {
+        id: id.to_ascii_lowercase(),
+        version_id: Some(ver),
+        ..Default::default()
+    })
 }
 
 #[cfg(test)]
@@ -308,10 +444,19 @@ mod tests {
             {"type":"library","name":"nopurl"}]}"#;
         let inv = read_sbom_str(doc, "x.json").expect("reads");
         assert_eq!(inv.packages.len(), 2);
-        let deb = inv.packages.iter().find(|p| p.kind == PackageKind::Deb).expect("deb");
+        let deb = inv
+            .packages
+            .iter()
+            .find(|p| p.kind == PackageKind::Deb)
+            .expect("deb");
         assert_eq!(deb.source.as_ref().map(|s| s.name.as_str()), Some("glibc"));
         assert_eq!(deb.arch.as_deref(), Some("amd64"));
-        assert_eq!(inv.os.as_ref().map(|o| (o.id.as_str(), o.version_id.as_deref())), Some(("debian", Some("12"))));
+        assert_eq!(
+            inv.os
+                .as_ref()
+                .map(|o| (o.id.as_str(), o.version_id.as_deref())),
+            Some(("debian", Some("12")))
+        );
         assert!(inv.packages.iter().any(|p| p.name == "@angular/core"));
         assert_eq!(inv.warnings.len(), 1);
     }

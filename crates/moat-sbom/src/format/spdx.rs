@@ -10,7 +10,7 @@ use moat_model::{Inventory, MOAT_VERSION};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{content_uuid, package_refs, reproducible_time, WriteOptions};
+use super::{WriteOptions, content_uuid, package_refs, reproducible_time};
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Document {
@@ -28,7 +28,11 @@ pub struct Document {
     pub creation_info: CreationInfo,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<SpdxPackage>,
-    #[serde(rename = "hasExtractedLicensingInfos", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "hasExtractedLicensingInfos",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub extracted_licenses: Vec<ExtractedLicense>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relationships: Vec<Relationship>,
@@ -50,23 +54,55 @@ pub struct SpdxPackage {
     pub spdx_id: String,
     #[serde(default)]
     pub name: String,
-    #[serde(rename = "versionInfo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "versionInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub version_info: Option<String>,
     #[serde(rename = "downloadLocation", default)]
     pub download_location: String,
-    #[serde(rename = "filesAnalyzed", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "filesAnalyzed",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub files_analyzed: Option<bool>,
-    #[serde(rename = "licenseConcluded", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "licenseConcluded",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub license_concluded: Option<String>,
-    #[serde(rename = "licenseDeclared", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "licenseDeclared",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub license_declared: Option<String>,
-    #[serde(rename = "copyrightText", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "copyrightText",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub copyright_text: Option<String>,
-    #[serde(rename = "sourceInfo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "sourceInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_info: Option<String>,
-    #[serde(rename = "primaryPackagePurpose", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "primaryPackagePurpose",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub primary_package_purpose: Option<String>,
-    #[serde(rename = "externalRefs", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "externalRefs",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub external_refs: Vec<ExternalRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
@@ -104,7 +140,15 @@ pub struct Relationship {
 
 /// `SPDXRef-` ids allow only letters, digits, `.` and `-`.
 fn id_safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn short_hash(s: &str) -> String {
@@ -112,7 +156,11 @@ fn short_hash(s: &str) -> String {
 }
 
 fn license_ref(l: &str) -> String {
-    format!("LicenseRef-{}-{}", id_safe(l).trim_matches('-'), short_hash(l))
+    format!(
+        "LicenseRef-{}-{}",
+        id_safe(l).trim_matches('-'),
+        short_hash(l)
+    )
 }
 
 pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
@@ -126,11 +174,22 @@ pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
         version_info: inv.image.as_ref().and_then(|i| i.manifest_digest.clone()),
         download_location: "NOASSERTION".into(),
         files_analyzed: Some(false),
-        primary_package_purpose: Some(if inv.target.kind == "dir" { "FILE" } else { "CONTAINER" }.into()),
+        primary_package_purpose: Some(
+            if inv.target.kind == "dir" {
+                "FILE"
+            } else {
+                "CONTAINER"
+            }
+            .into(),
+        ),
         comment: Some(format!("target kind: {}", inv.target.kind)),
         ..Default::default()
     }];
-    let mut relationships = vec![Relationship { element: "SPDXRef-DOCUMENT".into(), ty: "DESCRIBES".into(), related: root_id.clone() }];
+    let mut relationships = vec![Relationship {
+        element: "SPDXRef-DOCUMENT".into(),
+        ty: "DESCRIBES".into(),
+        related: root_id.clone(),
+    }];
     let mut extracted: BTreeMap<String, String> = BTreeMap::new();
     if let Some(os) = &inv.os {
         let id = format!("SPDXRef-OperatingSystem-{}", id_safe(&os.id));
@@ -144,10 +203,19 @@ pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
             comment: os.pretty_name.clone(),
             ..Default::default()
         });
-        relationships.push(Relationship { element: root_id.clone(), ty: "CONTAINS".into(), related: id });
+        relationships.push(Relationship {
+            element: root_id.clone(),
+            ty: "CONTAINS".into(),
+            related: id,
+        });
     }
     for (p, r) in inv.packages.iter().zip(&refs) {
-        let id = format!("SPDXRef-Package-{}-{}-{}", p.kind.as_str(), id_safe(&p.name), short_hash(r));
+        let id = format!(
+            "SPDXRef-Package-{}-{}-{}",
+            p.kind.as_str(),
+            id_safe(&p.name),
+            short_hash(r)
+        );
         let declared = if p.licenses.is_empty() {
             "NOASSERTION".to_string()
         } else {
@@ -178,12 +246,29 @@ pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
             license_concluded: Some("NOASSERTION".into()),
             license_declared: Some(declared),
             copyright_text: Some("NOASSERTION".into()),
-            source_info: p.source.as_ref().map(|s| format!("built from source package {} {}", s.name, s.version)),
-            primary_package_purpose: Some(if p.kind.is_os() { "INSTALL" } else { "LIBRARY" }.into()),
-            external_refs: vec![ExternalRef { category: "PACKAGE-MANAGER".into(), ty: "purl".into(), locator: p.purl.to_string() }],
-            comment: if comment.is_empty() { None } else { Some(comment.join("; ")) },
+            source_info: p
+                .source
+                .as_ref()
+                .map(|s| format!("built from source package {} {}", s.name, s.version)),
+            primary_package_purpose: Some(
+                if p.kind.is_os() { "INSTALL" } else { "LIBRARY" }.into(),
+            ),
+            external_refs: vec![ExternalRef {
+                category: "PACKAGE-MANAGER".into(),
+                ty: "purl".into(),
+                locator: p.purl.to_string(),
+            }],
+            comment: if comment.is_empty() {
+                None
+            } else {
+                Some(comment.join("; "))
+            },
         });
-        relationships.push(Relationship { element: root_id.clone(), ty: "CONTAINS".into(), related: id });
+        relationships.push(Relationship {
+            element: root_id.clone(),
+            ty: "CONTAINS".into(),
+            related: id,
+        });
     }
     let mut doc = Document {
         spdx_version: "SPDX-2.3".into(),
@@ -194,19 +279,41 @@ pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
         creation_info: CreationInfo {
             created: opts.timestamp.clone().unwrap_or_else(reproducible_time),
             creators: vec![format!("Tool: moat-{MOAT_VERSION}")],
-            comment: if inv.warnings.is_empty() { None } else { Some(format!("warnings: {}", inv.warnings.join("; "))) },
+            comment: if inv.warnings.is_empty() {
+                None
+            } else {
+                Some(format!("warnings: {}", inv.warnings.join("; ")))
+            },
         },
         packages,
         extracted_licenses: extracted
             .into_iter()
-            .map(|(id, text)| ExtractedLicense { license_id: id, name: Some(text.clone()), extracted_text: text })
+            .map(|(id, text)| ExtractedLicense {
+                license_id: id,
+                name: Some(text.clone()),
+                extracted_text: text,
+            })
             .collect(),
         relationships,
     };
     // The namespace must be unique per document: derive it from the content, not from a random number.
     let body = serde_json::to_vec(&doc).unwrap_or_default();
-    let safe_name: String = inv.target.name.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '-' }).collect();
-    doc.document_namespace = format!("https://moat.invalid/spdx/{safe_name}-{}", content_uuid(&body));
+    let safe_name: String = inv
+        .target
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    doc.document_namespace = format!(
+        "https://moat.invalid/spdx/{safe_name}-{}",
+        content_uuid(&body)
+    );
     doc
 }
 

@@ -1,6 +1,6 @@
 //! A table of packages for people at a terminal.
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use moat_model::Inventory;
 
 pub fn to_table(inv: &Inventory) -> String {
@@ -8,7 +8,10 @@ pub fn to_table(inv: &Inventory) -> String {
     inv.normalize();
     let mut out = format!("{} ({})", inv.target.name, inv.target.kind);
     if let Some(os) = &inv.os {
-        let name = os.pretty_name.clone().unwrap_or_else(|| format!("{} {}", os.id, os.version_id.as_deref().unwrap_or("")));
+        let name = os
+            .pretty_name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", os.id, os.version_id.as_deref().unwrap_or("")));
         out.push_str(&format!(" — {}", name.trim()));
     }
     out.push('\n');
@@ -19,10 +22,14 @@ pub fn to_table(inv: &Inventory) -> String {
         t.load_style(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_width(160)
-            .set_header(vec!["Type", "Name", "Version", "Arch", "Source", "Licences"]);
+            .set_header(vec![
+                "Type", "Name", "Version", "Arch", "Source", "Licences",
+            ]);
         for p in &inv.packages {
             let source = match &p.source {
-                Some(s) if s.name != p.name || s.version != p.version => format!("{} {}", s.name, s.version),
+                Some(s) if s.name != p.name || s.version != p.version => {
+                    format!("{} {}", s.name, s.version)
+                }
                 _ => String::new(),
             };
             t.add_row(vec![

@@ -14,8 +14,13 @@ pub struct Apk;
 /// The purl of an apk package: namespace is the distribution id (`alpine`, `wolfi`), `distro` the
 /// release (`3.18.4`).
 pub fn purl(name: &str, version: &str, arch: Option<&str>, os: Option<&OsRelease>) -> Purl {
-    let ns = os.map(|o| o.id.as_str()).filter(|s| !s.is_empty()).unwrap_or("alpine");
-    let mut p = Purl::new("apk", name).with_namespace(ns).with_version(version);
+    let ns = os
+        .map(|o| o.id.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("alpine");
+    let mut p = Purl::new("apk", name)
+        .with_namespace(ns)
+        .with_version(version);
     if let Some(a) = arch {
         p = p.with_qualifier("arch", a);
     }
@@ -48,10 +53,19 @@ pub fn packages(text: &str, os: Option<&OsRelease>) -> Result<Vec<Package>, Cata
             continue;
         }
         let Some((k, v)) = line.split_once(':') else {
-            return Err(CatalogError::Line { line: i + 1, why: format!("expected `K:value`, found {:?}", line.chars().take(60).collect::<String>()) });
+            return Err(CatalogError::Line {
+                line: i + 1,
+                why: format!(
+                    "expected `K:value`, found {:?}",
+                    line.chars().take(60).collect::<String>()
+                ),
+            });
         };
         if k.len() != 1 {
-            return Err(CatalogError::Line { line: i + 1, why: format!("field name {k:?} is not a single letter") });
+            return Err(CatalogError::Line {
+                line: i + 1,
+                why: format!("field name {k:?} is not a single letter"),
+            });
         }
         started = true;
         match k {
@@ -72,11 +86,22 @@ pub fn packages(text: &str, os: Option<&OsRelease>) -> Result<Vec<Package>, Cata
         .map(|b| {
             let arch = Some(b.arch).filter(|a| !a.is_empty());
             // An apk's origin is its source package; both share the version.
-            let src = if b.origin.is_empty() { b.name.clone() } else { b.origin };
+            let src = if b.origin.is_empty() {
+                b.name.clone()
+            } else {
+                b.origin
+            };
             Package {
                 purl: purl(&b.name, &b.version, arch.as_deref(), os),
-                source: Some(SourcePackage { name: src, version: b.version.clone() }),
-                licenses: if b.license.is_empty() { Vec::new() } else { vec![b.license] },
+                source: Some(SourcePackage {
+                    name: src,
+                    version: b.version.clone(),
+                }),
+                licenses: if b.license.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![b.license]
+                },
                 name: b.name,
                 version: b.version,
                 kind: PackageKind::Apk,
@@ -95,13 +120,21 @@ impl Cataloger for Apk {
     }
 
     fn wants(&self, meta: &FileMeta) -> Select {
-        if meta.path == INSTALLED { Select::Content } else { Select::Skip }
+        if meta.path == INSTALLED {
+            Select::Content
+        } else {
+            Select::Skip
+        }
     }
 
     fn catalog(&self, file: &FileEntry, ctx: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
-        let Some(bytes) = file.content.as_deref() else { return Ok(Vec::new()) };
+        let Some(bytes) = file.content.as_deref() else {
+            return Ok(Vec::new());
+        };
         if bytes.len() as u64 > MAX_INSTALLED {
-            return Err(CatalogError::TooLarge { limit: MAX_INSTALLED });
+            return Err(CatalogError::TooLarge {
+                limit: MAX_INSTALLED,
+            });
         }
         packages(&String::from_utf8_lossy(bytes), ctx.os.as_ref())
     }
@@ -113,10 +146,21 @@ mod tests {
 
     #[test]
     fn musl_purl() {
-        let os = OsRelease { id: "alpine".into(), version_id: Some("3.18.4".into()), ..Default::default() };
-        let p = packages("P:musl\nV:1.2.4-r2\nA:x86_64\no:musl\nL:MIT\n\nP:x\n", Some(&os)).expect("parses");
+        let os = OsRelease {
+            id: "alpine".into(),
+            version_id: Some("3.18.4".into()),
+            ..Default::default()
+        };
+        let p = packages(
+            "P:musl\nV:1.2.4-r2\nA:x86_64\no:musl\nL:MIT\n\nP:x\n",
+            Some(&os),
+        )
+        .expect("parses");
         assert_eq!(p.len(), 1);
-        assert_eq!(p[0].purl.to_string(), "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=3.18.4");
+        assert_eq!(
+            p[0].purl.to_string(),
+            "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=3.18.4"
+        );
         assert!(packages("P:musl\ngarbage\n", None).is_err());
     }
 }

@@ -10,6 +10,9 @@ use crate::{CatalogError, Cataloger, Context};
 pub const STATUS: &str = "var/lib/dpkg/status";
 pub const STATUS_D: &str = "var/lib/dpkg/status.d/";
 const DOC: &str = "usr/share/doc/";
+/// `NAME.list` / `NAME:ARCH.list` here is written when a package is unpacked: its layer is the layer
+/// that installed the package's current version.
+const INFO: &str = "var/lib/dpkg/info/";
 
 /// A status file larger than this is not a dpkg database (Debian with every package installed is ~50 MB).
 const MAX_STATUS: u64 = 128 << 20;
@@ -28,7 +31,10 @@ pub struct Stanza {
 
 impl Stanza {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,17 +60,26 @@ pub fn parse_stanzas(text: &str) -> Result<Vec<Stanza>, CatalogError> {
                     v.push('\n');
                     v.push_str(line.trim());
                 }
-                None => return Err(CatalogError::Line { line: i + 1, why: "continuation line before any field".into() }),
+                None => {
+                    return Err(CatalogError::Line {
+                        line: i + 1,
+                        why: "continuation line before any field".into(),
+                    });
+                }
             }
             continue;
         }
         let Some((k, v)) = line.split_once(':') else {
-            return Err(CatalogError::Line { line: i + 1, why: format!("expected `Field: value`, found {:?}", truncate(line)) });
+            return Err(CatalogError::Line {
+                line: i + 1,
+                why: format!("expected `Field: value`, found {:?}", truncate(line)),
+            });
         };
         if cur.fields.is_empty() {
             cur.line = i + 1;
         }
-        cur.fields.push((k.trim().to_string(), v.trim().to_string()));
+        cur.fields
+            .push((k.trim().to_string(), v.trim().to_string()));
     }
     if !cur.fields.is_empty() {
         out.push(cur);
@@ -94,42 +109,64 @@ pub fn source_of(st: &Stanza, name: &str, version: &str) -> SourcePackage {
                 name: n.trim().to_string(),
                 version: v.trim_end().trim_end_matches(')').trim().to_string(),
             },
-            None => SourcePackage { name: src.to_string(), version: version.to_string() },
+            None => SourcePackage {
+                name: src.to_string(),
+                version: version.to_string(),
+            },
         },
-        None => SourcePackage { name: name.to_string(), version: version.to_string() },
+        None => SourcePackage {
+            name: name.to_string(),
+            version: version.to_string(),
+        },
     }
 }
 
 /// The purl of a Debian-family package: namespace is the distribution id, `distro=ID-VERSION_ID`.
 pub fn purl(name: &str, version: &str, arch: Option<&str>, os: Option<&OsRelease>) -> Purl {
-    let ns = os.map(|o| o.id.as_str()).filter(|s| !s.is_empty()).unwrap_or("debian");
-    let mut p = Purl::new("deb", name).with_namespace(ns).with_version(version);
+    let ns = os
+        .map(|o| o.id.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("debian");
+    let mut p = Purl::new("deb", name)
+        .with_namespace(ns)
+        .with_version(version);
     if let Some(a) = arch {
         p = p.with_qualifier("arch", a);
     }
-    if let Some(o) = os {
-        if let Some(v) = o.version_id.as_deref().filter(|v| !v.is_empty()) {
-            p = p.with_qualifier("distro", format!("{}-{v}", o.id));
-        }
+    if let Some(o) = os
+        && let Some(v) = o.version_id.as_deref().filter(|v| !v.is_empty())
+    {
+        p = p.with_qualifier("distro", format!("{}-{v}", o.id));
     }
     p
 }
 
 /// Turns the stanzas of one file into packages. `status_required`: the main status file lists
 /// removed packages too, so a stanza without `Status:` is not trusted there.
-pub fn packages(text: &str, status_required: bool, os: Option<&OsRelease>, view: Option<&FileView>) -> Result<Vec<Package>, CatalogError> {
+pub fn packages(
+    text: &str,
+    status_required: bool,
+    os: Option<&OsRelease>,
+    view: Option<&FileView>,
+) -> Result<Vec<Package>, CatalogError> {
     let mut out = Vec::new();
     for st in parse_stanzas(text)? {
         if !is_installed(&st, status_required) {
             continue;
         }
-        let (Some(name), Some(version)) = (st.get("Package"), st.get("Version")) else { continue };
+        let (Some(name), Some(version)) = (st.get("Package"), st.get("Version")) else {
+            continue;
+        };
         if name.is_empty() || version.is_empty() {
             continue;
         }
-        let arch = st.get("Architecture").filter(|a| !a.is_empty()).map(str::to_string);
+        let arch = st
+            .get("Architecture")
+            .filter(|a| !a.is_empty())
+            .map(str::to_string);
         let source = source_of(&st, name, version);
         let licenses = view.map(|v| licenses_of(v, name)).unwrap_or_default();
+        let layer = view.and_then(|v| installed_by(v, name, arch.as_deref()));
         out.push(Package {
             name: name.to_string(),
             version: version.to_string(),
@@ -139,18 +176,33 @@ pub fn packages(text: &str, status_required: bool, os: Option<&OsRelease>, view:
             source: Some(source),
             licenses,
             path: None,
-            layer: None,
+            layer,
             direct: None,
         });
     }
     Ok(out)
 }
 
+/// The layer that unpacked a package, from its `info/*.list` file; `None` leaves the status file's.
+fn installed_by(view: &FileView, name: &str, arch: Option<&str>) -> Option<String> {
+    let qualified = arch.map(|a| format!("{INFO}{name}:{a}.list"));
+    let plain = format!("{INFO}{name}.list");
+    qualified
+        .iter()
+        .chain(std::iter::once(&plain))
+        .find_map(|p| view.get(p))
+        .and_then(|e| e.layer.clone())
+}
+
 /// Licences recorded in `usr/share/doc/NAME/copyright`: the `License:` fields of a machine-readable
 /// (DEP-5) file; otherwise the `/usr/share/common-licenses/X` files it points to.
 pub fn licenses_of(view: &FileView, name: &str) -> Vec<String> {
     let path = format!("{DOC}{name}/copyright");
-    let Some(text) = view.resolve(&path).and_then(|e| e.content.as_deref()).map(String::from_utf8_lossy) else {
+    let Some(text) = view
+        .resolve(&path)
+        .and_then(|e| e.content.as_deref())
+        .map(String::from_utf8_lossy)
+    else {
         return Vec::new();
     };
     parse_copyright(&text)
@@ -174,7 +226,11 @@ pub fn parse_copyright(text: &str) -> Vec<String> {
             let mut rest = line;
             while let Some(at) = rest.find("/usr/share/common-licenses/") {
                 rest = &rest[at + "/usr/share/common-licenses/".len()..];
-                let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '+' | '_'))).unwrap_or(rest.len());
+                let end = rest
+                    .find(|c: char| {
+                        !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '+' | '_'))
+                    })
+                    .unwrap_or(rest.len());
                 let lic = rest[..end].trim_end_matches('.').trim_end_matches(".gz");
                 push(&mut out, lic);
             }
@@ -194,10 +250,19 @@ impl Cataloger for Dpkg {
             return Select::Content;
         }
         if let Some(name) = p.strip_prefix(STATUS_D) {
-            if !name.contains('/') && !name.ends_with(".md5sums") && !name.is_empty() {
-                return Select::Content;
-            }
-            return Select::Skip;
+            let wanted = !name.contains('/') && !name.ends_with(".md5sums") && !name.is_empty();
+            return if wanted {
+                Select::Content
+            } else {
+                Select::Skip
+            };
+        }
+        if let Some(f) = p.strip_prefix(INFO) {
+            return if f.ends_with(".list") && !f.contains('/') {
+                Select::Meta
+            } else {
+                Select::Skip
+            };
         }
         if let Some(rest) = p.strip_prefix(DOC) {
             match rest.split_once('/') {
@@ -216,7 +281,9 @@ impl Cataloger for Dpkg {
         if p != STATUS && !in_status_d {
             return Ok(Vec::new());
         }
-        let Some(bytes) = file.content.as_deref() else { return Ok(Vec::new()) };
+        let Some(bytes) = file.content.as_deref() else {
+            return Ok(Vec::new());
+        };
         if bytes.len() as u64 > MAX_STATUS {
             return Err(CatalogError::TooLarge { limit: MAX_STATUS });
         }
@@ -232,12 +299,31 @@ mod tests {
     #[test]
     fn parses_source_and_status() {
         let text = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nSource: glibc (2.36-9)\nVersion: 2.36-9+deb12u4\nDescription: x\n more\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n\nPackage: tzdata\nStatus: install ok installed\nVersion: 2024a-0+deb12u1\nSource: tzdata\nArchitecture: all\n";
-        let os = OsRelease { id: "debian".into(), version_id: Some("12".into()), ..Default::default() };
+        let os = OsRelease {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            ..Default::default()
+        };
         let pkgs = packages(text, true, Some(&os), None).expect("parses");
         assert_eq!(pkgs.len(), 2);
-        assert_eq!(pkgs[0].source, Some(SourcePackage { name: "glibc".into(), version: "2.36-9".into() }));
-        assert_eq!(pkgs[0].purl.to_string(), "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12");
-        assert_eq!(pkgs[1].source, Some(SourcePackage { name: "tzdata".into(), version: "2024a-0+deb12u1".into() }));
+        assert_eq!(
+            pkgs[0].source,
+            Some(SourcePackage {
+                name: "glibc".into(),
+                version: "2.36-9".into()
+            })
+        );
+        assert_eq!(
+            pkgs[0].purl.to_string(),
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(
+            pkgs[1].source,
+            Some(SourcePackage {
+                name: "tzdata".into(),
+                version: "2024a-0+deb12u1".into()
+            })
+        );
     }
 
     #[test]
@@ -250,7 +336,15 @@ mod tests {
 
     #[test]
     fn copyright_licences() {
-        assert_eq!(parse_copyright("Format: x\n\nFiles: *\nLicense: GPL-2+\n text\n\nLicense: GPL-2+\n\nLicense: BSD-3-clause\n"), vec!["GPL-2+", "BSD-3-clause"]);
-        assert_eq!(parse_copyright("see `/usr/share/common-licenses/LGPL-2.1'.\n"), vec!["LGPL-2.1"]);
+        assert_eq!(
+            parse_copyright(
+                "Format: x\n\nFiles: *\nLicense: GPL-2+\n text\n\nLicense: GPL-2+\n\nLicense: BSD-3-clause\n"
+            ),
+            vec!["GPL-2+", "BSD-3-clause"]
+        );
+        assert_eq!(
+            parse_copyright("see `/usr/share/common-licenses/LGPL-2.1'.\n"),
+            vec!["LGPL-2.1"]
+        );
     }
 }

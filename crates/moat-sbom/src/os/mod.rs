@@ -2,8 +2,8 @@
 
 pub mod apk;
 pub mod dpkg;
-pub mod rpm;
 pub mod release;
+pub mod rpm;
 
 use crate::Cataloger;
 

@@ -40,13 +40,20 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
         ..OpenOptions::default()
     };
     let inv = moat_sbom::sbom_of(&target, &opts).map_err(|e| InputError(e.to_string()))?;
-    let format = a.format.unwrap_or(if a.out.is_terminal() { Format::Table } else { Format::Json });
-    let wopts = WriteOptions { timestamp: a.timestamp.then(moat_sbom::format::now_rfc3339) };
+    let format = a.format.unwrap_or(if a.out.is_terminal() {
+        Format::Table
+    } else {
+        Format::Json
+    });
+    let wopts = WriteOptions {
+        timestamp: a.timestamp.then(moat_sbom::format::now_rfc3339),
+    };
     for w in &inv.warnings {
         if format != Format::Table {
             eprintln!("moat: warning: {w}");
         }
     }
-    a.out.write(&moat_sbom::format::write(&inv, format, &wopts))?;
+    a.out
+        .write(&moat_sbom::format::write(&inv, format, &wopts))?;
     Ok(Verdict::Pass)
 }

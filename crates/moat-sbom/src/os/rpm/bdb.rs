@@ -25,18 +25,40 @@ struct Db<'a> {
 
 impl Db<'_> {
     fn u32(&self, b: &[u8], at: usize) -> Result<u32, DbError> {
-        let s: [u8; 4] = b.get(at..at + 4).and_then(|s| s.try_into().ok()).ok_or_else(|| err("field beyond the page"))?;
-        Ok(if self.swapped { u32::from_be_bytes(s) } else { u32::from_le_bytes(s) })
+        let s: [u8; 4] = b
+            .get(at..at + 4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| err("field beyond the page"))?;
+        Ok(if self.swapped {
+            u32::from_be_bytes(s)
+        } else {
+            u32::from_le_bytes(s)
+        })
     }
 
     fn u16(&self, b: &[u8], at: usize) -> Result<usize, DbError> {
-        let s: [u8; 2] = b.get(at..at + 2).and_then(|s| s.try_into().ok()).ok_or_else(|| err("field beyond the page"))?;
-        Ok(usize::from(if self.swapped { u16::from_be_bytes(s) } else { u16::from_le_bytes(s) }))
+        let s: [u8; 2] = b
+            .get(at..at + 2)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| err("field beyond the page"))?;
+        Ok(usize::from(if self.swapped {
+            u16::from_be_bytes(s)
+        } else {
+            u16::from_le_bytes(s)
+        }))
     }
 
     fn page(&self, n: u32) -> Result<&[u8], DbError> {
-        let start = (n as usize).checked_mul(self.page_size).ok_or_else(|| err("page number overflows"))?;
-        self.bytes.get(start..start + self.page_size).ok_or_else(|| err(format!("page {n} is beyond the end of the file (truncated?)")))
+        let start = (n as usize)
+            .checked_mul(self.page_size)
+            .ok_or_else(|| err("page number overflows"))?;
+        self.bytes
+            .get(start..start + self.page_size)
+            .ok_or_else(|| {
+                err(format!(
+                    "page {n} is beyond the end of the file (truncated?)"
+                ))
+            })
     }
 }
 
@@ -49,8 +71,15 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
     if !is_bdb_hash(bytes) {
         return Err(err("not a Berkeley DB hash database (bad magic)"));
     }
-    let swapped = bytes.get(12..16).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])) == Some(HASH_MAGIC);
-    let mut db = Db { bytes, page_size: 0, swapped };
+    let swapped = bytes
+        .get(12..16)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        == Some(HASH_MAGIC);
+    let mut db = Db {
+        bytes,
+        page_size: 0,
+        swapped,
+    };
     let ps = db.u32(bytes, 20)? as usize;
     if !ps.is_power_of_two() || !(512..=65_536).contains(&ps) {
         return Err(err(format!("page size {ps} is invalid")));
@@ -77,7 +106,9 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
             let first = db.u32(page, at + 4)?;
             let total = db.u32(page, at + 8)? as usize;
             if total > bytes.len() {
-                return Err(err(format!("page {n}: value of {total} bytes is larger than the file")));
+                return Err(err(format!(
+                    "page {n}: value of {total} bytes is larger than the file"
+                )));
             }
             let mut value = Vec::with_capacity(total);
             let mut seen = HashSet::new();
@@ -91,8 +122,14 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
                     return Err(err(format!("page {cur} should be an overflow page")));
                 }
                 let next = db.u32(p, 16)?;
-                let used = if next == 0 { db.u16(p, 22)? } else { ps - PAGE_HEADER };
-                let chunk = p.get(PAGE_HEADER..PAGE_HEADER + used).ok_or_else(|| err(format!("overflow page {cur} claims more than a page")))?;
+                let used = if next == 0 {
+                    db.u16(p, 22)?
+                } else {
+                    ps - PAGE_HEADER
+                };
+                let chunk = p
+                    .get(PAGE_HEADER..PAGE_HEADER + used)
+                    .ok_or_else(|| err(format!("overflow page {cur} claims more than a page")))?;
                 value.extend_from_slice(chunk);
                 cur = next;
             }

@@ -37,7 +37,8 @@ pub struct RpmHeader {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Parses a header blob (`il`, `dl`, index, data).
@@ -46,14 +47,27 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, DbError> {
     let il = be32(blob, 0).ok_or_else(|| bad("shorter than 8 bytes"))? as usize;
     let dl = be32(blob, 4).ok_or_else(|| bad("shorter than 8 bytes"))? as usize;
     if il == 0 || il > MAX_ENTRIES || dl > MAX_DATA {
-        return Err(bad(&format!("{il} entries and {dl} data bytes are out of bounds")));
+        return Err(bad(&format!(
+            "{il} entries and {dl} data bytes are out of bounds"
+        )));
     }
     let data_start = 8 + il * 16;
-    let data = blob.get(data_start..data_start + dl).ok_or_else(|| bad(&format!("blob of {} bytes is shorter than its index says ({})", blob.len(), data_start + dl)))?;
+    let data = blob.get(data_start..data_start + dl).ok_or_else(|| {
+        bad(&format!(
+            "blob of {} bytes is shorter than its index says ({})",
+            blob.len(),
+            data_start + dl
+        ))
+    })?;
     let mut h = RpmHeader::default();
     for i in 0..il {
         let at = 8 + i * 16;
-        let (Some(tag), Some(ty), Some(off), Some(count)) = (be32(blob, at), be32(blob, at + 4), be32(blob, at + 8), be32(blob, at + 12)) else {
+        let (Some(tag), Some(ty), Some(off), Some(count)) = (
+            be32(blob, at),
+            be32(blob, at + 4),
+            be32(blob, at + 8),
+            be32(blob, at + 12),
+        ) else {
             return Err(bad("index entry out of bounds"));
         };
         let tag = tag as i32;
@@ -62,8 +76,13 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, DbError> {
             if !matches!(ty, TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY) {
                 return Err(bad(&format!("tag {tag} has type {ty}, expected a string")));
             }
-            let s = data.get(off..).ok_or_else(|| bad(&format!("tag {tag} offset {off} beyond the data")))?;
-            let end = s.iter().position(|b| *b == 0).ok_or_else(|| bad(&format!("tag {tag} string is not terminated")))?;
+            let s = data
+                .get(off..)
+                .ok_or_else(|| bad(&format!("tag {tag} offset {off} beyond the data")))?;
+            let end = s
+                .iter()
+                .position(|b| *b == 0)
+                .ok_or_else(|| bad(&format!("tag {tag} string is not terminated")))?;
             Ok(String::from_utf8_lossy(&s[..end]).into_owned())
         };
         match tag {
@@ -79,7 +98,9 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, DbError> {
                 if ty != TYPE_INT32 || count < 1 {
                     return Err(bad(&format!("epoch has type {ty}, expected int32")));
                 }
-                h.epoch = Some(be32(data, off).ok_or_else(|| bad("epoch offset beyond the data"))? as i32);
+                h.epoch = Some(
+                    be32(data, off).ok_or_else(|| bad("epoch offset beyond the data"))? as i32,
+                );
             }
             _ => {}
         }
@@ -110,9 +131,16 @@ mod tests {
 
     #[test]
     fn parses_and_bounds_checks() {
-        let b = blob(&[(TAG_NAME, TYPE_STRING, b"hello\0"), (TAG_EPOCH, TYPE_INT32, &1i32.to_be_bytes()), (TAG_VERSION, TYPE_STRING, b"0.0.1\0")]);
+        let b = blob(&[
+            (TAG_NAME, TYPE_STRING, b"hello\0"),
+            (TAG_EPOCH, TYPE_INT32, &1i32.to_be_bytes()),
+            (TAG_VERSION, TYPE_STRING, b"0.0.1\0"),
+        ]);
         let h = parse(&b).expect("parses");
-        assert_eq!((h.name.as_str(), h.epoch, h.version.as_str()), ("hello", Some(1), "0.0.1"));
+        assert_eq!(
+            (h.name.as_str(), h.epoch, h.version.as_str()),
+            ("hello", Some(1), "0.0.1")
+        );
         assert!(parse(&b[..b.len() - 3]).is_err());
         assert!(parse(&[0, 0, 0, 1]).is_err());
         let mut evil = b.clone();

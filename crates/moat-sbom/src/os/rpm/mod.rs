@@ -33,7 +33,9 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
     } else if bdb::is_bdb_hash(bytes) {
         bdb::blobs(bytes)
     } else {
-        Err(DbError("not an rpm database (neither SQLite, ndb nor Berkeley DB hash)".into()))
+        Err(DbError(
+            "not an rpm database (neither SQLite, ndb nor Berkeley DB hash)".into(),
+        ))
     }
 }
 
@@ -42,7 +44,8 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
 pub fn headers(bytes: &[u8]) -> Result<Vec<RpmHeader>, DbError> {
     let mut out = Vec::new();
     for (i, b) in blobs(bytes)?.iter().enumerate() {
-        let h = header::parse(b).map_err(|e| DbError(format!("package record {}: {}", i + 1, e.0)))?;
+        let h =
+            header::parse(b).map_err(|e| DbError(format!("package record {}: {}", i + 1, e.0)))?;
         if h.name.is_empty() || h.name == "gpg-pubkey" {
             continue;
         }
@@ -65,7 +68,9 @@ fn namespace(os: Option<&OsRelease>) -> String {
 
 /// `name-version-release.src.rpm` → (name, version-release).
 pub fn split_source_rpm(s: &str) -> Option<(String, String)> {
-    let base = s.strip_suffix(".src.rpm").or_else(|| s.strip_suffix(".nosrc.rpm"))?;
+    let base = s
+        .strip_suffix(".src.rpm")
+        .or_else(|| s.strip_suffix(".nosrc.rpm"))?;
     let (rest, release) = base.rsplit_once('-')?;
     let (name, version) = rest.rsplit_once('-')?;
     if name.is_empty() || version.is_empty() || release.is_empty() {
@@ -75,24 +80,30 @@ pub fn split_source_rpm(s: &str) -> Option<(String, String)> {
 }
 
 pub fn package(h: &RpmHeader, os: Option<&OsRelease>) -> Package {
-    let vr = if h.release.is_empty() { h.version.clone() } else { format!("{}-{}", h.version, h.release) };
+    let vr = if h.release.is_empty() {
+        h.version.clone()
+    } else {
+        format!("{}-{}", h.version, h.release)
+    };
     let epoch = h.epoch.filter(|e| *e != 0);
     let version = match epoch {
         Some(e) => format!("{e}:{vr}"),
         None => vr.clone(),
     };
     let arch = Some(h.arch.clone()).filter(|a| !a.is_empty() && a != "(none)");
-    let mut purl = Purl::new("rpm", &h.name).with_namespace(namespace(os)).with_version(&vr);
+    let mut purl = Purl::new("rpm", &h.name)
+        .with_namespace(namespace(os))
+        .with_version(&vr);
     if let Some(a) = &arch {
         purl = purl.with_qualifier("arch", a);
     }
     if let Some(e) = epoch {
         purl = purl.with_qualifier("epoch", e.to_string());
     }
-    if let Some(o) = os {
-        if let Some(v) = o.version_id.as_deref().filter(|v| !v.is_empty()) {
-            purl = purl.with_qualifier("distro", format!("{}-{v}", o.id));
-        }
+    if let Some(o) = os
+        && let Some(v) = o.version_id.as_deref().filter(|v| !v.is_empty())
+    {
+        purl = purl.with_qualifier("distro", format!("{}-{v}", o.id));
     }
     // The source rpm has no epoch of its own; it shares the binary's, as rpm builds them together.
     let source = split_source_rpm(&h.source_rpm).map(|(n, v)| SourcePackage {
@@ -108,7 +119,11 @@ pub fn package(h: &RpmHeader, os: Option<&OsRelease>) -> Package {
         kind: PackageKind::Rpm,
         arch,
         source,
-        licenses: if h.license.is_empty() { Vec::new() } else { vec![h.license.clone()] },
+        licenses: if h.license.is_empty() {
+            Vec::new()
+        } else {
+            vec![h.license.clone()]
+        },
         purl,
         path: None,
         layer: None,
@@ -125,17 +140,19 @@ impl Cataloger for Rpm {
 
     fn wants(&self, meta: &FileMeta) -> Select {
         for d in DIRS {
-            if let Some(f) = meta.path.strip_prefix(d) {
-                if FILES.contains(&f) {
-                    return Select::Content;
-                }
+            if let Some(f) = meta.path.strip_prefix(d)
+                && FILES.contains(&f)
+            {
+                return Select::Content;
             }
         }
         Select::Skip
     }
 
     fn catalog(&self, file: &FileEntry, ctx: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
-        let Some(bytes) = file.content.as_deref() else { return Ok(Vec::new()) };
+        let Some(bytes) = file.content.as_deref() else {
+            return Ok(Vec::new());
+        };
         // A leftover Berkeley DB next to the database rpm now uses is stale: read the newer one only.
         let path = file.meta.path.as_str();
         if let Some(dir) = path.strip_suffix("Packages") {
@@ -156,14 +173,25 @@ mod tests {
 
     #[test]
     fn source_rpm_names() {
-        assert_eq!(split_source_rpm("curl-7.76.0-6.cm2.src.rpm"), Some(("curl".into(), "7.76.0-6.cm2".into())));
-        assert_eq!(split_source_rpm("python3-pip-21.2.3-6.el9.src.rpm"), Some(("python3-pip".into(), "21.2.3-6.el9".into())));
+        assert_eq!(
+            split_source_rpm("curl-7.76.0-6.cm2.src.rpm"),
+            Some(("curl".into(), "7.76.0-6.cm2".into()))
+        );
+        assert_eq!(
+            split_source_rpm("python3-pip-21.2.3-6.el9.src.rpm"),
+            Some(("python3-pip".into(), "21.2.3-6.el9".into()))
+        );
         assert_eq!(split_source_rpm("(none)"), None);
     }
 
     #[test]
     fn hostile_databases_are_errors_not_panics() {
-        for bytes in [&b""[..], b"SQLite format 3\0", b"RpmP\0\0\0\0\0\0\0\0\x01\0\0\0", &[0u8; 64][..]] {
+        for bytes in [
+            &b""[..],
+            b"SQLite format 3\0",
+            b"RpmP\0\0\0\0\0\0\0\0\x01\0\0\0",
+            &[0u8; 64][..],
+        ] {
             assert!(blobs(bytes).is_err());
         }
         let mut bdb = vec![0u8; 512];

@@ -34,11 +34,15 @@ fn varint(b: &[u8], mut at: usize) -> Result<(u64, usize), DbError> {
 }
 
 fn be16(b: &[u8], at: usize) -> Result<usize, DbError> {
-    b.get(at..at + 2).map(|s| usize::from(u16::from_be_bytes([s[0], s[1]]))).ok_or_else(|| err("page header beyond the page"))
+    b.get(at..at + 2)
+        .map(|s| usize::from(u16::from_be_bytes([s[0], s[1]])))
+        .ok_or_else(|| err("page header beyond the page"))
 }
 
 fn be32(b: &[u8], at: usize) -> Result<u32, DbError> {
-    b.get(at..at + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| err("pointer beyond the page"))
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or_else(|| err("pointer beyond the page"))
 }
 
 impl<'a> Db<'a> {
@@ -52,20 +56,39 @@ impl<'a> Db<'a> {
             return Err(err(format!("page size {page_size} is invalid")));
         }
         let reserved = usize::from(bytes[20]);
-        let usable = page_size.checked_sub(reserved).filter(|u| *u >= 480).ok_or_else(|| err("reserved space leaves no usable page"))?;
-        Ok(Db { bytes, page_size, usable })
+        let usable = page_size
+            .checked_sub(reserved)
+            .filter(|u| *u >= 480)
+            .ok_or_else(|| err("reserved space leaves no usable page"))?;
+        Ok(Db {
+            bytes,
+            page_size,
+            usable,
+        })
     }
 
     fn page(&self, n: u32) -> Result<&'a [u8], DbError> {
         if n == 0 {
             return Err(err("page number 0"));
         }
-        let start = (n as usize - 1).checked_mul(self.page_size).ok_or_else(|| err("page number overflows"))?;
-        self.bytes.get(start..start + self.page_size).ok_or_else(|| err(format!("page {n} is beyond the end of the file (truncated?)")))
+        let start = (n as usize - 1)
+            .checked_mul(self.page_size)
+            .ok_or_else(|| err("page number overflows"))?;
+        self.bytes
+            .get(start..start + self.page_size)
+            .ok_or_else(|| {
+                err(format!(
+                    "page {n} is beyond the end of the file (truncated?)"
+                ))
+            })
     }
 
     /// Every record payload of the table b-tree rooted at `root`, in rowid order.
-    fn table(&self, root: u32, mut each: impl FnMut(u64, Vec<u8>) -> Result<(), DbError>) -> Result<(), DbError> {
+    fn table(
+        &self,
+        root: u32,
+        mut each: impl FnMut(u64, Vec<u8>) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
         let mut seen = HashSet::new();
         let mut stack = vec![root];
         let max_pages = self.bytes.len() / self.page_size + 1;
@@ -98,16 +121,28 @@ impl<'a> Db<'a> {
                         each(rowid, payload)?;
                     }
                 }
-                k => return Err(err(format!("page {n} has type {k:#x}, expected a table b-tree page"))),
+                k => {
+                    return Err(err(format!(
+                        "page {n} has type {k:#x}, expected a table b-tree page"
+                    )));
+                }
             }
         }
         Ok(())
     }
 
     /// A cell's payload: the local part, then the overflow chain.
-    fn payload(&self, page: &[u8], at: usize, len: usize, seen: &mut HashSet<u32>) -> Result<Vec<u8>, DbError> {
+    fn payload(
+        &self,
+        page: &[u8],
+        at: usize,
+        len: usize,
+        seen: &mut HashSet<u32>,
+    ) -> Result<Vec<u8>, DbError> {
         if len > self.bytes.len() {
-            return Err(err(format!("record of {len} bytes is larger than the file")));
+            return Err(err(format!(
+                "record of {len} bytes is larger than the file"
+            )));
         }
         let u = self.usable;
         let x = u - 35;
@@ -119,7 +154,10 @@ impl<'a> Db<'a> {
             if k <= x { k } else { m }
         };
         let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(page.get(at..at + local).ok_or_else(|| err("cell beyond the page"))?);
+        out.extend_from_slice(
+            page.get(at..at + local)
+                .ok_or_else(|| err("cell beyond the page"))?,
+        );
         if local < len {
             let mut next = be32(page, at + local)?;
             while out.len() < len {
@@ -129,7 +167,10 @@ impl<'a> Db<'a> {
                 let p = self.page(next)?;
                 next = be32(p, 0)?;
                 let take = (len - out.len()).min(u - 4);
-                out.extend_from_slice(p.get(4..4 + take).ok_or_else(|| err("overflow page too short"))?);
+                out.extend_from_slice(
+                    p.get(4..4 + take)
+                        .ok_or_else(|| err("overflow page too short"))?,
+                );
                 if next == 0 && out.len() < len {
                     return Err(err("overflow chain ends before the record does"));
                 }
@@ -166,14 +207,20 @@ fn record(p: &[u8]) -> Result<Vec<Value<'_>>, DbError> {
             n if n >= 12 => ((n - 12) / 2) as usize,
             n => return Err(err(format!("reserved serial type {n}"))),
         };
-        let bytes = p.get(body..body + size).ok_or_else(|| err("column beyond the record"))?;
+        let bytes = p
+            .get(body..body + size)
+            .ok_or_else(|| err("column beyond the record"))?;
         body += size;
         out.push(match st {
             0 => Value::Null,
             8 => Value::Int(0),
             9 => Value::Int(1),
             1..=6 => {
-                let mut v: i64 = if bytes.first().is_some_and(|b| b & 0x80 != 0) { -1 } else { 0 };
+                let mut v: i64 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                    -1
+                } else {
+                    0
+                };
                 for b in bytes {
                     v = (v << 8) | i64::from(*b);
                 }
@@ -191,13 +238,19 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
     let mut root = None;
     db.table(1, |_, payload| {
         let cols = record(&payload)?;
-        if let (Some(Value::Bytes(b"table")), Some(Value::Bytes(b"Packages")), Some(Value::Int(r))) = (cols.first(), cols.get(1), cols.get(3)) {
+        if let (
+            Some(Value::Bytes(b"table")),
+            Some(Value::Bytes(b"Packages")),
+            Some(Value::Int(r)),
+        ) = (cols.first(), cols.get(1), cols.get(3))
+        {
             root = Some(*r);
         }
         Ok(())
     })?;
     let root = root.ok_or_else(|| err("no Packages table (not an rpm database)"))?;
-    let root = u32::try_from(root).map_err(|_| err(format!("Packages table root page {root} is invalid")))?;
+    let root = u32::try_from(root)
+        .map_err(|_| err(format!("Packages table root page {root} is invalid")))?;
     let mut out = Vec::new();
     db.table(root, |_, payload| {
         let cols = record(&payload)?;
