@@ -381,6 +381,41 @@ fn hostile_rule_files_fail_cleanly() {
     );
     assert_eq!(e.summary().evaluable, 0);
     assert!(e.skipped[0].reason.contains("references itself"));
+    // Exponential macro and list expansion is bounded, not a hang or an out-of-memory.
+    let mut y = String::from("- macro: m0\n  condition: proc.name = x\n");
+    let mut l = String::from("- list: l0\n  items: [a, b]\n");
+    for i in 1..40 {
+        y.push_str(&format!(
+            "- macro: m{i}\n  condition: m{} and m{}\n",
+            i - 1,
+            i - 1
+        ));
+        l.push_str(&format!(
+            "- list: l{i}\n  items: [l{}, l{}]\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    y.push_str("- rule: Big\n  desc: d\n  condition: m39\n  output: x\n  priority: INFO\n");
+    l.push_str(
+        "- rule: Wide\n  desc: d\n  condition: proc.name in (l39)\n  output: x\n  priority: INFO\n",
+    );
+    let e = Engine::from_str_for_tests(&format!("{y}{l}"));
+    assert_eq!(e.summary().evaluable, 0);
+    assert!(
+        e.skipped
+            .iter()
+            .any(|k| k.rule == "Big" && k.reason.contains("blow-up")),
+        "{:?}",
+        e.skipped
+    );
+    assert!(
+        e.skipped
+            .iter()
+            .any(|k| k.rule == "Wide" && k.reason.contains("200000")),
+        "{:?}",
+        e.skipped
+    );
 }
 
 #[test]

@@ -520,4 +520,41 @@ sleep 0.5
     );
     assert_eq!(stats.lost, 0, "ring buffer lost events");
     assert!(rate >= 0.95, "evtgen rate {rate}");
+
+    // --- 3. the degraded sensor (proc connector): exec from /dev/shm still fires ---
+    let ready2 = tmp.path().join("ready2");
+    let sink2: Arc<Mutex<Vec<Alert>>> = Arc::default();
+    let s2 = sink2.clone();
+    let opts = Options {
+        degraded: true,
+        duration: Some(Duration::from_secs(30)),
+        ready_file: Some(ready2.clone()),
+        ..Default::default()
+    };
+    let degraded = std::thread::spawn(move || {
+        sensor::run(moat_runtime::Engine::default_rules(), &opts, |_, a| {
+            s2.lock().unwrap().extend(a.iter().cloned())
+        })
+    });
+    let t0 = Instant::now();
+    while !ready2.exists() && !degraded.is_finished() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let payload = format!("/dev/shm/moat-degraded-{}", std::process::id());
+    std::fs::copy("/bin/sleep", &payload).unwrap();
+    let _ = Command::new(&payload).arg("0.3").status();
+    let _ = std::fs::remove_file(&payload);
+    std::thread::sleep(Duration::from_millis(500));
+    sensor::request_stop();
+    let dstats = degraded.join().unwrap().expect("proc connector sensor");
+    let hit = sink2.lock().unwrap().iter().any(|a| {
+        a.rule == "moat Execution from temporary or shared-memory directory"
+            && a.output_fields.get("proc.exepath").and_then(Value::as_str) == Some(payload.as_str())
+    });
+    eprintln!(
+        "degraded sensor: {} events, exec from /dev/shm {}",
+        dstats.events,
+        if hit { "fired" } else { "MISSING" }
+    );
+    assert!(hit, "degraded sensor missed the exec from /dev/shm");
 }

@@ -182,6 +182,8 @@ pub struct Scope<'a> {
     pub macros: &'a HashMap<String, String>,
     pub lists: &'a Lists,
     cache: HashMap<String, Result<Ast, CompileError>>,
+    /// Nodes compiled for the current condition: bounds macro inlining blow-up.
+    nodes: usize,
 }
 
 impl<'a> Scope<'a> {
@@ -190,6 +192,7 @@ impl<'a> Scope<'a> {
             macros,
             lists,
             cache: HashMap::new(),
+            nodes: 0,
         }
     }
 
@@ -216,11 +219,18 @@ impl<'a> Scope<'a> {
 
     pub fn compile(&mut self, ast: &Ast) -> Result<Expr, CompileError> {
         let mut stack = Vec::new();
+        self.nodes = 0;
         let e = self.compile_in(ast, &mut stack)?;
         Ok(simplify(e))
     }
 
     fn compile_in(&mut self, ast: &Ast, stack: &mut Vec<String>) -> Result<Expr, CompileError> {
+        self.nodes += 1;
+        if self.nodes > 1_000_000 {
+            return Err(CompileError(
+                "condition expands to more than 1000000 nodes (macro blow-up)".into(),
+            ));
+        }
         Ok(match ast {
             Ast::And(v) => Expr::And(
                 v.iter()

@@ -378,6 +378,9 @@ fn expand(item: &str, lists: &Lists, out: &mut Vec<String>, depth: usize) -> Res
     if depth > 50 {
         return Err(format!("list '{item}' nests too deeply (cycle?)"));
     }
+    if out.len() > 200_000 {
+        return Err(format!("list '{item}' expands to more than 200000 items"));
+    }
     match lists.get(item) {
         Some(items) => {
             for it in items {

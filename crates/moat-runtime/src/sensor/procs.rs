@@ -201,7 +201,10 @@ impl Table {
         };
         let old = self.procs.remove(&pid).unwrap_or_default();
         let cwd = link(&format!("/proc/{pid}/cwd")).unwrap_or(old.cwd);
-        let exepath = if memfd {
+        let exepath = if filename.is_empty() {
+            // Unknown (the degraded sensor could not read /proc in time): never guess.
+            String::new()
+        } else if memfd {
             link(&format!("/proc/{pid}/exe")).unwrap_or_else(|| filename.to_string())
         } else if filename.starts_with('/') {
             filename.to_string()
