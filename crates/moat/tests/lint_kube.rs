@@ -213,3 +213,63 @@ fn admission_certs_writes_a_ca_and_serving_pair() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn kyverno_pod_security_subrule_with_policy_flag() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/kyverno/pod-security/subrule/restricted");
+    if !base.is_dir() {
+        eprintln!("SKIPPED: ../shared/data/kyverno pod-security subrules missing");
+        return;
+    }
+    let policy = base.join("restricted-exclude-capabilities/restricted-exclude-capabilities.yaml");
+    let good = base.join("restricted-exclude-capabilities/.chainsaw-test/pod-good.yaml");
+    let bad = base.join("restricted-exclude-capabilities/.chainsaw-test/pod-bad.yaml");
+    let run = |file: &Path| {
+        let o = moat(
+            &[
+                "lint",
+                &file.to_string_lossy(),
+                "--profile",
+                "pss-baseline",
+                "--policy",
+                &policy.to_string_lossy(),
+                "--format",
+                "json",
+            ],
+            None,
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        json(&o)["findings"].as_array().expect("findings").clone()
+    };
+    // The good pods add capabilities only in excluded images: no policy finding.
+    assert!(
+        run(&good).iter().all(|f| f["kind"] != "policy"),
+        "{:?}",
+        run(&good)
+    );
+    let bad = run(&bad);
+    let policy_findings: Vec<&serde_json::Value> =
+        bad.iter().filter(|f| f["kind"] == "policy").collect();
+    assert!(!policy_findings.is_empty());
+    for f in &policy_findings {
+        assert_eq!(
+            f["id"], "podsecurity-subrule-restricted-capabilities/restricted-exempt-capabilities",
+            "{f}"
+        );
+        assert!(
+            f["location"]["line"].as_u64().is_some() && f["location"]["field"].as_str().is_some(),
+            "{f}"
+        );
+    }
+    let docs: std::collections::BTreeSet<u64> = policy_findings
+        .iter()
+        .filter_map(|f| f["location"]["document"].as_u64())
+        .collect();
+    assert!(docs.len() >= 5, "every bad pod is reported: {docs:?}");
+}

@@ -106,7 +106,11 @@ fn policy_findings(
     paths: &[PathBuf],
 ) -> anyhow::Result<Vec<Finding>> {
     let set = moat_policy::PolicySet::load_paths(paths).map_err(|e| InputError(e.to_string()))?;
-    for u in set.unsupported() {
+    for u in set
+        .unsupported()
+        .iter()
+        .filter(|u| !u.reason.contains("validate.podSecurity"))
+    {
         eprintln!(
             "moat: warning: policy {} rule {} is not evaluated: {}",
             u.policy, u.rule, u.reason
@@ -131,6 +135,29 @@ fn policy_findings(
             }
             f.location.object = Some(d.object_ref());
             out.push(f);
+        }
+    }
+    // Kyverno `validate.podSecurity` subrules: the same PSS evaluation, with the rule's exclusions.
+    let (rules, unsupported) = moat_admission::podsecurity::load(paths);
+    for u in unsupported {
+        eprintln!("moat: warning: policy rule is not evaluated: {u}");
+    }
+    for d in docs {
+        for r in rules.iter().filter(|r| r.applies(d.kind(), d.namespace())) {
+            for mut f in moat_kube::pss_findings_excluding(
+                d,
+                r.level,
+                r.version,
+                PssOptions::default(),
+                &r.exclusions,
+            ) {
+                f.aliases.push(std::mem::replace(
+                    &mut f.id,
+                    format!("{}/{}", r.policy, r.rule),
+                ));
+                f.kind = moat_model::FindingKind::Policy;
+                out.push(f);
+            }
         }
     }
     Ok(out)
