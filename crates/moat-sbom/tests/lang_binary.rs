@@ -228,3 +228,81 @@ fn go_buildinfo_without_section_headers() {
         stripped.len()
     );
 }
+
+/// Go before 1.18 stored pointers to two Go strings (version, module info) in `.go.buildinfo`
+/// instead of the strings themselves. A minimal ELF64 executable laid out that way (the version
+/// and module info in `.data`, addressed through the sections' virtual addresses) is read.
+#[test]
+fn go_buildinfo_pointer_layout_before_go_1_18() {
+    const BASE: u64 = 0x40_0000;
+    let mut f = vec![0u8; 0x400];
+    // .go.buildinfo at file 0x100 / address BASE+0x100: magic, pointer size 8, flags 0 (little
+    // endian, pointers), then the addresses of the two string headers.
+    f[0x100..0x10e].copy_from_slice(b"\xff Go buildinf:");
+    f[0x10e] = 8;
+    f[0x110..0x118].copy_from_slice(&(BASE + 0x200).to_le_bytes());
+    f[0x118..0x120].copy_from_slice(&(BASE + 0x210).to_le_bytes());
+    // .data at file 0x200: the string headers {pointer, length}, then the bytes.
+    let version = b"go1.16.5";
+    let modinfo = [
+        &b"0w\xaf\x0c\x92t\x08\x02A\xe1\xc1\x07\xe6\xd6\x18\xe6"[..],
+        b"path\texample.com/app\nmod\texample.com/app\t(devel)\t\ndep\tgithub.com/x/y\tv1.2.3\th1:abc=\n",
+        b"dep\tgolang.org/x/text\tv0.3.0\th1:def=\n=>\tgolang.org/x/text\tv0.3.7\th1:ghi=\n",
+        b"\xf92C1\x86\x18 r\x00\x82B\x10A\x16\xd8\xf2",
+    ]
+    .concat();
+    f[0x200..0x208].copy_from_slice(&(BASE + 0x220).to_le_bytes());
+    f[0x208..0x210].copy_from_slice(&(version.len() as u64).to_le_bytes());
+    f[0x210..0x218].copy_from_slice(&(BASE + 0x230).to_le_bytes());
+    f[0x218..0x220].copy_from_slice(&(modinfo.len() as u64).to_le_bytes());
+    f[0x220..0x228].copy_from_slice(version);
+    f[0x230..0x230 + modinfo.len()].copy_from_slice(&modinfo);
+    let data_end = 0x230 + modinfo.len();
+    // .shstrtab
+    let shstr = b"\0.go.buildinfo\0.data\0.shstrtab\0";
+    let shstr_off = 0x380;
+    f[shstr_off..shstr_off + shstr.len()].copy_from_slice(shstr);
+    // Section headers: null, .go.buildinfo, .data, .shstrtab.
+    let sh = |name: u32, ty: u32, flags: u64, addr: u64, off: u64, size: u64| {
+        let mut h = Vec::with_capacity(64);
+        h.extend(name.to_le_bytes());
+        h.extend(ty.to_le_bytes());
+        h.extend(flags.to_le_bytes());
+        h.extend(addr.to_le_bytes());
+        h.extend(off.to_le_bytes());
+        h.extend(size.to_le_bytes());
+        h.extend(0u32.to_le_bytes()); // link
+        h.extend(0u32.to_le_bytes()); // info
+        h.extend(16u64.to_le_bytes()); // align
+        h.extend(0u64.to_le_bytes()); // entsize
+        h
+    };
+    let shoff = f.len() as u64;
+    f.extend(vec![0u8; 64]);
+    f.extend(sh(1, 1, 3, BASE + 0x100, 0x100, 0x20));
+    f.extend(sh(15, 1, 3, BASE + 0x200, 0x200, (data_end - 0x200) as u64));
+    f.extend(sh(21, 3, 0, 0, shstr_off as u64, shstr.len() as u64));
+    // ELF64 header: little endian, executable, x86-64, 4 sections, names in section 3.
+    f[..16].copy_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    f[16..18].copy_from_slice(&2u16.to_le_bytes());
+    f[18..20].copy_from_slice(&62u16.to_le_bytes());
+    f[20..24].copy_from_slice(&1u32.to_le_bytes());
+    f[0x28..0x30].copy_from_slice(&shoff.to_le_bytes());
+    f[0x34..0x36].copy_from_slice(&64u16.to_le_bytes());
+    f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+    f[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+    f[0x3c..0x3e].copy_from_slice(&4u16.to_le_bytes());
+    f[0x3e..0x40].copy_from_slice(&3u16.to_le_bytes());
+
+    let pkgs = parse_elf(&f).expect("pointer-layout buildinfo");
+    let got: Vec<String> = pkgs.iter().map(|p| p.purl.to_string()).collect();
+    // The (devel) main module has no version to match and is left out; `=>` replaces the dep.
+    assert_eq!(
+        got,
+        [
+            "pkg:golang/github.com/x/y@v1.2.3",
+            "pkg:golang/golang.org/x/text@v0.3.7",
+            "pkg:golang/stdlib@1.16.5"
+        ]
+    );
+}
