@@ -829,7 +829,12 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     last_user.insert(usize::MAX, (idx, u.clone()));
                 }
                 let user = u.split(':').next().unwrap_or("");
-                if !user.is_empty() && !user.chars().all(|c| c.is_ascii_digit()) {
+                // A user held in a build argument is the builder's choice (hadolint exempts ARGs, not ENVs).
+                let from_arg = {
+                    let refs = referenced_vars(user);
+                    !refs.is_empty() && refs.iter().all(|v| m.arg_declared(idx, v))
+                };
+                if !user.is_empty() && !from_arg && !user.chars().all(|c| c.is_ascii_digit()) {
                     out.push(m.hit(
                         "DL3066",
                         i,

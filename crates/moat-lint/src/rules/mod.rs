@@ -180,6 +180,11 @@ impl<'a> Model<'a> {
             .map(|k| &self.runs[k])
     }
 
+    /// Whether `name` is declared by an `ARG` anywhere before instruction `upto`.
+    pub fn arg_declared(&self, upto: usize, name: &str) -> bool {
+        self.arg_first.get(name).is_some_and(|&i| i < upto)
+    }
+
     /// Whether `name` is declared by an `ARG` anywhere before instruction `upto`, or by an `ENV` of the
     /// stage of `upto` (or a stage it builds on) before it.
     pub fn var_declared(&self, upto: usize, name: &str) -> bool {
