@@ -225,6 +225,74 @@ fn eight_scans_at_once_on_one_db() {
 }
 
 #[test]
+fn scans_during_an_import_see_a_whole_snapshot() {
+    let Some(shared) = shared() else { return };
+    let Some(full) = db() else { return };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let db = tmp.path().join("db");
+    std::fs::create_dir_all(&db).expect("mkdir");
+    std::fs::copy(full.join("vulns.moatdb"), db.join("vulns.moatdb")).expect("copy");
+    let before: Value =
+        serde_json::from_slice(&moat(&["db", "status", "--json"], Some(&db)).stdout)
+            .expect("status");
+    let sbom = write_sbom(tmp.path(), PURLS);
+    let target = format!("sbom:{}", sbom.display());
+    // Replace the snapshot with the Go records only while scans run.
+    let go = shared.join("data/osv/Go");
+    let importer = Command::new(MOAT)
+        .args([
+            "db",
+            "import",
+            "--replace",
+            "--db",
+            db.to_str().expect("utf8"),
+            go.to_str().expect("utf8"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn import");
+    let scans: Vec<_> = (0..6)
+        .map(|_| {
+            Command::new(MOAT)
+                .args(["scan", &target, "--format", "json"])
+                .env("MOAT_DB", &db)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn scan")
+        })
+        .collect();
+    let outs: Vec<Output> = scans
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    assert!(
+        importer
+            .wait_with_output()
+            .expect("import")
+            .status
+            .success()
+    );
+    let after: Value = serde_json::from_slice(&moat(&["db", "status", "--json"], Some(&db)).stdout)
+        .expect("status");
+    assert_ne!(before["digest"], after["digest"]);
+    for o in &outs {
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let r: Value = serde_json::from_slice(&o.stdout).expect("json");
+        let d = &r["metadata"]["db_digest"];
+        assert!(
+            d == &before["digest"] || d == &after["digest"],
+            "scan saw digest {d}"
+        );
+    }
+}
+
+#[test]
 fn without_a_db_the_scan_runs_and_says_how_to_get_one() {
     let Some(_) = shared() else { return };
     let tmp = tempfile::tempdir().expect("tmp");
@@ -390,6 +458,41 @@ fn explain_says_why_and_why_not() {
         "{text}"
     );
     assert!(text.contains("1 other package(s)"), "{text}");
+    // By an upstream CVE: the Debian advisories that fix it, checked against a Debian 9 and a Debian 11 package.
+    let sbom = write_sbom(
+        tmp.path(),
+        &[
+            "pkg:deb/debian/libxml2@2.9.4%2Bdfsg1-2.2%2Bdeb9u6?distro=debian-9",
+            "pkg:deb/debian/libxml2@2.9.10%2Bdfsg-6.7%2Bdeb11u2?distro=debian-11",
+        ],
+    );
+    let o = moat(
+        &[
+            "explain",
+            "CVE-2022-29824",
+            &format!("sbom:{}", sbom.display()),
+        ],
+        Some(&db),
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{text}");
+    assert!(
+        text.contains("DLA-3012-1") && text.contains("DSA-5142-1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MATCH    pkg:deb/debian/libxml2@2.9.4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no match pkg:deb/debian/libxml2@2.9.10") && text.contains("(fixed)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("not checked pkg:deb/debian/libxml2@2.9.4")
+            && text.contains("names only Debian:10/libxml2"),
+        "{text}"
+    );
     let o = moat(&["explain", "NOPE-1", &t], Some(&db));
     assert_eq!(o.status.code(), Some(2));
 }
