@@ -10,6 +10,18 @@ OUT=${MOAT_LANG_IMAGE:-$HOME/.cache/moat-fixtures/lang-image}
 BASE=$HOME/.cache/moat-fixtures/bookworm/rootfs
 BASE_OCI=$HOME/.cache/moat-fixtures/bookworm/oci
 
+# Tools: npm and pip build the tree, umoci layers it, binutils' objcopy makes the cargo-auditable test
+# binary (tests/lang_binary.rs).
+missing=()
+command -v npm >/dev/null || missing+=(npm)
+command -v pip3 >/dev/null || missing+=(python3-pip)
+command -v umoci >/dev/null || missing+=(umoci)
+command -v objcopy >/dev/null || missing+=(binutils)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
 # The OCI form, layered from the finished rootfs additions.
 build_oci() {
   [ -f "$OUT/oci/.done" ] && return 0
@@ -72,7 +84,8 @@ printf '{\n  "name": "lang-image-app",\n  "private": true\n}\n' > "$APP/package.
 # the old pins can coexist).
 SITE=$OUT.tmp/rootfs/usr/local/lib/python3.11/site-packages
 mkdir -p "$SITE"
-pip3 install --quiet --disable-pip-version-check --no-deps --no-compile --target "$SITE" \
+# (`--target` writes only into the tree; Debian's pip wants to be told that is fine.)
+PIP_BREAK_SYSTEM_PACKAGES=1 pip3 install --quiet --disable-pip-version-check --no-deps --no-compile --target "$SITE" \
   requests==2.19.1 urllib3==1.24.1 Jinja2==2.10 idna==2.7 chardet==3.0.4 certifi==2018.8.24
 
 # Go: a real binary built with module information (syft's release binary).
