@@ -71,8 +71,9 @@ for tool in npm pip3; do
 done
 
 rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
-# Hard links: the base files are never written to, and the copy costs no space.
-cp -al "$BASE" "$OUT.tmp/rootfs"
+# Hard links: the base files are never written to, and the copy costs no space (a plain copy when
+# the output is on another filesystem).
+cp -al "$BASE" "$OUT.tmp/rootfs" 2>/dev/null || { rm -rf "$OUT.tmp/rootfs"; cp -a "$BASE" "$OUT.tmp/rootfs"; }
 
 # npm: an application with two pinned old releases.
 APP=$OUT.tmp/rootfs/srv/app
