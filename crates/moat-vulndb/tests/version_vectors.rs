@@ -107,3 +107,41 @@ fn maven() {
         &["maven-versions.txt", "maven-versions-generated.txt"],
     );
 }
+
+/// Hostile versions: arbitrary text (odd separators, non-ASCII, huge numbers) never panics and
+/// compares equal to itself.
+#[test]
+fn arbitrary_text_never_panics() {
+    let alphabet: Vec<char> = "0123456789.-_~^+:!abcpredvrcαβ𝟘 @*".chars().collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let schemes = [
+        Scheme::Dpkg,
+        Scheme::Apk,
+        Scheme::Rpm,
+        Scheme::Pep440,
+        Scheme::Semver,
+        Scheme::Go,
+        Scheme::Maven,
+    ];
+    let mut n = 0;
+    for _ in 0..3000 {
+        let mut make = || -> String {
+            (0..(next() % 24))
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        };
+        let (a, b) = (make(), make());
+        for s in schemes {
+            let _ = s.compare(&a, &b);
+            assert_eq!(s.compare(&a, &a), Ordering::Equal, "{} {a:?}", s.name());
+            n += 1;
+        }
+    }
+    eprintln!("{n} hostile comparisons, no panic");
+}
