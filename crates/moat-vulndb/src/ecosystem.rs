@@ -93,7 +93,22 @@ pub fn query_for(pkg: &Package, os: Option<&moat_model::OsRelease>) -> Result<Qu
     let purl = &pkg.purl;
     let version = pkg.version.clone();
     let ty = purl.ty.as_str();
-    let os_version = os.and_then(|o| o.version_id.clone());
+    // Debian testing images carry only a codename; a release number is what advisories use.
+    let os_version = os.and_then(|o| {
+        o.version_id.clone().or_else(|| {
+            let n = match o.version_codename.as_deref()? {
+                "jessie" => "8",
+                "stretch" => "9",
+                "buster" => "10",
+                "bullseye" => "11",
+                "bookworm" => "12",
+                "trixie" => "13",
+                "forky" => "14",
+                _ => return None,
+            };
+            Some(n.to_string())
+        })
+    });
     let os_id = os.map(|o| o.id.to_ascii_lowercase());
     let distro = purl.qualifier("distro").map(str::to_string);
     // Advisories name OS packages by source package.
@@ -321,6 +336,20 @@ mod tests {
         );
         let q = query_for(&p("pkg:apk/alpine/musl@1.2.4-r1?distro=3.18.4"), None).expect("q");
         assert_eq!(q.ecosystem, "Alpine:v3.18");
+        let os = moat_model::OsRelease {
+            id: "debian".into(),
+            version_codename: Some("trixie".into()),
+            ..Default::default()
+        };
+        let mut pkg = p("pkg:deb/debian/bash@5.2-1");
+        pkg.source = Some(moat_model::SourcePackage {
+            name: "bash".into(),
+            version: "5.2-1".into(),
+        });
+        assert_eq!(
+            query_for(&pkg, Some(&os)).expect("q").ecosystem,
+            "Debian:13"
+        );
         let q = query_for(&p("pkg:npm/%40angular/core@16.0.0"), None).expect("q");
         assert_eq!(q.name, "@angular/core");
         let q = query_for(&p("pkg:maven/org.apache/commons@1.0"), None).expect("q");
