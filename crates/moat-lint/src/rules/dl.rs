@@ -102,8 +102,46 @@ fn is_pip_install(c: &Command) -> bool {
 
 /// Package words that reference a declared variable count as pinned (hadolint treats a version held
 /// in an ARG, or in an ENV of the stage, as a pin).
-fn refs_declared(m: &Model, idx: usize, raw: &str) -> bool {
-    referenced_vars(raw).iter().any(|v| m.var_declared(idx, v))
+/// A package word with each reference to a declared variable (an `ARG` anywhere before, an `ENV` of
+/// the stage) replaced by a version-like `1`: `git-core-${version}` counts as pinned when `version` is
+/// declared, `git${version}` does not. Undeclared references stay as `${VAR}`.
+fn with_declared_vars(m: &Model, idx: usize, simplified: &str, raw: &str) -> String {
+    if !raw.contains('$') {
+        return simplified.to_string();
+    }
+    let unq: String = raw
+        .chars()
+        .filter(|c| *c != '"' && *c != '\'' && *c != '\\')
+        .collect();
+    let b = unq.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            let ch = unq[i..].chars().next().unwrap_or('?');
+            out.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        let braced = b.get(i + 1) == Some(&b'{');
+        let start = if braced { i + 2 } else { i + 1 };
+        let mut j = start;
+        while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+            j += 1;
+        }
+        let name = &unq[start..j];
+        let mut end = j;
+        if braced {
+            end = unq[j..].find('}').map(|k| j + k + 1).unwrap_or(b.len());
+        }
+        out.push_str(if !name.is_empty() && m.var_declared(idx, name) {
+            "1"
+        } else {
+            "${VAR}"
+        });
+        i = end.max(i + 1);
+    }
+    out
 }
 
 fn rpm_version_fixed(p: &str) -> bool {
@@ -426,12 +464,14 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             rpm_install_packages(c, &["yum"])
                 .into_iter()
                 .any(|(p, raw)| {
+                    // Declared variables stand for a version (hadolint's reading).
+                    let p = &with_declared_vars(m, r.index, p, raw);
                     let fixed = if module {
                         p.contains(':')
                     } else {
                         rpm_version_fixed(p)
                     };
-                    !fixed && !refs_declared(m, r.index, raw)
+                    !fixed
                 })
         });
         if yum_bad {
@@ -562,12 +602,14 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             rpm_install_packages(c, &["dnf", "microdnf"])
                 .into_iter()
                 .any(|(p, raw)| {
+                    // Declared variables stand for a version (hadolint's reading).
+                    let p = &with_declared_vars(m, r.index, p, raw);
                     let fixed = if module {
                         p.contains(':')
                     } else {
                         rpm_version_fixed(p)
                     };
-                    !fixed && !refs_declared(m, r.index, raw)
+                    !fixed
                 })
         });
         if dnf_bad {
@@ -791,7 +833,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
                 // DL3029 / DL3065
                 if let Some(p) = &b.platform {
-                    if !p.contains('$') {
+                    // Only the build's own platform variables are accepted (as hadolint).
+                    if !p.contains("BUILDPLATFORM") && !p.contains("TARGETPLATFORM") {
                         out.push(m.hit("DL3029", i, "Do not use --platform with FROM"));
                     }
                     let raw = i.flag("platform").map(|f| f.raw.as_str()).unwrap_or("");
