@@ -1,9 +1,10 @@
 //! Vulnerability matching of language packages through `moat scan`:
 //!
 //! 1. The language test image (scripts/deps.d/40-lang-image.sh: npm tree, pip site-packages and a
-//!    Go binary on bookworm): every PyPI and Go advisory in ../shared/data/osv that affects one of
-//!    its packages is reported, and nothing else. The expected set is computed here, independently
-//!    of moat's matcher, from the records' explicit `versions` lists (PyPI) and SEMVER ranges (Go).
+//!    Go binary on bookworm): every PyPI, Go and npm advisory in ../shared/data/osv that affects
+//!    one of its packages is reported, and nothing else. The expected set is computed here,
+//!    independently of moat's matcher, from the records' explicit `versions` lists (PyPI) and
+//!    SEMVER ranges (Go, npm).
 //! 2. Trivy's lockfile end-to-end goldens: its YAML vulnerability DB fixture is converted to OSV
 //!    records, imported with `moat db import`, and `moat scan dir:<lockfile dir>` must report the
 //!    same (vulnerability id, package, installed version) triples as Trivy's `*.json.golden`.
@@ -157,7 +158,7 @@ fn reported(report: &[u8]) -> BTreeSet<(String, String, String)> {
 }
 
 #[test]
-fn lang_image_pypi_and_go_advisories_are_reported() {
+fn lang_image_pypi_go_and_npm_advisories_are_reported() {
     let Some(shared) = shared() else {
         eprintln!("SKIPPED: ../shared/data (set MOAT_SHARED)");
         return;
@@ -175,50 +176,56 @@ fn lang_image_pypi_and_go_advisories_are_reported() {
         eprintln!("SKIPPED: language test image (scripts/deps.d/40-lang-image.sh)");
         return;
     }
+    const ECOSYSTEMS: [&str; 3] = ["PyPI", "Go", "npm"];
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
     let osv = shared.join("data/osv");
+    let mut import = vec![
+        "db".to_string(),
+        "import".into(),
+        "--db".into(),
+        db.display().to_string(),
+    ];
+    import.extend(ECOSYSTEMS.iter().map(|e| osv.join(e).display().to_string()));
     ok(
-        moat(&[
-            "db",
-            "import",
-            "--db",
-            db.to_str().unwrap(),
-            osv.join("PyPI").to_str().unwrap(),
-            osv.join("Go").to_str().unwrap(),
-        ]),
+        moat(&import.iter().map(String::as_str).collect::<Vec<_>>()),
         "moat db import",
     );
 
-    // The image's language packages, as moat sbom lists them.
+    // The image's language packages, as moat sbom lists them: (ecosystem, name key) -> versions.
+    let key = |eco: &str, name: &str| {
+        if eco == "PyPI" {
+            pep503(name)
+        } else {
+            name.to_string()
+        }
+    };
     let target = format!("dir:{}", root.display());
     let sbom: Value = serde_json::from_slice(&ok(
         moat(&["sbom", &target, "--format", "json"]),
         "moat sbom",
     ))
     .unwrap();
-    let mut pypi: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut go: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut installed: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
     for p in sbom["packages"].as_array().into_iter().flatten() {
-        let (name, version) = (
-            p["name"].as_str().unwrap().to_string(),
-            p["version"].as_str().unwrap().to_string(),
-        );
-        match p["kind"].as_str() {
-            Some("python") => pypi.entry(pep503(&name)).or_default().insert(version),
-            Some("go") | Some("go-stdlib") => go.entry(name).or_default().insert(version),
-            _ => false,
+        let eco = match p["kind"].as_str() {
+            Some("python") => "PyPI",
+            Some("go") | Some("go-stdlib") => "Go",
+            Some("npm") => "npm",
+            _ => continue,
         };
+        let name = p["name"].as_str().unwrap();
+        installed
+            .entry((eco.to_string(), key(eco, name)))
+            .or_default()
+            .insert(p["version"].as_str().unwrap().to_string());
     }
-    assert!(
-        pypi.contains_key("requests") && go.contains_key("stdlib"),
-        "image packages missing from moat sbom"
-    );
 
-    // Expected: computed from the records themselves.
-    let mut expected: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for (eco, dir) in [("PyPI", "PyPI"), ("Go", "Go")] {
-        for entry in std::fs::read_dir(osv.join(dir)).unwrap() {
+    // Expected: computed from the records themselves — PyPI by their explicit `versions` lists,
+    // Go and npm by their SEMVER ranges.
+    let mut expected: BTreeSet<(String, String, String, String)> = BTreeSet::new();
+    for eco in ECOSYSTEMS {
+        for entry in std::fs::read_dir(osv.join(eco)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
@@ -234,14 +241,11 @@ fn lang_image_pypi_and_go_advisories_are_reported() {
                 if aff["package"]["ecosystem"].as_str() != Some(eco) {
                     continue;
                 }
-                let name = aff["package"]["name"].as_str().unwrap_or("");
-                let (key, installed) = if eco == "PyPI" {
-                    (pep503(name), pypi.get(&pep503(name)))
-                } else {
-                    (name.to_string(), go.get(name))
+                let k = key(eco, aff["package"]["name"].as_str().unwrap_or(""));
+                let Some(versions) = installed.get(&(eco.to_string(), k.clone())) else {
+                    continue;
                 };
-                let Some(installed) = installed else { continue };
-                for v in installed {
+                for v in versions {
                     let hit = if eco == "PyPI" {
                         aff["versions"]
                             .as_array()
@@ -260,7 +264,7 @@ fn lang_image_pypi_and_go_advisories_are_reported() {
                             })
                     };
                     if hit {
-                        expected.insert((id.clone(), key.clone(), v.clone()));
+                        expected.insert((eco.to_string(), id.clone(), k.clone(), v.clone()));
                     }
                 }
             }
@@ -278,37 +282,46 @@ fn lang_image_pypi_and_go_advisories_are_reported() {
         ]),
         "moat scan",
     );
-    let got: BTreeSet<(String, String, String)> = reported(&report)
-        .into_iter()
-        .filter(|(_, name, _)| pypi.contains_key(&pep503(name)) || go.contains_key(name))
-        .map(|(id, name, v)| {
-            (
-                id,
-                if pypi.contains_key(&pep503(&name)) {
-                    pep503(&name)
-                } else {
-                    name
-                },
-                v,
-            )
-        })
-        .collect();
+    let doc: Value = serde_json::from_slice(&report).unwrap();
+    let mut got: BTreeSet<(String, String, String, String)> = BTreeSet::new();
+    for f in doc["findings"].as_array().into_iter().flatten() {
+        let eco = f["vulnerability"]["ecosystem"].as_str().unwrap_or("");
+        if f["kind"] != "vulnerability" || !ECOSYSTEMS.contains(&eco) {
+            continue;
+        }
+        let k = key(eco, f["package"]["name"].as_str().unwrap_or(""));
+        let v = f["package"]["version"].as_str().unwrap_or("").to_string();
+        let mut ids: Vec<&str> = vec![f["id"].as_str().unwrap_or("")];
+        ids.extend(
+            f["vulnerability"]["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["id"].as_str()),
+        );
+        for id in ids {
+            got.insert((eco.to_string(), id.to_string(), k.clone(), v.clone()));
+        }
+    }
     let missing: Vec<_> = expected.difference(&got).collect();
     let extra: Vec<_> = got.difference(&expected).collect();
-    let by_eco = |s: &BTreeSet<(String, String, String)>, py: bool| {
-        s.iter().filter(|k| pypi.contains_key(&k.1) == py).count()
+    let count = |s: &BTreeSet<(String, String, String, String)>, eco: &str| {
+        s.iter().filter(|k| k.0 == eco).count()
     };
     eprintln!(
-        "image advisories: expected {} (PyPI {}, Go {}), reported {}; missing {missing:?}; extra {extra:?}",
+        "image advisories: expected {} (PyPI {}, Go {}, npm {}), reported {}; missing {missing:?}; extra {extra:?}",
         expected.len(),
-        by_eco(&expected, true),
-        by_eco(&expected, false),
+        count(&expected, "PyPI"),
+        count(&expected, "Go"),
+        count(&expected, "npm"),
         got.len()
     );
-    assert!(
-        by_eco(&expected, true) > 0 && by_eco(&expected, false) > 0,
-        "the shared data should hold advisories for these old pins"
-    );
+    for eco in ECOSYSTEMS {
+        assert!(
+            count(&expected, eco) > 0,
+            "the shared data should hold {eco} advisories for these old pins"
+        );
+    }
     assert!(missing.is_empty() && extra.is_empty());
 }
 
