@@ -28,7 +28,11 @@ pub fn to_vuln_table(report: &Report) -> String {
         }
     }
     if by_pkg.is_empty() {
-        out.push_str("No vulnerabilities found.\n");
+        out.push_str(if report.metadata.contains_key("vulnerabilities") {
+            "Vulnerabilities not checked (see the warning below).\n"
+        } else {
+            "No vulnerabilities found.\n"
+        });
     } else {
         let mut t = Table::new();
         t.load_style(UTF8_FULL_CONDENSED)

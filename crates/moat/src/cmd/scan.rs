@@ -91,6 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     let mut warnings = inv.warnings.clone();
     let mut findings: Vec<Finding> = Vec::new();
     let mut digest = None;
+    let mut missing_db: Option<String> = None;
     match Snapshot::open(&db_dir) {
         Ok(snap) => {
             let result = moat_vulndb::scan(&snap, &inv)
@@ -106,8 +107,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             }
         }
         Err(e @ DbError::Missing(_)) => {
-            eprintln!("moat: vulnerabilities not checked: {e}");
-            warnings.push(format!("vulnerabilities not checked: {e}"));
+            missing_db = Some(format!("vulnerabilities not checked: {e}"));
         }
         Err(e) => return Err(InputError(e.to_string()).into()),
     }
@@ -147,12 +147,22 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                 .to_string(),
         );
     }
-    report.warnings = warnings;
     let format = a.format.unwrap_or(if a.out.is_terminal() {
         ScanFormat::Table
     } else {
         ScanFormat::Json
     });
+    if let Some(m) = missing_db {
+        // One line: in the table when the table goes to a terminal, else on stderr.
+        if !(format == ScanFormat::Table && a.out.is_terminal()) {
+            eprintln!("moat: {m}");
+        }
+        report
+            .metadata
+            .insert("vulnerabilities".into(), "not checked".into());
+        warnings.push(m);
+    }
+    report.warnings = warnings;
     let text = match format {
         ScanFormat::Table => moat_report::to_vuln_table(&report),
         ScanFormat::Json => report.to_json(),
