@@ -38,15 +38,11 @@ enum Pragma {
 }
 
 fn parse_pragma(comment: &str) -> Option<Pragma> {
+    // Case-sensitive like hadolint: `# HADOLINT ignore=...` and `dl3006` are not pragmas.
     let t = comment.trim();
-    let lower = t.to_ascii_lowercase();
-    let rest = if lower.starts_with("hadolint") {
-        &t["hadolint".len()..]
-    } else if lower.starts_with("moat") {
-        &t["moat".len()..]
-    } else {
-        return None;
-    };
+    let rest = t
+        .strip_prefix("hadolint")
+        .or_else(|| t.strip_prefix("moat"))?;
     let rest = rest.trim_start();
     let (scope, rest) = if let Some(r) = rest.strip_prefix("global") {
         ("global", r.trim_start())
@@ -57,14 +53,15 @@ fn parse_pragma(comment: &str) -> Option<Pragma> {
     };
     let rest = rest.strip_prefix("ignore")?.trim_start();
     let rest = rest.strip_prefix('=')?;
-    let ids: BTreeSet<String> = rest
-        .split(',')
-        .map(|s| s.trim().to_ascii_uppercase())
-        .filter(|s| !s.is_empty() && !s.contains(char::is_whitespace))
-        .collect();
-    if ids.is_empty() {
+    let parts: Vec<&str> = rest.split(',').map(str::trim).collect();
+    // A malformed list (empty entry, trailing comma, words after an id) is not a pragma.
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || p.contains(char::is_whitespace))
+    {
         return None;
     }
+    let ids: BTreeSet<String> = parts.into_iter().map(str::to_string).collect();
     Some(match scope {
         "global" => Pragma::Global(ids),
         "stage" => Pragma::Stage(ids),
@@ -74,12 +71,7 @@ fn parse_pragma(comment: &str) -> Option<Pragma> {
 
 fn names(ids: &BTreeSet<String>, rule: &str) -> bool {
     ids.contains(rule)
-        || ids.contains("ALL")
-        || catalog::rule(rule).is_some_and(|r| {
-            r.aliases
-                .iter()
-                .any(|a| ids.contains(&a.to_ascii_uppercase()))
-        })
+        || catalog::rule(rule).is_some_and(|r| r.aliases.iter().any(|a| ids.contains(*a)))
 }
 
 /// Runs every Dockerfile rule over parsed text and returns the raw hits (before pragmas and config).
