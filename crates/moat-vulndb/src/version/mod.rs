@@ -4,6 +4,7 @@
 
 mod apk;
 mod dpkg;
+mod go;
 mod maven;
 mod pep440;
 mod rpm;
@@ -13,6 +14,7 @@ use std::cmp::Ordering;
 
 pub use apk::compare as compare_apk;
 pub use dpkg::compare as compare_dpkg;
+pub use go::compare as compare_go;
 pub use maven::compare as compare_maven;
 pub use pep440::compare as compare_pep440;
 pub use rpm::compare as compare_rpm;
@@ -74,15 +76,10 @@ impl Scheme {
             Scheme::Rpm => rpm::compare(a, b),
             Scheme::Pep440 => pep440::compare(a, b),
             Scheme::Semver => semver::compare(a, b),
-            Scheme::Go => semver::compare(go_canonical(a), go_canonical(b)),
+            Scheme::Go => go::compare(a, b),
             Scheme::Maven => maven::compare(a, b),
         }
     }
-}
-
-/// Go toolchain versions appear as `go1.21.0` in binaries and as `1.21.0` in advisories.
-fn go_canonical(v: &str) -> &str {
-    v.strip_prefix("go").unwrap_or(v)
 }
 
 /// Compares two unsigned decimal digit strings of any length by value.
