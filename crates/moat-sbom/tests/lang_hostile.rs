@@ -51,6 +51,7 @@ fn archive_limits_bound_bombs() {
         max_entries: 100,
         max_inflated: 1 << 20,
         max_depth: 4,
+        max_total: 1 << 20,
     };
     // Inflation: 8 MiB of zeros deflate to a few KB.
     let zeros = vec![0u8; 8 << 20];
@@ -78,6 +79,29 @@ fn archive_limits_bound_bombs() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("nested deeper"), "{err}");
+    // The bytes of archives read per scan are capped too.
+    let archives = moat_sbom::lang::java::Archives::new(limits);
+    let meta = |path: &str, size: u64| moat_image::FileMeta {
+        path: path.into(),
+        kind: moat_image::EntryKind::File,
+        size,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    use moat_sbom::Cataloger;
+    assert_eq!(
+        archives.wants(&meta("a.jar", 600 << 10)),
+        moat_image::Select::Content
+    );
+    assert_eq!(
+        archives.wants(&meta("b.jar", 600 << 10)),
+        moat_image::Select::Skip
+    );
+    assert_eq!(
+        archives.wants(&meta("a.jar", 600 << 10)),
+        moat_image::Select::Content
+    );
     // Not a zip at all.
     assert!(parse_archive("junk.jar", b"PK\x03\x04 truncated", &limits).is_err());
 }

@@ -5,8 +5,9 @@
 //! Archives are hostile: [`ArchiveLimits`] bounds the entries looked at, the bytes inflated and
 //! the nesting depth, so a zip bomb costs a bounded amount of work and memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Cursor, Read};
+use std::sync::Mutex;
 
 use moat_image::{FileEntry, FileMeta, Select};
 use moat_model::Package;
@@ -32,6 +33,8 @@ pub struct ArchiveLimits {
     pub max_inflated: u64,
     /// Deepest nesting of archives in archives (the file itself is depth 0).
     pub max_depth: usize,
+    /// Most bytes of archives one scan reads.
+    pub max_total: u64,
 }
 
 impl Default for ArchiveLimits {
@@ -41,13 +44,27 @@ impl Default for ArchiveLimits {
             max_entries: 200_000,
             max_inflated: 512 << 20,
             max_depth: 4,
+            max_total: 1 << 30,
         }
     }
 }
 
+/// Java archives. Archives are read whole, so the bytes selected per scan are capped
+/// ([`ArchiveLimits::max_total`]); archives past the cap are not read.
 #[derive(Default)]
 pub struct Archives {
     pub limits: ArchiveLimits,
+    /// Bytes selected so far and their paths (asked twice, answer the same).
+    selected: Mutex<(u64, HashSet<String>)>,
+}
+
+impl Archives {
+    pub fn new(limits: ArchiveLimits) -> Self {
+        Archives {
+            limits,
+            selected: Mutex::default(),
+        }
+    }
 }
 
 impl Cataloger for Archives {
@@ -55,11 +72,19 @@ impl Cataloger for Archives {
         "java-archive"
     }
     fn wants(&self, m: &FileMeta) -> Select {
-        if is_file_within(m, self.limits.max_archive) && is_archive_name(base(&m.path)) {
-            Select::Content
-        } else {
-            Select::Skip
+        if !is_file_within(m, self.limits.max_archive) || !is_archive_name(base(&m.path)) {
+            return Select::Skip;
         }
+        let mut sel = self.selected.lock().unwrap_or_else(|e| e.into_inner());
+        if sel.1.contains(&m.path) {
+            return Select::Content;
+        }
+        if sel.0 + m.size > self.limits.max_total {
+            return Select::Skip;
+        }
+        sel.0 += m.size;
+        sel.1.insert(m.path.clone());
+        Select::Content
     }
     fn catalog(&self, file: &FileEntry, _: &Context<'_>) -> Result<Vec<Package>, CatalogError> {
         parse_archive(

@@ -13,7 +13,7 @@ pub mod python;
 pub mod rust;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use moat_image::{EntryKind, FileEntry, FileMeta, Select};
 use moat_model::{Package, PackageKind, Purl};
@@ -25,23 +25,25 @@ pub use java::ArchiveLimits;
 
 /// Every language cataloger.
 pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
+    // One budget for all formats: a scan reads at most MAX_OVERSIZE_READ bytes of oversize files.
+    let oversize: Oversize = Arc::default();
     vec![
-        limited(npm::PackageLock, MAX_TEXT),
-        limited(npm::YarnLock, MAX_TEXT),
-        limited(npm::PnpmLock, MAX_TEXT),
-        limited(npm::NodeModules, MAX_MANIFEST),
-        limited(python::Installed, MAX_METADATA),
-        limited(python::Requirements, MAX_METADATA),
-        limited(python::PoetryLock, MAX_TEXT),
-        limited(python::PipfileLock, MAX_TEXT),
-        limited(python::UvLock, MAX_TEXT),
-        limited(python::PyLock, MAX_TEXT),
-        limited(go::GoMod, MAX_METADATA),
-        limited(rust::CargoLock, MAX_TEXT),
+        limited(npm::PackageLock, MAX_TEXT, &oversize),
+        limited(npm::YarnLock, MAX_TEXT, &oversize),
+        limited(npm::PnpmLock, MAX_TEXT, &oversize),
+        limited(npm::NodeModules, MAX_MANIFEST, &oversize),
+        limited(python::Installed, MAX_METADATA, &oversize),
+        limited(python::Requirements, MAX_METADATA, &oversize),
+        limited(python::PoetryLock, MAX_TEXT, &oversize),
+        limited(python::PipfileLock, MAX_TEXT, &oversize),
+        limited(python::UvLock, MAX_TEXT, &oversize),
+        limited(python::PyLock, MAX_TEXT, &oversize),
+        limited(go::GoMod, MAX_METADATA, &oversize),
+        limited(rust::CargoLock, MAX_TEXT, &oversize),
         Box::new(binary::Binaries::default()),
         Box::new(java::Archives::default()),
-        limited(java::PomXml, MAX_METADATA),
-        limited(java::GradleLock, MAX_TEXT),
+        limited(java::PomXml, MAX_METADATA, &oversize),
+        limited(java::GradleLock, MAX_TEXT, &oversize),
     ]
 }
 
@@ -49,16 +51,23 @@ pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
 pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
 /// Largest go.mod / go.sum, pom.xml, requirements file or Python core metadata file.
 pub(crate) const MAX_METADATA: u64 = 16 << 20;
-/// Largest file ever read to refuse it, and the most bytes of such files read per scan and
-/// cataloger. It equals the image reader's own per-file cap, past which the reader would refuse
-/// the whole image, so larger files are never selected (and so cannot be warned about).
+/// Largest file ever read to refuse it, and the most bytes of such files read per scan. It equals
+/// the image reader's own per-file cap, past which the reader would refuse the whole image, so
+/// larger files are never selected (and so cannot be warned about).
 pub(crate) const MAX_OVERSIZE_READ: u64 = 256 << 20;
 
-fn limited<C: Cataloger + 'static>(inner: C, limit: u64) -> Box<dyn Cataloger> {
+/// Bytes of oversize files selected so far in a scan, and their paths (asked twice, answer the same).
+type Oversize = Arc<Mutex<(u64, HashSet<String>)>>;
+
+fn limited<C: Cataloger + 'static>(
+    inner: C,
+    limit: u64,
+    oversize: &Oversize,
+) -> Box<dyn Cataloger> {
     Box::new(SizeLimited {
         inner,
         limit,
-        oversize: Mutex::new((0, HashSet::new())),
+        oversize: oversize.clone(),
     })
 }
 
@@ -68,8 +77,7 @@ fn limited<C: Cataloger + 'static>(inner: C, limit: u64) -> Box<dyn Cataloger> {
 struct SizeLimited<C> {
     inner: C,
     limit: u64,
-    /// Bytes of oversize files selected so far, and their paths (asked twice, answer the same).
-    oversize: Mutex<(u64, HashSet<String>)>,
+    oversize: Oversize,
 }
 
 impl<C: Cataloger> Cataloger for SizeLimited<C> {
@@ -276,7 +284,7 @@ mod tests {
         let c = SizeLimited {
             inner: rust::CargoLock,
             limit: MAX_TEXT,
-            oversize: Mutex::new((0, HashSet::new())),
+            oversize: Oversize::default(),
         };
         assert_eq!(c.wants(&meta("a/Cargo.lock", 1000)), Select::Content);
         assert_eq!(
