@@ -446,16 +446,14 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             out.push(m.hit("DL3030", i, "Use the -y switch: yum install -y <package>"));
         }
         // DL3032
-        if !has_cache_mount(i, "/var/cache/yum")
-            && missing_cleanup(
-                s,
-                |c| c.is_with("yum", &["install"]),
-                |c| {
-                    c.is_with("yum", &["clean"])
-                        || c.is_with("rm", &["/var/cache/yum/*", "/var/cache/yum"])
-                },
-            )
-        {
+        if missing_cleanup(
+            s,
+            |c| c.is_with("yum", &["install"]),
+            |c| {
+                c.is_with("yum", &["clean"])
+                    || c.is_with("rm", &["/var/cache/yum/*", "/var/cache/yum"])
+            },
+        ) {
             out.push(m.hit("DL3032", i, "yum clean all missing after yum install"));
         }
         // DL3033
@@ -551,9 +549,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             out.push(m.hit("DL3038", i, "Use the -y switch: dnf install -y <package>"));
         }
         // DL3040
-        let dnf_cached = ["/var/cache/libdnf5", "/var/cache/dnf", "/var/cache/yum"]
-            .iter()
-            .any(|p| has_cache_mount(i, p));
+        // hadolint accepts only a cache mount of dnf5's cache directory.
+        let dnf_cached = has_cache_mount(i, "/var/cache/libdnf5");
         if !dnf_cached
             && ["dnf", "microdnf"].iter().any(|pm| {
                 missing_cleanup(
@@ -627,28 +624,26 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 .rev()
                 .find(|(k, _)| k == "PIP_NO_CACHE_DIR")
                 .map(|(_, v)| truthy(v));
-            let mut exported: Option<bool> = env_truthy;
-            let mut fire = false;
+            // A PIP_NO_CACHE_DIR set anywhere in the RUN (assignment prefix or export) applies to
+            // the whole RUN, as hadolint reads it; else the ENV in scope.
+            let mut in_run: Option<bool> = None;
             for c in cmds {
+                if let Some((_, v)) = c.env.iter().rev().find(|(k, _)| k == "PIP_NO_CACHE_DIR") {
+                    in_run = Some(truthy(v));
+                }
                 if c.name == "export" {
                     for a in &c.args {
                         if let Some(v) = a.strip_prefix("PIP_NO_CACHE_DIR=") {
-                            exported = Some(truthy(v));
+                            in_run = Some(truthy(v));
                         }
                     }
                 }
-                if is_pip_install(c) && c.basename() != "pipx" && !c.has_flag("no-cache-dir") {
-                    let prefix = c
-                        .env
-                        .iter()
-                        .rev()
-                        .find(|(k, _)| k == "PIP_NO_CACHE_DIR")
-                        .map(|(_, v)| truthy(v));
-                    if !prefix.or(exported).unwrap_or(false) {
-                        fire = true;
-                    }
-                }
             }
+            let disabled = in_run.or(env_truthy).unwrap_or(false);
+            let fire = !disabled
+                && cmds.iter().any(|c| {
+                    is_pip_install(c) && c.basename() != "pipx" && !c.has_flag("no-cache-dir")
+                });
             if fire {
                 out.push(m.hit(
                     "DL3042",
