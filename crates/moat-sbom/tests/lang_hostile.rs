@@ -247,3 +247,114 @@ fn hostile_files_become_warnings_and_the_scan_goes_on() {
     );
     assert_eq!(lodash.licenses, ["MIT"]);
 }
+
+/// Every parser on truncated and bit-flipped versions of every golden lockfile (and of a real ELF
+/// and a jar): an error or a result, never a panic.
+#[test]
+fn mutated_inputs_never_panic() {
+    use moat_sbom::lang::{binary, go, java, npm, python, rust};
+    let shared = std::env::var_os("MOAT_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared"))
+        });
+    let roots = [
+        shared.join("data/golden/trivy/pkg/dependency/parser"),
+        shared.join("data/golden/osv-scalibr/extractor/filesystem/language"),
+    ];
+    if !roots[0].is_dir() {
+        eprintln!("SKIPPED: ../shared/data/golden (set MOAT_SHARED)");
+        return;
+    }
+    let mut files = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = roots.to_vec();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+        {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.metadata().is_ok_and(|m| m.len() < 256 << 10) {
+                files.push(p);
+            }
+        }
+    }
+    // A deterministic generator for the mutations.
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let parsers: [fn(&str); 12] = [
+        |s| drop(npm::parse_package_lock(s)),
+        |s| drop(npm::parse_yarn_lock(s)),
+        |s| drop(npm::parse_pnpm_lock(s)),
+        |s| drop(npm::parse_package_json(s)),
+        |s| drop(python::parse_metadata(s)),
+        |s| drop(python::parse_requirements(s)),
+        |s| drop(python::parse_poetry_lock(s)),
+        |s| drop(python::parse_uv_lock(s)),
+        |s| drop(python::parse_pipfile_lock(s)),
+        |s| drop(go::parse_go_mod(s, Some(s))),
+        |s| drop(rust::parse_cargo_lock(s)),
+        |s| {
+            drop(java::parse_pom_xml(s));
+            drop(java::parse_gradle_lockfile(s));
+        },
+    ];
+    let mut runs = 0;
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap();
+        if bytes.is_empty() {
+            continue;
+        }
+        for round in 0..24 {
+            let mut m = bytes.clone();
+            if round % 2 == 0 {
+                m.truncate((next() as usize) % m.len());
+            } else {
+                for _ in 0..4 {
+                    let i = (next() as usize) % m.len();
+                    m[i] = next() as u8;
+                }
+            }
+            let Ok(text) = moat_sbom::lang::decode_text(&m) else {
+                continue;
+            };
+            for parse in parsers {
+                parse(&text);
+                runs += 1;
+            }
+        }
+    }
+    // Binaries and archives.
+    let elf = std::fs::read("/bin/true").unwrap_or_default();
+    if elf.len() > 4096 {
+        for _ in 0..300 {
+            let mut m = elf.clone();
+            for _ in 0..3 {
+                let i = (next() as usize) % 4096;
+                m[i] = next() as u8;
+            }
+            drop(binary::parse_elf(&m));
+            runs += 1;
+        }
+    }
+    let jar = nested_jar(3);
+    for _ in 0..300 {
+        let mut m = jar.clone();
+        let i = (next() as usize) % m.len();
+        m[i] = next() as u8;
+        drop(java::parse_archive("x.jar", &m, &ArchiveLimits::default()));
+        runs += 1;
+    }
+    eprintln!(
+        "{} files, {runs} parser runs on mutated input: no panic",
+        files.len()
+    );
+}

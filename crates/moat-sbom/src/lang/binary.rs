@@ -174,7 +174,7 @@ fn go_buildinfo(file: &object::File<'_>, sec: &[u8]) -> Result<Option<GoBuildInf
         let at_addr = |addr: u64, len: u64| -> Option<&[u8]> {
             file.sections().find_map(|s| {
                 let start = s.address();
-                if addr >= start && addr.checked_add(len)? <= start + s.size() {
+                if addr >= start && addr.checked_add(len)? <= start.checked_add(s.size())? {
                     let d = s.data().ok()?;
                     d.get(
                         usize::try_from(addr - start).ok()?

@@ -222,7 +222,9 @@ impl Cataloger for YarnLock {
 /// Splits a yarn descriptor `name@range` (the name may start with a scope `@`).
 fn split_descriptor(d: &str) -> Option<(&str, &str)> {
     let d = d.trim().trim_matches('"');
-    let at = d[1.min(d.len())..].find('@')? + 1.min(d.len());
+    // The first character may be a scope's `@`; the separator is the next `@`.
+    let first = d.chars().next()?.len_utf8();
+    let at = d[first..].find('@')? + first;
     Some((&d[..at], &d[at + 1..]))
 }
 
@@ -512,6 +514,14 @@ mod tests {
         assert!(!is_installed_manifest(
             "node_modules/lodash/fp/package.json"
         ));
+    }
+
+    #[test]
+    fn multibyte_descriptors() {
+        assert_eq!(split_descriptor("é@1"), Some(("é", "1")));
+        assert_eq!(split_descriptor(""), None);
+        assert!(parse_yarn_lock("\"é\":\n  version \"1\"\n").is_err());
+        assert!(parse_pnpm_lock("lockfileVersion: '9.0'\npackages:\n  'é': {}\n").is_ok());
     }
 
     #[test]
