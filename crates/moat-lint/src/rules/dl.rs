@@ -776,6 +776,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 pipefail = false;
                 tools_seen = (false, false);
                 archives.clear();
+                // hadolint forgets extractions seen before a FROM too.
+                extracted.clear();
                 // DL3006 / DL3007
                 let is_alias = aliases.contains(&b.image);
                 if b.tag.is_none()
