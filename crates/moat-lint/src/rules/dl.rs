@@ -809,7 +809,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         ));
                     }
                     // DL3063
-                    if ["context", "scratch"].contains(&a.to_ascii_lowercase().as_str()) {
+                    if ["context", "scratch"].contains(&a.as_str()) {
                         out.push(m.hit("DL3063", i, format!("Stage name {a} is a reserved word")));
                     }
                 }
