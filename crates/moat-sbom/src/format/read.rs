@@ -95,6 +95,14 @@ pub fn read_sbom_str(text: &str, name: &str) -> Result<Inventory, ReadError> {
     if inv.os.is_none() {
         inv.os = os_from_purls(&inv.packages);
     }
+    // Debian's VERSION_ID is the major release; some tools write the point release (`12.15`).
+    if let Some(os) = inv.os.as_mut()
+        && os.id == "debian"
+        && let Some(v) = os.version_id.as_mut()
+        && let Some((major, _)) = v.split_once('.')
+    {
+        *v = major.to_string();
+    }
     inv.normalize();
     Ok(inv)
 }
@@ -137,11 +145,21 @@ struct Extra<'a> {
 fn package(purl: Purl, extra: Extra<'_>) -> Option<Package> {
     let kind = kind_of(&purl)?;
     let name = ecosystem_name(&purl);
-    let version = purl
+    let mut version = purl
         .version
         .clone()
         .or_else(|| extra.version.map(str::to_string))
         .unwrap_or_default();
+    // OS versions carry the epoch (`1:2.38.1-5`); purls may hold it in an `epoch` qualifier instead
+    // (trivy for deb, everyone for rpm).
+    if kind.is_os()
+        && !version.contains(':')
+        && let Some(e) = purl
+            .qualifier("epoch")
+            .filter(|e| !e.is_empty() && *e != "0")
+    {
+        version = format!("{e}:{version}");
+    }
     let props = &extra.props;
     let mut source = match (props.get(PROP_SOURCE_NAME), props.get(PROP_SOURCE_VERSION)) {
         (Some(n), v) => Some(SourcePackage {
@@ -459,6 +477,32 @@ mod tests {
         );
         assert!(inv.packages.iter().any(|p| p.name == "@angular/core"));
         assert_eq!(inv.warnings.len(), 1);
+    }
+
+    #[test]
+    fn epoch_qualifiers_and_point_releases() {
+        let doc = r#"{"bomFormat":"CycloneDX","specVersion":"1.6","components":[
+            {"type":"library","name":"bsdutils","version":"1:2.38.1-5+deb12u3","purl":"pkg:deb/debian/bsdutils@2.38.1-5%2Bdeb12u3?arch=amd64&distro=debian-12.15&epoch=1",
+             "properties":[{"name":"aquasecurity:trivy:SrcName","value":"util-linux"},{"name":"aquasecurity:trivy:SrcVersion","value":"2.38.1"},{"name":"aquasecurity:trivy:SrcRelease","value":"5+deb12u3"},{"name":"aquasecurity:trivy:SrcEpoch","value":"1"}]},
+            {"type":"library","name":"hello","purl":"pkg:rpm/redhat/hello@0.0.1-rls?arch=x86_64&epoch=1"}]}"#;
+        let inv = read_sbom_str(doc, "trivy.json").expect("reads");
+        let v: Vec<(&str, &str)> = inv
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            v,
+            vec![("bsdutils", "1:2.38.1-5+deb12u3"), ("hello", "1:0.0.1-rls")]
+        );
+        assert_eq!(
+            inv.packages[0].source.as_ref().map(|s| s.version.as_str()),
+            Some("1:2.38.1-5+deb12u3")
+        );
+        assert_eq!(
+            inv.os.as_ref().and_then(|o| o.version_id.as_deref()),
+            Some("12")
+        );
     }
 
     #[test]
