@@ -552,3 +552,19 @@ fn damaged_rpm_databases_never_panic() {
         }
     }
 }
+
+/// Licences from the `copyright` files of trivy's dpkg fixtures: DEP-5 `License:` fields when the file
+/// has them, else the `/usr/share/common-licenses` file it points to, else nothing.
+#[test]
+fn dpkg_copyright_fixtures() {
+    let Some(g) = golden() else { return };
+    let dir = g.join("trivy/pkg/fanal/analyzer/pkg/dpkg/testdata");
+    for (file, want) in [
+        ("all-patterns-copyright", vec!["GPLv2+"]),
+        ("common-license-copyright", vec!["GPL-2"]),
+        ("license-pattern-and-classifier-copyright", vec!["GPL-1+ or Artistic, and BSD-4-clause-POWERDOG", "Zlib"]),
+        ("no-license-copyright", vec![]),
+    ] {
+        assert_eq!(dpkg::parse_copyright(&text_of(&dir.join(file))), want, "{file}");
+    }
+}

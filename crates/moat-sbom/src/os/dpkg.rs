@@ -210,7 +210,7 @@ pub fn licenses_of(view: &FileView, name: &str) -> Vec<String> {
 
 pub fn parse_copyright(text: &str) -> Vec<String> {
     fn push(out: &mut Vec<String>, s: &str) {
-        let s = s.trim();
+        let s = s.trim().trim_end_matches([',', ';']).trim();
         if !s.is_empty() && s.len() <= 200 && !out.iter().any(|x| x == s) {
             out.push(s.to_string());
         }
