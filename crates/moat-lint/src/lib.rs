@@ -97,9 +97,11 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
                 Some(Pragma::Global(ids)) => global.extend(ids),
                 Some(Pragma::Line(ids)) => line_ignores.entry(c.line + 1).or_default().extend(ids),
                 Some(Pragma::Stage(ids)) => {
-                    // The stage the next instruction belongs to.
-                    let next = df.instructions.partition_point(|i| i.line <= c.line);
-                    if let Some(st) = m.stage_of.get(next).copied().flatten() {
+                    // Only directly above a FROM; it covers the stage that FROM starts.
+                    if let Some(&n) = line_to_idx.get(&(c.line + 1))
+                        && df.instructions[n].is("FROM")
+                        && let Some(st) = m.stage_of[n]
+                    {
                         stage_ignores.entry(st).or_default().extend(ids);
                     }
                 }
@@ -116,7 +118,14 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
             {
                 return false;
             }
-            let st = line_to_idx.get(&h.line).and_then(|&n| m.stage_of[n]);
+            // As hadolint counts stages, a FROM line still belongs to the stage before it.
+            let st = line_to_idx.get(&h.line).and_then(|&n| {
+                if df.instructions[n].is("FROM") {
+                    m.stage_of[n].and_then(|s| s.checked_sub(1))
+                } else {
+                    m.stage_of[n]
+                }
+            });
             !st.and_then(|s| stage_ignores.get(&s))
                 .is_some_and(|ids| names(ids, h.rule))
         });

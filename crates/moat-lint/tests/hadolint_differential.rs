@@ -1,6 +1,6 @@
 //! Differential test against the real hadolint binary (the peer moat replaces): the corpus and
-//! ~300 probe Dockerfiles written for moat (tests/probes.txt) are linted by both, and the sets of DL
-//! ids must be equal per file. Exclusions, each for a stated reason: files hadolint cannot parse
+//! ~300 probe Dockerfiles written for moat (tests/probes.txt) are linted by both, and the (DL id, line)
+//! pairs must be equal per file. Exclusions, each for a stated reason: files hadolint cannot parse
 //! (DL1000, e.g. BuildKit here-documents), and DL3057, which hadolint ships disabled.
 //! (hadolint 2.15.1 crashes on `WORKDIR /a` followed by `WORKDIR b`, so that probe is not in the set.)
 //! hadolint comes from `../shared/scripts/peers.sh`; without it the test says SKIPPED.
@@ -71,34 +71,37 @@ fn dl_ids_match_hadolint_binary() {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let mut theirs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut theirs: BTreeMap<String, BTreeSet<(String, u64)>> = BTreeMap::new();
     for f in found.as_array().expect("array") {
+        let key = f["file"].as_str().unwrap_or("").to_string();
+        let code = f["code"].as_str().unwrap_or("").to_string();
         theirs
-            .entry(f["file"].as_str().unwrap_or("").to_string())
+            .entry(key)
             .or_default()
-            .insert(f["code"].as_str().unwrap_or("").to_string());
+            .insert((code, f["line"].as_u64().unwrap_or(0)));
     }
     let (mut compared, mut unparsable) = (0, 0);
     let mut diffs = Vec::new();
     for (path, bytes) in &files {
         let key = path.display().to_string();
-        let h: BTreeSet<String> = theirs
+        let h: BTreeSet<(String, u64)> = theirs
             .get(&key)
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .filter(|c| c.starts_with("DL") && c != "DL3057")
+            .filter(|(c, _)| c.starts_with("DL") && c != "DL3057")
             .collect();
-        if h.contains("DL1000") {
+        if h.iter().any(|(c, _)| c == "DL1000") {
             unparsable += 1;
             continue;
         }
-        let m: BTreeSet<String> = moat_lint::lint_dockerfile(&key, bytes, &Config::default())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .into_iter()
-            .map(|f| f.id)
-            .filter(|c| c.starts_with("DL") && c != "DL3057")
-            .collect();
+        let m: BTreeSet<(String, u64)> =
+            moat_lint::lint_dockerfile(&key, bytes, &Config::default())
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .filter(|f| f.id.starts_with("DL") && f.id != "DL3057")
+                .map(|f| (f.id, u64::from(f.location.line.unwrap_or(0))))
+                .collect();
         compared += 1;
         if h != m {
             diffs.push(format!(

@@ -780,7 +780,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 extracted.clear();
                 // DL3006 / DL3007
                 let is_alias = aliases.contains(&b.image);
-                if b.tag.is_none()
+                if !hadolint_tagged(i.args.split_whitespace().next().unwrap_or(""))
                     && b.digest.is_none()
                     && b.image != "scratch"
                     && !is_alias
@@ -854,7 +854,10 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             }
             "WORKDIR" => {
                 let p = drop_quotes(i.args.trim());
-                let abs = p.starts_with('/') || p.starts_with('$') || is_windows_abs(p);
+                let drive = p.len() >= 2
+                    && p.as_bytes()[0].is_ascii_alphabetic()
+                    && p.as_bytes()[1] == b':';
+                let abs = p.starts_with('/') || p.starts_with('$') || drive;
                 if !abs {
                     out.push(m.hit("DL3000", i, format!("Use absolute WORKDIR ({p})")));
                 }
@@ -959,7 +962,10 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     if let Some(f) = from {
                         // DL3022
                         let known = aliases.iter().any(|a| a == f);
-                        let numeric = f.chars().all(|c| c.is_ascii_digit());
+                        // A stage index must name a stage defined before.
+                        let numeric = f
+                            .parse::<usize>()
+                            .is_ok_and(|n| stage.is_some_and(|s| n <= s));
                         let image_like = f.contains([':', '/', '@', '$', '.']);
                         if !known && !numeric && !image_like {
                             out.push(m.hit("DL3022", i, format!("COPY --from={f} should reference a previously defined FROM alias")));
@@ -1097,19 +1103,20 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             }
             "ENV" => {
                 let pairs = key_values(&i.args, esc);
-                // DL3044
-                let mut defined: Vec<&str> = Vec::new();
+                // DL3044: a value refers to a name another pair of the same ENV defines.
                 let raw_pairs = raw_env_values(&i.args);
                 for (n, (k, _)) in pairs.iter().enumerate() {
                     let raw = raw_pairs.get(n).map(String::as_str).unwrap_or("");
-                    if plain_refs(raw)
-                        .iter()
-                        .any(|v| defined.contains(&v.as_str()))
-                    {
+                    let others = |v: &String| {
+                        pairs
+                            .iter()
+                            .enumerate()
+                            .any(|(o, (ok, _))| o != n && ok == v)
+                    };
+                    if plain_refs(raw).iter().any(others) {
                         out.push(m.hit("DL3044", i, format!("Do not refer to an environment variable within the same ENV statement where it is defined ({k})")));
                         break;
                     }
-                    defined.push(k);
                 }
                 if pairs.iter().any(|(k, _)| sensitive_name(k)) {
                     out.push(m.hit(
@@ -1626,4 +1633,16 @@ fn plain_refs(s: &str) -> Vec<String> {
         i = j.max(i + 1);
     }
     out
+}
+
+/// Whether an image reference has a tag the way hadolint parses it: a registry is only recognised when
+/// the first path component contains a dot, so `localhost:5000/app` reads as image `localhost` with tag
+/// `5000/app`.
+fn hadolint_tagged(reference: &str) -> bool {
+    let r = reference.split('@').next().unwrap_or(reference);
+    let rest = match r.split_once('/') {
+        Some((first, rest)) if first.contains('.') => rest,
+        _ => r,
+    };
+    rest.contains(':')
 }
