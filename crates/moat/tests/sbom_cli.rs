@@ -88,6 +88,33 @@ fn moat_nva(target: &str) -> Nva {
         .collect()
 }
 
+/// (binary name, source name, source version) of the Debian packages `moat sbom TARGET` lists.
+fn moat_sources(target: &str) -> Nva {
+    let out = moat(&["sbom", target, "--format", "json"]);
+    assert!(
+        out.status.success(),
+        "{target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("moat JSON");
+    v["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["kind"] == "deb")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["source"]["name"].as_str().unwrap_or_default().to_string(),
+                p["source"]["version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
 fn peer(path: &str) -> Option<PathBuf> {
     let p = home().join(".cache/moat-peers").join(path);
     if p.exists() {
@@ -229,11 +256,24 @@ fn check_suite(suite: &str, count: usize) {
             let t = format!("sbom:{}", docs.path().join(f).display());
             assert_eq!(moat_nva(&t), expected, "{t}");
         }
+        // Source packages (what Debian advisories name) agree with syft's `upstream` qualifiers.
+        let t = format!("sbom:{}", docs.path().join("syft.cdx.json").display());
+        assert_eq!(
+            moat_sources(&t),
+            moat_sources(&forms[3]),
+            "source packages vs syft"
+        );
     }
     if let Some(t) = trivy_nva(&d.join("docker.tar"), docs.path()) {
         assert_eq!(t, expected, "trivy on {suite} docker-archive");
         let t = format!("sbom:{}", docs.path().join("trivy.cdx.json").display());
         assert_eq!(moat_nva(&t), expected, "{t}");
+        // ... and with trivy's SrcName/SrcVersion/SrcRelease/SrcEpoch properties.
+        assert_eq!(
+            moat_sources(&t),
+            moat_sources(&forms[3]),
+            "source packages vs trivy"
+        );
     }
     // Every format renders; CycloneDX and SPDX are byte-identical across runs and name every package.
     for f in ["cyclonedx", "spdx"] {
