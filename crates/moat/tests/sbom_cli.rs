@@ -263,6 +263,25 @@ fn check_suite(suite: &str, count: usize) {
             moat_sources(&forms[3]),
             "source packages vs syft"
         );
+        // Package URLs are the same as syft's, once its extra `upstream` qualifier is set aside.
+        let purls = |doc: &[u8]| -> BTreeSet<String> {
+            let v: Value = serde_json::from_slice(doc).expect("json");
+            v["components"]
+                .as_array()
+                .expect("components")
+                .iter()
+                .filter_map(|c| c["purl"].as_str())
+                .filter(|p| p.starts_with("pkg:deb/"))
+                .map(|p| {
+                    let mut u: moat_model::Purl = p.parse().expect("purl");
+                    u.qualifiers.remove("upstream");
+                    u.to_string()
+                })
+                .collect()
+        };
+        let syft_doc = std::fs::read(docs.path().join("syft.cdx.json")).expect("syft doc");
+        let ours = moat(&["sbom", &forms[3], "--format", "cyclonedx"]);
+        assert_eq!(purls(&ours.stdout), purls(&syft_doc), "purls vs syft");
     }
     if let Some(t) = trivy_nva(&d.join("docker.tar"), docs.path()) {
         assert_eq!(t, expected, "trivy on {suite} docker-archive");
