@@ -295,3 +295,25 @@ fn reads_the_shared_cyclonedx_samples() {
         );
     }
 }
+
+/// The SPDX project's own 2.3 example: its one package with a purl is read, the others are named in
+/// warnings (they cannot be matched against advisories).
+#[test]
+fn reads_the_spdx_example() {
+    let p = shared().join("data/schemas/spdx/spdx-2.3.1/examples/SPDXJSONExample-v2.3.spdx.json");
+    if !p.is_file() {
+        eprintln!("SKIPPED: {} missing", p.display());
+        return;
+    }
+    let inv = format::read_sbom(&p).expect("reads");
+    let got: Vec<String> = inv.packages.iter().map(|p| p.purl.to_string()).collect();
+    assert_eq!(got, vec!["pkg:maven/org.apache.jena/apache-jena@3.12.0"]);
+    assert_eq!(inv.packages[0].name, "org.apache.jena:apache-jena");
+    assert!(
+        inv.warnings
+            .iter()
+            .any(|w| w.contains("\"glibc\" has no purl")),
+        "{:?}",
+        inv.warnings
+    );
+}

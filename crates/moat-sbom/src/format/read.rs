@@ -369,7 +369,14 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
                     .then(|| str_of(r, "referenceLocator"))
                     .flatten()
             });
-        let Some(purl) = purl else { continue };
+        let Some(purl) = purl else {
+            if !pname.is_empty() && str_of(p, "SPDXID") != Some("SPDXRef-Target") {
+                inv.warnings.push(format!(
+                    "package {pname:?} has no purl: not matched against advisories"
+                ));
+            }
+            continue;
+        };
         let purl: Purl = match purl.parse() {
             Ok(u) => u,
             Err(e) => {
