@@ -317,3 +317,53 @@ fn reads_the_spdx_example() {
         inv.warnings
     );
 }
+
+/// Alpine records SPDX expressions: they are written as SPDX (not as opaque names) in both formats,
+/// both still validate, and reading them back gives the same licences.
+#[test]
+fn alpine_spdx_licences_validate_and_read_back() {
+    let installed =
+        shared().join("data/golden/osv-scalibr/extractor/filesystem/os/apk/testdata/installed");
+    if !installed.is_file() {
+        eprintln!("SKIPPED: {} missing", installed.display());
+        return;
+    }
+    let (Some(cdx_v), Some(spdx_v)) = (cyclonedx_validator(), spdx_validator()) else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("etc")).expect("mkdir");
+    std::fs::create_dir_all(root.path().join("lib/apk/db")).expect("mkdir");
+    std::fs::write(
+        root.path().join("etc/os-release"),
+        "ID=alpine\nVERSION_ID=3.18.0\n",
+    )
+    .expect("write");
+    std::fs::copy(&installed, root.path().join("lib/apk/db/installed")).expect("copy");
+    let inv = inventory(root.path());
+    assert_eq!(inv.packages.len(), 15);
+    let opts = WriteOptions::default();
+    let cdx = format::write(&inv, Format::CycloneDx, &opts);
+    let spdx = format::write(&inv, Format::Spdx, &opts);
+    assert_valid(&cdx_v, &cdx, "CycloneDX (Alpine)");
+    assert_valid(&spdx_v, &spdx, "SPDX (Alpine)");
+    assert!(cdx.contains("\"expression\": \"MIT AND BSD-2-Clause AND GPL-2.0-or-later\""));
+    assert!(spdx.contains("\"licenseDeclared\": \"(MPL-2.0 AND MIT)\""));
+    assert!(
+        !spdx.contains("LicenseRef-"),
+        "every Alpine licence is valid SPDX"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in [("a.cdx.json", &cdx), ("a.spdx.json", &spdx)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        let back = format::read_sbom(&path).expect("read back");
+        let lic = |i: &Inventory| {
+            i.packages
+                .iter()
+                .map(|p| (p.name.clone(), p.licenses.clone()))
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(lic(&back), lic(&inv), "{name}");
+    }
+}

@@ -186,6 +186,27 @@ fn severity(s: Severity) -> &'static str {
     }
 }
 
+/// A single licence that is a valid SPDX expression is written as one (`[{"expression": "MIT"}]`);
+/// anything else as names, one each (CycloneDX forbids mixing the two in one list).
+fn licence_choices(licences: &[String]) -> Vec<LicenseChoice> {
+    if let [one] = licences
+        && let Some(e) = super::spdx_expression(one)
+    {
+        return vec![LicenseChoice::Expression {
+            expression: e.to_string(),
+        }];
+    }
+    licences
+        .iter()
+        .map(|l| LicenseChoice::License {
+            license: License {
+                id: None,
+                name: Some(l.clone()),
+            },
+        })
+        .collect()
+}
+
 fn component(p: &Package, bom_ref: String) -> Component {
     let mut properties = vec![prop(PROP_KIND, p.kind.as_str())];
     if let Some(s) = &p.source {
@@ -206,16 +227,7 @@ fn component(p: &Package, bom_ref: String) -> Component {
         bom_ref: Some(bom_ref),
         name: p.name.clone(),
         version: Some(p.version.clone()),
-        licenses: p
-            .licenses
-            .iter()
-            .map(|l| LicenseChoice::License {
-                license: License {
-                    id: None,
-                    name: Some(l.clone()),
-                },
-            })
-            .collect(),
+        licenses: licence_choices(&p.licenses),
         purl: Some(p.purl.to_string()),
         properties,
         ..Component::default()

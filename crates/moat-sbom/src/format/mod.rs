@@ -100,6 +100,68 @@ pub fn package_refs(pkgs: &[Package]) -> Vec<String> {
         .collect()
 }
 
+/// A licence as recorded, if it already is a valid SPDX expression (listed identifiers, no deprecated
+/// ones, case as listed): `MIT`, `GPL-2.0-or-later OR MIT`. Debian's `GPL-2+` is not, and stays a name.
+pub fn spdx_expression(licence: &str) -> Option<&str> {
+    let l = licence.trim();
+    ::spdx::Expression::parse(l).ok().map(|_| l)
+}
+
+/// Splits an SPDX expression at its top-level `AND`s (not those inside parentheses), unwrapping each
+/// part's outer parentheses.
+pub fn split_top_level_and(expr: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut depth = 0i32;
+    let mut start = 0;
+    let b = expr.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b' ' if depth == 0 && expr[i..].starts_with(" AND ") => {
+                parts.push(expr[start..i].to_string());
+                i += 5;
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(expr[start..].to_string());
+    parts
+        .into_iter()
+        .map(|p| {
+            let t = p.trim();
+            let inner = t.strip_prefix('(').and_then(|x| x.strip_suffix(')'));
+            match inner {
+                // Only unwrap when the parentheses enclose the whole part.
+                Some(x) if balanced(x) => x.trim().to_string(),
+                _ => t.to_string(),
+            }
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn balanced(s: &str) -> bool {
+    let mut d = 0i32;
+    for c in s.chars() {
+        match c {
+            '(' => d += 1,
+            ')' => {
+                d -= 1;
+                if d < 0 {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    d == 0
+}
+
 /// The creation time written when none was asked for: `SOURCE_DATE_EPOCH` (the reproducible-builds
 /// convention), else the Unix epoch.
 pub fn reproducible_time() -> String {
@@ -147,6 +209,25 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spdx_licences() {
+        assert_eq!(spdx_expression("MIT"), Some("MIT"));
+        assert_eq!(
+            spdx_expression(" GPL-2.0-or-later OR MIT "),
+            Some("GPL-2.0-or-later OR MIT")
+        );
+        assert_eq!(spdx_expression("GPL-2+"), None);
+        assert_eq!(spdx_expression("public-domain"), None);
+        assert_eq!(
+            split_top_level_and("MIT AND (GPL-2.0-only AND BSD-3-Clause) AND LicenseRef-x"),
+            vec!["MIT", "GPL-2.0-only AND BSD-3-Clause", "LicenseRef-x"]
+        );
+        assert_eq!(
+            split_top_level_and("(MIT) OR (Zlib)"),
+            vec!["(MIT) OR (Zlib)"]
+        );
+    }
 
     #[test]
     fn times_and_uuids() {

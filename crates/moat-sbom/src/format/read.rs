@@ -388,13 +388,12 @@ fn read_spdx(v: &Value, inv: &mut Inventory) -> Result<(), String> {
         if let Some(d) =
             str_of(p, "licenseDeclared").filter(|d| !matches!(*d, "NOASSERTION" | "NONE" | ""))
         {
-            for part in d.split(" AND ") {
-                let part = part.trim().trim_matches(|c| c == '(' || c == ')');
+            for part in super::split_top_level_and(d) {
                 licenses.push(
                     extracted
-                        .get(part)
+                        .get(part.as_str())
                         .map(|s| s.to_string())
-                        .unwrap_or_else(|| part.to_string()),
+                        .unwrap_or(part),
                 );
             }
         }

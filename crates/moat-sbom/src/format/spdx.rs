@@ -1,8 +1,9 @@
 //! SPDX 2.3 JSON (<https://spdx.github.io/spdx-spec/v2.3/>), with our own serde model.
 //!
-//! Licences as package databases record them (`GPL-2+`, `Artistic`) are not always SPDX identifiers,
-//! so each becomes a `LicenseRef-` with its text in `hasExtractedLicensingInfos`: valid SPDX that loses
-//! nothing. SPDX requires a creation time; without `--timestamp` it is `SOURCE_DATE_EPOCH` or the epoch.
+//! Licences that are valid SPDX expressions are written as they are. Those that are not (`GPL-2+`,
+//! `Artistic`, as Debian records them) each become a `LicenseRef-` with the text in
+//! `hasExtractedLicensingInfos`: valid SPDX that loses nothing. SPDX requires a creation
+//! time; without `--timestamp` it is `SOURCE_DATE_EPOCH` or the epoch.
 
 use std::collections::BTreeMap;
 
@@ -222,10 +223,16 @@ pub fn document(inv: &Inventory, opts: &WriteOptions) -> Document {
             let ids: Vec<String> = p
                 .licenses
                 .iter()
-                .map(|l| {
-                    let id = license_ref(l);
-                    extracted.insert(id.clone(), l.clone());
-                    id
+                .map(|l| match super::spdx_expression(l) {
+                    // Valid SPDX as recorded; compound ones in parentheses so readers can split
+                    // the list at its top-level ANDs.
+                    Some(e) if e.contains(' ') => format!("({e})"),
+                    Some(e) => e.to_string(),
+                    None => {
+                        let id = license_ref(l);
+                        extracted.insert(id.clone(), l.clone());
+                        id
+                    }
                 })
                 .collect();
             ids.join(" AND ")
