@@ -266,20 +266,43 @@ fn bind_context(ctx: &Ctx, vars_: &[ContextVar]) -> Result<Ctx, String> {
     Ok(ctx)
 }
 
+/// The JMESPath context of a rule, built only when something needs it (a pattern without variables
+/// never does).
+struct LazyCtx<'a> {
+    init: Option<(&'a Target<'a>, &'a [ContextVar])>,
+    cell: OnceCell<Result<Ctx, String>>,
+}
+
+impl<'a> LazyCtx<'a> {
+    fn new(target: &'a Target<'a>, vars: &'a [ContextVar]) -> LazyCtx<'a> {
+        LazyCtx { init: Some((target, vars)), cell: OnceCell::new() }
+    }
+
+    fn ready(ctx: Ctx) -> LazyCtx<'a> {
+        let cell = OnceCell::new();
+        let _ = cell.set(Ok(ctx));
+        LazyCtx { init: None, cell }
+    }
+
+    fn get(&self) -> Result<&Ctx, String> {
+        self.cell
+            .get_or_init(|| match self.init {
+                Some((t, vars)) => bind_context(t.jctx(), vars).map_err(|e| format!("context: {e}")),
+                None => Err("no context".into()),
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
 fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
-    let needs_jmespath = rule.preconditions.is_some()
-        || !rule.context.is_empty()
-        || matches!(rule.body, Body::Validate { .. } | Body::Mutate(_));
-    let ctx = if needs_jmespath {
-        match bind_context(target.jctx(), &rule.context) {
-            Ok(c) => Some(c),
-            Err(e) => return (RuleResult::Error, format!("context: {e}")),
-        }
-    } else {
-        None
-    };
-    if let (Some(pre), Some(ctx)) = (&rule.preconditions, &ctx) {
-        match pre.eval(ctx) {
+    let ctx = LazyCtx::new(target, &rule.context);
+    if let Some(pre) = &rule.preconditions {
+        let c = match ctx.get() {
+            Ok(c) => c,
+            Err(e) => return (RuleResult::Error, e),
+        };
+        match pre.eval(c) {
             Ok(true) => {}
             Ok(false) => {
                 let why = pre.messages().next().unwrap_or("preconditions not met");
@@ -289,40 +312,32 @@ fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
         }
     }
     match &rule.body {
-        Body::Validate { message, check } => {
-            let Some(ctx) = &ctx else {
-                return (RuleResult::Error, "no context".into());
-            };
-            let msg = message
-                .as_deref()
-                .map(|m| vars::substitute_message(m, ctx))
-                .unwrap_or_default();
-            match run_check(check, ctx, target.obj, 0) {
-                Verdict::Pass => (RuleResult::Pass, String::new()),
-                Verdict::Fail(detail) => {
-                    let m = if msg.is_empty() {
-                        detail
-                    } else {
-                        format!("{msg} ({detail})")
-                    };
-                    (RuleResult::Fail, m)
-                }
-                Verdict::Skip(why) => (RuleResult::Skip, why),
-                Verdict::Error(e) => (RuleResult::Error, e),
+        Body::Validate { message, check } => match run_check(check, &ctx, target.obj, 0) {
+            Verdict::Pass => (RuleResult::Pass, String::new()),
+            Verdict::Fail(detail) => {
+                let msg = match (message.as_deref(), ctx.get()) {
+                    (Some(m), Ok(c)) => vars::substitute_message(m, c),
+                    (Some(m), Err(_)) => m.to_string(),
+                    (None, _) => String::new(),
+                };
+                let m = if msg.is_empty() { detail } else { format!("{msg} ({detail})") };
+                (RuleResult::Fail, m)
             }
-        }
+            Verdict::Skip(why) => (RuleResult::Skip, why),
+            Verdict::Error(e) => (RuleResult::Error, e),
+        },
         Body::Cel(c) => match c.eval(target.cel(), None) {
             CelOutcome::Pass => (RuleResult::Pass, String::new()),
             CelOutcome::Fail(m) => (RuleResult::Fail, m),
             CelOutcome::Error(e) => (RuleResult::Error, e),
         },
         Body::Mutate(patch) => {
-            let patch = match (patch, &ctx) {
-                (Some(p), Some(ctx)) if vars::value_has_vars(p) => match vars::substitute(p, ctx) {
+            let patch = match patch {
+                Some(p) if vars::value_has_vars(p) => match ctx.get().and_then(|c| vars::substitute(p, c)) {
                     Ok(p) => Some(p),
                     Err(e) => return (RuleResult::Error, e),
                 },
-                (p, _) => p.clone(),
+                p => p.clone(),
             };
             match patch {
                 Some(p) if !pattern::overlay_applies(target.obj, &p) => {
@@ -352,10 +367,10 @@ enum Verdict {
     Error(String),
 }
 
-fn pattern_verdict(resource: &Value, pattern: &Value, ctx: &Ctx) -> Verdict {
+fn pattern_verdict(resource: &Value, pattern: &Value, ctx: &LazyCtx) -> Verdict {
     let substituted;
     let p = if vars::value_has_vars(pattern) {
-        match vars::substitute(pattern, ctx) {
+        match ctx.get().and_then(|c| vars::substitute(pattern, c)) {
             Ok(p) => {
                 substituted = p;
                 &substituted
@@ -374,7 +389,7 @@ fn pattern_verdict(resource: &Value, pattern: &Value, ctx: &Ctx) -> Verdict {
     }
 }
 
-fn run_check(check: &Check, ctx: &Ctx, resource: &Value, depth: usize) -> Verdict {
+fn run_check(check: &Check, ctx: &LazyCtx, resource: &Value, depth: usize) -> Verdict {
     match check {
         Check::Pattern(p) => pattern_verdict(resource, p, ctx),
         Check::AnyPattern(ps) => {
@@ -394,13 +409,17 @@ fn run_check(check: &Check, ctx: &Ctx, resource: &Value, depth: usize) -> Verdic
                 Verdict::Fail(fails.join("; "))
             }
         }
-        Check::Deny(conds) => match conds.eval(ctx) {
+        Check::Deny(conds) => match ctx.get().and_then(|c| conds.eval(c)) {
             Ok(true) => Verdict::Fail("deny conditions are met".into()),
             Ok(false) => Verdict::Pass,
             Err(e) => Verdict::Error(format!("deny conditions: {e}")),
         },
         Check::Foreach(list) => {
             let mut applied = 0;
+            let ctx = match ctx.get() {
+                Ok(c) => c,
+                Err(e) => return Verdict::Error(e),
+            };
             for fe in list {
                 match foreach(fe, ctx, depth) {
                     Ok(n) => applied += n,
@@ -450,7 +469,7 @@ fn foreach(fe: &Foreach, ctx: &Ctx, depth: usize) -> Result<usize, Verdict> {
             resource_owned = ctx_request_object(&ectx);
             &resource_owned
         };
-        match run_check(&fe.check, &ectx, resource, depth + 1) {
+        match run_check(&fe.check, &LazyCtx::ready(ectx), resource, depth + 1) {
             Verdict::Pass => applied += 1,
             Verdict::Skip(_) => {}
             Verdict::Fail(d) => return Err(Verdict::Fail(format!("foreach element {i}: {d}"))),

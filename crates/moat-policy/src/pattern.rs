@@ -106,12 +106,58 @@ fn check_at(p: &Value, source: &str, field: &str, depth: usize) -> Result<(), Po
 
 /// Validates a resource against a pattern.
 pub(crate) fn validate(resource: &Value, pattern: &Value) -> Result<(), Miss> {
-    element(Some(resource), pattern, "/", 0)
+    element(Some(resource), pattern, &Path::ROOT, 0)
 }
 
-fn fail(path: &str, reason: impl Into<String>) -> Miss {
+/// Where in the resource the walk is; rendered (`/spec/containers/0/`) only when reporting a miss.
+#[derive(Clone, Copy)]
+struct Path<'a> {
+    parent: Option<&'a Path<'a>>,
+    seg: Seg<'a>,
+}
+
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    Root,
+    Key(&'a str),
+    Index(usize),
+}
+
+impl<'a> Path<'a> {
+    const ROOT: Path<'static> = Path { parent: None, seg: Seg::Root };
+
+    fn key(&'a self, k: &'a str) -> Path<'a> {
+        Path { parent: Some(self), seg: Seg::Key(k) }
+    }
+
+    fn index(&'a self, i: usize) -> Path<'a> {
+        Path { parent: Some(self), seg: Seg::Index(i) }
+    }
+
+    fn render(&self) -> String {
+        let mut segs = Vec::new();
+        let mut cur = Some(self);
+        while let Some(p) = cur {
+            match p.seg {
+                Seg::Root => {}
+                Seg::Key(k) => segs.push(k.to_string()),
+                Seg::Index(i) => segs.push(i.to_string()),
+            }
+            cur = p.parent;
+        }
+        segs.reverse();
+        let mut out = String::from("/");
+        for s in segs {
+            out.push_str(&s);
+            out.push('/');
+        }
+        out
+    }
+}
+
+fn fail(path: &Path, reason: impl Into<String>) -> Miss {
     Miss::Fail {
-        path: path.to_string(),
+        path: path.render(),
         reason: reason.into(),
     }
 }
@@ -119,7 +165,7 @@ fn fail(path: &str, reason: impl Into<String>) -> Miss {
 fn element(
     resource: Option<&Value>,
     pattern: &Value,
-    path: &str,
+    path: &Path,
     depth: usize,
 ) -> Result<(), Miss> {
     if depth > crate::MAX_DEPTH {
@@ -176,7 +222,7 @@ fn expand_wildcard_keys<'a>(
 fn map(
     r: &Map<String, Value>,
     p: &Map<String, Value>,
-    path: &str,
+    path: &Path,
     depth: usize,
 ) -> Result<(), Miss> {
     let entries = expand_wildcard_keys(r, p);
@@ -185,7 +231,7 @@ fn map(
         .iter()
         .filter(|e| matches!(e.0, Anchor::Conditional | Anchor::Global))
     {
-        let sub = format!("{path}{key}/");
+        let sub = path.key(key);
         let ok = match r.get(key) {
             Some(rv) => element(Some(rv), pv, &sub, depth + 1),
             None => Err(fail(&sub, "missing")),
@@ -206,7 +252,7 @@ fn map(
         }
     }
     for (a, key, pv) in entries.iter() {
-        let sub = format!("{path}{key}/");
+        let sub = path.key(key);
         match a {
             Anchor::Conditional | Anchor::Global | Anchor::Add => {}
             Anchor::Equality => {
@@ -228,7 +274,7 @@ fn map(
                         return Err(fail(&sub, "empty pattern list"));
                     };
                     if !rl.iter().enumerate().any(|(i, e)| {
-                        element(Some(e), first, &format!("{sub}{i}/"), depth + 2).is_ok()
+                        element(Some(e), first, &sub.index(i), depth + 2).is_ok()
                     }) {
                         return Err(fail(&sub, "no element matches the existence anchor"));
                     }
@@ -249,7 +295,7 @@ fn map(
     Ok(())
 }
 
-fn array(r: &[Value], p: &[Value], path: &str, depth: usize) -> Result<(), Miss> {
+fn array(r: &[Value], p: &[Value], path: &Path, depth: usize) -> Result<(), Miss> {
     let Some(first) = p.first() else {
         return Err(fail(path, "empty pattern list"));
     };
@@ -257,7 +303,7 @@ fn array(r: &[Value], p: &[Value], path: &str, depth: usize) -> Result<(), Miss>
         let mut applied = 0;
         let mut skipped = Vec::new();
         for (i, e) in r.iter().enumerate() {
-            match element(Some(e), first, &format!("{path}{i}/"), depth + 1) {
+            match element(Some(e), first, &path.index(i), depth + 1) {
                 Ok(()) => applied += 1,
                 Err(Miss::Skip { reason }) => skipped.push(reason),
                 Err(f) => return Err(f),
@@ -278,7 +324,7 @@ fn array(r: &[Value], p: &[Value], path: &str, depth: usize) -> Result<(), Miss>
         ));
     }
     for (i, pe) in p.iter().enumerate() {
-        element(r.get(i), pe, &format!("{path}{i}/"), depth + 1)?;
+        element(r.get(i), pe, &path.index(i), depth + 1)?;
     }
     Ok(())
 }
@@ -420,7 +466,7 @@ fn applies_at(resource: Option<&Value>, patch: &Value, depth: usize) -> bool {
                 let (a, key) = parse_key(k);
                 match a {
                     Anchor::Conditional | Anchor::Global => match r.get(key) {
-                        Some(rv) if element(Some(rv), pv, "/", depth + 1).is_ok() => {}
+                        Some(rv) if element(Some(rv), pv, &Path::ROOT, depth + 1).is_ok() => {}
                         _ => return false,
                     },
                     Anchor::None

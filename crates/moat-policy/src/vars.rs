@@ -1,7 +1,7 @@
 //! `{{ }}` variables: JMESPath over the request context, with the Kyverno functions policies use.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, LazyLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, RwLock};
 
 use jmespath::functions::{ArgumentType, CustomFunction, Signature};
 use jmespath::{Expression, Rcvar, Runtime, Variable};
@@ -17,7 +17,7 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
 /// A compiled JMESPath expression.
 #[derive(Clone)]
 pub(crate) struct Query {
-    expr: Expression<'static>,
+    expr: Arc<Expression<'static>>,
 }
 
 impl std::fmt::Debug for Query {
@@ -34,7 +34,7 @@ impl Query {
         }
         RUNTIME
             .compile(src)
-            .map(|expr| Query { expr })
+            .map(|expr| Query { expr: Arc::new(expr) })
             .map_err(|e| format!("JMESPath `{src}`: {e}"))
     }
 
@@ -187,7 +187,27 @@ fn resolve(expr: &str, ctx: &Ctx) -> Result<Value, String> {
     if expr.starts_with('@') && expr.len() == 1 {
         return Err("`{{@}}` is only meaningful in mutate rules".into());
     }
-    Query::compile(expr)?.search(ctx)
+    cached(expr)?.search(ctx)
+}
+
+/// Compiled `{{ }}` expressions. They come from policies (never from requests), so the cache is
+/// bounded by the policies loaded; it is cleared if it ever grows past a limit.
+static CACHE: LazyLock<RwLock<HashMap<String, Query>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+
+fn cached(expr: &str) -> Result<Query, String> {
+    if let Ok(c) = CACHE.read()
+        && let Some(q) = c.get(expr)
+    {
+        return Ok(q.clone());
+    }
+    let q = Query::compile(expr)?;
+    if let Ok(mut c) = CACHE.write() {
+        if c.len() > 10_000 {
+            c.clear();
+        }
+        c.insert(expr.to_string(), q.clone());
+    }
+    Ok(q)
 }
 
 /// Substitutes variables in a string: a string that is exactly one variable becomes that variable's
