@@ -206,6 +206,30 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
     let ins = m.ins();
     let esc = m.df.escape;
 
+    // hadolint keys stage state by stage name (alias, else image name) and a new stage starts from the
+    // state of the stage its image names: two `FROM debian:12` share it. DL3042 reads its ENV this way.
+    let mut pip_env: Vec<bool> = Vec::with_capacity(ins.len());
+    {
+        let mut by_key: BTreeMap<Option<String>, bool> = BTreeMap::new();
+        let mut cur: Option<String> = None;
+        for i in ins {
+            if i.is("FROM") {
+                let b = BaseImage::parse(i);
+                let key = b.alias.clone().unwrap_or_else(|| b.image.clone());
+                let inherited = by_key.get(&Some(b.image.clone())).copied().unwrap_or(false);
+                by_key.insert(Some(key.clone()), inherited);
+                cur = Some(key);
+            } else if i.is("ENV")
+                && key_values(&i.args, esc)
+                    .iter()
+                    .any(|(k, v)| k == "PIP_NO_CACHE_DIR" && truthy(v))
+            {
+                by_key.insert(cur.clone(), true);
+            }
+            pip_env.push(by_key.get(&cur).copied().unwrap_or(false));
+        }
+    }
+
     // ---- Per-RUN shell rules -------------------------------------------------------------------
     let mut dl3009 = Vec::new();
     let mut dl3060 = Vec::new();
@@ -449,9 +473,9 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         if missing_cleanup(
             s,
             |c| c.is_with("yum", &["install"]),
+            // As hadolint: any `rm -rf` (or removal of the yum cache) counts as the clean-up.
             |c| {
-                c.is_with("yum", &["clean"])
-                    || c.is_with("rm", &["/var/cache/yum/*", "/var/cache/yum"])
+                c.is_with("yum", &["clean", "all"]) || c.is_with("rm", &["-rf", "/var/cache/yum/*"])
             },
         ) {
             out.push(m.hit("DL3032", i, "yum clean all missing after yum install"));
@@ -572,18 +596,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                             ])
                     },
                     |c| {
-                        (c.name == *pm && c.has_arg("clean"))
-                            || c.is_with(
-                                "rm",
-                                &[
-                                    "/var/cache/yum/*",
-                                    "/var/cache/dnf/*",
-                                    "/var/cache/libdnf5/*",
-                                    "/var/cache/yum",
-                                    "/var/cache/dnf",
-                                    "/var/cache/libdnf5",
-                                ],
-                            )
+                        c.is_with(pm, &["clean", "all"])
+                            || c.is_with("rm", &["-rf", "/var/cache/yum/*"])
                     },
                 )
             })
@@ -618,12 +632,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         }
         // DL3042
         if !has_cache_mount(i, "/root/.cache/pip") && cmds.iter().any(is_pip_install) {
-            let env_truthy = m
-                .env_in_scope(r.index)
-                .iter()
-                .rev()
-                .find(|(k, _)| k == "PIP_NO_CACHE_DIR")
-                .map(|(_, v)| truthy(v));
+            let env_truthy = pip_env[r.index].then_some(true);
             // A PIP_NO_CACHE_DIR set anywhere in the RUN (assignment prefix or export) applies to
             // the whole RUN, as hadolint reads it; else the ENV in scope.
             let mut in_run: Option<bool> = None;
@@ -742,6 +751,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
     let mut wd_current: Option<String> = None;
     let mut wd_map: BTreeMap<Option<String>, bool> = BTreeMap::new();
     let mut last_user: BTreeMap<usize, (usize, String)> = BTreeMap::new();
+    // Names any ENV or ARG has defined so far (DL3044 accepts references to them).
+    let mut declared_so_far: BTreeSet<String> = BTreeSet::new();
     for (idx, i) in ins.iter().enumerate() {
         let stage = m.stage_of[idx];
         // DL3061
@@ -1104,20 +1115,24 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             "ENV" => {
                 let pairs = key_values(&i.args, esc);
                 // DL3044: a value refers to a name another pair of the same ENV defines.
+                let defined_before = &declared_so_far;
                 let raw_pairs = raw_env_values(&i.args);
                 for (n, (k, _)) in pairs.iter().enumerate() {
                     let raw = raw_pairs.get(n).map(String::as_str).unwrap_or("");
+                    // Names defined before this ENV (by any ENV or ARG, in any stage) are fine.
                     let others = |v: &String| {
                         pairs
                             .iter()
                             .enumerate()
                             .any(|(o, (ok, _))| o != n && ok == v)
+                            && !defined_before.contains(v)
                     };
                     if plain_refs(raw).iter().any(others) {
                         out.push(m.hit("DL3044", i, format!("Do not refer to an environment variable within the same ENV statement where it is defined ({k})")));
                         break;
                     }
                 }
+                declared_so_far.extend(pairs.iter().map(|(k, _)| k.clone()));
                 if pairs.iter().any(|(k, _)| sensitive_name(k)) {
                     out.push(m.hit(
                         "DL3064",
@@ -1126,16 +1141,19 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     ));
                 }
             }
-            "ARG"
-                if words(&i.args, esc)
+            "ARG" => {
+                let names: Vec<String> = words(&i.args, esc)
                     .iter()
-                    .any(|w| sensitive_name(w.split('=').next().unwrap_or(""))) =>
-            {
-                out.push(m.hit(
-                    "DL3064",
-                    i,
-                    "Potentially sensitive data should not be used in ARG or ENV",
-                ));
+                    .map(|w| w.split('=').next().unwrap_or("").to_string())
+                    .collect();
+                if names.iter().any(|n| sensitive_name(n)) {
+                    out.push(m.hit(
+                        "DL3064",
+                        i,
+                        "Potentially sensitive data should not be used in ARG or ENV",
+                    ));
+                }
+                declared_so_far.extend(names);
             }
             "LABEL" => {
                 for (k, _) in key_values(&i.args, esc) {

@@ -255,35 +255,6 @@ impl<'a> Model<'a> {
             .map(move |(k, i)| (start + k, i))
     }
 
-    /// Names set by `ENV` in a stage and its parents, with values, up to instruction `upto` (exclusive).
-    pub fn env_in_scope(&self, upto: usize) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let Some(s) = self.stage_of.get(upto).copied().flatten() else {
-            // Before the first FROM (only in fragments): the ENVs above.
-            for ins in self
-                .df
-                .instructions
-                .iter()
-                .take(upto)
-                .filter(|i| i.is("ENV"))
-            {
-                out.extend(key_values(&ins.args, self.df.escape));
-            }
-            return out;
-        };
-        for st in self.chain(s) {
-            for (i, ins) in self.stage_instructions(st) {
-                if i >= upto {
-                    break;
-                }
-                if ins.is("ENV") {
-                    out.extend(key_values(&ins.args, self.df.escape));
-                }
-            }
-        }
-        out
-    }
-
     /// The final stage's index.
     pub fn final_stage(&self) -> Option<usize> {
         self.stages.len().checked_sub(1)
