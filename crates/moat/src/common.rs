@@ -32,15 +32,25 @@ impl OutputArgs {
         match &self.output {
             None => {
                 let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes())?;
-                out.flush()?;
+                // A reader that stops early (`| head`) is not an error.
+                match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    r => r?,
+                }
             }
             Some(path) => {
                 let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let tmp = dir.join(format!(".{name}.moat-tmp"));
-                std::fs::write(&tmp, text).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-                std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                // Errors name the user's path, not the temporary file.
+                if let Err(e) = std::fs::write(&tmp, text) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(InputError(format!("cannot write {}: {e}", path.display())).into());
+                }
+                if let Err(e) = std::fs::rename(&tmp, path) {
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(InputError(format!("cannot write {}: {e}", path.display())).into());
+                }
             }
         }
         Ok(())
@@ -83,4 +93,14 @@ pub fn finish(result: anyhow::Result<Verdict>) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// `println!` for status text: a closed stdout (`moat db status | head -1`) ends the output quietly
+/// instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
 }

@@ -55,15 +55,15 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             let (meta, warnings) = moat_vulndb::update::import_paths(&db, &refs, replace)
                 .map_err(|e| InputError(e.to_string()))?;
             for w in warnings.iter().take(20) {
-                eprintln!("moat: warning: {w}");
+                ecrate::outln!("moat: warning: {w}");
             }
             if warnings.len() > 20 {
-                eprintln!(
+                ecrate::outln!(
                     "moat: warning: {} more records skipped",
                     warnings.len() - 20
                 );
             }
-            println!(
+            crate::outln!(
                 "imported into {}: {} records, {} ecosystems, {:.1}s, digest {}",
                 db.display(),
                 meta.records,
@@ -88,26 +88,26 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                     "ecosystems": m.ecosystems,
                     "sources": m.sources,
                 });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let size = std::fs::metadata(snap.path()).map(|m| m.len()).unwrap_or(0);
-                println!("database  {}", snap.path().display());
-                println!("digest    {}", m.digest);
-                println!("written   {}", m.created_at);
-                println!(
+                crate::outln!("database  {}", snap.path().display());
+                crate::outln!("digest    {}", m.digest);
+                crate::outln!("written   {}", m.created_at);
+                crate::outln!(
                     "records   {} ({} withdrawn), {} package keys, {:.1} MB",
                     m.records,
                     m.withdrawn,
                     snap.key_count(),
                     size as f64 / 1e6
                 );
-                println!("ecosystems:");
+                crate::outln!("ecosystems:");
                 for (e, n) in &m.ecosystems {
-                    println!("  {e:<28} {n}");
+                    crate::outln!("  {e:<28} {n}");
                 }
-                println!("sources:");
+                crate::outln!("sources:");
                 for s in &m.sources {
-                    println!(
+                    crate::outln!(
                         "  {}  {} records  imported {}",
                         s.source, s.records, s.imported_at
                     );
@@ -147,13 +147,13 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             let (meta, warnings) = result
                 .map_err(|e| InputError(format!("update failed, database unchanged: {e}")))?;
             if !warnings.is_empty() {
-                eprintln!(
+                ecrate::outln!(
                     "moat: warning: {} records skipped (first: {})",
                     warnings.len(),
                     warnings[0]
                 );
             }
-            println!(
+            crate::outln!(
                 "updated {}: {} records from {} ecosystem export(s) in {:.1}s, digest {}",
                 db.display(),
                 meta.records,
