@@ -55,10 +55,10 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             let (meta, warnings) = moat_vulndb::update::import_paths(&db, &refs, replace)
                 .map_err(|e| InputError(e.to_string()))?;
             for w in warnings.iter().take(20) {
-                ecrate::outln!("moat: warning: {w}");
+                eprintln!("moat: warning: {w}");
             }
             if warnings.len() > 20 {
-                ecrate::outln!(
+                eprintln!(
                     "moat: warning: {} more records skipped",
                     warnings.len() - 20
                 );
@@ -147,7 +147,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             let (meta, warnings) = result
                 .map_err(|e| InputError(format!("update failed, database unchanged: {e}")))?;
             if !warnings.is_empty() {
-                ecrate::outln!(
+                eprintln!(
                     "moat: warning: {} records skipped (first: {})",
                     warnings.len(),
                     warnings[0]
