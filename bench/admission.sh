@@ -56,6 +56,7 @@ LUA
 lua_body 'function delay() return 10 end' >"$TMP/paced.lua"
 lua_body '' >"$TMP/max.lua"
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 wrk -t2 -c12 -d"${DUR}s" --latency -s "$TMP/paced.lua" "https://localhost:$PORT/validate" >"$TMP/paced.txt"
 wrk -t2 -c32 -d"${DUR}s" --latency -s "$TMP/max.lua" "https://localhost:$PORT/validate" >"$TMP/max.txt"
 RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
@@ -70,7 +71,8 @@ cat <<MD
 \`bench/admission.sh $DUR\` — \`moat admission serve --profile pss-restricted --policies <$NPOL Kyverno policies>\`
 over TLS (rustls, ring) on 127.0.0.1, release build; load from \`wrk 4.1\` (Debian) with a Lua body: the
 captured AdmissionReview of a Deployment with a privileged container (denied, with every failed rule's message).
-Machine: $(nproc) vCPUs, Linux $(uname -r); wrk and the webhook share the 2 cores.
+Machine: $(nproc) vCPUs, Linux $(uname -r); wrk and the webhook share the 2 cores; load average before the
+runs: $LOAD_BEFORE (other builds on the machine count: latency tails grow with it).
 
 | run | requests/s | p50 | p90 | p99 |
 |---|---|---|---|---|
