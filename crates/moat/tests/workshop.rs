@@ -1218,7 +1218,7 @@ fn exercise5_runtime_rules_and_incidents() {
 
     // Falco's own stable rules load too (users bring their rule files).
     if let Some(s) = shared() {
-        let falco = s.join("data/falco/rules/falco_rules.yaml");
+        let falco = s.join("data/falco/rules/rules/falco_rules.yaml");
         if falco.is_file() {
             let c = json(&moat(&[
                 "runtime",
