@@ -1229,6 +1229,10 @@ fn exercise5_runtime_rules_and_incidents() {
                 "json",
             ]));
             assert!(c["rules"].as_u64().unwrap() > 0);
+            assert_eq!(
+                c["evaluable"], c["rules"],
+                "every stable Falco rule is evaluable"
+            );
             eprintln!(
                 "falco_rules.yaml: {} rules, {} evaluable",
                 c["rules"], c["evaluable"]
