@@ -118,7 +118,17 @@ impl Engine {
         };
         // Status and other subresources do not change the pod spec (ephemeralcontainers does).
         let judge_pod = req.sub_resource.is_empty() || req.sub_resource == "ephemeralcontainers";
-        if let Some(t) = moat_kube::pod_template(&req.object, &kind).filter(|_| judge_pod) {
+        // As Pod Security Admission: a pod update that changes no image, no seccomp annotation and adds no
+        // container is not judged again (the rest of a pod spec is immutable).
+        let insignificant_update = req.operation == "UPDATE"
+            && kind == "Pod"
+            && req
+                .old_object
+                .as_ref()
+                .is_some_and(|old| !significant_pod_update(&req.object, old));
+        if let Some(t) = moat_kube::pod_template(&req.object, &kind)
+            .filter(|_| judge_pod && !insignificant_update)
+        {
             if let Some(level) = self.config.pss_level {
                 let failures = moat_kube::pss::evaluate(
                     t.meta,
@@ -231,6 +241,45 @@ impl Engine {
     }
 }
 
+/// Pod Security Admission's test for a pod update worth judging: a changed image or seccomp annotation,
+/// a different number of containers, or a new ephemeral container.
+pub fn significant_pod_update(pod: &Value, old: &Value) -> bool {
+    const POD_SECCOMP: &str = "seccomp.security.alpha.kubernetes.io/pod";
+    const CONTAINER_SECCOMP: &str = "container.seccomp.security.alpha.kubernetes.io/";
+    let ann = |p: &Value, k: &str| {
+        p.pointer("/metadata/annotations")
+            .and_then(|a| a.get(k))
+            .cloned()
+    };
+    if ann(pod, POD_SECCOMP) != ann(old, POD_SECCOMP) {
+        return true;
+    }
+    let list = |p: &Value, k: &str| {
+        p.pointer(&format!("/spec/{k}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let changed = |c: &Value, o: &Value| {
+        let name = c.get("name").and_then(Value::as_str).unwrap_or("");
+        let key = format!("{CONTAINER_SECCOMP}{name}");
+        c.get("image") != o.get("image") || ann(pod, &key) != ann(old, &key)
+    };
+    for k in ["containers", "initContainers"] {
+        let (new, prev) = (list(pod, k), list(old, k));
+        if new.len() != prev.len() || new.iter().zip(prev.iter()).any(|(c, o)| changed(c, o)) {
+            return true;
+        }
+    }
+    let prev = list(old, "ephemeralContainers");
+    list(pod, "ephemeralContainers").iter().any(|c| {
+        match prev.iter().find(|o| o.get("name") == c.get("name")) {
+            None => true,
+            Some(o) => changed(c, o),
+        }
+    })
+}
+
 /// Glob match for image patterns: `*` matches any run of characters. A pattern without `*` matches
 /// the image exactly or as a registry/repository prefix (`ghcr.io/org` matches `ghcr.io/org/app:1`).
 pub fn image_matches(pattern: &str, image: &str) -> bool {
@@ -335,6 +384,42 @@ mod builtin_tests {
         let mut del = pod("docker.io/x", json!({}));
         del.operation = "DELETE".into();
         assert!(e.decide(&del).allowed);
+    }
+
+    #[test]
+    fn insignificant_pod_updates_are_not_judged_again() {
+        let e = Engine::new(EngineConfig {
+            pss_level: Some(Level::Baseline),
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        let old = json!({"kind": "Pod", "metadata": {"labels": {"a": "1"}},
+            "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "x:1"}]}});
+        let mut relabel = old.clone();
+        relabel["metadata"]["labels"]["a"] = json!("2");
+        let req = |object: Value| Request {
+            operation: "UPDATE".into(),
+            kind: "Pod".into(),
+            object,
+            old_object: Some(old.clone()),
+            ..Request::default()
+        };
+        assert!(
+            e.decide(&req(relabel)).allowed,
+            "a label change on an existing pod is not re-judged"
+        );
+        let mut reimage = old.clone();
+        reimage["spec"]["containers"][0]["image"] = json!("x:2");
+        assert!(
+            !e.decide(&req(reimage)).allowed,
+            "an image change is judged"
+        );
+        let mut debug = old.clone();
+        debug["spec"]["ephemeralContainers"] = json!([{"name": "dbg", "image": "busybox"}]);
+        assert!(
+            !e.decide(&req(debug)).allowed,
+            "a new ephemeral container is judged"
+        );
     }
 
     #[test]
