@@ -2,9 +2,9 @@
 //! anonymous, bearer-token (WWW-Authenticate challenge) and basic auth from the Docker config file.
 //! Manifests are read whole (bounded); blobs are streamed.
 
-use std::cell::RefCell;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -106,7 +106,7 @@ pub(crate) struct Registry {
     /// `user:password`, base64, from the credentials file.
     basic: Option<String>,
     /// The `Authorization` header value once a challenge has been answered.
-    auth: RefCell<Option<String>>,
+    auth: Mutex<Option<String>>,
     timeout: Duration,
 }
 
@@ -146,7 +146,7 @@ impl Registry {
             reference,
             insecure: options.insecure_registry,
             basic,
-            auth: RefCell::new(None),
+            auth: Mutex::new(None),
             timeout: options.timeout,
         }
     }
@@ -170,7 +170,8 @@ impl Registry {
             if let Some(a) = accept {
                 req = req.header("Accept", a);
             }
-            if let Some(auth) = self.auth.borrow().as_ref() {
+            let current = self.auth.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if let Some(auth) = current.as_ref() {
                 req = req.header("Authorization", auth);
             }
             let resp = req.call().map_err(|e| self.transport_error(url, e))?;
@@ -233,7 +234,7 @@ impl Registry {
             let Some(b) = &self.basic else {
                 return Ok(false);
             };
-            *self.auth.borrow_mut() = Some(format!("Basic {b}"));
+            *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("Basic {b}"));
             return Ok(true);
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
@@ -301,7 +302,7 @@ impl Registry {
                 why: "token has characters not allowed in a header".into(),
             });
         }
-        *self.auth.borrow_mut() = Some(format!("Bearer {token}"));
+        *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("Bearer {token}"));
         Ok(true)
     }
 

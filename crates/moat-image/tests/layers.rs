@@ -289,3 +289,10 @@ fn selected_links_bring_their_targets() {
         Some("usr/lib/later")
     );
 }
+
+#[test]
+fn images_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Image>();
+    shareable::<FileView>();
+}
