@@ -18,8 +18,29 @@ const INFO: &str = "var/lib/dpkg/info/";
 const MAX_STATUS: u64 = 128 << 20;
 /// Copyright files above this are not read for licences.
 const MAX_COPYRIGHT: u64 = 4 << 20;
+/// All copyright files read in one run, together: a hostile image with a million of them cannot make
+/// moat hold them all (a real Debian system's total is a few MiB). Past it, licences are left out.
+pub const COPYRIGHT_BUDGET: u64 = 64 << 20;
 
-pub struct Dpkg;
+/// The dpkg cataloger. Make a new one per run: it counts the copyright bytes it has asked for.
+#[derive(Default)]
+pub struct Dpkg {
+    copyright_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl Dpkg {
+    /// Whether one more copyright file of `size` bytes fits in the budget (and books it if so).
+    fn book_copyright(&self, size: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        let prev = self.copyright_bytes.fetch_add(size, Ordering::Relaxed);
+        if prev.saturating_add(size) <= COPYRIGHT_BUDGET {
+            true
+        } else {
+            self.copyright_bytes.fetch_sub(size, Ordering::Relaxed);
+            false
+        }
+    }
+}
 
 /// One control stanza: fields in order, values with continuation lines joined by `\n`.
 #[derive(Debug, Default)]
@@ -268,7 +289,11 @@ impl Cataloger for Dpkg {
             match rest.split_once('/') {
                 // `usr/share/doc/libgcc-s1 -> gcc-12-base`: keep the link so the copyright resolves.
                 None if matches!(meta.kind, EntryKind::Symlink(_)) => return Select::Meta,
-                Some((_, "copyright")) if meta.size <= MAX_COPYRIGHT => return Select::Content,
+                Some((_, "copyright"))
+                    if meta.size <= MAX_COPYRIGHT && self.book_copyright(meta.size) =>
+                {
+                    return Select::Content;
+                }
                 _ => {}
             }
         }
@@ -332,6 +357,36 @@ mod tests {
             Err(CatalogError::Line { line, .. }) => assert_eq!(line, 2),
             other => panic!("expected a line error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn copyright_budget_is_bounded() {
+        let d = Dpkg::default();
+        let meta = |size| FileMeta {
+            path: "usr/share/doc/x/copyright".into(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let mut taken = 0;
+        for _ in 0..100 {
+            if d.wants(&meta(MAX_COPYRIGHT)) == Select::Content {
+                taken += 1;
+            }
+        }
+        assert_eq!(taken, COPYRIGHT_BUDGET / MAX_COPYRIGHT);
+        // The status file is always read, whatever the budget.
+        let status = FileMeta {
+            path: STATUS.into(),
+            kind: EntryKind::File,
+            size: 10,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        assert_eq!(d.wants(&status), Select::Content);
     }
 
     #[test]

@@ -8,5 +8,9 @@ pub mod rpm;
 use crate::Cataloger;
 
 pub fn catalogers() -> Vec<Box<dyn Cataloger>> {
-    vec![Box::new(dpkg::Dpkg), Box::new(apk::Apk), Box::new(rpm::Rpm)]
+    vec![
+        Box::new(dpkg::Dpkg::default()),
+        Box::new(apk::Apk),
+        Box::new(rpm::Rpm),
+    ]
 }
