@@ -18,6 +18,35 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
 #[derive(Clone)]
 pub(crate) struct Query {
     expr: Arc<Expression<'static>>,
+    /// The top-level names the expression reads (None: it reads the whole root, e.g. `@`). The
+    /// jmespath crate copies its input on every search, so only these are handed to it.
+    roots: Option<Arc<Vec<String>>>,
+}
+
+/// Collects the names an expression looks up at the root; false when it needs the whole root.
+fn root_keys(ast: &jmespath::ast::Ast, out: &mut Vec<String>, depth: usize) -> bool {
+    use jmespath::ast::Ast;
+    if depth > 64 {
+        return false;
+    }
+    match ast {
+        Ast::Field { name, .. } => {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+            true
+        }
+        Ast::Subexpr { lhs, .. } | Ast::Projection { lhs, .. } => root_keys(lhs, out, depth + 1),
+        Ast::Flatten { node, .. } | Ast::ObjectValues { node, .. } | Ast::Not { node, .. } => root_keys(node, out, depth + 1),
+        Ast::Or { lhs, rhs, .. } | Ast::And { lhs, rhs, .. } | Ast::Comparison { lhs, rhs, .. } => {
+            root_keys(lhs, out, depth + 1) && root_keys(rhs, out, depth + 1)
+        }
+        Ast::MultiList { elements, .. } => elements.iter().all(|e| root_keys(e, out, depth + 1)),
+        Ast::MultiHash { elements, .. } => elements.iter().all(|kv| root_keys(&kv.value, out, depth + 1)),
+        Ast::Function { args, .. } => args.iter().all(|a| root_keys(a, out, depth + 1)),
+        Ast::Expref { .. } | Ast::Literal { .. } => true,
+        _ => false,
+    }
 }
 
 impl std::fmt::Debug for Query {
@@ -34,7 +63,11 @@ impl Query {
         }
         RUNTIME
             .compile(src)
-            .map(|expr| Query { expr: Arc::new(expr) })
+            .map(|expr| {
+                let mut keys = Vec::new();
+                let roots = root_keys(expr.as_ast(), &mut keys, 0).then(|| Arc::new(keys));
+                Query { expr: Arc::new(expr), roots }
+            })
             .map_err(|e| format!("JMESPath `{src}`: {e}"))
     }
 
