@@ -85,7 +85,8 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
     if !cfg.disable_ignore_pragma {
         let mut global: BTreeSet<String> = BTreeSet::new();
         let mut line_ignores: HashMap<u32, BTreeSet<String>> = HashMap::new();
-        let mut stage_ignores: HashMap<usize, BTreeSet<String>> = HashMap::new();
+        // (first line, last line, ids) of each stage pragma.
+        let mut stage_ignores: Vec<(u32, u32, BTreeSet<String>)> = Vec::new();
         let line_to_idx: HashMap<u32, usize> = df
             .instructions
             .iter()
@@ -97,13 +98,17 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
                 Some(Pragma::Global(ids)) => global.extend(ids),
                 Some(Pragma::Line(ids)) => line_ignores.entry(c.line + 1).or_default().extend(ids),
                 Some(Pragma::Stage(ids)) => {
-                    // Only directly above a FROM; it covers the stage that FROM starts.
-                    if let Some(&n) = line_to_idx.get(&(c.line + 1))
-                        && df.instructions[n].is("FROM")
-                        && let Some(st) = m.stage_of[n]
-                    {
-                        stage_ignores.entry(st).or_default().extend(ids);
-                    }
+                    // hadolint's reading, established against its binary: the pragma applies to the line
+                    // after it, and covers what follows that line up to and including the next FROM
+                    // (a FROM line belongs to the stage before it).
+                    let start = c.line + 2;
+                    let end = df
+                        .instructions
+                        .iter()
+                        .find(|i| i.line >= start && i.is("FROM"))
+                        .map(|i| i.line)
+                        .unwrap_or(u32::MAX);
+                    stage_ignores.push((start, end, ids));
                 }
                 None => {}
             }
@@ -118,16 +123,9 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
             {
                 return false;
             }
-            // As hadolint counts stages, a FROM line still belongs to the stage before it.
-            let st = line_to_idx.get(&h.line).and_then(|&n| {
-                if df.instructions[n].is("FROM") {
-                    m.stage_of[n].and_then(|s| s.checked_sub(1))
-                } else {
-                    m.stage_of[n]
-                }
-            });
-            !st.and_then(|s| stage_ignores.get(&s))
-                .is_some_and(|ids| names(ids, h.rule))
+            !stage_ignores
+                .iter()
+                .any(|(a, b, ids)| (*a..=*b).contains(&h.line) && names(ids, h.rule))
         });
     }
     hits.retain(|h| {
