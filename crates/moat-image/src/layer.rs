@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::rc::Rc;
 
-use crate::digest::{Digest, HashingReader, LimitReader, over_limit};
+use crate::digest::{Digest, HashingReader, LimitReader, Tally, over_limit};
 use crate::layout::LayerRef;
 use crate::view::{EntryKind, FileEntry, FileMeta, FileView, Select};
 use crate::{ImageError, Limits};
@@ -17,6 +17,49 @@ struct Shared<R>(Rc<RefCell<R>>);
 impl<R: Read> Read for Shared<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.0.borrow_mut().read(buf)
+    }
+}
+
+/// Marker error: a compressed stream expanded beyond the allowed ratio.
+#[derive(Debug)]
+struct RatioExceeded {
+    max_ratio: u64,
+    out: u64,
+    stored: u64,
+}
+
+impl std::fmt::Display for RatioExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "expands more than {}:1", self.max_ratio)
+    }
+}
+
+impl std::error::Error for RatioExceeded {}
+
+/// Stops a decompressor whose output outgrows its input by more than `max_ratio` (after `after` bytes).
+struct RatioGuard {
+    inner: Box<dyn Read>,
+    stored: Rc<RefCell<Tally>>,
+    out: u64,
+    max_ratio: u64,
+    after: u64,
+}
+
+impl Read for RatioGuard {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out += n as u64;
+        if self.out > self.after {
+            let stored = self.stored.borrow().bytes;
+            if self.out > stored.saturating_mul(self.max_ratio) {
+                return Err(io::Error::other(RatioExceeded {
+                    max_ratio: self.max_ratio,
+                    out: self.out,
+                    stored,
+                }));
+            }
+        }
+        Ok(n)
     }
 }
 
@@ -99,6 +142,18 @@ impl Apply<'_> {
                 Box::new(zstd::stream::read::Decoder::new(joined).map_err(|e| self.read_error(&e))?)
             }
         };
+        let decoded: Box<dyn Read> =
+            if comp == Compression::None || self.limits.max_compression_ratio == 0 {
+                decoded
+            } else {
+                Box::new(RatioGuard {
+                    inner: decoded,
+                    stored: stored.clone(),
+                    out: 0,
+                    max_ratio: self.limits.max_compression_ratio,
+                    after: self.limits.ratio_check_after,
+                })
+            };
         let limited = LimitReader::new(decoded, self.limits.max_layer_size);
         // An uncompressed layer's diff_id is its stored digest: hash those bytes once.
         let (diff_reader, diff) = if comp == Compression::None {
@@ -169,6 +224,15 @@ impl Apply<'_> {
     }
 
     fn read_error(&self, e: &io::Error) -> ImageError {
+        if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<RatioExceeded>()) {
+            return ImageError::Limit {
+                what: self.name.clone(),
+                why: format!(
+                    "layer expands more than {}:1 ({} bytes out of {} compressed; max_compression_ratio): a decompression bomb",
+                    r.max_ratio, r.out, r.stored
+                ),
+            };
+        }
         if let Some(limit) = over_limit(e) {
             return ImageError::Limit {
                 what: self.name.clone(),

@@ -35,6 +35,12 @@ pub struct Limits {
     pub max_layer_size: u64,
     /// Most tar entries in one layer.
     pub max_entries: u64,
+    /// Largest uncompressed:compressed ratio of a layer once more than `ratio_check_after` bytes have
+    /// come out of the decompressor; 0 disables. Real layers compress 2–20:1; a bomb is caught after
+    /// about `ratio_check_after` bytes instead of running to `max_layer_size`.
+    pub max_compression_ratio: u64,
+    /// Uncompressed bytes after which `max_compression_ratio` applies.
+    pub ratio_check_after: u64,
 }
 
 impl Default for Limits {
@@ -43,6 +49,8 @@ impl Default for Limits {
             max_file_content: 256 << 20,
             max_layer_size: 32 << 30,
             max_entries: 5_000_000,
+            max_compression_ratio: 100,
+            ratio_check_after: 1 << 30,
         }
     }
 }

@@ -270,6 +270,28 @@ fn decompression_bombs_stop_at_the_layer_limit() {
             "{name}: fine under the default limit"
         );
     }
+    // The ratio guard catches a bomb long before max_layer_size.
+    for (name, l) in [
+        ("gzip", Layer::gz(tar.clone())),
+        ("zstd", Layer::zst(tar.clone())),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = one_layer_oci(dir.path(), l);
+        let ratio = OpenOptions {
+            limits: Limits {
+                ratio_check_after: 1 << 20,
+                ..Limits::default()
+            },
+            ..OpenOptions::default()
+        };
+        let err = read_all(&t, &ratio).expect_err("ratio");
+        assert!(
+            err.contains("max_compression_ratio")
+                && err.contains("100:1")
+                && err.contains("layer 0"),
+            "{name}: {err}"
+        );
+    }
     // A file's content is bounded too.
     let dir = tempfile::tempdir().expect("tempdir");
     let t = one_layer_oci(dir.path(), Layer::gz(tar));
