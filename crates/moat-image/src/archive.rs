@@ -31,7 +31,7 @@ const MAX_MEMBERS: usize = 1_000_000;
 impl TarIndex {
     pub(crate) fn index(path: &Path) -> Result<TarIndex, ImageError> {
         let what = path.display().to_string();
-        let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
+        let file = crate::digest::open_regular(path)?;
         let mut magic = [0u8; 4];
         let n = (&file)
             .read(&mut magic)

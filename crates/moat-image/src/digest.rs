@@ -179,6 +179,19 @@ pub(crate) fn over_limit(e: &io::Error) -> Option<u64> {
         .map(|o| o.0)
 }
 
+/// Opens a regular file; anything else (a FIFO that would block forever, a device, a directory) is
+/// refused before it is opened.
+pub(crate) fn open_regular(path: &std::path::Path) -> Result<std::fs::File, ImageError> {
+    let md = std::fs::metadata(path).map_err(|e| ImageError::io(path, e))?;
+    if !md.is_file() {
+        return Err(ImageError::Invalid {
+            what: path.display().to_string(),
+            why: "not a regular file".into(),
+        });
+    }
+    std::fs::File::open(path).map_err(|e| ImageError::io(path, e))
+}
+
 /// Reads a small document (manifest, config, index) whole, failing beyond `max` bytes.
 pub(crate) fn read_bounded(mut r: impl Read, max: u64, what: &str) -> Result<Vec<u8>, ImageError> {
     let mut buf = Vec::new();

@@ -67,9 +67,16 @@ impl Store {
         match (self, loc) {
             (Store::OciDir(dir), Location::Blob(d)) => {
                 let p = dir.join(d.blob_path());
-                let f = std::fs::File::open(&p).map_err(|e| ImageError::Invalid {
+                let f = crate::digest::open_regular(&p).map_err(|e| ImageError::Invalid {
                     what: p.display().to_string(),
-                    why: format!("blob {d} cannot be opened: {e}"),
+                    why: format!(
+                        "blob {d} cannot be opened: {}",
+                        match e {
+                            ImageError::Io { source, .. } => source.to_string(),
+                            ImageError::Invalid { why, .. } => why,
+                            other => other.to_string(),
+                        }
+                    ),
                 })?;
                 let len = f.metadata().ok().map(|m| m.len());
                 Ok((Box::new(f), len))
@@ -464,7 +471,7 @@ pub(crate) fn open_oci(
     let (index_bytes, index_what) = match &store {
         Store::OciDir(dir) => {
             let p = dir.join("index.json");
-            let f = std::fs::File::open(&p).map_err(|e| ImageError::io(&p, e))?;
+            let f = crate::digest::open_regular(&p)?;
             (
                 read_bounded(f, MAX_DOCUMENT, &p.display().to_string())?,
                 p.display().to_string(),

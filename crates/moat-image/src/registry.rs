@@ -448,7 +448,7 @@ fn credentials_file(explicit: Option<&PathBuf>) -> Option<PathBuf> {
 /// Basic credentials (base64 `user:password`) for `host` from the `auths` map, if any.
 fn credentials(host: &str, explicit: Option<&PathBuf>) -> Option<String> {
     let path = credentials_file(explicit)?;
-    let f = std::fs::File::open(&path).ok()?;
+    let f = crate::digest::open_regular(&path).ok()?;
     let bytes = read_bounded(f, 4 << 20, &path.display().to_string()).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let auths = v.get("auths")?.as_object()?;

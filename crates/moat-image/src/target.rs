@@ -137,7 +137,7 @@ fn detect(p: &Path) -> Result<Target, ImageError> {
 
 fn sniff_tar(p: &Path) -> Option<Target> {
     use std::io::Read;
-    let mut f = std::fs::File::open(p).ok()?;
+    let mut f = crate::digest::open_regular(p).ok()?;
     let mut names = Vec::new();
     // Walk tar headers without reading bodies; stop after a bounded number of entries.
     let mut header = [0u8; 512];

@@ -438,3 +438,27 @@ fn malformed_documents_are_named() {
     .to_string();
     assert!(err.contains(&d) && err.contains("no config"), "{err}");
 }
+
+#[test]
+fn a_fifo_blob_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = Layer::gz(layer(&[E::File("a", b"1")]));
+    let d = common::sha256(&l.stored);
+    let t = one_layer_oci(dir.path(), l);
+    let p = common::blob_path(dir.path(), &d);
+    std::fs::remove_file(&p).expect("rm");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&p)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!("SKIPPED: mkfifo not available");
+        return;
+    }
+    let err = read_all(&t, &OpenOptions::default()).expect_err("fifo");
+    assert!(
+        err.contains(&d) && err.contains("not a regular file"),
+        "{err}"
+    );
+}
