@@ -710,8 +710,16 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
             }
         }
-        // DL3062
-        if cmds.iter().any(go_unpinned) {
+        // DL3062 (hadolint lets the whole RUN pass when it also `go run`s a local package)
+        let local_go_run = cmds.iter().any(|c| {
+            c.name == "go" && {
+                let a = c.args_no_flags();
+                a.first() == Some(&"run")
+                    && a.get(1)
+                        .is_some_and(|p| p.starts_with('.') || p.starts_with('/'))
+            }
+        });
+        if !local_go_run && cmds.iter().any(go_unpinned) {
             out.push(m.hit(
                 "DL3062",
                 i,
