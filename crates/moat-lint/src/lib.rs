@@ -87,12 +87,6 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
         let mut line_ignores: HashMap<u32, BTreeSet<String>> = HashMap::new();
         // (first line, last line, ids) of each stage pragma.
         let mut stage_ignores: Vec<(u32, u32, BTreeSet<String>)> = Vec::new();
-        let line_to_idx: HashMap<u32, usize> = df
-            .instructions
-            .iter()
-            .enumerate()
-            .map(|(i, ins)| (ins.line, i))
-            .collect();
         for c in &df.comments {
             match parse_pragma(&c.text) {
                 Some(Pragma::Global(ids)) => global.extend(ids),
