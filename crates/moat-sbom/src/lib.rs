@@ -9,6 +9,9 @@ pub mod format;
 pub mod lang;
 pub mod os;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use moat_image::{FileMeta, Image, OpenOptions, Select, Target};
 use moat_model::Inventory;
 
@@ -46,29 +49,40 @@ pub fn sbom_of(target: &Target, opts: &OpenOptions) -> Result<Inventory, SbomErr
 /// Builds the inventory of an opened image or tree.
 pub fn catalog(image: &Image) -> Result<Inventory, SbomError> {
     let cats = catalogers();
+    // Which catalogers asked for each file's content: asked once, during the single pass over the
+    // layers, so a cataloger with a budget (dpkg's copyright files) is never asked twice.
+    let claims: Mutex<HashMap<String, Vec<usize>>> = Mutex::new(HashMap::new());
     let select = |m: &FileMeta| {
         let mut best = os::release::wants(m);
-        if best == Select::Content {
-            return best;
-        }
-        for c in &cats {
+        let mut claimants = Vec::new();
+        for (i, c) in cats.iter().enumerate() {
             match c.wants(m) {
-                Select::Content => return Select::Content,
-                Select::Meta => best = Select::Meta,
-                Select::Skip => {}
+                Select::Content => {
+                    best = Select::Content;
+                    claimants.push(i);
+                }
+                Select::Meta if best == Select::Skip => best = Select::Meta,
+                Select::Meta | Select::Skip => {}
             }
+        }
+        if !claimants.is_empty()
+            && let Ok(mut g) = claims.lock()
+        {
+            g.insert(m.path.clone(), claimants);
         }
         best
     };
     let view = image.collect(&select)?;
+    let claims = claims.into_inner().unwrap_or_default();
     let os = os::release::detect(&view);
     let ctx = Context { os: os.clone(), view: &view };
     let mut inv = Inventory { target: image.target_info(), os, ..Inventory::default() };
     if !image.info().layers.is_empty() || image.info().config_digest.is_some() {
         inv.image = Some(image.info().clone());
     }
-    for c in &cats {
-        for entry in view.iter().filter(|e| e.content.is_some() && c.wants(&e.meta) == Select::Content) {
+    for (i, c) in cats.iter().enumerate() {
+        let claimed = |e: &&moat_image::FileEntry| claims.get(&e.meta.path).is_some_and(|v| v.contains(&i));
+        for entry in view.iter().filter(|e| e.content.is_some()).filter(claimed) {
             match c.catalog(entry, &ctx) {
                 Ok(mut pkgs) => {
                     for p in &mut pkgs {

@@ -21,24 +21,33 @@ const MAX_COPYRIGHT: u64 = 4 << 20;
 /// All copyright files read in one run, together: a hostile image with a million of them cannot make
 /// moat hold them all (a real Debian system's total is a few MiB). Past it, licences are left out.
 pub const COPYRIGHT_BUDGET: u64 = 64 << 20;
+/// The same for distroless `status.d/` files (a few KiB each in real images); past it, further
+/// `status.d` files are not read.
+pub const STATUS_D_BUDGET: u64 = 128 << 20;
 
 /// The dpkg cataloger. Make a new one per run: it counts the copyright bytes it has asked for.
 #[derive(Default)]
 pub struct Dpkg {
     copyright_bytes: std::sync::atomic::AtomicU64,
+    status_d_bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Books `size` bytes against `budget` in `counter`; false (and nothing booked) if they do not fit.
+fn book(counter: &std::sync::atomic::AtomicU64, size: u64, budget: u64) -> bool {
+    use std::sync::atomic::Ordering;
+    let prev = counter.fetch_add(size, Ordering::Relaxed);
+    if prev.saturating_add(size) <= budget {
+        true
+    } else {
+        counter.fetch_sub(size, Ordering::Relaxed);
+        false
+    }
 }
 
 impl Dpkg {
     /// Whether one more copyright file of `size` bytes fits in the budget (and books it if so).
     fn book_copyright(&self, size: u64) -> bool {
-        use std::sync::atomic::Ordering;
-        let prev = self.copyright_bytes.fetch_add(size, Ordering::Relaxed);
-        if prev.saturating_add(size) <= COPYRIGHT_BUDGET {
-            true
-        } else {
-            self.copyright_bytes.fetch_sub(size, Ordering::Relaxed);
-            false
-        }
+        book(&self.copyright_bytes, size, COPYRIGHT_BUDGET)
     }
 }
 
@@ -272,11 +281,8 @@ impl Cataloger for Dpkg {
         }
         if let Some(name) = p.strip_prefix(STATUS_D) {
             let wanted = !name.contains('/') && !name.ends_with(".md5sums") && !name.is_empty();
-            return if wanted {
-                Select::Content
-            } else {
-                Select::Skip
-            };
+            let fits = wanted && book(&self.status_d_bytes, meta.size, STATUS_D_BUDGET);
+            return if fits { Select::Content } else { Select::Skip };
         }
         if let Some(f) = p.strip_prefix(INFO) {
             return if f.ends_with(".list") && !f.contains('/') {
