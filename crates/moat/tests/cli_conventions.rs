@@ -919,3 +919,65 @@ fn db_status_on_a_closed_stdout() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bounded memory: an endless input is refused at a documented limit.
+
+/// Runs moat under a 1.5 GB address-space limit (so a failure cannot take the machine down).
+fn bounded(args: &[&str]) -> Output {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let script = format!("ulimit -v 1500000; exec '{MOAT}' {}", quoted.join(" "));
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env("MOAT_DB", "/nonexistent/moat-db")
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    out
+}
+
+fn assert_refused_at_a_limit(args: &[&str]) {
+    let o = bounded(args);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 2, "{args:?}: {err}");
+    assert!(err.contains("/dev/zero"), "{args:?}: {err}");
+    assert!(
+        err.contains("limit") || err.contains("larger than") || err.contains("longer than"),
+        "{args:?}: refused by running out of memory instead of at a limit: {err}"
+    );
+}
+
+#[test]
+fn endless_inputs_stop_at_a_limit() {
+    assert_refused_at_a_limit(&["lint", "/dev/zero"]);
+    assert_refused_at_a_limit(&["sbom", "sbom:/dev/zero"]);
+    assert_refused_at_a_limit(&["scan", "sbom:/dev/zero"]);
+    assert_refused_at_a_limit(&["runtime", "replay", "/dev/zero"]);
+}
+
+#[test]
+#[ignore = "bug: BUG-W14 diff, runtime rules, lint --config read input with no size bound (/dev/zero: out of memory)"]
+fn bug_endless_inputs_stop_at_a_limit_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let df = repo().join("examples/secure.dockerfile");
+    let events = tmp.path().join("e.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let report = tmp.path().join("r.json");
+    assert_eq!(
+        code(&moat(&[
+            "lint",
+            p(&df),
+            "--format",
+            "json",
+            "-o",
+            p(&report)
+        ])),
+        0
+    );
+    assert_refused_at_a_limit(&["diff", "/dev/zero", p(&report)]);
+    assert_refused_at_a_limit(&["runtime", "rules", "check", "/dev/zero"]);
+    assert_refused_at_a_limit(&["runtime", "replay", p(&events), "--rules", "/dev/zero"]);
+    assert_refused_at_a_limit(&["lint", "--config", "/dev/zero", p(&df)]);
+}
