@@ -2,7 +2,7 @@
 //! only selected contents kept, every byte hashed against the layer's digests.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
 use std::rc::Rc;
 
@@ -111,6 +111,16 @@ pub(crate) struct Apply<'a> {
     pub(crate) follow: &'a mut BTreeSet<String>,
     /// Links (symbolic or hard) whose content the caller asked for.
     pub(crate) content_links: &'a mut BTreeSet<String>,
+    /// The caller's answers: recorded on the first pass, replayed on later ones.
+    pub(crate) decisions: Decisions<'a>,
+}
+
+/// What the selector said about each (layer, path) it did not skip.
+pub(crate) type Answers = HashMap<(usize, String), Select>;
+
+pub(crate) enum Decisions<'a> {
+    Record(&'a mut Answers),
+    Replay(&'a Answers),
 }
 
 /// Path of an entry inside the image. Entries that climb with `..` are refused: no legitimate image
@@ -322,10 +332,25 @@ impl Apply<'_> {
             if meta.kind != EntryKind::Dir {
                 self.view.clear_dir_before(&path, self.index);
             }
+            // The caller is asked once per entry (it may keep budgets or track what it selected): later
+            // passes replay its first answers. A link target is read either way.
+            let asked = match &mut self.decisions {
+                Decisions::Record(map) => {
+                    let a = (self.select)(&meta);
+                    if a != Select::Skip {
+                        map.insert((self.index, path.clone()), a);
+                    }
+                    a
+                }
+                Decisions::Replay(map) => map
+                    .get(&(self.index, path.clone()))
+                    .copied()
+                    .unwrap_or(Select::Skip),
+            };
             let want = if self.follow.contains(&path) {
                 Select::Content
             } else {
-                (self.select)(&meta)
+                asked
             };
             if want == Select::Skip {
                 // This layer's version replaces a lower one the caller may have kept.

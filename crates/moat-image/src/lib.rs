@@ -274,6 +274,7 @@ impl Image {
                 // Links the caller selected with content lead to files that may come earlier in the
                 // stream than the link: those are read in another pass (rare; at most a few).
                 let mut wanted: BTreeSet<String> = BTreeSet::new();
+                let mut answers = layer::Answers::new();
                 let mut pass = 0;
                 let view = loop {
                     pass += 1;
@@ -293,6 +294,11 @@ impl Image {
                             layer_id: layer.diff_id.as_ref().map(|d| d.to_string()),
                             follow: &mut follow,
                             content_links: &mut content_links,
+                            decisions: if pass == 1 {
+                                layer::Decisions::Record(&mut answers)
+                            } else {
+                                layer::Decisions::Replay(&answers)
+                            },
                         };
                         apply.run(raw, layer)?;
                     }

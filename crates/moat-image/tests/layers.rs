@@ -266,8 +266,10 @@ fn selected_links_bring_their_targets() {
         &OpenOptions::default(),
     );
     let wanted = ["etc/os-release", "usr/bin/perl", "etc/alt"];
+    let asked = std::sync::Mutex::new(Vec::new());
     let v = image
         .collect(&|m| {
+            asked.lock().expect("lock").push(m.path.clone());
             if wanted.contains(&m.path.as_str()) {
                 Select::Content
             } else {
@@ -275,6 +277,21 @@ fn selected_links_bring_their_targets() {
             }
         })
         .expect("collect");
+    // Every entry was shown to the selector, including those read because a link leads to them.
+    let asked = asked.into_inner().expect("lock");
+    let mut once = asked.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        asked.len(),
+        "the selector is asked once per entry, even when a second pass runs: {asked:?}"
+    );
+    assert!(
+        asked.iter().any(|p| p == "usr/lib/later")
+            && asked.iter().any(|p| p == "usr/lib/os-release"),
+        "{asked:?}"
+    );
     let get = |p: &str| {
         v.resolve_checked(p)
             .expect("inside")
