@@ -291,7 +291,19 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
             ));
         }
 
-        if field(t.spec, "automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
+        // The pod's own setting wins; without one, its ServiceAccount's (when in the same input) applies.
+        let sa_name = field(t.spec, "serviceAccountName")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let sa_off = docs.iter().any(|sa| {
+            sa.kind() == "ServiceAccount"
+                && sa.name() == sa_name
+                && sa.namespace().unwrap_or("") == ns
+                && field(&sa.value, "automountServiceAccountToken").and_then(Value::as_bool)
+                    == Some(false)
+        });
+        let pod_setting = field(t.spec, "automountServiceAccountToken").and_then(Value::as_bool);
+        if pod_setting == Some(true) || (pod_setting.is_none() && !sa_off) {
             out.push(finding(
                 d,
                 &AUTOMOUNT_TOKEN,

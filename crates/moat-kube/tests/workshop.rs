@@ -138,8 +138,23 @@ fn least_privilege_rbac_and_network_policy_pass() {
         Profile::All,
     );
     assert!(!fs.iter().any(|f| f.id == "MOAT-K8S-012"), "{fs:#?}");
-    let fs = lint_texts(&[netpol, ("d.yaml".into(), deploy("other"))], Profile::All);
+    let fs = lint_texts(
+        &[netpol.clone(), ("d.yaml".into(), deploy("other"))],
+        Profile::All,
+    );
     assert!(fs.iter().any(|f| f.id == "MOAT-K8S-012"));
+    // The token rule honours the ServiceAccount's automountServiceAccountToken: false in the same input.
+    assert!(fs.iter().any(|f| f.id == "MOAT-K8S-008"));
+    let sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: production\nautomountServiceAccountToken: false\n";
+    let fs = lint_texts(
+        &[
+            netpol,
+            ("d.yaml".into(), deploy("other")),
+            ("sa.yaml".into(), sa.into()),
+        ],
+        Profile::All,
+    );
+    assert!(!fs.iter().any(|f| f.id == "MOAT-K8S-008"), "{fs:#?}");
 
     // Over-broad RBAC: every rule fires, at its line.
     let bad = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: too-much\nrules:\n- apiGroups: [\"*\"]\n  resources: [\"*\"]\n  verbs: [\"*\"]\n- apiGroups: [\"\"]\n  resources: [\"secrets\", \"pods/exec\"]\n  verbs: [\"get\", \"create\"]\n- apiGroups: [\"rbac.authorization.k8s.io\"]\n  resources: [\"clusterroles\"]\n  verbs: [\"bind\", \"escalate\"]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: ci-admin\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: ci\n  namespace: ci\n";
