@@ -92,6 +92,19 @@ fn rpm_databases_match_go_rpmdb() {
         eprintln!("{file}: {} packages", got.len());
         assert_eq!(got, want, "{file}");
     }
+    // Without os-release, the vendor names the purl namespace.
+    for (file, ns) in [
+        ("sle15-bci/Packages.db", "suse"),
+        ("cbl-mariner-2.0/rpmdb.sqlite", "mariner"),
+    ] {
+        let bytes = std::fs::read(g.join("go-rpmdb/pkg/testdata").join(file)).expect("fixture");
+        let hs = rpm::headers(&bytes).expect("reads");
+        assert!(
+            hs.iter()
+                .all(|h| rpm::package(h, None).purl.namespace.as_deref() == Some(ns)),
+            "{file}"
+        );
+    }
     // The Berkeley DB fixture: upstream asserts libuuid 2.32.1-42.el8_8 x86_64.
     let bytes = std::fs::read(g.join("go-rpmdb/pkg/testdata/libuuid/Packages")).expect("fixture");
     let got = rpm::headers(&bytes).expect("bdb");
@@ -531,7 +544,11 @@ fn catalog_a_tree_with_every_os_database() {
 #[test]
 fn damaged_rpm_databases_never_panic() {
     let Some(g) = golden() else { return };
-    for f in ["go-rpmdb/pkg/testdata/sle15-bci/Packages.db", "go-rpmdb/pkg/testdata/libuuid/Packages", "go-rpmdb/pkg/testdata/cbl-mariner-2.0/rpmdb.sqlite"] {
+    for f in [
+        "go-rpmdb/pkg/testdata/sle15-bci/Packages.db",
+        "go-rpmdb/pkg/testdata/libuuid/Packages",
+        "go-rpmdb/pkg/testdata/cbl-mariner-2.0/rpmdb.sqlite",
+    ] {
         let good = std::fs::read(g.join(f)).expect("fixture");
         let mut errors = 0;
         for i in 1..40usize {
@@ -544,7 +561,9 @@ fn damaged_rpm_databases_never_panic() {
         // A simple linear congruential sequence picks the positions: the same on every run.
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..200 {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             let mut bad = good.clone();
             let at = (x >> 16) as usize % bad.len();
             bad[at] ^= (x >> 8) as u8 | 1;
@@ -562,9 +581,16 @@ fn dpkg_copyright_fixtures() {
     for (file, want) in [
         ("all-patterns-copyright", vec!["GPLv2+"]),
         ("common-license-copyright", vec!["GPL-2"]),
-        ("license-pattern-and-classifier-copyright", vec!["GPL-1+ or Artistic, and BSD-4-clause-POWERDOG", "Zlib"]),
+        (
+            "license-pattern-and-classifier-copyright",
+            vec!["GPL-1+ or Artistic, and BSD-4-clause-POWERDOG", "Zlib"],
+        ),
         ("no-license-copyright", vec![]),
     ] {
-        assert_eq!(dpkg::parse_copyright(&text_of(&dir.join(file))), want, "{file}");
+        assert_eq!(
+            dpkg::parse_copyright(&text_of(&dir.join(file))),
+            want,
+            "{file}"
+        );
     }
 }

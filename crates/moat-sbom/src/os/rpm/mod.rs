@@ -55,9 +55,26 @@ pub fn headers(bytes: &[u8]) -> Result<Vec<RpmHeader>, DbError> {
 }
 
 /// The purl namespace for a distribution id, as the purl spec's rpm examples spell vendors.
-fn namespace(os: Option<&OsRelease>) -> String {
+/// Without a known distribution, the package's vendor names it.
+fn namespace(os: Option<&OsRelease>, vendor: &str) -> String {
     match os.map(|o| o.id.as_str()).unwrap_or("") {
-        "" => "redhat".into(),
+        "" => {
+            let v = vendor.to_ascii_lowercase();
+            [
+                ("suse", "suse"),
+                ("fedora", "fedora"),
+                ("centos", "centos"),
+                ("rocky", "rocky"),
+                ("almalinux", "almalinux"),
+                ("amazon", "amazon"),
+                ("oracle", "oracle"),
+                ("microsoft", "mariner"),
+            ]
+            .iter()
+            .find(|(k, _)| v.contains(k))
+            .map_or("redhat", |(_, ns)| ns)
+            .to_string()
+        }
         "rhel" => "redhat".into(),
         "amzn" => "amazon".into(),
         "sles" | "sled" | "sle-micro" => "suse".into(),
@@ -92,7 +109,7 @@ pub fn package(h: &RpmHeader, os: Option<&OsRelease>) -> Package {
     };
     let arch = Some(h.arch.clone()).filter(|a| !a.is_empty() && a != "(none)");
     let mut purl = Purl::new("rpm", &h.name)
-        .with_namespace(namespace(os))
+        .with_namespace(namespace(os, &h.vendor))
         .with_version(&vr);
     if let Some(a) = &arch {
         purl = purl.with_qualifier("arch", a);
