@@ -401,3 +401,26 @@ fn a_registry_index_is_resolved_to_the_platform() {
         "{err}"
     );
 }
+
+#[test]
+fn oversized_or_garbage_manifests_are_refused() {
+    let addr = serve(Arc::new(|_: &Request, _: &str| {
+        ok(
+            vec![b' '; 9 << 20],
+            "application/vnd.oci.image.manifest.v1+json",
+        )
+    }));
+    let err = pull(&addr, &insecure(Duration::from_secs(10))).expect_err("huge");
+    assert!(
+        err.contains("limit exceeded") && err.contains("/v2/app/manifests/1"),
+        "{err}"
+    );
+    let addr = serve(Arc::new(|_: &Request, _: &str| {
+        ok(b"<html>proxy error</html>".to_vec(), "text/html")
+    }));
+    let err = pull(&addr, &insecure(Duration::from_secs(10))).expect_err("garbage");
+    assert!(
+        err.contains("invalid JSON") && err.contains("manifest sha256:"),
+        "{err}"
+    );
+}
