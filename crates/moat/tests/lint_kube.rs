@@ -68,6 +68,8 @@ fn stdin_list_and_profiles() {
         Some(1),
         "baseline only: {r}"
     );
+    assert_eq!(r["metadata"]["pss_version"], "latest");
+    assert_eq!(r["metadata"]["kubernetes_profile"], "pss-baseline");
 
     // The default profile adds restricted, best practices and RBAC.
     let o = moat(&["lint", "-", "--format", "json"], Some(list));

@@ -379,13 +379,16 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
         [Input::Image { target }] => target.clone(),
         many => format!("{} inputs", many.len()),
     };
-    let report = Report::new(
+    let mut report = Report::new(
         TargetInfo {
             name,
             kind: kinds.join("+"),
         },
         findings,
     );
+    if !manifests.is_empty() {
+        report.metadata.extend(super::lint_kube::metadata(&a.kube));
+    }
     let text = match a.format {
         Format::Table => moat_report::to_table(&report),
         Format::Json => report.to_json(),

@@ -79,6 +79,27 @@ pub fn manifest_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Facts that pin a Kubernetes verdict, for the report's metadata: the profile, the PSS version, the
+/// policies given.
+pub fn metadata(args: &KubeArgs) -> Vec<(String, String)> {
+    let mut m = vec![
+        (
+            "kubernetes_profile".to_string(),
+            args.profile.clone().unwrap_or_else(|| "all".to_string()),
+        ),
+        ("pss_version".to_string(), args.pss_version.clone()),
+    ];
+    if !args.policy.is_empty() {
+        let p: Vec<String> = args
+            .policy
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        m.push(("policies".to_string(), p.join(",")));
+    }
+    m
+}
+
 /// Lints Kubernetes inputs (name, text) and returns the findings (sorted). Unparseable manifests are
 /// input errors naming the file.
 pub fn lint(inputs: &[(String, String)], args: &KubeArgs) -> anyhow::Result<Vec<Finding>> {
