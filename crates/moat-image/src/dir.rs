@@ -101,7 +101,7 @@ pub(crate) fn collect(
                         ),
                     });
                 }
-                let mut buf = Vec::with_capacity(meta.size as usize);
+                let mut buf = Vec::with_capacity(meta.size.min(1 << 20) as usize);
                 std::fs::File::open(child.path())
                     .and_then(|f| f.take(limits.max_file_content).read_to_end(&mut buf))
                     .map_err(|e| ImageError::io(&child.path(), e))?;

@@ -378,7 +378,7 @@ impl Apply<'_> {
                             ),
                         });
                     }
-                    let mut buf = Vec::with_capacity(meta.size as usize);
+                    let mut buf = Vec::with_capacity(meta.size.min(1 << 20) as usize);
                     (&mut entry)
                         .take(max)
                         .read_to_end(&mut buf)
