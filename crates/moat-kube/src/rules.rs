@@ -158,9 +158,8 @@ fn is_sensitive(path: &str) -> bool {
         .any(|s| p == *s || (*s != "/" && p.starts_with(&format!("{s}/"))))
 }
 
-/// Pod labels of a workload and the namespace it lands in.
-fn pod_labels(doc: &Document, meta: Option<&Value>) -> BTreeMap<String, String> {
-    let _ = doc;
+/// The labels of a workload's pods (its pod template's metadata).
+fn pod_labels(meta: Option<&Value>) -> BTreeMap<String, String> {
     meta.and_then(|m| field(m, "labels"))
         .and_then(Value::as_object)
         .map(|m| {
@@ -268,7 +267,7 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
         let batch = matches!(kind, "Job" | "CronJob");
 
         // NetworkPolicy selection within the same input.
-        let labels = pod_labels(d, t.meta);
+        let labels = pod_labels(t.meta);
         let ns = d.namespace().unwrap_or("");
         let selected = policies.iter().any(|p| {
             p.namespace().unwrap_or("") == ns
