@@ -5,7 +5,7 @@
 #      p50/p90/p99 latency as wrk measures it (service time; wrk does not correct coordinated omission)
 #   2. saturated: 2 threads x 32 connections, no pause: the most requests/s the webhook gives on this machine
 #   3. peak RSS of the webhook process (VmHWM) after both runs
-# usage: bench/admission.sh [SECONDS]   (default 20 s per run). Prints a Markdown block for docs/benchmarks.md.
+# usage: [MOAT_BIN=path] bench/admission.sh [SECONDS]   (default 20 s per run). Prints a Markdown block for docs/benchmarks.md.
 # No admission-webhook peer (Kyverno, Gatekeeper) is installable here (peers.sh has none), so the figures
 # stand against the goal (p99 < 5 ms at 1,000 req/s, < 64 MB RSS) rather than a peer.
 set -euo pipefail
@@ -18,8 +18,13 @@ if ! command -v wrk >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk >/dev/null
   fi
 fi
-cargo build --release -q -p moat
-MOAT="$PWD/target/release/moat"
+# MOAT_BIN: a moat release binary to measure (default: build one).
+if [ -n "${MOAT_BIN:-}" ]; then
+  MOAT="$MOAT_BIN"
+else
+  cargo build --release -q -p moat
+  MOAT="$PWD/target/release/moat"
+fi
 TMP="$(mktemp -d)"
 PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null || true; rm -rf "$TMP"; }
