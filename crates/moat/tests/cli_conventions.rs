@@ -981,3 +981,51 @@ fn bug_endless_inputs_stop_at_a_limit_everywhere() {
     assert_refused_at_a_limit(&["runtime", "replay", p(&events), "--rules", "/dev/zero"]);
     assert_refused_at_a_limit(&["lint", "--config", "/dev/zero", p(&df)]);
 }
+
+/// `-o` to something that is not a regular file writes to it, never replaces it (`-o /dev/null` as root
+/// must not turn /dev/null into a file). Checked on a symlink and a FIFO in a temporary directory.
+#[test]
+#[ignore = "bug: BUG-W16 -o renames over the target: replaces symlinks, FIFOs (and /dev/null as root) with a file"]
+fn bug_output_to_a_symlink_or_fifo_writes_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let df = repo().join("examples/secure.dockerfile");
+    let real = tmp.path().join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = tmp.path().join("link.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let o = moat(&["lint", p(&df), "--format", "json", "-o", p(&link)]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the symlink was replaced"
+    );
+    assert!(
+        std::fs::read_to_string(&real)
+            .unwrap()
+            .contains("moat.report/v1"),
+        "the link's target was not written"
+    );
+    // A FIFO: a reader gets the report; the FIFO stays a FIFO.
+    let fifo = tmp.path().join("pipe");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let fifo2 = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::read(&fifo2).unwrap());
+    let o = moat(&["lint", p(&df), "--format", "json", "-o", p(&fifo)]);
+    assert_eq!(code(&o), 0);
+    use std::os::unix::fs::FileTypeExt;
+    let is_fifo = std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo();
+    if !is_fifo {
+        // Unblock the reader thread (it opened nothing yet, or waits on the old inode).
+        let _ = std::fs::remove_file(&fifo);
+        panic!("the FIFO was replaced by a regular file");
+    }
+    let got = reader.join().unwrap();
+    assert!(String::from_utf8_lossy(&got).contains("moat.report/v1"));
+}

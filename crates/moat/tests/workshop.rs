@@ -465,6 +465,67 @@ fn exercise3_pipeline_gate_on_the_bookworm_image() {
     }
 }
 
+/// The image's configuration (the build-time checks on what was built): a Debian base runs as root and
+/// ships setuid binaries; each finding names the file and the layer, with its CIS Docker Benchmark id.
+#[test]
+fn exercise1_image_configuration_of_the_built_image() {
+    let image = fixtures().join("bookworm/docker.tar");
+    if !image.is_file() {
+        eprintln!("SKIPPED: {} missing", image.display());
+        return;
+    }
+    let target = format!("docker-archive:{}", image.display());
+    let o = moat(&["lint", &target, "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&o);
+    assert_eq!(r["target"]["kind"], "image");
+    let root = findings(&r)
+        .iter()
+        .find(|f| f["id"] == "MOAT-IMG-001")
+        .expect("no User in the config: runs as root");
+    assert_eq!(root["severity"], "HIGH");
+    assert!(
+        root["aliases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "CIS-DI-0001")
+    );
+    let setuid: Vec<&Value> = findings(&r)
+        .iter()
+        .filter(|f| f["id"] == "MOAT-IMG-005")
+        .collect();
+    let files: BTreeSet<&str> = setuid
+        .iter()
+        .filter_map(|f| f["location"]["file"].as_str())
+        .collect();
+    for f in ["/usr/bin/su", "/usr/bin/passwd", "/usr/bin/mount"] {
+        assert!(files.contains(f), "{f} is setuid in Debian: {files:?}");
+    }
+    assert!(setuid.iter().all(|f| {
+        f["location"]["layer"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("sha256:"))
+    }));
+    let tmp = tempfile::tempdir().unwrap();
+    let gate = tmp.path().join("gate.txt");
+    assert_eq!(
+        code(&moat(&[
+            "lint",
+            &target,
+            "--fail-on",
+            "high",
+            "-o",
+            p(&gate)
+        ])),
+        1
+    );
+    assert_valid_sarif(
+        &json(&moat(&["lint", &target, "--format", "sarif"])),
+        "image lint",
+    );
+}
+
 /// The image with application dependencies of known-vulnerable releases (lodash 4.17.15, urllib3
 /// 1.24.1, ...), built by scripts/deps.d/40-lang-image.sh on top of bookworm.
 fn lang_image() -> Option<String> {
