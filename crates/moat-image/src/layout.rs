@@ -52,11 +52,9 @@ impl Store {
     /// A human name for a blob in error messages.
     pub(crate) fn describe(&self, loc: &Location) -> String {
         match (self, loc) {
-            (Store::OciDir(dir), Location::Blob(d)) => {
-                format!("{} (blob {d})", dir.join(d.blob_path()).display())
-            }
-            (Store::Tar(t), Location::Blob(d)) => format!("{}: blob {d}", t.path().display()),
-            (Store::Tar(t), Location::Member(m)) => format!("{}: {m}", t.path().display()),
+            (Store::OciDir(dir), Location::Blob(d)) => format!("blob {d} in {}", dir.display()),
+            (Store::Tar(t), Location::Blob(d)) => format!("blob {d} in {}", t.path().display()),
+            (Store::Tar(t), Location::Member(m)) => format!("{m} in {}", t.path().display()),
             (Store::Registry(r), Location::Blob(d)) => r.blob_url(d),
             (_, Location::Member(m)) => m.clone(),
         }
