@@ -13,7 +13,9 @@ fn yamls(dir: &Path) -> Vec<PathBuf> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("artifacthub-pkg.yml"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("artifacthub-pkg.yml")
+        })
         .collect();
     v.sort();
     v
@@ -30,11 +32,23 @@ fn main() {
     let data = shared.join("data/kyverno");
     let mut policy_dirs = Vec::new();
     for group in ["pod-security/baseline", "pod-security/restricted"] {
-        let mut d: Vec<PathBuf> = std::fs::read_dir(data.join(group)).unwrap().flatten().map(|e| e.path()).collect();
+        let mut d: Vec<PathBuf> = std::fs::read_dir(data.join(group))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         d.sort();
         policy_dirs.extend(d);
     }
-    for bp in ["disallow-latest-tag", "require-ro-rootfs", "disallow-helm-tiller", "require-drop-all", "disallow-cri-sock-mount", "restrict-node-port", "restrict-service-external-ips"] {
+    for bp in [
+        "disallow-latest-tag",
+        "require-ro-rootfs",
+        "disallow-helm-tiller",
+        "require-drop-all",
+        "disallow-cri-sock-mount",
+        "restrict-node-port",
+        "restrict-service-external-ips",
+    ] {
         policy_dirs.push(data.join("best-practices").join(bp));
     }
     let files: Vec<PathBuf> = policy_dirs.iter().flat_map(|d| yamls(d)).collect();
@@ -46,14 +60,21 @@ fn main() {
         for f in yamls(&d.join(".kyverno-test")) {
             let text = std::fs::read_to_string(&f).unwrap();
             for doc in parse_yaml_documents(&text, &f.display().to_string()).unwrap() {
-                if doc.get("kind").and_then(|k| k.as_str()).is_some_and(|k| k != "Test") {
+                if doc
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .is_some_and(|k| k != "Test")
+                {
                     requests.push(serde_json::to_vec(&doc).unwrap());
                 }
             }
         }
     }
     if let Ok(only) = std::env::var("BENCH_ONE") {
-        requests.retain(|b| serde_json::from_slice::<serde_json::Value>(b).unwrap()["metadata"]["name"] == only.as_str());
+        requests.retain(|b| {
+            serde_json::from_slice::<serde_json::Value>(b).unwrap()["metadata"]["name"]
+                == only.as_str()
+        });
     }
     let mut eval_us = Vec::new();
     let mut full_us = Vec::new();
@@ -79,19 +100,45 @@ fn main() {
     full_us.sort_by(f64::total_cmp);
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
         .unwrap_or_default();
-    println!("policies {} (rules evaluated per request up to {}), unsupported {}", set.len(), outcomes / eval_us.len().max(1), set.unsupported().len());
-    println!("load {load_ms:.1} ms; {} requests x {iterations} = {} evaluations in {wall:.2} s ({:.0}/s on one thread)", requests.len(), eval_us.len(), eval_us.len() as f64 / wall);
-    println!("evaluate: p50 {:.1} us, p99 {:.1} us, max {:.1} us", pct(&eval_us, 0.5), pct(&eval_us, 0.99), pct(&eval_us, 1.0));
-    println!("decode+evaluate: p50 {:.1} us, p99 {:.1} us", pct(&full_us, 0.5), pct(&full_us, 0.99));
+    println!(
+        "policies {} (rules evaluated per request up to {}), unsupported {}",
+        set.len(),
+        outcomes / eval_us.len().max(1),
+        set.unsupported().len()
+    );
+    println!(
+        "load {load_ms:.1} ms; {} requests x {iterations} = {} evaluations in {wall:.2} s ({:.0}/s on one thread)",
+        requests.len(),
+        eval_us.len(),
+        eval_us.len() as f64 / wall
+    );
+    println!(
+        "evaluate: p50 {:.1} us, p99 {:.1} us, max {:.1} us",
+        pct(&eval_us, 0.5),
+        pct(&eval_us, 0.99),
+        pct(&eval_us, 1.0)
+    );
+    println!(
+        "decode+evaluate: p50 {:.1} us, p99 {:.1} us",
+        pct(&full_us, 0.5),
+        pct(&full_us, 0.99)
+    );
     println!("peak RSS {rss} kB");
     if std::env::var_os("BENCH_SLOWEST").is_some() {
         let mut idx: Vec<usize> = (0..requests.len()).collect();
         idx.sort_by(|a, b| per_request[*b].total_cmp(&per_request[*a]));
         for i in idx.into_iter().take(8) {
             let v: serde_json::Value = serde_json::from_slice(&requests[i]).unwrap();
-            println!("slow: {:.0} us {} {}", per_request[i], v["kind"], v["metadata"]["name"]);
+            println!(
+                "slow: {:.0} us {} {}",
+                per_request[i], v["kind"], v["metadata"]["name"]
+            );
         }
     }
 }

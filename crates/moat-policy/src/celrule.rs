@@ -557,8 +557,12 @@ pub(crate) fn compile_vap(
             context: Vec::new(),
             body,
             enforce: true,
+            enforce_explicit: true,
             autogen: Vec::new(),
         }],
+        overrides: Vec::new(),
+        scored: true,
+        apply_one: false,
     })
 }
 

@@ -153,13 +153,34 @@ pub(crate) fn evaluate(
         {
             continue;
         }
+        let override_action = p
+            .overrides
+            .iter()
+            .find(|o| {
+                (!o.namespaces.is_empty()
+                    && o.namespaces
+                        .iter()
+                        .any(|n| crate::cond::wildcard(n, &namespace)))
+                    || o.selector
+                        .as_ref()
+                        .is_some_and(|sel| sel.matches(&|k| input.namespace_labels.get(k).cloned()))
+            })
+            .map(|o| o.enforce);
         for rule in &p.rules {
+            let enforce = match override_action {
+                Some(e) if !rule.enforce_explicit => e,
+                _ => rule.enforce,
+            };
             let mk = |result: RuleResult, message: String| RuleOutcome {
                 policy: p.name.clone(),
                 rule: rule.name.clone(),
-                result,
+                result: if result == RuleResult::Fail && !p.scored {
+                    RuleResult::Warn
+                } else {
+                    result
+                },
                 message,
-                enforce: rule.enforce,
+                enforce,
                 severity: p.severity,
                 title: p.title.clone(),
                 object: object.clone(),
@@ -232,6 +253,9 @@ pub(crate) fn evaluate(
             }
             let (result, message) = run_rule(rule, target);
             out.push(mk(result, message));
+            if p.apply_one && result != RuleResult::Skip {
+                break;
+            }
         }
     }
     out
@@ -275,7 +299,10 @@ struct LazyCtx<'a> {
 
 impl<'a> LazyCtx<'a> {
     fn new(target: &'a Target<'a>, vars: &'a [ContextVar]) -> LazyCtx<'a> {
-        LazyCtx { init: Some((target, vars)), cell: OnceCell::new() }
+        LazyCtx {
+            init: Some((target, vars)),
+            cell: OnceCell::new(),
+        }
     }
 
     fn ready(ctx: Ctx) -> LazyCtx<'a> {
@@ -287,7 +314,9 @@ impl<'a> LazyCtx<'a> {
     fn get(&self) -> Result<&Ctx, String> {
         self.cell
             .get_or_init(|| match self.init {
-                Some((t, vars)) => bind_context(t.jctx(), vars).map_err(|e| format!("context: {e}")),
+                Some((t, vars)) => {
+                    bind_context(t.jctx(), vars).map_err(|e| format!("context: {e}"))
+                }
                 None => Err("no context".into()),
             })
             .as_ref()
@@ -320,7 +349,11 @@ fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
                     (Some(m), Err(_)) => m.to_string(),
                     (None, _) => String::new(),
                 };
-                let m = if msg.is_empty() { detail } else { format!("{msg} ({detail})") };
+                let m = if msg.is_empty() {
+                    detail
+                } else {
+                    format!("{msg} ({detail})")
+                };
                 (RuleResult::Fail, m)
             }
             Verdict::Skip(why) => (RuleResult::Skip, why),
@@ -333,10 +366,12 @@ fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
         },
         Body::Mutate(patch) => {
             let patch = match patch {
-                Some(p) if vars::value_has_vars(p) => match ctx.get().and_then(|c| vars::substitute(p, c)) {
-                    Ok(p) => Some(p),
-                    Err(e) => return (RuleResult::Error, e),
-                },
+                Some(p) if vars::value_has_vars(p) => {
+                    match ctx.get().and_then(|c| vars::substitute(p, c)) {
+                        Ok(p) => Some(p),
+                        Err(e) => return (RuleResult::Error, e),
+                    }
+                }
                 p => p.clone(),
             };
             match patch {

@@ -33,6 +33,19 @@ pub(crate) struct Policy {
     pub severity: Severity,
     pub title: String,
     pub rules: Vec<Rule>,
+    /// `validationFailureActionOverrides`: the action for namespaces matching a list or selector.
+    pub overrides: Vec<ActionOverride>,
+    /// `policies.kyverno.io/scored: "false"`: failures are reported as warnings.
+    pub scored: bool,
+    /// `spec.applyRules: One`: stop after the first rule that applies.
+    pub apply_one: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct ActionOverride {
+    pub enforce: bool,
+    pub namespaces: Vec<String>,
+    pub selector: Option<crate::matcher::Selector>,
 }
 
 #[derive(Debug)]
@@ -44,6 +57,8 @@ pub(crate) struct Rule {
     pub context: Vec<ContextVar>,
     pub body: Body,
     pub enforce: bool,
+    /// The rule sets its own `failureAction` (namespace overrides do not apply).
+    pub enforce_explicit: bool,
     /// Pod controllers this Pod rule also judges, through their pod template (Kyverno autogen).
     pub autogen: Vec<String>,
 }
@@ -288,16 +303,40 @@ pub(crate) fn add_document(
     };
     let spec = doc.get("spec").unwrap_or(&Value::Null);
     let policy_enforce = action_is_enforce(str_at(spec, "validationFailureAction"));
-    if spec
+    let mut overrides = Vec::new();
+    for (i, o) in spec
         .get("validationFailureActionOverrides")
-        .is_some_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
     {
-        unsupported.push(Unsupported {
-            policy: name.clone(),
-            rule: String::new(),
-            reason: "spec.validationFailureActionOverrides is not applied: the policy-wide action is used".into(),
+        let field = format!("spec.validationFailureActionOverrides[{i}]");
+        let selector = match o.get("namespaceSelector").filter(|v| !v.is_null()) {
+            Some(sel) => Some(crate::matcher::Selector::compile(
+                sel,
+                source,
+                &format!("{field}.namespaceSelector"),
+            )?),
+            None => None,
+        };
+        let namespaces = o
+            .get("namespaces")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        overrides.push(ActionOverride {
+            enforce: action_is_enforce(str_at(o, "action")),
+            namespaces,
+            selector,
         });
     }
+    let scored = ann("policies.kyverno.io/scored") != Some("false");
+    let apply_one = str_at(spec, "applyRules") == Some("One");
     let mut compiled = Vec::new();
     for (i, r) in rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
@@ -320,6 +359,9 @@ pub(crate) fn add_document(
         severity,
         title,
         rules: compiled,
+        overrides,
+        scored,
+        apply_one,
     });
     Ok(())
 }
@@ -372,11 +414,13 @@ fn compile_rule(
     let (context, ctx_problem) =
         compile_context(r.get("context"), source, &format!("{field}.context"))?;
     let mut enforce = policy_enforce;
+    let mut enforce_explicit = false;
     let body = if let Some(reason) = ctx_problem {
         Body::Unsupported(unsup(reason))
     } else if let Some(v) = r.get("validate") {
         if let Some(a) = str_at(v, "failureAction") {
             enforce = action_is_enforce(Some(a));
+            enforce_explicit = true;
         }
         compile_validate(v, source, &format!("{field}.validate"), &mut unsup)?
     } else if let Some(m) = r.get("mutate") {
@@ -410,6 +454,7 @@ fn compile_rule(
         context,
         body,
         enforce,
+        enforce_explicit,
         autogen,
     })
 }

@@ -124,14 +124,23 @@ enum Seg<'a> {
 }
 
 impl<'a> Path<'a> {
-    const ROOT: Path<'static> = Path { parent: None, seg: Seg::Root };
+    const ROOT: Path<'static> = Path {
+        parent: None,
+        seg: Seg::Root,
+    };
 
     fn key(&'a self, k: &'a str) -> Path<'a> {
-        Path { parent: Some(self), seg: Seg::Key(k) }
+        Path {
+            parent: Some(self),
+            seg: Seg::Key(k),
+        }
     }
 
     fn index(&'a self, i: usize) -> Path<'a> {
-        Path { parent: Some(self), seg: Seg::Index(i) }
+        Path {
+            parent: Some(self),
+            seg: Seg::Index(i),
+        }
     }
 
     fn render(&self) -> String {
@@ -273,9 +282,11 @@ fn map(
                     let Some(first) = pl.first() else {
                         return Err(fail(&sub, "empty pattern list"));
                     };
-                    if !rl.iter().enumerate().any(|(i, e)| {
-                        element(Some(e), first, &sub.index(i), depth + 2).is_ok()
-                    }) {
+                    if !rl
+                        .iter()
+                        .enumerate()
+                        .any(|(i, e)| element(Some(e), first, &sub.index(i), depth + 2).is_ok())
+                    {
                         return Err(fail(&sub, "no element matches the existence anchor"));
                     }
                 }

@@ -37,12 +37,16 @@ fn root_keys(ast: &jmespath::ast::Ast, out: &mut Vec<String>, depth: usize) -> b
             true
         }
         Ast::Subexpr { lhs, .. } | Ast::Projection { lhs, .. } => root_keys(lhs, out, depth + 1),
-        Ast::Flatten { node, .. } | Ast::ObjectValues { node, .. } | Ast::Not { node, .. } => root_keys(node, out, depth + 1),
+        Ast::Flatten { node, .. } | Ast::ObjectValues { node, .. } | Ast::Not { node, .. } => {
+            root_keys(node, out, depth + 1)
+        }
         Ast::Or { lhs, rhs, .. } | Ast::And { lhs, rhs, .. } | Ast::Comparison { lhs, rhs, .. } => {
             root_keys(lhs, out, depth + 1) && root_keys(rhs, out, depth + 1)
         }
         Ast::MultiList { elements, .. } => elements.iter().all(|e| root_keys(e, out, depth + 1)),
-        Ast::MultiHash { elements, .. } => elements.iter().all(|kv| root_keys(&kv.value, out, depth + 1)),
+        Ast::MultiHash { elements, .. } => elements
+            .iter()
+            .all(|kv| root_keys(&kv.value, out, depth + 1)),
         Ast::Function { args, .. } => args.iter().all(|a| root_keys(a, out, depth + 1)),
         Ast::Expref { .. } | Ast::Literal { .. } => true,
         _ => false,
@@ -66,15 +70,30 @@ impl Query {
             .map(|expr| {
                 let mut keys = Vec::new();
                 let roots = root_keys(expr.as_ast(), &mut keys, 0).then(|| Arc::new(keys));
-                Query { expr: Arc::new(expr), roots }
+                Query {
+                    expr: Arc::new(expr),
+                    roots,
+                }
             })
             .map_err(|e| format!("JMESPath `{src}`: {e}"))
     }
 
     pub(crate) fn search(&self, ctx: &Ctx) -> Result<Value, String> {
+        let narrowed;
+        let data = match (&self.roots, &*ctx.root) {
+            (Some(keys), Variable::Object(all)) => {
+                let part: BTreeMap<String, Rcvar> = keys
+                    .iter()
+                    .filter_map(|k| all.get(k).map(|v| (k.clone(), v.clone())))
+                    .collect();
+                narrowed = Arc::new(Variable::Object(part));
+                &narrowed
+            }
+            _ => &ctx.root,
+        };
         let r = self
             .expr
-            .search(&ctx.root)
+            .search(data)
             .map_err(|e| format!("JMESPath `{}`: {e}", self.expr.as_str()))?;
         Ok(to_json(&r))
     }
@@ -225,7 +244,8 @@ fn resolve(expr: &str, ctx: &Ctx) -> Result<Value, String> {
 
 /// Compiled `{{ }}` expressions. They come from policies (never from requests), so the cache is
 /// bounded by the policies loaded; it is cleared if it ever grows past a limit.
-static CACHE: LazyLock<RwLock<HashMap<String, Query>>> = LazyLock::new(|| RwLock::new(HashMap::new()));
+static CACHE: LazyLock<RwLock<HashMap<String, Query>>> =
+    LazyLock::new(|| RwLock::new(HashMap::new()));
 
 fn cached(expr: &str) -> Result<Query, String> {
     if let Ok(c) = CACHE.read()

@@ -338,3 +338,60 @@ fn hostile_documents_are_bounded() {
         .to_string();
     assert!(err.contains("/nonexistent/policies"), "{err}");
 }
+
+#[test]
+fn action_overrides_scored_and_apply_one() {
+    let set = PolicySet::from_documents(docs(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: tags
+  annotations:
+    policies.kyverno.io/scored: "false"
+spec:
+  validationFailureAction: Audit
+  validationFailureActionOverrides:
+  - action: Enforce
+    namespaces: ["prod-*"]
+  applyRules: One
+  rules:
+  - name: no-latest
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "no latest"
+      foreach:
+      - list: request.object.spec.containers
+        pattern:
+          image: "!*:latest"
+  - name: never-reached
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      deny: {}
+"#,
+    ))
+    .unwrap();
+    let p = |ns: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+        "spec": {"containers": [{"name": "a", "image": "nginx:1.25"}, {"name": "b", "image": "nginx:latest"}]}})
+    };
+    let out = set.evaluate(&AdmissionInput::create(p("prod-eu")));
+    assert_eq!(
+        out.len(),
+        1,
+        "applyRules: One stops after the first rule that applies: {out:?}"
+    );
+    assert_eq!(
+        out[0].result,
+        RuleResult::Warn,
+        "scored: false reports failures as warnings"
+    );
+    assert!(out[0].enforce);
+    assert!(
+        out[0].message.contains("foreach element 1"),
+        "{}",
+        out[0].message
+    );
+    let out = set.evaluate(&AdmissionInput::create(p("dev")));
+    assert!(!out[0].enforce);
+}
