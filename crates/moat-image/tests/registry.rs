@@ -1,6 +1,8 @@
 //! A real OCI registry (distribution v2, started by the shared script on loopback): push the Debian
 //! images with skopeo, pull them back through `registry:` and compare with the root filesystem.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -183,6 +185,64 @@ fn pull_debian_images_from_a_real_registry() {
         assert!(
             err.contains("404") && err.contains("/v2/moat/debian/manifests/no-such-tag"),
             "{err}"
+        );
+    }
+
+    // A multi-platform index pushed with `skopeo copy --all`, pulled for each platform.
+    let multi = dir.path().join("multi");
+    let amd = vec![common::Layer::gz(common::layer(&[common::E::File(
+        "arch", b"amd64",
+    )]))];
+    let arm = vec![common::Layer::zst(common::layer(&[common::E::File(
+        "arch", b"arm64",
+    )]))];
+    let (amd_d, amd_s) = common::put_image(&multi, &amd, "amd64", true);
+    let (arm_d, arm_s) = common::put_image(&multi, &arm, "arm64", true);
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd_d, "size": amd_s,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm_d, "size": arm_s,
+             "platform": {"os": "linux", "architecture": "arm64"}},
+        ]
+    }))
+    .expect("index");
+    let id = common::put_blob(&multi, &index);
+    common::write_index(
+        &multi,
+        serde_json::json!([{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": index.len(),
+                            "annotations": {"org.opencontainers.image.ref.name": "multi"}}]),
+    );
+    let out = Command::new("skopeo")
+        .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:multi", multi.display()))
+        .arg(format!("docker://{addr}/moat/multi:1"))
+        .output()
+        .expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo copy --all: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t = Target::parse(&format!("registry:{addr}/moat/multi:1")).expect("target");
+    for (platform, want) in [
+        ("linux/amd64", &b"amd64"[..]),
+        ("linux/arm64", &b"arm64"[..]),
+    ] {
+        let o = OpenOptions {
+            platform: platform.into(),
+            ..options.clone()
+        };
+        let image = Image::open(&t, &o).unwrap_or_else(|e| panic!("{t} {platform}: {e}"));
+        let v = image
+            .collect(&|_| Select::Content)
+            .unwrap_or_else(|e| panic!("{t} {platform}: {e}"));
+        assert_eq!(
+            v.get("arch").and_then(|e| e.content.as_deref()),
+            Some(want),
+            "{platform}"
         );
     }
 
