@@ -148,8 +148,10 @@ pub(crate) fn evaluate(
     let pod_target: OnceCell<Option<Target>> = OnceCell::new();
 
     for p in policies {
+        // A namespaced Policy judges its own namespace (a manifest without one is in `default`).
         if let Some(ns) = &p.namespace
             && ns != &namespace
+            && !(namespace.is_empty() && ns == "default")
         {
             continue;
         }
