@@ -1114,6 +1114,155 @@ fn admission_pod_security_policy_intent_is_pss_restricted() {
     assert!(ids(&r).contains("MOAT-K8S-007"), "{:?}", ids(&r));
 }
 
+/// Stops the webhook this test started.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn curl(args: &[&str], body: Option<&str>) -> Option<String> {
+    let mut c = Command::new("curl");
+    c.args(["-s", "--max-time", "10"]).args(args);
+    c.stdin(if body.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    c.stdout(Stdio::piped());
+    let mut child = c.spawn().ok()?;
+    if let Some(b) = body {
+        use std::io::Write;
+        child.stdin.take()?.write_all(b.as_bytes()).ok()?;
+    }
+    let out = child.wait_with_output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn review(uid: &str, pod_yaml: &str) -> String {
+    let pod: Value = serde_saphyr::from_str(pod_yaml).expect("pod YAML");
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "production",
+            "operation": "CREATE",
+            "userInfo": {"username": "developer"},
+            "object": pod,
+        }
+    })
+    .to_string()
+}
+
+/// Block or allow at deployment: the webhook with the workshop's policy and PSS restricted, over real
+/// TLS with certificates from `moat admission certs`.
+#[test]
+fn admission_webhook_blocks_or_allows() {
+    let Some(w) = workshop() else { return };
+    if curl(&["--version"], None).is_none() {
+        eprintln!("SKIPPED: curl missing: webhook not exercised");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = tmp.path().join("certs");
+    let o = moat(&[
+        "admission",
+        "certs",
+        "--out",
+        p(&certs),
+        "--name",
+        "127.0.0.1",
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(MOAT)
+        .args(["admission", "serve", "--listen", &addr])
+        .args([
+            "--tls-cert",
+            p(&certs.join("tls.crt")),
+            "--tls-key",
+            p(&certs.join("tls.key")),
+        ])
+        .args([
+            "--policies",
+            p(&w.join("image-security-policy.yaml")),
+            "--profile",
+            "pss-restricted",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start webhook");
+    let _server = Server(child);
+    let ca = certs.join("ca.crt");
+    let base = format!("https://{addr}");
+    let mut up = false;
+    for _ in 0..100 {
+        if curl(&["--cacert", p(&ca), &format!("{base}/healthz")], None).is_some() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "webhook did not come up on {addr}");
+    let post = |uid: &str, pod: &str| -> Value {
+        let out = curl(
+            &[
+                "--cacert",
+                p(&ca),
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                "@-",
+                &format!("{base}/validate"),
+            ],
+            Some(&review(uid, pod)),
+        )
+        .expect("webhook answered");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not an AdmissionReview ({e}): {out}"))
+    };
+    // The pod that follows the policy and PSS restricted is admitted, with nothing to warn about.
+    let ok = post("uid-good", GOOD_POD);
+    assert_eq!(ok["response"]["uid"], "uid-good");
+    assert_eq!(ok["response"]["allowed"], true, "{ok}");
+    assert!(
+        ok["response"]["warnings"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{ok}"
+    );
+    // The workshop's bad pod is refused by PSS restricted, with the reasons; the policy (no
+    // validationFailureAction: Kyverno's default, Audit) adds its three messages as warnings.
+    let no = post("uid-bad", BAD_POD);
+    assert_eq!(no["response"]["uid"], "uid-bad");
+    assert_eq!(no["response"]["allowed"], false, "{no}");
+    let msg = no["response"]["status"]["message"].as_str().unwrap_or("");
+    for why in ["allowPrivilegeEscalation", "runAsNonRoot", "seccompProfile"] {
+        assert!(msg.contains(why), "{why} not in the denial: {msg}");
+    }
+    let warnings = no["response"]["warnings"].to_string();
+    for m in [
+        "Containers must not run as root",
+        "Images must be scanned before deployment",
+        "Images must come from trusted registries",
+    ] {
+        assert!(warnings.contains(m), "{m} not warned: {no}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Exercise 4: namespace with least-privilege RBAC and network segmentation; the collector flagged.
 
