@@ -50,7 +50,8 @@ Machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%d). Command: \`ba
 | $N execs of /bin/true, \`moat runtime watch\` (default + Falco stable rules) | ${with} s (overhead $(echo "scale=1; ($with - $base) * 100 / $base" | bc) %) |
 | events the sensor delivered during the run | $events |
 | ring-buffer losses | $lost |
-| replay, evaluation only (Falco stable rules, one core) | $(echo "$replay" | sed -E 's/.*evaluate ([0-9]+) events\/s.*/\1/') events/s |
+| replay, evaluation only, whole recording per round (Falco stable rules, one core) | $(echo "$replay" | sed -E 's/.*; evaluate ([0-9]+) events\/s.*/\1/') events/s |
+| replay, evaluation only, each event while in cache as in the sensor (one core) | $(echo "$replay" | sed -E 's/.*evaluate-in-cache ([0-9]+) events\/s.*/\1/') events/s |
 | replay, JSON parsing + preparing | $(echo "$replay" | sed -E 's/.*parse\+prepare ([0-9]+) events\/s.*/\1/') events/s |
 | replay end to end (\`moat runtime replay FILE --rules falco_rules.yaml\`) | $e2e events/s |
 

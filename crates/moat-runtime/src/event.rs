@@ -60,6 +60,8 @@ pub struct Derived {
     pub(crate) pcmdline: Option<String>,
     pub(crate) evt_args: String,
     pub(crate) res_str: String,
+    /// Open flags decoded once: (read, write, exec).
+    pub(crate) open_rwx: (bool, bool, bool),
     pub(crate) prepared: bool,
 }
 
@@ -328,6 +330,18 @@ impl Event {
             .collect::<Vec<_>>()
             .join(" ");
         d.res_str = res_name(self.res);
+        let is_open = matches!(
+            self.evt_type.as_str(),
+            "open" | "openat" | "openat2" | "creat"
+        );
+        d.open_rwx = match self.args.get("flags") {
+            Some(fl) if is_open => (
+                fl.contains("O_RDONLY") || fl.contains("O_RDWR"),
+                fl.contains("O_WRONLY") || fl.contains("O_RDWR") || self.evt_type == "creat",
+                fl.contains("O_EXEC"),
+            ),
+            _ => (false, self.evt_type == "creat", false),
+        };
         if let Some(fd) = &mut self.fd
             && fd.name.is_empty()
             && fd.typ.is_ip()

@@ -450,17 +450,6 @@ fn base_of(path: &str) -> &str {
     }
 }
 
-fn open_flags(ev: &Event) -> Option<&str> {
-    ev.args.get("flags").map(String::as_str)
-}
-
-fn is_open(ev: &Event) -> bool {
-    matches!(
-        ev.evt_type.as_str(),
-        "open" | "openat" | "openat2" | "creat"
-    )
-}
-
 /// Extracts a single-valued field (for multi-valued ones without index: the first value).
 pub fn extract<'a>(ev: &'a Event, f: &FieldRef) -> V<'a> {
     let v = extract_raw(ev, f);
@@ -536,20 +525,9 @@ fn extract_raw<'a>(ev: &'a Event, f: &FieldRef) -> V<'a> {
             _ => V::None,
         },
         EvtTime | EvtRawtime => V::I(ev.ts as i64),
-        EvtIsOpenRead => match open_flags(ev) {
-            Some(fl) if is_open(ev) => V::B(fl.contains("O_RDONLY") || fl.contains("O_RDWR")),
-            _ => V::B(false),
-        },
-        EvtIsOpenWrite => match open_flags(ev) {
-            Some(fl) if is_open(ev) => {
-                V::B(fl.contains("O_WRONLY") || fl.contains("O_RDWR") || ev.evt_type == "creat")
-            }
-            _ => V::B(ev.evt_type == "creat"),
-        },
-        EvtIsOpenExec => match open_flags(ev) {
-            Some(fl) if is_open(ev) => V::B(fl.contains("O_EXEC")),
-            _ => V::B(false),
-        },
+        EvtIsOpenRead => V::B(d.open_rwx.0),
+        EvtIsOpenWrite => V::B(d.open_rwx.1),
+        EvtIsOpenExec => V::B(d.open_rwx.2),
         EvtSource => s("syscall"),
         ProcPid => V::I(p.pid),
         ProcPpid => parent.map_or(V::None, |a| V::I(a.pid)),
