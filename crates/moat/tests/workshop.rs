@@ -1162,6 +1162,58 @@ fn review(uid: &str, pod_yaml: &str) -> String {
     .to_string()
 }
 
+/// Starts `moat admission serve` on a free loopback port with `extra` after `--policies`; returns the
+/// server (stopped on drop) and a function posting an AdmissionReview for a pod.
+fn webhook(certs: &Path, extra: &[&str]) -> (Server, impl Fn(&str, &str) -> Value + use<>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new(MOAT)
+        .args(["admission", "serve", "--listen", &addr])
+        .args([
+            "--tls-cert",
+            p(&certs.join("tls.crt")),
+            "--tls-key",
+            p(&certs.join("tls.key")),
+        ])
+        .arg("--policies")
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start webhook");
+    let server = Server(child);
+    let ca = p(&certs.join("ca.crt")).to_string();
+    let base = format!("https://{addr}");
+    let mut up = false;
+    for _ in 0..100 {
+        if curl(&["--cacert", &ca, &format!("{base}/healthz")], None).is_some() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(up, "webhook did not come up on {addr}");
+    let post = move |uid: &str, pod: &str| -> Value {
+        let url = format!("{base}/validate");
+        let args = [
+            "--cacert",
+            &ca,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            &url,
+        ];
+        let out = curl(&args, Some(&review(uid, pod))).expect("webhook answered");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not an AdmissionReview ({e}): {out}"))
+    };
+    (server, post)
+}
+
 /// Block or allow at deployment: the webhook with the workshop's policy and PSS restricted, over real
 /// TLS with certificates from `moat admission certs`.
 #[test]
@@ -1182,58 +1234,8 @@ fn admission_webhook_blocks_or_allows() {
         "127.0.0.1",
     ]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let child = Command::new(MOAT)
-        .args(["admission", "serve", "--listen", &addr])
-        .args([
-            "--tls-cert",
-            p(&certs.join("tls.crt")),
-            "--tls-key",
-            p(&certs.join("tls.key")),
-        ])
-        .args([
-            "--policies",
-            p(&w.join("image-security-policy.yaml")),
-            "--profile",
-            "pss-restricted",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start webhook");
-    let _server = Server(child);
-    let ca = certs.join("ca.crt");
-    let base = format!("https://{addr}");
-    let mut up = false;
-    for _ in 0..100 {
-        if curl(&["--cacert", p(&ca), &format!("{base}/healthz")], None).is_some() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(up, "webhook did not come up on {addr}");
-    let post = |uid: &str, pod: &str| -> Value {
-        let out = curl(
-            &[
-                "--cacert",
-                p(&ca),
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                "@-",
-                &format!("{base}/validate"),
-            ],
-            Some(&review(uid, pod)),
-        )
-        .expect("webhook answered");
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not an AdmissionReview ({e}): {out}"))
-    };
+    let policy = w.join("image-security-policy.yaml");
+    let (_server, post) = webhook(&certs, &[p(&policy), "--profile", "pss-restricted"]);
     // The pod that follows the policy and PSS restricted is admitted, with nothing to warn about.
     let ok = post("uid-good", GOOD_POD);
     assert_eq!(ok["response"]["uid"], "uid-good");
@@ -1260,6 +1262,30 @@ fn admission_webhook_blocks_or_allows() {
         "Images must come from trusted registries",
     ] {
         assert!(warnings.contains(m), "{m} not warned: {no}");
+    }
+    // The same policy set to Enforce denies on its own rules, with their messages.
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let enforce = tmp.path().join("enforce.yaml");
+    std::fs::write(
+        &enforce,
+        text.replacen(
+            "\nspec:\n",
+            "\nspec:\n  validationFailureAction: Enforce\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let (_enforcing, post) = webhook(&certs, &[p(&enforce)]);
+    assert_eq!(post("uid-good", GOOD_POD)["response"]["allowed"], true);
+    let no = post("uid-bad", BAD_POD);
+    assert_eq!(no["response"]["allowed"], false, "{no}");
+    let msg = no["response"]["status"]["message"].as_str().unwrap_or("");
+    for m in [
+        "production-image-policy/no-root-user",
+        "production-image-policy/require-image-scanning",
+        "production-image-policy/trusted-registries",
+    ] {
+        assert!(msg.contains(m), "{m} not in the denial: {msg}");
     }
 }
 
