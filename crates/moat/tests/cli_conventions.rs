@@ -1029,3 +1029,35 @@ fn bug_output_to_a_symlink_or_fifo_writes_through() {
     let got = reader.join().unwrap();
     assert!(String::from_utf8_lossy(&got).contains("moat.report/v1"));
 }
+
+/// Every rule id `moat lint` reports is in `moat lint --list-rules`.
+#[test]
+#[ignore = "bug: BUG-W17 --list-rules omits the Kubernetes rules (MOAT-K8S-*, PSS checks) that lint reports"]
+fn bug_list_rules_covers_what_lint_reports() {
+    let Some(w) = shared()
+        .map(|s| s.join("data/workshop"))
+        .filter(|d| d.is_dir())
+    else {
+        eprintln!("SKIPPED: ../shared/data/workshop missing");
+        return;
+    };
+    let listed: serde_json::Value =
+        serde_json::from_slice(&moat(&["lint", "--list-rules", "--format", "json"]).stdout)
+            .unwrap();
+    let listed: std::collections::BTreeSet<String> = listed["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_string))
+        .collect();
+    let report: serde_json::Value =
+        serde_json::from_slice(&moat(&["lint", p(&w), "--format", "json"]).stdout).unwrap();
+    let missing: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .filter(|id| !listed.contains(*id))
+        .collect();
+    assert!(missing.is_empty(), "reported but not listed: {missing:?}");
+}
