@@ -850,6 +850,28 @@ fn reports_are_byte_identical_run_to_run() {
     for f in ["json", "sarif"] {
         twice(&["lint", p(&dir), "--format", f]);
     }
+    // Every other report-writing command, in each machine-readable format it has.
+    for (base, formats) in report_commands(tmp.path()) {
+        for f in formats
+            .into_iter()
+            .filter(|f| *f != "table" && *f != "text")
+        {
+            let mut a: Vec<&str> = base.iter().map(String::as_str).collect();
+            a.extend(["--format", f]);
+            twice(&a);
+        }
+    }
+    if let Some(db) = db() {
+        let bom = write_bom(tmp.path());
+        twice(&[
+            "explain",
+            "CVE-2023-43804",
+            p(&bom),
+            "--db",
+            p(&db),
+            "--json",
+        ]);
+    }
     // From another working directory, with relative paths: the same report.
     let rel = moat_in(Some(&repo()), &["lint", "examples", "--format", "json"]);
     let rel2 = moat_in(Some(&repo()), &["lint", "examples", "--format", "json"]);
