@@ -77,6 +77,7 @@ impl<'a> Target<'a> {
                 },
                 "serviceAccountName": sa_name,
                 "serviceAccountNamespace": sa_ns,
+                "images": images_of(self.obj),
             });
             Ctx::new(&root)
         })
@@ -521,4 +522,96 @@ fn ctx_request_object(ctx: &Ctx) -> Value {
         .map(|r| vars::to_json(&r))
         .and_then(|r| r.get("object").cloned())
         .unwrap_or(Value::Null)
+}
+
+/// Kyverno's `images` variable: per container list, per container name, the parsed image reference.
+fn images_of(obj: &Value) -> Value {
+    let spec = match obj.get("kind").and_then(Value::as_str) {
+        Some("Pod") => obj.get("spec"),
+        Some("CronJob") => obj.pointer("/spec/jobTemplate/spec/template/spec"),
+        _ => obj.pointer("/spec/template/spec"),
+    };
+    let mut out = serde_json::Map::new();
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let mut m = serde_json::Map::new();
+        for c in spec
+            .and_then(|s| s.get(list))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(name), Some(image)) = (
+                c.get("name").and_then(Value::as_str),
+                c.get("image").and_then(Value::as_str),
+            ) {
+                m.insert(name.to_string(), image_info(image));
+            }
+        }
+        if !m.is_empty() {
+            out.insert(list.to_string(), Value::Object(m));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Splits an image reference into registry, path, name, tag and digest (Docker Hub by default).
+pub(crate) fn image_info(reference: &str) -> Value {
+    let (rest, digest) = match reference.split_once('@') {
+        Some((r, d)) => (r, d),
+        None => (reference, ""),
+    };
+    let (registry, remainder) = match rest.split_once('/') {
+        Some((first, r)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            (first, r)
+        }
+        _ => ("docker.io", rest),
+    };
+    let (path, tag) = match remainder.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p, t),
+        _ => (remainder, ""),
+    };
+    let tag = if tag.is_empty() && digest.is_empty() {
+        "latest"
+    } else {
+        tag
+    };
+    let name = path.rsplit('/').next().unwrap_or(path);
+    json!({
+        "reference": reference,
+        "referenceWithTag": format!("{registry}/{path}:{tag}"),
+        "registry": registry,
+        "path": path,
+        "name": name,
+        "tag": tag,
+        "digest": digest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references() {
+        let i = image_info("nginx");
+        assert_eq!(
+            (
+                i["registry"].as_str(),
+                i["path"].as_str(),
+                i["tag"].as_str()
+            ),
+            (Some("docker.io"), Some("nginx"), Some("latest"))
+        );
+        let i = image_info("myregistry.azurecr.io/team/web:1.2@sha256:abc");
+        assert_eq!(i["registry"], "myregistry.azurecr.io");
+        assert_eq!(i["path"], "team/web");
+        assert_eq!(i["name"], "web");
+        assert_eq!(i["tag"], "1.2");
+        assert_eq!(i["digest"], "sha256:abc");
+        let i = image_info("localhost:5000/app");
+        assert_eq!(
+            (i["registry"].as_str(), i["tag"].as_str()),
+            (Some("localhost:5000"), Some("latest"))
+        );
+    }
 }

@@ -395,3 +395,46 @@ spec:
     let out = set.evaluate(&AdmissionInput::create(p("dev")));
     assert!(!out[0].enforce);
 }
+
+#[test]
+fn images_variable_for_registry_rules() {
+    let set = PolicySet::from_documents(docs(
+        r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: registries}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: trusted
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate:
+      message: "untrusted registry in {{ images.containers.*.registry | join(', ', @) }}"
+      deny:
+        conditions:
+          any:
+          - key: "{{ images.containers.*.registry }}"
+            operator: AnyNotIn
+            value: ["myregistry.azurecr.io", "ghcr.io"]
+"#,
+    ))
+    .unwrap();
+    let p = |img: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "a", "image": "ghcr.io/x/a:1"}, {"name": "b", "image": img}]}})
+    };
+    let out = set.evaluate(&AdmissionInput::create(p("nginx:1.25")));
+    assert_eq!(out[0].result, RuleResult::Fail);
+    assert!(out[0].message.contains("docker.io"), "{}", out[0].message);
+    // Autogen: the Deployment's template containers.
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "myregistry.azurecr.io/web:2"}]}}}});
+    assert_eq!(
+        set.evaluate(&AdmissionInput::create(d))[0].result,
+        RuleResult::Pass
+    );
+    assert_eq!(
+        set.evaluate(&AdmissionInput::create(p("ghcr.io/y/b:2")))[0].result,
+        RuleResult::Pass
+    );
+}
