@@ -499,6 +499,7 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
         DoubleBracket,
     }
     let mut mode = Mode::Start;
+    let mut single_bracket = false;
     let mut cur: Option<Command> = None;
     let mut cur_inner: Vec<String> = Vec::new();
     let mut pipeline: Vec<usize> = Vec::new();
@@ -592,7 +593,7 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
                 }
                 match mode {
                     Mode::DoubleBracket => {
-                        if raw == "]]" {
+                        if raw == "]]" || (single_bracket && raw == "]") {
                             mode = Mode::InCommand;
                         }
                         cur_inner.extend(inner.iter().cloned());
@@ -620,7 +621,16 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
                     Mode::Start => {
                         match raw.as_str() {
                             "if" | "then" | "else" | "elif" | "do" | "while" | "until" | "{"
-                            | "!" | "time" => continue,
+                            | "!" => continue,
+                            // ShellCheck (so hadolint) sees `time` as a command of its own besides
+                            // the command it times.
+                            "time" => {
+                                out.commands.push(Command {
+                                    name: "time".into(),
+                                    ..Default::default()
+                                });
+                                continue;
+                            }
                             "fi" | "done" | "}" => {
                                 mode = Mode::InCommand;
                                 continue;
@@ -637,7 +647,10 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
                                 mode = Mode::CaseWord;
                                 continue;
                             }
-                            "[[" => {
+                            // Conditions are not commands (ShellCheck parses `[ .. ]` and `[[ .. ]]`
+                            // as conditions, so hadolint's rules never see them).
+                            "[[" | "[" => {
+                                single_bracket = raw == "[";
                                 mode = Mode::DoubleBracket;
                                 continue;
                             }
@@ -717,7 +730,7 @@ mod tests {
             names(
                 "set -eux; arch=\"$(dpkg --print-architecture)\"; case \"$arch\" in amd64) url=x ;; arm64|aarch64) echo a ;; *) exit 1 ;; esac; for f in a b; do chmod +x \"$f\"; done; if [ -f x ]; then rm x; fi"
             ),
-            ["set", "dpkg", "echo", "exit", "chmod", "[", "rm"]
+            ["set", "dpkg", "echo", "exit", "chmod", "rm"]
         );
         assert_eq!(
             names("( cd /x && make ) || { echo fail; exit 1; }"),
