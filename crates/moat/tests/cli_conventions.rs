@@ -1007,8 +1007,7 @@ fn bug_endless_inputs_stop_at_a_limit_everywhere() {
 /// `-o` to something that is not a regular file writes to it, never replaces it (`-o /dev/null` as root
 /// must not turn /dev/null into a file). Checked on a symlink and a FIFO in a temporary directory.
 #[test]
-#[ignore = "bug: BUG-W16 -o renames over the target: replaces symlinks, FIFOs (and /dev/null as root) with a file"]
-fn bug_output_to_a_symlink_or_fifo_writes_through() {
+fn output_to_a_symlink_or_fifo_writes_through() {
     let tmp = tempfile::tempdir().unwrap();
     let df = repo().join("examples/secure.dockerfile");
     let real = tmp.path().join("real.json");
