@@ -13,7 +13,17 @@ fn identity(f: &Finding) -> (String, String, String, String) {
     (
         f.kind.as_str().to_string(),
         f.id.clone(),
-        f.package.as_ref().map(|p| format!("{}@{}", p.name, p.version)).unwrap_or_default(),
+        // The purl without qualifiers names a package the same way in every report: an SBOM read back
+        // may spell `Jinja2` as `jinja2`, the purl is the same.
+        f.package
+            .as_ref()
+            .map(|p| {
+                let mut purl = p.purl.clone();
+                purl.qualifiers.clear();
+                purl.subpath = None;
+                purl.to_string().to_ascii_lowercase()
+            })
+            .unwrap_or_default(),
         f.location.field.clone().unwrap_or_default(),
     )
 }

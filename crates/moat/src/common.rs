@@ -1,7 +1,7 @@
 //! What every command shares: output selection, the `--fail-on` gate, and error → exit code mapping.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -38,23 +38,36 @@ impl OutputArgs {
                     r => r?,
                 }
             }
-            Some(path) => {
-                let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let tmp = dir.join(format!(".{name}.moat-tmp"));
-                // Errors name the user's path, not the temporary file.
-                if let Err(e) = std::fs::write(&tmp, text) {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(InputError(format!("cannot write {}: {e}", path.display())).into());
-                }
-                if let Err(e) = std::fs::rename(&tmp, path) {
-                    let _ = std::fs::remove_file(&tmp);
-                    return Err(InputError(format!("cannot write {}: {e}", path.display())).into());
-                }
-            }
+            Some(path) => write_file(path, text)?,
         }
         Ok(())
     }
+}
+
+/// Writes a report file. A regular file (or a new one) is replaced atomically via a temporary sibling
+/// and rename, so a failed run never leaves half a report. Anything else is written in place: a symlink
+/// is written through to its target, and a device or FIFO (`-o /dev/null`, `-o >(...)`) is opened and
+/// written, never replaced.
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    let fail = |e: std::io::Error| -> anyhow::Error { InputError(format!("cannot write {}: {e}", path.display())).into() };
+    let regular_or_new = match std::fs::symlink_metadata(path) {
+        Ok(m) => m.file_type().is_file(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(fail(e)),
+    };
+    if !regular_or_new {
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(fail)?;
+        f.write_all(text.as_bytes()).and_then(|_| f.flush()).map_err(fail)?;
+        return Ok(());
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.moat-tmp"));
+    if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
+    Ok(())
 }
 
 /// `--fail-on SEVERITY`: the CI gate.
@@ -103,4 +116,43 @@ macro_rules! outln {
         use std::io::Write as _;
         let _ = writeln!(std::io::stdout().lock(), $($t)*);
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_replaces_regular_files_and_writes_through_links_and_fifos() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let file = d.path().join("r.json");
+        std::fs::write(&file, "old").expect("seed");
+        write_file(&file, "new").expect("write file");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "new");
+
+        let target = d.path().join("target.json");
+        std::fs::write(&target, "").expect("seed target");
+        let link = d.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        write_file(&link, "through").expect("write link");
+        assert!(std::fs::symlink_metadata(&link).expect("link meta").file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).expect("read target"), "through");
+
+        let fifo = d.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("cstring");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc_mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read fifo"))
+        };
+        write_file(&fifo, "piped").expect("write fifo");
+        assert_eq!(reader.join().expect("reader"), "piped");
+        assert!(!std::fs::symlink_metadata(&fifo).expect("fifo meta").file_type().is_file());
+    }
+
+    unsafe extern "C" {
+        #[link_name = "mkfifo"]
+        fn libc_mkfifo(path: *const std::ffi::c_char, mode: u32) -> i32;
+    }
 }
