@@ -60,6 +60,7 @@ fn moat(args: &[&str]) -> Output {
         .args(args)
         .env("MOAT_DB", "/nonexistent/moat-db")
         .env_remove("MOAT_OSV_MIRROR")
+        .env("COSIGN_PASSWORD", "")
         .stdin(Stdio::null())
         .output()
         .expect("run moat");
@@ -828,6 +829,42 @@ fn exercise2_pushed_image_alert_and_remediation_plan() {
     let o = moat(&["explain", id, &reg, "--insecure-registry", "--db", p(&db)]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout(&o).contains("MATCH"), "{}", stdout(&o));
+
+    // The pipeline's "sign" step and its check: cosign-compatible keys, the signature pushed next to
+    // the image, verified by the trusted key only.
+    let keys = tmp.path().join("keys");
+    let other = tmp.path().join("other-keys");
+    for dir in [&keys, &other] {
+        let o = moat(&["key", "generate", "--out", p(dir)]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (key, public, other_public) = (
+        keys.join("cosign.key"),
+        keys.join("cosign.pub"),
+        other.join("cosign.pub"),
+    );
+    let verify = |public: &Path| {
+        moat(&[
+            "verify",
+            &reg,
+            "--insecure-registry",
+            "--key",
+            p(public),
+            "--format",
+            "json",
+        ])
+    };
+    assert_eq!(code(&verify(&public)), 1, "not signed yet");
+    let o = moat(&["sign", &reg, "--insecure-registry", "--key", p(&key)]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let ok = verify(&public);
+    assert_eq!(code(&ok), 0, "{}", String::from_utf8_lossy(&ok.stderr));
+    let r = json(&ok);
+    assert!(findings(&r).is_empty(), "{r}");
+    assert_eq!(r["metadata"]["verified_by"], p(&public));
+    let no = verify(&other_public);
+    assert_eq!(code(&no), 1, "a signature by another key is not trusted");
+    assert!(findings(&json(&no)).iter().any(|f| f["severity"] == "HIGH"));
 }
 
 // ---------------------------------------------------------------------------------------------
