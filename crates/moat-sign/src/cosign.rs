@@ -84,7 +84,10 @@ fn existing_layers(reg: &Registry, r: &ImageRef, tag: &str) -> Result<Vec<Value>
         .and_then(Value::as_array)
         .ok_or_else(|| invalid(&what, "signature manifest has no layers array"))?;
     if layers.len() > MAX_SIGNATURES {
-        return Err(invalid(&what, format!("{} signature layers: too many", layers.len())));
+        return Err(invalid(
+            &what,
+            format!("{} signature layers: too many", layers.len()),
+        ));
     }
     Ok(layers.clone())
 }
@@ -106,8 +109,11 @@ pub fn sign_image(
     let payload_digest = sha256_digest(&payload);
     let already = layers.iter().any(|l| {
         l.get("digest").and_then(Value::as_str) == Some(payload_digest.as_str())
-            && l.pointer(&format!("/annotations/{}", SIGNATURE_ANNOTATION.replace('/', "~1")))
-                .and_then(Value::as_str)
+            && l.pointer(&format!(
+                "/annotations/{}",
+                SIGNATURE_ANNOTATION.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
                 == Some(signature_b64.as_str())
     });
     if already {
@@ -280,8 +286,14 @@ fn check_layer(
         Ok(p) => p,
         Err(e) => return fail(check, format!("payload unreadable: {e}")),
     };
-    let Some(k) = keys.iter().position(|k| k.verify(&payload, &signature).is_ok()) else {
-        return fail(check, "the signature does not verify with any trusted key".into());
+    let Some(k) = keys
+        .iter()
+        .position(|k| k.verify(&payload, &signature).is_ok())
+    else {
+        return fail(
+            check,
+            "the signature does not verify with any trusted key".into(),
+        );
     };
     check.key = Some(k);
     let v: Value = match serde_json::from_slice(&payload) {
@@ -292,7 +304,10 @@ fn check_layer(
     check.docker_reference = field("/critical/identity/docker-reference");
     check.signed_digest = field("/critical/image/docker-manifest-digest");
     if field("/critical/type").as_deref() != Some(SIGNATURE_TYPE) {
-        return fail(check, format!("payload critical.type is not {SIGNATURE_TYPE:?}"));
+        return fail(
+            check,
+            format!("payload critical.type is not {SIGNATURE_TYPE:?}"),
+        );
     }
     match check.signed_digest.as_deref() {
         Some(d) if d == digest => {}
@@ -300,15 +315,28 @@ fn check_layer(
             let why = format!("the signature is for manifest {d}, not this image's {digest}");
             return fail(check, why);
         }
-        None => return fail(check, "payload has no critical.image.docker-manifest-digest".into()),
+        None => {
+            return fail(
+                check,
+                "payload has no critical.image.docker-manifest-digest".into(),
+            );
+        }
     }
     match check.docker_reference.as_deref() {
         Some(claimed) if r.same_repository(claimed) => {}
         Some(claimed) => {
-            let why = format!("the signature names repository {claimed:?}, not {}", r.repository_name());
+            let why = format!(
+                "the signature names repository {claimed:?}, not {}",
+                r.repository_name()
+            );
             return fail(check, why);
         }
-        None => return fail(check, "payload has no critical.identity.docker-reference".into()),
+        None => {
+            return fail(
+                check,
+                "payload has no critical.identity.docker-reference".into(),
+            );
+        }
     }
     check.verified = true;
     check

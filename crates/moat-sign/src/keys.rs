@@ -159,13 +159,15 @@ fn check_size(text: &[u8], name: &str) -> Result<(), SignError> {
 /// `name` is the file name used in errors.
 pub fn load_private_key(text: &[u8], password: &[u8], name: &str) -> Result<SigningKey, SignError> {
     check_size(text, name)?;
-    let (label, body) = pem::decode_vec(trim_pem(text))
-        .map_err(|e| key_error(name, format!("not a PEM key file: {e}")))?;
-    match label {
+    let (label, body) = decode_pem(text, name)?;
+    match label.as_str() {
         ENCRYPTED_LABEL | LEGACY_ENCRYPTED_LABEL => {
             let der = decrypt_envelope(&body, password, name)?;
             SigningKey::from_pkcs8_der(&der).map_err(|e| {
-                key_error(name, format!("decrypted key is not a P-256 PKCS#8 key: {e}"))
+                key_error(
+                    name,
+                    format!("decrypted key is not a P-256 PKCS#8 key: {e}"),
+                )
             })
         }
         "PRIVATE KEY" => SigningKey::from_pkcs8_der(&body)
@@ -179,29 +181,59 @@ pub fn load_private_key(text: &[u8], password: &[u8], name: &str) -> Result<Sign
         )),
         other => Err(key_error(
             name,
-            format!("PEM type {other:?} is not a private key moat reads (ENCRYPTED SIGSTORE PRIVATE KEY, PRIVATE KEY, EC PRIVATE KEY)"),
+            format!(
+                "PEM type {other:?} is not a private key moat reads (ENCRYPTED SIGSTORE PRIVATE KEY, PRIVATE KEY, EC PRIVATE KEY)"
+            ),
         )),
     }
 }
 
-/// Strict PEM readers reject leading blank lines or trailing text; key files often have them.
-fn trim_pem(text: &[u8]) -> &[u8] {
-    let start = text
-        .windows(5)
-        .position(|w| w == b"-----")
-        .unwrap_or(0);
-    let t = &text[start..];
-    let end = t
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    &t[..end]
+/// Decodes one PEM block leniently: text around it, any line length and CRLF are accepted (Go,
+/// OpenSSL and editors disagree on these); the label must match at BEGIN and END.
+fn decode_pem(text: &[u8], name: &str) -> Result<(String, Vec<u8>), SignError> {
+    let text =
+        std::str::from_utf8(text).map_err(|_| key_error(name, "not a PEM key file (not UTF-8)"))?;
+    let mut lines = text.lines().map(str::trim);
+    let label = lines
+        .by_ref()
+        .find_map(|l| {
+            l.strip_prefix("-----BEGIN ")
+                .and_then(|r| r.strip_suffix("-----"))
+        })
+        .ok_or_else(|| key_error(name, "not a PEM key file (no -----BEGIN line)"))?
+        .to_string();
+    let end = format!("-----END {label}-----");
+    let mut body = String::new();
+    let mut closed = false;
+    for l in lines {
+        if l == end {
+            closed = true;
+            break;
+        }
+        if l.contains(':') {
+            continue; // RFC 1421 headers (Proc-Type...) carry nothing moat uses.
+        }
+        body.push_str(l);
+    }
+    if !closed {
+        return Err(key_error(
+            name,
+            format!("PEM block {label:?} has no {end} line"),
+        ));
+    }
+    let der = B64
+        .decode(body.as_bytes())
+        .map_err(|e| key_error(name, format!("PEM body is not base64: {e}")))?;
+    Ok((label, der))
 }
 
 fn decrypt_envelope(body: &[u8], password: &[u8], name: &str) -> Result<Vec<u8>, SignError> {
-    let env: Envelope = serde_json::from_slice(body)
-        .map_err(|e| key_error(name, format!("encrypted key envelope is not valid JSON: {e}")))?;
+    let env: Envelope = serde_json::from_slice(body).map_err(|e| {
+        key_error(
+            name,
+            format!("encrypted key envelope is not valid JSON: {e}"),
+        )
+    })?;
     if env.kdf.name != "scrypt" {
         return Err(key_error(
             name,
@@ -255,16 +287,13 @@ fn decrypt_envelope(body: &[u8], password: &[u8], name: &str) -> Result<Vec<u8>,
 /// Reads a public key PEM (`PUBLIC KEY`, SPKI). `name` is the file name used in errors.
 pub fn load_public_key(text: &[u8], name: &str) -> Result<VerifyingKey, SignError> {
     check_size(text, name)?;
-    let s = std::str::from_utf8(trim_pem(text))
-        .map_err(|_| key_error(name, "not a PEM file (not UTF-8)"))?;
-    let (label, _) =
-        pem::decode_vec(s.as_bytes()).map_err(|e| key_error(name, format!("not a PEM key file: {e}")))?;
+    let (label, der) = decode_pem(text, name)?;
     if label != "PUBLIC KEY" {
         return Err(key_error(
             name,
             format!("PEM type {label:?}: verification needs a PUBLIC KEY (cosign.pub)"),
         ));
     }
-    VerifyingKey::from_public_key_pem(s)
+    VerifyingKey::from_public_key_der(&der)
         .map_err(|e| key_error(name, format!("not an ECDSA P-256 public key: {e}")))
 }

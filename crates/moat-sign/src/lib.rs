@@ -9,8 +9,8 @@
 //!   per signature (`application/vnd.dev.cosign.simplesigning.v1+json`, the payload as the blob, the
 //!   base64 DER ECDSA signature in the `dev.cosignproject.cosign/signature` annotation).
 
-pub mod keys;
 mod cosign;
+pub mod keys;
 mod reference;
 mod registry;
 

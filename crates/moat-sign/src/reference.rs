@@ -17,8 +17,11 @@ pub struct ImageRef {
 }
 
 pub(crate) fn is_sha256_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 impl ImageRef {
@@ -50,7 +53,9 @@ impl ImageRef {
         if let Some(t) = &tag
             && (t.is_empty()
                 || t.len() > 128
-                || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
         {
             return Err(bad("invalid tag"));
         }
@@ -79,7 +84,9 @@ impl ImageRef {
             || !repo
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
-            || repo.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            || repo
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(bad("invalid repository name"));
         }
@@ -156,7 +163,10 @@ mod tests {
     #[test]
     fn parses_and_compares() {
         let r = ImageRef::parse("registry:127.0.0.1:5000/demo:1").unwrap();
-        assert_eq!((r.host.as_str(), r.repo.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "demo", Some("1")));
+        assert_eq!(
+            (r.host.as_str(), r.repo.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "demo", Some("1"))
+        );
         assert_eq!(r.repository_name(), "127.0.0.1:5000/demo");
         assert!(r.same_repository("127.0.0.1:5000/demo"));
         assert!(r.same_repository("127.0.0.1:5000/demo:2"));

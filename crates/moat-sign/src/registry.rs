@@ -147,7 +147,10 @@ impl Registry {
             }
             return Ok(resp);
         }
-        Err(net(url, "401 Unauthorized after authenticating: the credentials were refused"))
+        Err(net(
+            url,
+            "401 Unauthorized after authenticating: the credentials were refused",
+        ))
     }
 
     fn transport(&self, url: &str, e: ureq::Error) -> SignError {
@@ -160,7 +163,12 @@ impl Registry {
             other => {
                 let msg = other.to_string();
                 if !self.insecure && msg.to_ascii_lowercase().contains("tls") {
-                    net(url, format!("request failed: {msg} (for a plain-HTTP loopback registry use --insecure-registry)"))
+                    net(
+                        url,
+                        format!(
+                            "request failed: {msg} (for a plain-HTTP loopback registry use --insecure-registry)"
+                        ),
+                    )
                 } else {
                     net(url, format!("request failed: {msg}"))
                 }
@@ -171,7 +179,9 @@ impl Registry {
     fn answer(&self, challenge: &str, url: &str) -> Result<bool, SignError> {
         let (scheme, params) = parse_challenge(challenge);
         if scheme.eq_ignore_ascii_case("basic") {
-            let Some(b) = &self.basic else { return Ok(false) };
+            let Some(b) = &self.basic else {
+                return Ok(false);
+            };
             *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("Basic {b}"));
             return Ok(true);
         }
@@ -188,7 +198,10 @@ impl Registry {
             return Err(net(url, "bearer challenge without a realm"));
         };
         if !(realm.starts_with("https://") || self.insecure && realm.starts_with("http://")) {
-            return Err(net(url, format!("token realm {realm:?} is not an https URL")));
+            return Err(net(
+                url,
+                format!("token realm {realm:?} is not an https URL"),
+            ));
         }
         let scope = param("scope")
             .map(str::to_string)
@@ -222,7 +235,10 @@ impl Registry {
             return Err(net(&token_url, "token answer has no token"));
         };
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(net(&token_url, "token has characters not allowed in a header"));
+            return Err(net(
+                &token_url,
+                "token has characters not allowed in a header",
+            ));
         }
         *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("Bearer {token}"));
         Ok(true)
@@ -242,7 +258,10 @@ impl Registry {
         }
         let bytes = read_bounded(resp, MAX_MANIFEST, &url)?;
         if reference.starts_with("sha256:") && sha256_digest(&bytes) != reference {
-            return Err(net(&url, "manifest content does not match the digest it was fetched by"));
+            return Err(net(
+                &url,
+                "manifest content does not match the digest it was fetched by",
+            ));
         }
         Ok(Some(bytes))
     }
@@ -271,7 +290,12 @@ impl Registry {
             return Ok(digest);
         }
         let start = format!("{}/blobs/uploads/", self.base);
-        let resp = self.send("POST", &start, &[], &Body::Bytes(&[], "application/octet-stream"))?;
+        let resp = self.send(
+            "POST",
+            &start,
+            &[],
+            &Body::Bytes(&[], "application/octet-stream"),
+        )?;
         let status = resp.status().as_u16();
         if status != 202 {
             return Err(status_error(&start, status, resp));
@@ -289,7 +313,10 @@ impl Registry {
         } else if location.starts_with('/') {
             format!("{}{location}", self.origin)
         } else {
-            return Err(net(&start, format!("upload Location {location:?} is not a URL or path")));
+            return Err(net(
+                &start,
+                format!("upload Location {location:?} is not a URL or path"),
+            ));
         };
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={}", encode(&digest)));
@@ -357,7 +384,9 @@ fn status_error(url: &str, status: u16, resp: ureq::http::Response<ureq::Body>) 
         })
         .unwrap_or_default();
     let why = match status {
-        401 => format!("401 Unauthorized{detail}: the registry wants credentials (docker login writes them to ~/.docker/config.json)"),
+        401 => format!(
+            "401 Unauthorized{detail}: the registry wants credentials (docker login writes them to ~/.docker/config.json)"
+        ),
         403 => format!("403 Forbidden{detail}: the credentials do not grant this access"),
         404 => format!("404 Not Found{detail}: no such repository, tag, manifest or blob"),
         s if s >= 500 => format!("{s} server error{detail}"),
@@ -376,7 +405,12 @@ fn parse_challenge(s: &str) -> (String, Vec<(String, String)>) {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_string();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_string();
         if key.is_empty() {
             break;
         }
@@ -424,7 +458,9 @@ fn credentials(host: &str, explicit: Option<&PathBuf>) -> Option<String> {
         .cloned()
         .or_else(|| std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from))
         .or_else(|| std::env::var_os("DOCKER_CONFIG").map(|d| PathBuf::from(d).join("config.json")))
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+        })?;
     let f = std::fs::File::open(&path).ok()?;
     if !f.metadata().ok()?.is_file() {
         return None;
@@ -440,7 +476,9 @@ fn credentials(host: &str, explicit: Option<&PathBuf>) -> Option<String> {
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     for (key, entry) in auths {
-        let k = key.trim_start_matches("https://").trim_start_matches("http://");
+        let k = key
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
         let k = k.split('/').next().unwrap_or(k);
         if !wanted.contains(&k) {
             continue;

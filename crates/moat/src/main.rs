@@ -36,6 +36,12 @@ enum Command {
     Policy(cmd::policy::Args),
     /// Validating admission webhook (PSS, Kyverno policies, trusted registries) and its certificates.
     Admission(cmd::admission::Args),
+    /// Signing keys (cosign-compatible): `key generate` writes cosign.key and cosign.pub.
+    Key(cmd::sign::KeyArgs),
+    /// Sign an image in a registry with a key (cosign-compatible `sha256-<hex>.sig` signatures).
+    Sign(cmd::sign::Args),
+    /// Verify an image carries a valid signature by a trusted key: exit 0 signed, 1 not, 2 input error.
+    Verify(cmd::sign::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,9 @@ fn main() -> ExitCode {
         Command::Runtime(a) => cmd::runtime::run(a),
         Command::Policy(a) => cmd::policy::run(a),
         Command::Admission(a) => cmd::admission::run(a),
+        Command::Key(a) => cmd::sign::run_key(a),
+        Command::Sign(a) => cmd::sign::run(a),
+        Command::Verify(a) => cmd::sign::run_verify(a),
     };
     common::finish(result)
 }

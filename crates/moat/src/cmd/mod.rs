@@ -10,3 +10,4 @@ pub mod db;
 pub mod explain;
 pub mod runtime;
 pub mod policy;
+pub mod sign;
