@@ -106,12 +106,70 @@ const GROUPS: &[&[&str]] = &[
     &["admission"],
 ];
 
+/// The subcommands a help text lists under `Commands:` (without `help`).
+fn listed_subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Command paths: each is the words that reach a (sub)command.
+type Paths = Vec<Vec<String>>;
+
+/// Every command path the binary offers, found by walking `--help` (so new commands are covered
+/// without editing this file): (leaves, groups).
+fn discovered() -> &'static (Paths, Paths) {
+    static D: OnceLock<(Paths, Paths)> = OnceLock::new();
+    D.get_or_init(|| {
+        let (mut leaves, mut groups) = (Vec::new(), Vec::new());
+        let mut todo: Paths = vec![vec![]];
+        while let Some(path) = todo.pop() {
+            let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+            args.push("--help");
+            let help = String::from_utf8_lossy(&moat(&args).stdout).into_owned();
+            let subs = listed_subcommands(&help);
+            if subs.is_empty() {
+                leaves.push(path);
+            } else {
+                if !path.is_empty() {
+                    groups.push(path.clone());
+                }
+                for s in subs {
+                    let mut next = path.clone();
+                    next.push(s);
+                    todo.push(next);
+                }
+            }
+        }
+        leaves.sort();
+        groups.sort();
+        (leaves, groups)
+    })
+}
+
 #[test]
 fn help_works_for_every_command() {
     let top = moat(&["--help"]);
     assert_eq!(code(&top), 0);
     let text = String::from_utf8_lossy(&top.stdout).into_owned();
+    let (leaves, groups) = discovered();
+    // What this file was written against is still there (discovery works).
     for cmd in COMMANDS.iter().chain(GROUPS) {
+        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        assert!(
+            leaves.contains(&cmd) || groups.contains(&cmd),
+            "{cmd:?} not found by walking --help"
+        );
+    }
+    for cmd in leaves.iter().chain(groups) {
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let cmd = &cmd;
         if cmd.len() == 1 {
             assert!(
                 text.contains(&format!("  {}", cmd[0])),
@@ -144,8 +202,9 @@ fn help_works_for_every_command() {
 
 #[test]
 fn usage_errors_are_exit_2_with_a_message() {
-    for cmd in COMMANDS {
-        let mut args = cmd.to_vec();
+    let (leaves, groups) = discovered();
+    for cmd in leaves {
+        let mut args: Vec<&str> = cmd.iter().map(String::as_str).collect();
         args.push("--no-such-flag");
         let o = moat(&args);
         assert_eq!(code(&o), 2, "{args:?}");
@@ -156,8 +215,9 @@ fn usage_errors_are_exit_2_with_a_message() {
         );
         assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
     }
-    for g in GROUPS {
-        let o = moat(g);
+    for g in groups {
+        let g: Vec<&str> = g.iter().map(String::as_str).collect();
+        let o = moat(&g);
         assert_eq!(code(&o), 2, "{g:?} without a subcommand");
         assert!(stderr(&o).contains("Usage:"), "{g:?}");
         let mut args = g.to_vec();
@@ -438,6 +498,22 @@ fn missing_junk_and_directory_inputs_are_exit_2_naming_the_file() {
         );
     }
     add(&["admission", "certs", "--out", &jb], &jb);
+    // sign / verify: the key (read before any registry is contacted).
+    for f in [&missing, &empty_y, &jb, &dir] {
+        for cmd in ["sign", "verify"] {
+            add(
+                &[
+                    cmd,
+                    "--key",
+                    f,
+                    "registry:127.0.0.1:1/x:1",
+                    "--insecure-registry",
+                ],
+                f,
+            );
+        }
+    }
+    add(&["key", "generate", "--out", &jb], &jb);
 
     for (args, file) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
