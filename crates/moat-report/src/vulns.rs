@@ -85,7 +85,9 @@ pub fn to_vuln_table(report: &Report) -> String {
     if !others.is_empty() {
         let mut rest = report.clone();
         rest.findings = others;
-        out.push_str(&crate::to_table(&rest));
+        // The general table repeats the target line; the vulnerability table already printed it.
+        let t = crate::to_table(&rest);
+        out.push_str(t.split_once('\n').map_or(t.as_str(), |(_, body)| body));
         return out;
     }
     let counts: Vec<String> = report

@@ -793,6 +793,8 @@ fn old_dpkg_status_over_debian_10_finds_what_the_dsa_dla_data_says() {
             &format!("dir:{}", root.display()),
             "--format",
             "json",
+            "--scanners",
+            "vuln",
         ],
         Some(&db),
     );
@@ -812,6 +814,8 @@ fn old_dpkg_status_over_debian_10_finds_what_the_dsa_dla_data_says() {
             &format!("docker-archive:{}", image.display()),
             "--format",
             "json",
+            "--scanners",
+            "vuln",
         ],
         Some(&db),
     );

@@ -268,9 +268,10 @@ fn read_manifest(name: &str, path: &Path) -> anyhow::Result<(String, String)> {
 
 /// Image-configuration checks: the image config (user, healthcheck, env, history) and the metadata of
 /// the files the checks need (setuid/setgid, world-writable, package-manager caches).
-fn lint_image(target: &str) -> anyhow::Result<Vec<Finding>> {
+/// `moat scan` runs the same checks on the images it scans.
+pub(crate) fn lint_image(target: &str, opts: &moat_image::OpenOptions) -> anyhow::Result<Vec<Finding>> {
     let t = moat_image::Target::parse(target).map_err(|e| InputError(format!("{target}: {e}")))?;
-    let image = moat_image::Image::open(&t, &moat_image::OpenOptions::default())
+    let image = moat_image::Image::open(&t, opts)
         .map_err(|e| InputError(format!("{target}: {e}")))?;
     let cfg = image
         .config()
@@ -364,7 +365,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                 kinds.push("kubernetes");
             }
             Input::Image { target } => {
-                findings.extend(lint_image(target)?);
+                findings.extend(lint_image(target, &moat_image::OpenOptions::default())?);
                 kinds.push("image");
             }
         }

@@ -25,6 +25,16 @@ pub enum ScanFormat {
     Cyclonedx,
 }
 
+/// What `moat scan` judges. Both by default, as a user of an image scanner expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scanner {
+    /// Known vulnerabilities in OS and language packages (the OSV database).
+    Vuln,
+    /// Image-configuration checks (root user, HEALTHCHECK, secrets in Env/history, setuid files,
+    /// world-writable files, ADD in history, package caches) — the same as `moat lint IMAGE`.
+    Config,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// What to scan: oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE, dir:PATH,
@@ -36,6 +46,9 @@ pub struct Args {
     /// Only report these severities (comma-separated: critical,high,...).
     #[arg(long, value_delimiter = ',', value_name = "SEVERITY,...")]
     pub severity: Vec<Severity>,
+    /// What to check (comma-separated): vuln, config. Default: both.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "vuln,config")]
+    pub scanners: Vec<Scanner>,
     /// Leave out vulnerabilities that have no fixed version yet.
     #[arg(long)]
     pub ignore_unfixed: bool,
@@ -92,12 +105,17 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     let mut findings: Vec<Finding> = Vec::new();
     let mut digest = None;
     let mut missing_db: Option<String> = None;
+    let vuln = a.scanners.contains(&Scanner::Vuln);
+    if a.scanners.contains(&Scanner::Config) && !matches!(target, Target::Sbom(_)) {
+        findings.extend(super::lint::lint_image(&a.target, &opts)?);
+    }
     match Snapshot::open(&db_dir) {
+        _ if !vuln => {}
         Ok(snap) => {
             let result = moat_vulndb::scan(&snap, &inv)
                 .with_context(|| format!("reading {}", snap.path().display()))?;
             digest = Some(snap.meta().digest.clone());
-            findings = result.findings;
+            findings.extend(result.findings);
             if !result.unmatchable.is_empty() {
                 warnings.push(format!(
                     "{} package(s) have no advisory ecosystem and were not checked for vulnerabilities (see `moat explain`): {}",
