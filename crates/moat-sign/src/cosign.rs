@@ -19,6 +19,9 @@ pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Payloads are a few hundred bytes; optional annotations can add some.
 const MAX_PAYLOAD: u64 = 1 << 20;
+/// All payloads of one verification together: a hostile `.sig` manifest cannot make moat download
+/// gigabytes.
+const MAX_PAYLOAD_TOTAL: u64 = 16 << 20;
 /// A `.sig` manifest with more signature layers than this is treated as hostile.
 const MAX_SIGNATURES: usize = 1000;
 
@@ -224,10 +227,34 @@ pub fn verify_reference(
     let reg = Registry::new(&r, options);
     let digest = resolve(&reg, &r)?;
     let tag = signature_tag(&digest);
-    let layers = existing_layers(&reg, &r, &tag)?;
     let mut checks = Vec::new();
+    // Whoever can push to the repository can write the .sig tag: a malformed one is a rejected
+    // signature (exit 1, deny), never an error a fail-open webhook would admit on.
+    let layers = match existing_layers(&reg, &r, &tag) {
+        Ok(l) => l,
+        Err(SignError::Invalid { why, .. }) => {
+            checks.push(SignatureCheck {
+                layer: tag.clone(),
+                key: None,
+                docker_reference: None,
+                signed_digest: None,
+                verified: false,
+                problem: Some(why),
+            });
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
+    let mut budget = MAX_PAYLOAD_TOTAL;
     for layer in &layers {
-        checks.push(check_layer(&reg, &r, &digest, layer, public_keys));
+        checks.push(check_layer(
+            &reg,
+            &r,
+            &digest,
+            layer,
+            public_keys,
+            &mut budget,
+        ));
     }
     Ok(Verdict {
         reference: r.to_string(),
@@ -243,6 +270,7 @@ fn check_layer(
     digest: &str,
     layer: &Value,
     keys: &[VerifyingKey],
+    budget: &mut u64,
 ) -> SignatureCheck {
     let layer_digest = layer
         .get("digest")
@@ -282,10 +310,17 @@ fn check_layer(
     let Ok(signature) = Signature::from_der(&sig_der) else {
         return fail(check, "signature is not a DER ECDSA P-256 signature".into());
     };
-    let payload = match reg.blob(&layer_digest, MAX_PAYLOAD) {
+    if *budget == 0 {
+        return fail(
+            check,
+            "not checked: the signature payloads already read exceed 16 MiB".into(),
+        );
+    }
+    let payload = match reg.blob(&layer_digest, MAX_PAYLOAD.min(*budget)) {
         Ok(p) => p,
         Err(e) => return fail(check, format!("payload unreadable: {e}")),
     };
+    *budget = budget.saturating_sub(payload.len() as u64);
     let Some(k) = keys
         .iter()
         .position(|k| k.verify(&payload, &signature).is_ok())

@@ -288,6 +288,24 @@ fn sign_and_verify_against_a_real_registry() {
         );
     }
 
+    // A hostile .sig manifest (1,001 layers) is a rejection, not an error a fail-open webhook admits on.
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&raw.manifest("demo", &s1.signature_tag)).unwrap();
+    let first = m["layers"][0].clone();
+    m["layers"] = serde_json::Value::Array(vec![first; 1001]);
+    raw.put_manifest("demo", &vb.signature_tag, &serde_json::to_vec(&m).unwrap());
+    let vb = verify_reference(&b, &[pk1], &opts()).unwrap();
+    assert!(!vb.verified());
+    assert!(
+        vb.checks[0]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("too many"),
+        "{:?}",
+        vb.checks
+    );
+
     // Tampering: sign C, then flip a bit of the signature in its manifest.
     let rc = ImageRef::parse(&c).unwrap();
     let s3 = sign_image(&rc, &sk1, &opts()).unwrap();
