@@ -1,5 +1,5 @@
 //! SBOM formats, one file each: CycloneDX 1.6 JSON, SPDX 2.3 JSON, moat's JSON inventory, a table;
-//! and the reader of CycloneDX/SPDX documents that `sbom:FILE` targets use.
+//! and the reader of CycloneDX/SPDX/moat-inventory documents that `sbom:FILE` targets use.
 //!
 //! Every writer is deterministic: the same inventory always gives the same bytes. Serial numbers and
 //! document namespaces are derived from a hash of the content; timestamps appear only when the caller
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use moat_model::{Inventory, Package};
 use sha2::{Digest, Sha256};
 
-pub use read::{ReadError, read_sbom, read_sbom_str};
+pub use read::{ReadError, read_sbom, read_sbom_from, read_sbom_str};
 
 /// The output formats of `moat sbom`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

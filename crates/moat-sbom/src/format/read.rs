@@ -35,34 +35,50 @@ pub enum ReadError {
     Invalid { path: String, why: String },
 }
 
-/// Reads a CycloneDX or SPDX JSON file.
+/// Reads a CycloneDX, SPDX or moat inventory JSON file.
 pub fn read_sbom(path: &Path) -> Result<Inventory, ReadError> {
     let name = path.display().to_string();
     let f = std::fs::File::open(path).map_err(|e| ReadError::Io {
         path: name.clone(),
         source: e,
     })?;
+    read_sbom_from(f, &name)
+}
+
+/// Reads an SBOM document from a stream (standard input for `sbom:-`), bounded like a file;
+/// `name` is used in errors.
+pub fn read_sbom_from(r: impl Read, name: &str) -> Result<Inventory, ReadError> {
     let mut buf = Vec::new();
-    f.take(MAX_SBOM_BYTES + 1)
+    r.take(MAX_SBOM_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| ReadError::Io {
-            path: name.clone(),
+            path: name.to_string(),
             source: e,
         })?;
     if buf.len() as u64 > MAX_SBOM_BYTES {
         return Err(ReadError::Invalid {
-            path: name,
+            path: name.to_string(),
             why: format!("larger than the {MAX_SBOM_BYTES} byte limit for SBOM documents"),
         });
     }
     let text = String::from_utf8(buf).map_err(|e| ReadError::Invalid {
-        path: name.clone(),
+        path: name.to_string(),
         why: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
     })?;
-    read_sbom_str(&text, &name)
+    read_sbom_str(&text, name)
 }
 
-/// Reads a CycloneDX or SPDX JSON document from text; `name` is used in errors and as the target name.
+/// moat's own JSON inventory (`moat sbom -f json`): an object with a `target` naming its `kind` and a
+/// `packages` array, which neither CycloneDX nor SPDX has at the top level.
+fn is_moat_inventory(v: &Value) -> bool {
+    v.get("target")
+        .and_then(|t| t.get("kind"))
+        .is_some_and(Value::is_string)
+        && v.get("packages").is_some_and(Value::is_array)
+}
+
+/// Reads a CycloneDX, SPDX or moat inventory JSON document from text; `name` is used in errors and as
+/// the target name (a moat inventory keeps the target it records, so it round-trips exactly).
 pub fn read_sbom_str(text: &str, name: &str) -> Result<Inventory, ReadError> {
     let v: Value = serde_json::from_str(text).map_err(|e| ReadError::Json {
         path: name.to_string(),
@@ -74,6 +90,14 @@ pub fn read_sbom_str(text: &str, name: &str) -> Result<Inventory, ReadError> {
         path: name.to_string(),
         why,
     };
+    if is_moat_inventory(&v) {
+        let mut inv: Inventory = serde_json::from_value(v).map_err(|e| ReadError::Invalid {
+            path: name.to_string(),
+            why: format!("not a valid moat inventory: {e}"),
+        })?;
+        inv.normalize();
+        return Ok(inv);
+    }
     let mut inv = Inventory {
         target: TargetInfo {
             name: name.to_string(),
@@ -90,7 +114,7 @@ pub fn read_sbom_str(text: &str, name: &str) -> Result<Inventory, ReadError> {
     {
         read_spdx(&v, &mut inv).map_err(invalid)?;
     } else {
-        return Err(invalid("neither a CycloneDX JSON document (no \"bomFormat\": \"CycloneDX\") nor SPDX 2.x JSON (no \"spdxVersion\")".into()));
+        return Err(invalid("neither a CycloneDX JSON document (no \"bomFormat\": \"CycloneDX\") nor SPDX 2.x JSON (no \"spdxVersion\") nor a moat inventory (no \"target\" and \"packages\")".into()));
     }
     if inv.os.is_none() {
         inv.os = os_from_purls(&inv.packages);
@@ -517,5 +541,50 @@ mod tests {
         assert!(e.to_string().starts_with("f.json: neither"));
         let e = read_sbom_str("{\"a\":", "f.json").expect_err("bad json");
         assert!(e.to_string().contains("line 1"));
+    }
+
+    #[test]
+    fn moat_inventory_round_trips_exactly() {
+        let os = moat_model::OsRelease {
+            id: "debian".into(),
+            version_id: Some("12".into()),
+            ..Default::default()
+        };
+        let text = concat!(
+            "Package: zlib1g\nStatus: install ok installed\nSource: zlib\n",
+            "Version: 1:1.2.13.dfsg-1\nArchitecture: amd64\n\n",
+            "Package: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\nArchitecture: amd64\n"
+        );
+        let pkgs = crate::os::dpkg::packages(text, true, Some(&os), None).expect("status parses");
+        let mut inv = Inventory {
+            target: TargetInfo {
+                name: "docker-archive:img.tar".into(),
+                kind: "docker-archive".into(),
+            },
+            os: Some(os),
+            packages: pkgs,
+            warnings: vec!["x/package.json (npm): line 3: bad".into()],
+            ..Inventory::default()
+        };
+        inv.normalize();
+        assert_eq!(inv.packages.len(), 2);
+        let json = super::super::json::to_string(&inv);
+        let back = read_sbom_str(&json, "inv.json").expect("reads moat's own inventory");
+        assert_eq!(back, inv);
+        assert_eq!(super::super::json::to_string(&back), json);
+        // Through a stream, as `sbom:-` reads standard input.
+        let back = read_sbom_from(json.as_bytes(), "standard input").expect("reads a stream");
+        assert_eq!(back, inv);
+        // A broken inventory names the file and the field.
+        let e = read_sbom_str(
+            r#"{"target":{"name":"x","kind":"dir"},"packages":[{"name":1}]}"#,
+            "inv.json",
+        )
+        .expect_err("invalid package");
+        assert!(
+            e.to_string()
+                .starts_with("inv.json: not a valid moat inventory"),
+            "{e}"
+        );
     }
 }

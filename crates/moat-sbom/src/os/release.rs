@@ -23,7 +23,10 @@ pub fn wants(meta: &FileMeta) -> Select {
 }
 
 fn text<'a>(view: &'a FileView, path: &str) -> Option<&'a str> {
-    view.resolve(path)
+    // Links that leave the image were refused before detection ([`crate::check_links`]).
+    view.resolve_checked(path)
+        .ok()
+        .flatten()
         .and_then(|e| e.content.as_deref())
         .and_then(|b| std::str::from_utf8(b).ok())
 }

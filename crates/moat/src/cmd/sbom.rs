@@ -7,7 +7,7 @@ use moat_image::{OpenOptions, Target};
 use moat_report::Verdict;
 use moat_sbom::format::{Format, WriteOptions};
 
-use crate::common::{InputError, OutputArgs};
+use crate::common::{GateArgs, InputError, OutputArgs};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -29,6 +29,9 @@ pub struct Args {
     pub timestamp: bool,
     #[command(flatten)]
     pub out: OutputArgs,
+    /// Accepted like on every command; an SBOM has no findings, so it never fails the gate.
+    #[command(flatten)]
+    pub gate: GateArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Verdict> {

@@ -148,6 +148,13 @@ pub fn package(h: &RpmHeader, os: Option<&OsRelease>) -> Package {
     }
 }
 
+/// Every path an rpm database may be at.
+pub fn database_paths() -> Vec<String> {
+    DIRS.iter()
+        .flat_map(|d| FILES.iter().map(move |f| format!("{d}{f}")))
+        .collect()
+}
+
 pub struct Rpm;
 
 impl Cataloger for Rpm {
