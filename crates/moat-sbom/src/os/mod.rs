@@ -33,5 +33,5 @@ pub fn is_database(path: &str) -> bool {
         || path
             .strip_prefix(dpkg::STATUS_D)
             .is_some_and(|n| !n.is_empty() && !n.contains('/'))
-        || rpm::database_paths().iter().any(|p| p == path)
+        || rpm::is_database(path)
 }

@@ -155,6 +155,12 @@ pub fn database_paths() -> Vec<String> {
         .collect()
 }
 
+/// Whether `path` is one of [`database_paths`], without allocating (asked for every selected file).
+pub fn is_database(path: &str) -> bool {
+    DIRS.iter()
+        .any(|d| path.strip_prefix(d).is_some_and(|f| FILES.contains(&f)))
+}
+
 pub struct Rpm;
 
 impl Cataloger for Rpm {
