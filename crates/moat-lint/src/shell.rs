@@ -699,6 +699,90 @@ fn parse_into(script: &str, depth: usize, out: &mut Script) {
     end_pipeline(&mut pipeline, out);
 }
 
+/// Whether the script has a syntax error that stops a shell parser outright: an unterminated quote,
+/// backtick or `$(`, an unclosed `(`, a control operator with no command after it (`a &&` at the end,
+/// `a | | b`). ShellCheck gives hadolint no commands for such a script, and `sh` would not
+/// run it; rules then see no commands either. A stray `)` only stops parsing late, so it is not fatal.
+pub fn has_fatal_error(script: &str) -> bool {
+    let b = script.as_bytes();
+    let mut i = 0;
+    let mut depth: i64 = 0;
+    let word_start = |i: usize| {
+        i == 0
+            || matches!(
+                b[i - 1],
+                b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')'
+            )
+    };
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'\'' => match b[i + 1..].iter().position(|&c| c == b'\'') {
+                Some(p) => i += p + 2,
+                None => return true,
+            },
+            b'"' => {
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    if b[j] == b'\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                if j >= b.len() {
+                    return true;
+                }
+                i = j + 1;
+            }
+            b'`' => match b[i + 1..].iter().position(|&c| c == b'`') {
+                Some(p) => i += p + 2,
+                None => return true,
+            },
+            b'#' if word_start(i) => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth -= 1;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    if depth > 0 {
+        return true;
+    }
+    // Control operators with no command on one side.
+    let mut lx = Lexer {
+        s: b,
+        i: 0,
+        depth: 0,
+    };
+    let control = |o: &str| matches!(o, "&&" | "||" | "|" | "|&" | ";" | "&");
+    let mut prev: Option<&'static str> = Some(";");
+    while let Some(t) = lx.next() {
+        match t {
+            Tok::Op(o) if control(o) || o == ";;" => {
+                // An operator that needs a command after it (`&&`, `||`, `|`) followed by another
+                // operator is fatal; after `;` or `&` ShellCheck only stops parsing late.
+                if matches!(prev, Some("&&" | "||" | "|" | "|&")) {
+                    return true;
+                }
+                prev = Some(o);
+            }
+            // A newline after `&&`, `||` or `|` continues the command list.
+            Tok::Newline => {}
+            _ => prev = None,
+        }
+    }
+    matches!(prev, Some("&&" | "||" | "|" | "|&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,6 +822,37 @@ mod tests {
         );
         assert_eq!(names("echo `uname -m` $(( 1 + 2 ))"), ["echo", "uname"]);
         assert_eq!(names("[[ -n $x ]] && echo y"), ["echo"]);
+    }
+
+    #[test]
+    fn fatal_syntax_errors() {
+        for bad in [
+            "a && echo it's",
+            "a && echo \"x",
+            "a && (echo x",
+            "a &&",
+            "a | | b",
+            "a && || b",
+            "echo `x",
+            "echo $(x",
+        ] {
+            assert!(has_fatal_error(bad), "{bad}");
+        }
+        for good in [
+            "a & && b",
+            "a && b",
+            "a &&\n b",
+            "a && echo x)",
+            "echo \"it's\" 'a\"b'",
+            "case x in a) b ;; esac",
+            "a; b &\nc",
+            "a & && b",
+            "echo $((1+2)) # it's",
+            "x=$(echo \"$(y)\")",
+            "",
+        ] {
+            assert!(!has_fatal_error(good), "{good}");
+        }
     }
 
     #[test]

@@ -91,6 +91,16 @@ pub fn run_text(ins: &Instruction) -> Option<String> {
     Some(a.to_string())
 }
 
+/// The shell of a `RUN`: no commands at all when it has a fatal syntax error (the shell would not run
+/// it, and hadolint's shell parser gives its rules nothing either). Here-document bodies are data and
+/// are not checked.
+fn read_script(ins: &Instruction, text: &str) -> Script {
+    if ins.heredocs.is_empty() && exec_form(&ins.args).is_none() && shell::has_fatal_error(text) {
+        return Script::default();
+    }
+    shell::parse(text)
+}
+
 impl<'a> Model<'a> {
     pub fn new(df: &'a Dockerfile) -> Model<'a> {
         let mut stages: Vec<Stage> = Vec::new();
@@ -122,7 +132,7 @@ impl<'a> Model<'a> {
                     runs.push(RunScript {
                         index: i,
                         ins,
-                        script: shell::parse(&t),
+                        script: read_script(ins, &t),
                         onbuild: false,
                     });
                 }
@@ -133,7 +143,7 @@ impl<'a> Model<'a> {
                 runs.push(RunScript {
                     index: i,
                     ins,
-                    script: shell::parse(&t),
+                    script: read_script(inner, &t),
                     onbuild: true,
                 });
             }
