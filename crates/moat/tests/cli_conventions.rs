@@ -757,8 +757,7 @@ fn bug_format_flag_is_uniform() {
 }
 
 #[test]
-#[ignore = "bug: BUG-W2 sbom rejects --fail-on (README: every command)"]
-fn bug_sbom_accepts_fail_on() {
+fn sbom_accepts_fail_on() {
     let tmp = tempfile::tempdir().unwrap();
     let bom = write_bom(tmp.path());
     let o = moat(&[
