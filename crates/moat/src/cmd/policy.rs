@@ -31,8 +31,9 @@ pub enum TestFormat {
 pub struct TestArgs {
     /// A directory holding kyverno-test.yaml files (searched recursively), or one test file.
     pub dir: PathBuf,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: TestFormat,
+    /// Report format. Default: table on a terminal, json otherwise.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<TestFormat>,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -86,7 +87,12 @@ fn table(report: &TestReport) -> String {
 
 fn test(a: TestArgs) -> anyhow::Result<Verdict> {
     let report = run_dir(&a.dir).map_err(|e| InputError(e.to_string()))?;
-    let text = match a.format {
+    // Nothing ran: the error alone, no empty table a CI log could mistake for a pass.
+    if report.rows.is_empty() && !report.errors.is_empty() {
+        return Err(InputError(report.errors.join("\n")).into());
+    }
+    let format = a.format.unwrap_or(if a.out.is_terminal() { TestFormat::Table } else { TestFormat::Json });
+    let text = match format {
         TestFormat::Json => serde_json::to_string_pretty(&report.rows)? + "\n",
         TestFormat::Table => table(&report),
     };
