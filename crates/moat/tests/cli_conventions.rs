@@ -1157,3 +1157,112 @@ fn bug_list_rules_covers_what_lint_reports() {
         .collect();
     assert!(missing.is_empty(), "reported but not listed: {missing:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `-`: standard input.
+
+fn with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(MOAT)
+        .args(args)
+        .env("MOAT_DB", "/nonexistent/moat-db")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn moat");
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    out
+}
+
+#[test]
+fn dash_reads_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    // lint: a Dockerfile and a manifest on stdin give the report of the file.
+    let df = repo().join("examples/vulnerable.dockerfile");
+    let from_file: serde_json::Value =
+        serde_json::from_slice(&moat(&["lint", p(&df), "--format", "json"]).stdout).unwrap();
+    let o = with_stdin(
+        &["lint", "-", "--format", "json"],
+        &std::fs::read(&df).unwrap(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let from_stdin: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ids = |r: &serde_json::Value| -> Vec<String> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&from_stdin), ids(&from_file));
+    let pod = write_pod(tmp.path());
+    let o = with_stdin(
+        &[
+            "lint",
+            "-",
+            "--profile",
+            "pss-restricted",
+            "--fail-on",
+            "low",
+        ],
+        &std::fs::read(&pod).unwrap(),
+    );
+    assert_eq!(
+        code(&o),
+        1,
+        "a root pod on stdin fails restricted: {}",
+        stderr(&o)
+    );
+    // sbom / scan: an SBOM on stdin is the same as the file.
+    let bom = write_bom(tmp.path());
+    let bytes = std::fs::read(&bom).unwrap();
+    let file_inv = moat(&["sbom", &format!("sbom:{}", p(&bom)), "--format", "json"]);
+    let stdin_inv = with_stdin(&["sbom", "sbom:-", "--format", "json"], &bytes);
+    assert_eq!(code(&stdin_inv), 0, "{}", stderr(&stdin_inv));
+    let pk = |o: &Output| {
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["packages"].clone()
+    };
+    assert_eq!(pk(&stdin_inv), pk(&file_inv));
+    if let Some(db) = db() {
+        let o = with_stdin(
+            &[
+                "scan",
+                "sbom:-",
+                "--db",
+                p(&db),
+                "--format",
+                "json",
+                "--fail-on",
+                "high",
+            ],
+            &bytes,
+        );
+        assert_eq!(code(&o), 1, "urllib3 1.24.1 from stdin: {}", stderr(&o));
+    }
+    // Empty standard input is an input error naming `-`.
+    let o = with_stdin(&["lint", "-"], b"");
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains('-'), "{}", stderr(&o));
+}
+
+#[test]
+#[ignore = "bug: BUG-W18 runtime replay - does not read standard input"]
+fn bug_replay_reads_standard_input() {
+    let ev = r#"{"num":1,"ts":1795715097000000000,"type":"execve","dir":"<","res":0,"args":{},"proc":{"pid":7,"tid":7,"vpid":7,"name":"sudo","exe":"sudo","exepath":"/usr/bin/sudo","args":["su"],"cwd":"/","tty":0,"uid":1000,"gid":1000,"loginuid":-1,"user":"u","ancestors":[]}}
+"#;
+    let o = with_stdin(
+        &["runtime", "replay", "-", "--fail-on", "warning"],
+        ev.as_bytes(),
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+}
