@@ -1266,3 +1266,51 @@ fn bug_replay_reads_standard_input() {
     );
     assert_eq!(code(&o), 1, "{}", stderr(&o));
 }
+
+/// `admission serve` refuses, at start, a policy path holding no policy (it would admit everything).
+#[test]
+#[ignore = "bug: BUG-W19 admission serve starts with an empty --policies file and enforces nothing"]
+fn bug_webhook_refuses_an_empty_policy_path() {
+    let j = Junk::new();
+    let certs = j.root.join("certs");
+    assert_eq!(
+        code(&moat(&[
+            "admission",
+            "certs",
+            "--out",
+            p(&certs),
+            "--name",
+            "127.0.0.1"
+        ])),
+        0
+    );
+    for policy in [j.path("empty.yaml"), j.path("adir")] {
+        let mut child = Command::new(MOAT)
+            .args(["admission", "serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--tls-cert",
+                p(&certs.join("tls.crt")),
+                "--tls-key",
+                p(&certs.join("tls.key")),
+            ])
+            .args(["--policies", &policy])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut status = None;
+        for _ in 0..30 {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{policy}: the webhook is serving with no policy");
+        }
+        assert_eq!(status.unwrap().code(), Some(2), "{policy}");
+    }
+}
