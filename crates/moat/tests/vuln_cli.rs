@@ -438,7 +438,7 @@ fn explain_says_why_and_why_not() {
         ],
     );
     let t = format!("sbom:{}", sbom.display());
-    let o = moat(&["explain", "CVE-2021-33503", &t], Some(&db));
+    let o = moat(&["explain", "CVE-2021-33503", &t, "-f", "text"], Some(&db));
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -470,6 +470,8 @@ fn explain_says_why_and_why_not() {
             "explain",
             "CVE-2022-29824",
             &format!("sbom:{}", sbom.display()),
+            "-f",
+            "text",
         ],
         Some(&db),
     );

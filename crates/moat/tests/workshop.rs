@@ -845,7 +845,7 @@ fn exercise2_pushed_image_alert_and_remediation_plan() {
     }
     // Why: `moat explain` of one of them against the pushed image says MATCH.
     let id = high[0]["id"].as_str().unwrap();
-    let o = moat(&["explain", id, &reg, "--insecure-registry", "--db", p(&db)]);
+    let o = moat(&["explain", id, &reg, "--insecure-registry", "--db", p(&db), "-f", "text"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout(&o).contains("MATCH"), "{}", stdout(&o));
 

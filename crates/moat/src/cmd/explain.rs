@@ -9,14 +9,23 @@ use moat_vulndb::Snapshot;
 
 use crate::common::{InputError, OutputArgs};
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExplainFormat {
+    Text,
+    Json,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The advisory id or alias (CVE-2023-4911, DSA-5514-1, GHSA-..., GO-...).
     pub id: String,
     /// What to check it against (every target form of `moat scan`).
     pub target: String,
-    /// Print JSON instead of text.
-    #[arg(long)]
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<ExplainFormat>,
+    /// Same as `--format json`.
+    #[arg(long, hide = true)]
     pub json: bool,
     /// The vulnerability database directory (default: $MOAT_DB, else ~/.cache/moat/db).
     #[arg(long, value_name = "PATH")]
@@ -47,7 +56,10 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             snap.meta().digest
         ))
     })?;
-    let text = if a.json {
+    let json = a.json
+        || a.format.unwrap_or(if a.out.is_terminal() { ExplainFormat::Text } else { ExplainFormat::Json })
+            == ExplainFormat::Json;
+    let text = if json {
         format!("{}\n", serde_json::to_string_pretty(&ex)?)
     } else {
         ex.to_text(&inv.target.name)

@@ -28,9 +28,9 @@ pub struct Args {
     /// List every rule (id, aliases, severity, description, fix) instead of linting.
     #[arg(long)]
     pub list_rules: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    /// Output format. Default: table on a terminal, json otherwise.
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// A hadolint configuration file (default: .hadolint.yaml in the current directory, then
     /// ~/.config/hadolint.yaml, then ~/.hadolint.yaml).
     #[arg(long, value_name = "FILE")]
@@ -201,8 +201,15 @@ fn load_config(a: &Args) -> anyhow::Result<Config> {
     Ok(cfg)
 }
 
+impl Args {
+    /// The one default every moat report shares: a table for people, JSON for pipes and files.
+    fn output_format(&self) -> Format {
+        self.format.unwrap_or(if self.out.is_terminal() { Format::Table } else { Format::Json })
+    }
+}
+
 fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
-    let text = match a.format {
+    let text = match a.output_format() {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&serde_json::json!({
                 "severity_mapping": {"error": "HIGH", "warning": "MEDIUM", "info": "LOW", "style": "INFO"},
@@ -390,7 +397,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     if !manifests.is_empty() {
         report.metadata.extend(super::lint_kube::metadata(&a.kube));
     }
-    let text = match a.format {
+    let text = match a.output_format() {
         Format::Table => moat_report::to_table(&report),
         Format::Json => report.to_json(),
         Format::Sarif => moat_report::to_sarif(&report),
