@@ -19,6 +19,12 @@ pub struct Args {
     pub db: Option<PathBuf>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum DbCommand {
     /// Import OSV records: JSON trees (<Ecosystem>/<ID>.json), single records, or OSV.dev all.zip exports.
@@ -31,8 +37,11 @@ pub enum DbCommand {
     },
     /// Show per-ecosystem record counts, sources with import times, and the snapshot digest.
     Status {
-        /// Print JSON instead of text.
-        #[arg(long)]
+        /// Output format. Default: text on a terminal, json otherwise.
+        #[arg(long, short = 'f', value_enum)]
+        format: Option<StatusFormat>,
+        /// Same as `--format json`.
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Download OSV.dev bulk exports (<mirror>/<Ecosystem>/all.zip) and import them.
@@ -72,7 +81,13 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                 meta.digest
             );
         }
-        DbCommand::Status { json } => {
+        DbCommand::Status { format, json } => {
+            let json = json
+                || format.unwrap_or(if std::io::stdout().is_terminal() {
+                    StatusFormat::Text
+                } else {
+                    StatusFormat::Json
+                }) == StatusFormat::Json;
             let snap = Snapshot::open(&db).map_err(|e| match e {
                 DbError::Missing(_) => InputError(e.to_string()),
                 other => InputError(other.to_string()),
