@@ -845,7 +845,16 @@ fn exercise2_pushed_image_alert_and_remediation_plan() {
     }
     // Why: `moat explain` of one of them against the pushed image says MATCH.
     let id = high[0]["id"].as_str().unwrap();
-    let o = moat(&["explain", id, &reg, "--insecure-registry", "--db", p(&db), "-f", "text"]);
+    let o = moat(&[
+        "explain",
+        id,
+        &reg,
+        "--insecure-registry",
+        "--db",
+        p(&db),
+        "-f",
+        "text",
+    ]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout(&o).contains("MATCH"), "{}", stdout(&o));
 
@@ -1483,6 +1492,11 @@ fn exercise4_collector_daemonset_is_flagged() {
         &json(&moat(&["lint", p(&ds), "--format", "sarif"])),
         "collector-daemonset.yaml",
     );
+    // The whole workshop folder in one report (Dockerfiles and manifests), valid SARIF too.
+    assert_valid_sarif(
+        &json(&moat(&["lint", p(&w), "--format", "sarif"])),
+        "workshop folder",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1586,6 +1600,21 @@ fn exercise5_runtime_rules_and_incidents() {
             .get(rule)
             .unwrap_or_else(|| panic!("{rule} did not fire: {alerts:?}"));
         assert_eq!(a["priority"], priority, "{rule}");
+        // Falco's output shape, so existing alert pipelines (falcosidekick-style) take moat's alerts.
+        for key in [
+            "time",
+            "rule",
+            "priority",
+            "output",
+            "output_fields",
+            "tags",
+        ] {
+            assert!(
+                a.get(key).is_some_and(|v| !v.is_null()),
+                "{rule}: no {key}: {a}"
+            );
+        }
+        assert_eq!(a["output_fields"]["container.id"], "f3f5754df93a", "{rule}");
         assert!(
             a["mitre"].as_array().is_some_and(|m| !m.is_empty()),
             "{rule}: MITRE ids"
