@@ -1025,10 +1025,11 @@ fn db_status_on_a_closed_stdout() {
 // ---------------------------------------------------------------------------------------------
 // Bounded memory: an endless input is refused at a documented limit.
 
-/// Runs moat under a 1.5 GB address-space limit (so a failure cannot take the machine down).
+/// Runs moat under a 2.5 GB address-space limit (room for threads and arenas on larger machines; a
+/// runaway read still fails instead of taking the machine down).
 fn bounded(args: &[&str]) -> Output {
     let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
-    let script = format!("ulimit -v 1500000; exec '{MOAT}' {}", quoted.join(" "));
+    let script = format!("ulimit -v 2500000; exec '{MOAT}' {}", quoted.join(" "));
     let out = Command::new("sh")
         .args(["-c", &script])
         .env("MOAT_DB", "/nonexistent/moat-db")
