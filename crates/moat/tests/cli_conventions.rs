@@ -608,8 +608,7 @@ fn bug_empty_rule_files_are_input_errors() {
 }
 
 #[test]
-#[ignore = "bug: BUG-W8 policy test prints an empty table to stdout before its exit-2 error"]
-fn bug_policy_test_error_leaves_stdout_empty() {
+fn policy_test_error_leaves_stdout_empty() {
     let j = Junk::new();
     let o = moat(&["policy", "test", &j.path("adir")]);
     assert_eq!(code(&o), 2);
