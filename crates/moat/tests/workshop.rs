@@ -61,6 +61,11 @@ fn moat(args: &[&str]) -> Output {
         .env("MOAT_DB", "/nonexistent/moat-db")
         .env_remove("MOAT_OSV_MIRROR")
         .env("COSIGN_PASSWORD", "")
+        // No user configuration (~/.hadolint.yaml, registry credentials) changes what the workshop sees.
+        .env("HOME", "/nonexistent/moat-home")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
         .stdin(Stdio::null())
         .output()
         .expect("run moat");
