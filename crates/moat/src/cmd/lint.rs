@@ -184,7 +184,7 @@ fn load_config(a: &Args) -> anyhow::Result<Config> {
     }
     let mut cfg = Config::default();
     for c in candidates {
-        match std::fs::read_to_string(&c) {
+        match read_bounded(&c, MAX_CONFIG_BYTES) {
             Ok(text) => {
                 cfg = Config::from_yaml(&c.display().to_string(), &text)
                     .map_err(|e| InputError(e.to_string()))?;
@@ -206,6 +206,19 @@ impl Args {
     fn output_format(&self) -> Format {
         self.format.unwrap_or(if self.out.is_terminal() { Format::Table } else { Format::Json })
     }
+}
+
+/// A hadolint configuration is a few lines; anything larger is refused rather than read into memory.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+
+fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!("larger than the {limit}-byte limit for a configuration file")));
+    }
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }
 
 fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
