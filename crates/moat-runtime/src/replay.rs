@@ -28,13 +28,23 @@ pub enum ReplayError {
 }
 
 /// Calls `each` for every event of a recording, stopping at the first error.
-pub fn for_each_event(path: &Path, mut each: impl FnMut(Event)) -> Result<usize, ReplayError> {
+pub fn for_each_event(path: &Path, each: impl FnMut(Event)) -> Result<usize, ReplayError> {
     let file = path.display().to_string();
     let f = std::fs::File::open(path).map_err(|source| ReplayError::Read {
         file: file.clone(),
         source,
     })?;
-    let mut r = BufReader::with_capacity(1 << 16, f);
+    for_each_event_in(&file, f, each)
+}
+
+/// Like [`for_each_event`] on any reader (standard input); `file` names it in messages.
+pub fn for_each_event_in(
+    file: &str,
+    r: impl Read,
+    mut each: impl FnMut(Event),
+) -> Result<usize, ReplayError> {
+    let file = file.to_string();
+    let mut r = BufReader::with_capacity(1 << 16, r);
     let mut buf = Vec::new();
     let mut line = 0;
     let mut n = 0;
@@ -73,5 +83,12 @@ pub fn for_each_event(path: &Path, mut each: impl FnMut(Event)) -> Result<usize,
 pub fn read_events(path: &Path) -> Result<Vec<Event>, ReplayError> {
     let mut v = Vec::new();
     for_each_event(path, |e| v.push(e))?;
+    Ok(v)
+}
+
+/// Reads a whole recording from any reader (standard input); `file` names it in messages.
+pub fn read_events_in(file: &str, r: impl Read) -> Result<Vec<Event>, ReplayError> {
+    let mut v = Vec::new();
+    for_each_event_in(file, r, |e| v.push(e))?;
     Ok(v)
 }

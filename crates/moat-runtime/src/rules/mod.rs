@@ -76,7 +76,13 @@ pub enum LoadError {
     Yaml { file: String, message: String },
     #[error("{file}: expected a YAML sequence of rule, macro and list items at the top level")]
     Shape { file: String },
+    #[error("{file}: larger than the {MAX_RULES_FILE}-byte (64 MiB) limit for a rules file")]
+    TooLarge { file: String },
 }
+
+/// Largest rules file read (64 MiB): Falco's own files are well under 1 MiB; the bound keeps a hostile
+/// or endless file (`/dev/zero`) from exhausting memory.
+pub const MAX_RULES_FILE: u64 = 64 << 20;
 
 /// Where an item was defined.
 #[derive(Debug, Clone, Serialize)]
@@ -153,6 +159,8 @@ pub struct Loader {
     macros: Vec<(String, String, Origin)>,
     rules: Vec<RuleDef>,
     warnings: Vec<String>,
+    /// Rule, macro and list items seen in all files so far.
+    definitions: usize,
 }
 
 fn as_str(v: &Value) -> Option<String> {
@@ -186,24 +194,40 @@ impl Loader {
         Self::default()
     }
 
-    /// Adds a rule file from disk.
+    /// Adds a rule file from disk, read with a bound of [`MAX_RULES_FILE`] bytes (a device or FIFO has
+    /// no meaningful size in its metadata, so the bound is applied while reading).
     pub fn add_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let file = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|source| LoadError::Read {
+        let f = std::fs::File::open(path).map_err(|source| LoadError::Read {
             file: file.clone(),
             source,
         })?;
-        if meta.len() > 64 << 20 {
-            return Err(LoadError::Yaml {
-                file,
-                message: "file larger than 64 MiB".into(),
-            });
+        self.add_reader(&file, f)
+    }
+
+    /// Adds rule text read from `r` (a file, standard input), bounded by [`MAX_RULES_FILE`] bytes.
+    pub fn add_reader(&mut self, file: &str, r: impl std::io::Read) -> Result<(), LoadError> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        r.take(MAX_RULES_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|source| LoadError::Read {
+                file: file.into(),
+                source,
+            })?;
+        if bytes.len() as u64 > MAX_RULES_FILE {
+            return Err(LoadError::TooLarge { file: file.into() });
         }
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-            file: file.clone(),
-            source,
+        let text = String::from_utf8(bytes).map_err(|e| LoadError::Yaml {
+            file: file.into(),
+            message: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
         })?;
-        self.add_str(&file, &text)
+        self.add_str(file, &text)
+    }
+
+    /// Rule, macro and list items loaded so far (0 means every file was empty or held none).
+    pub fn definitions(&self) -> usize {
+        self.definitions
     }
 
     /// Adds rule text; `file` names it in messages.
@@ -221,6 +245,15 @@ impl Loader {
             Value::Null => vec![],
             _ => return Err(LoadError::Shape { file: file.into() }),
         };
+        let found = items
+            .iter()
+            .filter(|i| i.get("rule").or(i.get("macro")).or(i.get("list")).is_some())
+            .count();
+        if found == 0 {
+            self.warnings
+                .push(format!("{file}: no rules, macros or lists"));
+        }
+        self.definitions += found;
         let lines = item_lines(text);
         let lines_ok = lines.len() == items.len();
         for (i, item) in items.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! `moat runtime`: watch a live host with the eBPF sensor, replay recorded events, check rule files.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use moat_report::Verdict;
@@ -30,7 +30,10 @@ pub enum Sub {
 #[derive(clap::Subcommand, Debug)]
 pub enum RulesSub {
     /// Load rule files (Falco's format) and report rules, evaluable rules and why others are skipped.
+    /// Without FILE, checks moat's embedded default rules (those `watch` and `replay` use).
     Check(CheckArgs),
+    /// List the rules of rule files (default: moat's embedded rules): name, priority, enabled, MITRE ids.
+    List(CheckArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +54,48 @@ impl From<OutFormat> for Format {
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Rule files, loaded in order (later files append to or override earlier ones).
-    #[arg(required = true)]
+    /// Default: moat's embedded rules.
     pub files: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: OutFormat,
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(short = 'f', long, value_enum)]
+    pub format: Option<OutFormat>,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+/// The shared default: human text on a terminal, json into a pipe or file.
+fn pick(format: Option<OutFormat>, terminal: bool) -> OutFormat {
+    format.unwrap_or(if terminal {
+        OutFormat::Text
+    } else {
+        OutFormat::Json
+    })
+}
+
+/// Names a list of rule files in messages.
+fn names(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads rule files; none means moat's embedded defaults. Exit 2 when the files hold no rule, macro or
+/// list at all (an empty or truncated file must not pass as "0 rules").
+fn load(files: &[PathBuf]) -> anyhow::Result<Engine> {
+    let mut l = moat_runtime::Loader::new();
+    if files.is_empty() {
+        l.add_str("moat_rules.yaml", moat_runtime::rules::DEFAULT_RULES)
+            .map_err(|e| InputError(e.to_string()))?;
+    }
+    for f in files {
+        l.add_file(f).map_err(|e| InputError(e.to_string()))?;
+    }
+    if l.definitions() == 0 {
+        return Err(InputError(format!("{}: no rules, macros or lists", names(files))).into());
+    }
+    Ok(l.build())
 }
 
 #[derive(clap::Args, Debug)]
@@ -76,12 +115,30 @@ impl RuleArgs {
         }
         let mut l = moat_runtime::Loader::new();
         if self.with_default_rules {
-            l.add_str("moat_rules.yaml", moat_runtime::rules::DEFAULT_RULES).map_err(|e| InputError(e.to_string()))?;
+            l.add_str("moat_rules.yaml", moat_runtime::rules::DEFAULT_RULES)
+                .map_err(|e| InputError(e.to_string()))?;
         }
         for f in &self.rules {
             l.add_file(f).map_err(|e| InputError(e.to_string()))?;
         }
         let e = l.build();
+        // Zero rules would silently disable detection (a truncated or empty --rules file).
+        let s = e.summary();
+        if s.rules == 0 {
+            return Err(InputError(format!(
+                "{}: no rules loaded (no rules, macros or lists)",
+                names(&self.rules)
+            ))
+            .into());
+        }
+        if s.evaluable == 0 {
+            return Err(InputError(format!(
+                "{}: none of the {} rules can be evaluated by moat (see `moat runtime rules check`)",
+                names(&self.rules),
+                s.rules
+            ))
+            .into());
+        }
         for w in &e.warnings {
             eprintln!("moat: warning: {w}");
         }
@@ -94,12 +151,14 @@ impl RuleArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// Recorded events, one JSON object per line (`moat runtime watch --record FILE` writes them).
+    /// Recorded events, one JSON object per line (`moat runtime watch --record FILE` writes them);
+    /// `-` reads standard input.
     pub file: PathBuf,
     #[command(flatten)]
     pub rules: RuleArgs,
-    #[arg(long, value_enum, default_value = "json")]
-    pub format: OutFormat,
+    /// Alert format. Default: text on a terminal, json (Falco's JSON lines) otherwise.
+    #[arg(short = 'f', long, value_enum)]
+    pub format: Option<OutFormat>,
     /// Exit 1 when an alert at or above this priority fires (emergency ... debug).
     #[arg(long = "fail-on", value_name = "PRIORITY")]
     pub fail_on: Option<String>,
@@ -114,8 +173,9 @@ pub struct ReplayArgs {
 pub struct WatchArgs {
     #[command(flatten)]
     pub rules: RuleArgs,
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: OutFormat,
+    /// Alert format. Default: text on a terminal, json (Falco's JSON lines) otherwise.
+    #[arg(short = 'f', long, value_enum)]
+    pub format: Option<OutFormat>,
     /// Also POST every alert as JSON to this URL (http://HOST:PORT/PATH), with retries.
     #[arg(long = "output-webhook", value_name = "URL")]
     pub webhook: Option<String>,
@@ -148,22 +208,27 @@ fn parse_priority(s: &Option<String>) -> anyhow::Result<Option<Priority>> {
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
     match a.cmd {
         Sub::Rules(RulesSub::Check(c)) => check(c),
+        Sub::Rules(RulesSub::List(c)) => list(c),
         Sub::Replay(r) => replay(r),
         Sub::Watch(w) => watch(w),
     }
 }
 
 fn check(c: CheckArgs) -> anyhow::Result<Verdict> {
-    let mut l = moat_runtime::Loader::new();
-    for f in &c.files {
-        l.add_file(f).map_err(|e| InputError(e.to_string()))?;
-    }
-    let e = l.build();
+    let e = load(&c.files)?;
     let s = e.summary();
-    let text = match c.format {
+    for w in &s.warnings {
+        if w.ends_with(": no rules, macros or lists") {
+            eprintln!("moat: warning: {w}");
+        }
+    }
+    let text = match pick(c.format, c.out.is_terminal()) {
         OutFormat::Json => serde_json::to_string_pretty(&s)? + "\n",
         OutFormat::Text => {
-            let mut t = format!("rules: {}  evaluable: {}  enabled: {}\n", s.rules, s.evaluable, s.enabled);
+            let mut t = format!(
+                "rules: {}  evaluable: {}  enabled: {}\n",
+                s.rules, s.evaluable, s.enabled
+            );
             for k in &s.skipped {
                 t.push_str(&format!("skipped: {}: {}\n", k.rule, k.reason));
             }
@@ -177,10 +242,65 @@ fn check(c: CheckArgs) -> anyhow::Result<Verdict> {
     Ok(Verdict::Pass)
 }
 
+fn list(c: CheckArgs) -> anyhow::Result<Verdict> {
+    let e = load(&c.files)?;
+    let text = match pick(c.format, c.out.is_terminal()) {
+        OutFormat::Json => {
+            let rules: Vec<_> = e
+                .rules()
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "rule": r.name, "priority": r.priority.as_str(), "enabled": r.enabled,
+                        "tags": r.tags, "mitre": r.mitre, "desc": r.desc, "source": r.origin.to_string(),
+                    })
+                })
+                .collect();
+            let s = e.summary();
+            serde_json::to_string_pretty(
+                &serde_json::json!({"rules": rules, "skipped": s.skipped}),
+            )? + "\n"
+        }
+        OutFormat::Text => {
+            let mut t = String::new();
+            for r in e.rules() {
+                t.push_str(&format!(
+                    "{:<10} {}{}{}\n",
+                    r.priority.as_str(),
+                    r.name,
+                    if r.enabled { "" } else { " (disabled)" },
+                    if r.mitre.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  [{}]", r.mitre.join(", "))
+                    }
+                ));
+            }
+            for k in &e.summary().skipped {
+                t.push_str(&format!("skipped    {}: {}\n", k.rule, k.reason));
+            }
+            t
+        }
+    };
+    c.out.write(&text)?;
+    Ok(Verdict::Pass)
+}
+
+/// Runs `each` over the events of `file`, or of standard input for `-`.
+fn each_event(file: &Path, each: impl FnMut(moat_runtime::Event)) -> Result<usize, InputError> {
+    let r = if file == Path::new("-") {
+        moat_runtime::replay::for_each_event_in("standard input", std::io::stdin().lock(), each)
+    } else {
+        moat_runtime::replay::for_each_event(file, each)
+    };
+    r.map_err(|e| InputError(e.to_string()))
+}
+
 fn bench(r: &ReplayArgs, rounds: u32) -> anyhow::Result<Verdict> {
     let engine = r.rules.engine()?;
     let t0 = std::time::Instant::now();
-    let mut events = moat_runtime::replay::read_events(&r.file).map_err(|e| InputError(e.to_string()))?;
+    let mut events = Vec::new();
+    each_event(&r.file, |e| events.push(e))?;
     for (i, e) in events.iter_mut().enumerate() {
         if e.num == 0 {
             e.num = i as u64 + 1;
@@ -227,17 +347,16 @@ fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
     }
     let fail_on = parse_priority(&r.fail_on)?;
     let mut engine = r.rules.engine()?;
-    let fmt: Format = r.format.into();
+    let fmt: Format = pick(r.format, r.out.is_terminal()).into();
     let mut out = String::new();
     let mut worst: Option<Priority> = None;
-    moat_runtime::replay::for_each_event(&r.file, |mut ev| {
+    each_event(&r.file, |mut ev| {
         for a in engine.process(&mut ev) {
             worst = Some(worst.map_or(a.priority, |w| w.min(a.priority)));
             out.push_str(&alert::format_alert(&a, fmt));
             out.push('\n');
         }
-    })
-    .map_err(|e| InputError(e.to_string()))?;
+    })?;
     r.out.write(&out)?;
     Ok(match (fail_on, worst) {
         (Some(f), Some(w)) if w <= f => Verdict::Fail,
@@ -247,7 +366,7 @@ fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
 
 fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
     let engine = w.rules.engine()?;
-    let fmt: Format = w.format.into();
+    let fmt: Format = pick(w.format, std::io::stdout().is_terminal()).into();
     let webhook = match &w.webhook {
         Some(u) => Some(alert::Webhook::start(u, 4096).map_err(|e| InputError(e.to_string()))?),
         None => None,
@@ -290,7 +409,9 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
     if let Some(h) = webhook {
         let (dropped, failed) = h.finish();
         if dropped + failed > 0 {
-            eprintln!("moat: webhook: {dropped} alerts dropped (queue full), {failed} failed after retries");
+            eprintln!(
+                "moat: webhook: {dropped} alerts dropped (queue full), {failed} failed after retries"
+            );
         }
     }
     Ok(Verdict::Pass)
