@@ -12,7 +12,7 @@ mod error;
 mod layer;
 mod layout;
 mod progress;
-mod registry;
+pub mod registry;
 mod target;
 mod view;
 

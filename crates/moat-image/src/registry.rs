@@ -1,6 +1,9 @@
 //! `registry:HOST/REPO[:TAG|@DIGEST]` over the OCI distribution API with a small blocking client:
 //! anonymous, bearer-token (WWW-Authenticate challenge) and basic auth from the Docker config file.
 //! Manifests are read whole (bounded); blobs are streamed.
+//!
+//! [`Client`] is moat's one registry client: reference names, credentials, token challenges,
+//! timeouts and error messages live here; other crates (signing) build their uploads on it.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -9,9 +12,69 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use crate::ImageError;
 use crate::digest::{Digest, read_bounded, verify};
 use crate::layout::{DOCKER_LIST, DOCKER_MANIFEST, MAX_DOCUMENT, OCI_INDEX, OCI_MANIFEST};
-use crate::{ImageError, OpenOptions};
+
+/// A registry answer, any status.
+pub type Response = ureq::http::Response<ureq::Body>;
+
+/// Whether `t` is a valid tag (`[A-Za-z0-9_.-]{1,128}`).
+pub fn valid_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+}
+
+/// Splits a `[HOST/]REPO` name into registry host and repository with Docker Hub's defaults
+/// (`docker.io`, `library/`; `index.docker.io` and `registry-1.docker.io` are `docker.io`) and checks
+/// both; the error says what is wrong.
+pub fn split_name(name: &str) -> Result<(String, String), &'static str> {
+    let (host, repo) = match name.split_once('/') {
+        Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+            (h.to_string(), r.to_string())
+        }
+        _ => ("docker.io".to_string(), name.to_string()),
+    };
+    let host = if host == "index.docker.io" || host == "registry-1.docker.io" {
+        "docker.io".to_string()
+    } else {
+        host
+    };
+    let repo = if host == "docker.io" && !repo.contains('/') {
+        format!("library/{repo}")
+    } else {
+        repo
+    };
+    if repo.is_empty()
+        || !repo
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
+        || repo
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err("invalid repository name");
+    }
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    {
+        return Err("invalid registry host");
+    }
+    Ok((host, repo))
+}
+
+/// The host the distribution API of `host` is served from.
+pub fn api_host(host: &str) -> &str {
+    if host == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        host
+    }
+}
 
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,65 +106,42 @@ impl Reference {
                 }
             }
         };
-        if !s.contains('@')
-            && (reference.is_empty()
-                || reference.len() > 128
-                || !reference
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
-        {
+        if !s.contains('@') && !valid_tag(&reference) {
             return Err(bad("invalid tag"));
         }
-        let (host, repo) = match name.split_once('/') {
-            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
-                (h.to_string(), r.to_string())
-            }
-            _ => ("docker.io".to_string(), name.to_string()),
-        };
-        let repo = if host == "docker.io" && !repo.contains('/') {
-            format!("library/{repo}")
-        } else {
-            repo
-        };
-        if repo.is_empty()
-            || !repo
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
-            || repo
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(bad("invalid repository name"));
-        }
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
-            return Err(bad("invalid registry host"));
-        }
+        let (host, repo) = split_name(name).map_err(bad)?;
         Ok(Reference {
             host,
             repo,
             reference,
         })
     }
-
-    /// The host the API is served from.
-    fn api_host(&self) -> &str {
-        if self.host == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            &self.host
-        }
-    }
 }
 
-/// A connection to one repository of one registry.
-pub(crate) struct Registry {
+/// How to reach a registry.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Plain HTTP (for a loopback test registry); HTTPS otherwise.
+    pub insecure: bool,
+    /// Per-phase network timeout.
+    pub timeout: Duration,
+    /// An explicit credentials file (Docker `config.json` format).
+    pub auth_file: Option<PathBuf>,
+}
+
+/// A request body with its content type.
+pub enum Body<'a> {
+    None,
+    Bytes(&'a [u8], &'a str),
+}
+
+/// A connection to one repository of one registry: answers auth challenges, maps transport
+/// failures and refusals to errors naming the URL.
+pub struct Client {
     agent: ureq::Agent,
+    origin: String,
     base: String,
-    pub(crate) reference: Reference,
+    repo: String,
     insecure: bool,
     /// `user:password`, base64, from the credentials file.
     basic: Option<String>,
@@ -115,12 +155,20 @@ fn is_loopback(host: &str) -> bool {
     h == "localhost" || h.starts_with("127.") || h == "[::1]"
 }
 
-impl Registry {
-    pub(crate) fn new(reference: Reference, options: &OpenOptions) -> Registry {
+fn invalid(what: &str, why: impl Into<String>) -> ImageError {
+    ImageError::Invalid {
+        what: what.to_string(),
+        why: why.into(),
+    }
+}
+
+impl Client {
+    /// A client for `repo` on `host` (as parsed by [`split_name`]).
+    pub fn new(host: &str, repo: &str, options: &ClientOptions) -> Client {
         let t = Some(options.timeout);
         let mut cfg = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .https_only(!options.insecure_registry)
+            .https_only(!options.insecure)
             .timeout_resolve(t)
             .timeout_connect(t)
             .timeout_send_request(t)
@@ -129,52 +177,68 @@ impl Registry {
             .timeout_per_write(t)
             .max_redirects(5)
             .user_agent(format!("moat/{}", moat_model::MOAT_VERSION));
-        if is_loopback(&reference.host) {
+        if is_loopback(host) {
             cfg = cfg.proxy(None);
         }
-        let agent = ureq::Agent::new_with_config(cfg.build());
-        let scheme = if options.insecure_registry {
-            "http"
-        } else {
-            "https"
-        };
-        let base = format!("{scheme}://{}/v2/{}", reference.api_host(), reference.repo);
-        let basic = credentials(&reference.host, options.auth_file.as_ref());
-        Registry {
-            agent,
-            base,
-            reference,
-            insecure: options.insecure_registry,
-            basic,
+        let scheme = if options.insecure { "http" } else { "https" };
+        let origin = format!("{scheme}://{}", api_host(host));
+        Client {
+            agent: ureq::Agent::new_with_config(cfg.build()),
+            base: format!("{origin}/v2/{repo}"),
+            origin,
+            repo: repo.to_string(),
+            insecure: options.insecure,
+            basic: credentials(host, options.auth_file.as_ref()),
             auth: Mutex::new(None),
             timeout: options.timeout,
         }
     }
 
-    pub(crate) fn blob_url(&self, d: &Digest) -> String {
-        format!("{}/blobs/{d}", self.base)
+    /// `scheme://host` of the registry API.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
-    fn manifest_url(&self, reference: &str) -> String {
-        format!("{}/manifests/{reference}", self.base)
+    /// `scheme://host/v2/REPO`: manifests and blobs are under it.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
-    /// GET with the current credentials; answers one 401 challenge and retries.
-    fn get(
+    /// Sends a request with the current credentials, answering one 401 challenge and retrying.
+    /// Returns the answer whatever its status (see [`status_error`]).
+    pub fn send(
         &self,
+        method: &str,
         url: &str,
-        accept: Option<&str>,
-    ) -> Result<ureq::http::Response<ureq::Body>, ImageError> {
+        headers: &[(&str, &str)],
+        body: &Body,
+    ) -> Result<Response, ImageError> {
         for attempt in 0..2 {
-            let mut req = self.agent.get(url);
-            if let Some(a) = accept {
-                req = req.header("Accept", a);
+            let mut b = ureq::http::Request::builder().method(method).uri(url);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
             }
             let current = self.auth.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(auth) = current.as_ref() {
-                req = req.header("Authorization", auth);
+            // Credentials go only to the registry itself, never to an upload host elsewhere.
+            if let Some(a) = current.as_ref()
+                && url.starts_with(&self.origin)
+            {
+                b = b.header("Authorization", a);
             }
-            let resp = req.call().map_err(|e| self.transport_error(url, e))?;
+            let resp = match body {
+                Body::None => {
+                    let req = b.body(()).map_err(|e| invalid(url, e.to_string()))?;
+                    self.agent.run(req)
+                }
+                Body::Bytes(bytes, ct) => {
+                    let req = b
+                        .header("Content-Type", *ct)
+                        .body(bytes.to_vec())
+                        .map_err(|e| invalid(url, e.to_string()))?;
+                    self.agent.run(req)
+                }
+            }
+            .map_err(|e| self.transport_error(url, e))?;
             let status = resp.status().as_u16();
             if status == 401 && attempt == 0 {
                 let challenge = resp
@@ -188,15 +252,23 @@ impl Registry {
                     continue;
                 }
             }
-            if (200..300).contains(&status) {
-                return Ok(resp);
-            }
-            return Err(status_error(url, status, resp));
+            return Ok(resp);
         }
-        Err(ImageError::Invalid {
-            what: url.to_string(),
-            why: "401 Unauthorized after authenticating: the credentials were refused".into(),
-        })
+        Err(invalid(
+            url,
+            "401 Unauthorized after authenticating: the credentials were refused",
+        ))
+    }
+
+    /// GET that fails on any status but 2xx.
+    pub fn get(&self, url: &str, accept: Option<&str>) -> Result<Response, ImageError> {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let resp = self.send("GET", url, &headers, &Body::None)?;
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        Err(status_error("GET", url, status, resp))
     }
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> ImageError {
@@ -221,10 +293,7 @@ impl Registry {
                 }
             }
         };
-        ImageError::Invalid {
-            what: url.to_string(),
-            why,
-        }
+        invalid(url, why)
     }
 
     /// Answers a `WWW-Authenticate` challenge; false when there is nothing to answer with.
@@ -247,20 +316,17 @@ impl Registry {
                 .map(|(_, v)| v.as_str())
         };
         let Some(realm) = param("realm") else {
-            return Err(ImageError::Invalid {
-                what: url.to_string(),
-                why: "bearer challenge without a realm".into(),
-            });
+            return Err(invalid(url, "bearer challenge without a realm"));
         };
         if !(realm.starts_with("https://") || self.insecure && realm.starts_with("http://")) {
-            return Err(ImageError::Invalid {
-                what: url.to_string(),
-                why: format!("token realm {realm:?} is not an https URL"),
-            });
+            return Err(invalid(
+                url,
+                format!("token realm {realm:?} is not an https URL"),
+            ));
         }
         let scope = param("scope")
             .map(str::to_string)
-            .unwrap_or_else(|| format!("repository:{}:pull", self.reference.repo));
+            .unwrap_or_else(|| format!("repository:{}:pull", self.repo));
         let mut token_url = format!(
             "{realm}{}scope={}",
             if realm.contains('?') { "&" } else { "?" },
@@ -278,7 +344,7 @@ impl Registry {
             .map_err(|e| self.transport_error(&token_url, e))?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
-            return Err(status_error(&token_url, status, resp));
+            return Err(status_error("GET", &token_url, status, resp));
         }
         let body = read_bounded(resp.into_body().into_reader(), 1 << 20, &token_url)?;
         #[derive(serde::Deserialize)]
@@ -286,24 +352,50 @@ impl Registry {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let t: TokenAnswer = serde_json::from_slice(&body).map_err(|e| ImageError::Invalid {
-            what: token_url.clone(),
-            why: format!("token answer is not JSON: {e}"),
-        })?;
+        let t: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|e| invalid(&token_url, format!("token answer is not JSON: {e}")))?;
         let Some(token) = t.token.or(t.access_token).filter(|t| !t.is_empty()) else {
-            return Err(ImageError::Invalid {
-                what: token_url,
-                why: "token answer has no token".into(),
-            });
+            return Err(invalid(&token_url, "token answer has no token"));
         };
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ImageError::Invalid {
-                what: token_url,
-                why: "token has characters not allowed in a header".into(),
-            });
+            return Err(invalid(
+                &token_url,
+                "token has characters not allowed in a header",
+            ));
         }
         *self.auth.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("Bearer {token}"));
         Ok(true)
+    }
+}
+
+/// Reads an answer's body whole, failing beyond `max` bytes.
+pub fn read_body(resp: Response, max: u64, url: &str) -> Result<Vec<u8>, ImageError> {
+    read_bounded(resp.into_body().into_reader(), max, url)
+}
+
+/// A connection to the repository of one image reference (pull only).
+pub(crate) struct Registry {
+    client: Client,
+}
+
+impl Registry {
+    pub(crate) fn new(reference: Reference, options: &crate::OpenOptions) -> Registry {
+        let o = ClientOptions {
+            insecure: options.insecure_registry,
+            timeout: options.timeout,
+            auth_file: options.auth_file.clone(),
+        };
+        Registry {
+            client: Client::new(&reference.host, &reference.repo, &o),
+        }
+    }
+
+    pub(crate) fn blob_url(&self, d: &Digest) -> String {
+        format!("{}/blobs/{d}", self.client.base())
+    }
+
+    fn manifest_url(&self, reference: &str) -> String {
+        format!("{}/manifests/{reference}", self.client.base())
     }
 
     /// Fetches a manifest or index by tag or digest; verifies it when asked by digest.
@@ -313,13 +405,13 @@ impl Registry {
     ) -> Result<(Vec<u8>, Option<String>), ImageError> {
         let url = self.manifest_url(reference);
         let accept = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", ");
-        let resp = self.get(&url, Some(&accept))?;
+        let resp = self.client.get(&url, Some(&accept))?;
         let ct = resp
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_string());
-        let bytes = read_bounded(resp.into_body().into_reader(), MAX_DOCUMENT, &url)?;
+        let bytes = read_body(resp, MAX_DOCUMENT, &url)?;
         if reference.starts_with("sha256:") {
             verify(&bytes, &Digest::parse(reference, &url)?, &url)?;
         }
@@ -329,7 +421,7 @@ impl Registry {
     /// Streams a blob; the caller verifies its digest as it reads.
     pub(crate) fn open_blob(&self, d: &Digest) -> Result<(Box<dyn Read>, Option<u64>), ImageError> {
         let url = self.blob_url(d);
-        let resp = self.get(&url, None)?;
+        let resp = self.client.get(&url, None)?;
         let len = resp
             .headers()
             .get("content-length")
@@ -339,7 +431,8 @@ impl Registry {
     }
 }
 
-fn status_error(url: &str, status: u16, resp: ureq::http::Response<ureq::Body>) -> ImageError {
+/// The error for a refusal: the status explained, with the registry's own `errors[0]` when given.
+pub fn status_error(method: &str, url: &str, status: u16, resp: Response) -> ImageError {
     // The distribution API explains refusals in `{"errors":[{"code","message"}]}`.
     let detail = read_bounded(resp.into_body().into_reader().take(64 << 10), 64 << 10, url)
         .ok()
@@ -361,16 +454,20 @@ fn status_error(url: &str, status: u16, resp: ureq::http::Response<ureq::Body>) 
         401 => format!(
             "401 Unauthorized{detail}: the registry wants credentials (docker login writes them to ~/.docker/config.json)"
         ),
-        403 => format!("403 Forbidden{detail}: the credentials do not grant pull access"),
+        403 => {
+            let access = if method == "GET" || method == "HEAD" {
+                "pull"
+            } else {
+                "push"
+            };
+            format!("403 Forbidden{detail}: the credentials do not grant {access} access")
+        }
         404 => format!("404 Not Found{detail}: no such repository, tag, manifest or blob"),
         429 => format!("429 Too Many Requests{detail}: rate-limited by the registry"),
         s if s >= 500 => format!("{s} server error{detail}: the registry failed; try again later"),
         s => format!("unexpected HTTP status {s}{detail}"),
     };
-    ImageError::Invalid {
-        what: url.to_string(),
-        why,
-    }
+    invalid(url, why)
 }
 
 /// Splits `Bearer realm="...",service="...",scope="a,b"` into the scheme and its parameters.
@@ -418,7 +515,7 @@ fn parse_challenge(s: &str) -> (String, Vec<(String, String)>) {
 }
 
 /// Percent-encodes a query parameter value.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -1,6 +1,8 @@
 //! `HOST/REPO[:TAG|@DIGEST]` image references, with Docker Hub's defaults, and the comparison of the
 //! `docker-reference` a signature claims with the repository it is found in.
 
+use moat_image::registry::{split_name, valid_tag};
+
 use crate::SignError;
 
 /// A parsed image reference.
@@ -51,11 +53,7 @@ impl ImageRef {
             _ => (name, None),
         };
         if let Some(t) = &tag
-            && (t.is_empty()
-                || t.len() > 128
-                || !t
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)))
+            && !valid_tag(t)
         {
             return Err(bad("invalid tag"));
         }
@@ -64,54 +62,13 @@ impl ImageRef {
         } else {
             tag
         };
-        let (host, repo) = match name.split_once('/') {
-            Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
-                (h.to_string(), r.to_string())
-            }
-            _ => ("docker.io".to_string(), name.to_string()),
-        };
-        let host = if host == "index.docker.io" || host == "registry-1.docker.io" {
-            "docker.io".to_string()
-        } else {
-            host
-        };
-        let repo = if host == "docker.io" && !repo.contains('/') {
-            format!("library/{repo}")
-        } else {
-            repo
-        };
-        if repo.is_empty()
-            || !repo
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/".contains(&b))
-            || repo
-                .split('/')
-                .any(|c| c.is_empty() || c == "." || c == "..")
-        {
-            return Err(bad("invalid repository name"));
-        }
-        if host.is_empty()
-            || !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        {
-            return Err(bad("invalid registry host"));
-        }
+        let (host, repo) = split_name(name).map_err(bad)?;
         Ok(ImageRef {
             host,
             repo,
             tag,
             digest,
         })
-    }
-
-    /// The host the distribution API is served from.
-    pub(crate) fn api_host(&self) -> &str {
-        if self.host == "docker.io" {
-            "registry-1.docker.io"
-        } else {
-            &self.host
-        }
     }
 
     /// The repository as cosign writes it in `docker-reference` (go-containerregistry's
