@@ -2,12 +2,13 @@
 //! ValidatingWebhookConfiguration's `caBundle` can be filled in without another tool.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+
+use time::OffsetDateTime;
 
 use crate::AdmissionError;
 
@@ -23,24 +24,39 @@ fn err(e: impl std::fmt::Display) -> AdmissionError {
     AdmissionError::Config(format!("cannot generate certificates: {e}"))
 }
 
-/// The current year, for validity periods (Jan 1 of this year to Jan 1 `years` later).
-fn this_year() -> i32 {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    1970 + (secs / 31_556_952) as i32
+/// Longest validity accepted, so the end date always fits a certificate's time fields.
+pub const MAX_YEARS: i32 = 100;
+
+/// Validity window: from an hour ago (clients whose clocks lag a little still accept a freshly
+/// generated certificate) to the same instant `years` calendar years from now.
+fn validity(years: i32) -> Result<(OffsetDateTime, OffsetDateTime), AdmissionError> {
+    if !(1..=MAX_YEARS).contains(&years) {
+        return Err(AdmissionError::Config(format!(
+            "--years must be between 1 and {MAX_YEARS}, not {years}"
+        )));
+    }
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .map_err(err)?;
+    let not_before = now - time::Duration::hours(1);
+    let year = now.year() + years;
+    // Feb 29 has no twin in a common year: end on Feb 28 then.
+    let not_after = now
+        .replace_year(year)
+        .or_else(|_| now.replace_day(28).and_then(|d| d.replace_year(year)))
+        .map_err(err)?;
+    Ok((not_before, not_after))
 }
 
 /// Generates a CA and a serving certificate for `names` (DNS names or IP addresses, e.g.
-/// `moat-admission.moat-system.svc`, `127.0.0.1`), valid for `years`.
+/// `moat-admission.moat-system.svc`, `127.0.0.1`), valid from now for `years` (1..=[`MAX_YEARS`]).
 pub fn generate(names: &[String], years: i32) -> Result<CertBundle, AdmissionError> {
     if names.is_empty() {
         return Err(AdmissionError::Config(
             "a serving certificate needs at least one DNS name or IP".into(),
         ));
     }
-    let y = this_year();
+    let (not_before, not_after) = validity(years)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
@@ -50,8 +66,8 @@ pub fn generate(names: &[String], years: i32) -> Result<CertBundle, AdmissionErr
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca.not_before = rcgen::date_time_ymd(y, 1, 1);
-    ca.not_after = rcgen::date_time_ymd(y + years.max(1), 1, 1);
+    ca.not_before = not_before;
+    ca.not_after = not_after;
     let ca_key = KeyPair::generate().map_err(err)?;
     let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
 
@@ -63,8 +79,8 @@ pub fn generate(names: &[String], years: i32) -> Result<CertBundle, AdmissionErr
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
     ];
-    leaf.not_before = rcgen::date_time_ymd(y, 1, 1);
-    leaf.not_after = rcgen::date_time_ymd(y + years.max(1), 1, 1);
+    leaf.not_before = not_before;
+    leaf.not_after = not_after;
     let leaf_key = KeyPair::generate().map_err(err)?;
     let issuer = Issuer::new(ca, ca_key);
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(err)?;

@@ -70,6 +70,38 @@ impl Default for LintOptions {
 const PSS_REFERENCE: &str = "https://kubernetes.io/docs/concepts/security/pod-security-standards/";
 
 /// Severity, title, why and fix for each PSS check.
+/// One Pod Security Standards check, for `--list-rules`: its id (what findings carry), the level
+/// it belongs to and the first policy version (`v1.N`) it applies from.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PssRuleInfo {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub pss_level: &'static str,
+    pub since: String,
+    pub title: &'static str,
+    pub why: &'static str,
+    pub fix: &'static str,
+}
+
+/// Every Pod Security Standards check, in the order they are evaluated.
+pub fn pss_rule_table() -> Vec<PssRuleInfo> {
+    pss::check_ids()
+        .into_iter()
+        .map(|(id, level, since)| {
+            let (severity, title, why, fix) = pss_info(id);
+            PssRuleInfo {
+                id,
+                severity,
+                pss_level: level.as_str(),
+                since: format!("v1.{since}"),
+                title,
+                why,
+                fix,
+            }
+        })
+        .collect()
+}
+
 fn pss_info(id: &str) -> (Severity, &'static str, &'static str, &'static str) {
     match id {
         "privileged" => (

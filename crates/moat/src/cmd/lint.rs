@@ -226,7 +226,13 @@ fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&serde_json::json!({
                 "severity_mapping": {"error": "HIGH", "warning": "MEDIUM", "info": "LOW", "style": "INFO"},
-                "rules": moat_lint::RULES,
+                "rules": moat_lint::RULES
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .chain(super::lint_kube::rules_json()?)
+                    .collect::<Vec<_>>(),
             }))?;
             s.push('\n');
             s
@@ -246,6 +252,7 @@ fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
                     r.id, r.severity, r.title, r.why, r.fix
                 ));
             }
+            s.push_str(&super::lint_kube::rules_text());
             s
         }
     };
@@ -346,6 +353,8 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     if a.paths.is_empty() {
         return Err(InputError("moat lint: give at least one PATH (a Dockerfile, a directory, or - for standard input)".into()).into());
     }
+    // Kubernetes flags are checked even when only Dockerfiles or images are linted.
+    a.kube.validate()?;
     let cfg = load_config(&a)?;
     let inputs = classify(&a.paths)?;
     let mut findings = Vec::new();

@@ -40,6 +40,34 @@ impl KubeArgs {
             pss: PssOptions::default(),
         })
     }
+
+    /// Checks every flag up front, whatever is being linted (a typo in a CI command line must not
+    /// wait for a manifest to show up): the profile, the version, and that each `--policy` path
+    /// holds at least one policy (an empty file or directory is never silently "no policy").
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.options()?;
+        for p in &self.policy {
+            let set = moat_policy::PolicySet::load_paths(std::slice::from_ref(p))
+                .map_err(|e| InputError(e.to_string()))?;
+            if set.is_empty() && set.unsupported().is_empty() {
+                return Err(InputError(format!(
+                    "{}: no ClusterPolicy/Policy/ValidatingAdmissionPolicy found",
+                    p.display()
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a manifest's text holds nothing but blank lines, comments and document separators: a
+/// truncated or empty file, which must not pass as "no findings".
+pub fn is_empty_manifest(text: &str) -> bool {
+    text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#') || t == "---" || t == "..."
+    })
 }
 
 /// Whether an input should be linted as Kubernetes manifests: its text carries `apiVersion:` and
@@ -106,6 +134,9 @@ pub fn lint(inputs: &[(String, String)], args: &KubeArgs) -> anyhow::Result<Vec<
     let opts = args.options()?;
     let mut docs = Vec::new();
     for (name, text) in inputs {
+        if is_empty_manifest(text) {
+            return Err(InputError(format!("{name}: no Kubernetes object (empty file)")).into());
+        }
         let (d, warnings) =
             moat_kube::load_str(name, text).map_err(|e| InputError(e.to_string()))?;
         for w in warnings {
@@ -182,4 +213,40 @@ fn policy_findings(
         }
     }
     Ok(out)
+}
+
+/// The Kubernetes rules for `moat lint --list-rules --format json`, in the same shape as the
+/// Dockerfile rules (`id`, `severity`, `scope`, `title`, `why`, `fix`); PSS checks add their
+/// `pss_level` and the version they apply `since`.
+pub fn rules_json() -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for r in moat_kube::rule_table() {
+        let mut v = serde_json::to_value(&r)?;
+        v["scope"] = "kubernetes".into();
+        out.push(v);
+    }
+    for r in moat_kube::pss_rule_table() {
+        let mut v = serde_json::to_value(&r)?;
+        v["scope"] = "kubernetes-pss".into();
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// The same rules as text, for `moat lint --list-rules`.
+pub fn rules_text() -> String {
+    let mut s = String::new();
+    for r in moat_kube::rule_table() {
+        s.push_str(&format!(
+            "{} [{}] {}\n    why: {}\n    fix: {}\n",
+            r.id, r.severity, r.title, r.why, r.fix
+        ));
+    }
+    for r in moat_kube::pss_rule_table() {
+        s.push_str(&format!(
+            "{} [{}] (Pod Security Standards {}, since {}) {}\n    why: {}\n    fix: {}\n",
+            r.id, r.severity, r.pss_level, r.since, r.title, r.why, r.fix
+        ));
+    }
+    s
 }
