@@ -1543,9 +1543,38 @@ fn exercise5_runtime_rules_and_incidents() {
             block.lines().next().unwrap_or("")
         );
     }
+    let text_out = moat(&["runtime", "rules", "check", p(&rules), "--format", "text"]);
     assert!(
-        stdout(&moat(&["runtime", "rules", "check", p(&rules)]))
-            .contains(&format!("evaluable: {n}"))
+        stdout(&text_out).contains(&format!("evaluable: {n}")),
+        "{}",
+        stdout(&text_out)
+    );
+    // The rules `watch` and `replay` embed are that file: checked and listed without naming it.
+    let embedded = moat(&["runtime", "rules", "check", "--format", "json"]);
+    assert_eq!(
+        code(&embedded),
+        0,
+        "{}",
+        String::from_utf8_lossy(&embedded.stderr)
+    );
+    assert_eq!(json(&embedded)["rules"], n);
+    let listed = json(&moat(&["runtime", "rules", "list", "--format", "json"]));
+    let listed = listed["rules"].as_array().expect("rules");
+    assert_eq!(listed.len() as u64, n);
+    for r in listed {
+        assert!(
+            r["rule"].as_str().is_some_and(|s| s.starts_with("moat ")),
+            "{r}"
+        );
+        assert!(r["priority"].is_string() && r["enabled"] == true, "{r}");
+    }
+    let with_mitre = listed
+        .iter()
+        .filter(|r| r["mitre"].as_array().is_some_and(|m| !m.is_empty()))
+        .count() as u64;
+    assert!(
+        with_mitre + 1 >= n,
+        "MITRE ids listed for every detection: {with_mitre}/{n}"
     );
 
     // The incidents: curl to a malicious site (and its connection to a listed address), a crypto
