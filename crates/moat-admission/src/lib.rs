@@ -8,10 +8,12 @@ pub mod engine;
 pub mod podsecurity;
 pub mod review;
 pub mod server;
+pub mod signatures;
 
 pub use engine::{Decision, Engine, EngineConfig, Request, SCAN_STATUS_ANNOTATION, image_matches};
 pub use review::{FailurePolicy, ReviewError};
 pub use server::{ServeConfig, Server, install_crypto_provider, serve_blocking};
+pub use signatures::SignatureConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdmissionError {

@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub request_timeout: Duration,
     /// How often certificate and policy files are checked for changes.
     pub reload_interval: Duration,
+    /// "Images must be signed": trusted cosign keys (none: no signature check).
+    pub signatures: crate::signatures::SignatureConfig,
 }
 
 impl ServeConfig {
@@ -50,6 +52,7 @@ impl ServeConfig {
             max_body_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),
+            signatures: Default::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ struct AppState {
     max_body: usize,
     timeout: Duration,
     ready: AtomicBool,
+    signatures: Option<Arc<crate::signatures::SignatureCheck>>,
 }
 
 impl AppState {
@@ -230,6 +234,25 @@ async fn validate(State(st): State<Arc<AppState>>, req: axum::extract::Request) 
             errors: vec!["the engine panicked on this object".into()],
             ..Default::default()
         });
+    let mut decision = decision;
+    if let Some(check) = st.signatures.clone() {
+        let images = crate::signatures::new_images(&parsed.request);
+        if !images.is_empty() {
+            // Registry round trips: off the async workers.
+            match tokio::task::spawn_blocking(move || check.judge(&images)).await {
+                Ok(o) => {
+                    if !o.denials.is_empty() {
+                        decision.allowed = false;
+                        decision.denials.extend(o.denials);
+                    }
+                    decision.errors.extend(o.errors);
+                }
+                Err(e) => decision
+                    .errors
+                    .push(format!("image-signed: verification failed: {e}")),
+            }
+        }
+    }
     let (d, out) = review::respond(&parsed, decision, st.failure);
     if !d.errors.is_empty() {
         st.metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -320,6 +343,13 @@ impl Server {
                 ))
             })?;
         let engine = Engine::new(cfg.engine.clone())?;
+        let signatures = if cfg.signatures.keys.is_empty() {
+            None
+        } else {
+            Some(Arc::new(crate::signatures::SignatureCheck::load(
+                &cfg.signatures,
+            )?))
+        };
         for u in &engine.unsupported {
             eprintln!("moat admission: warning: not evaluated: {u}");
         }
@@ -330,6 +360,7 @@ impl Server {
             max_body: cfg.max_body_bytes,
             timeout: cfg.request_timeout,
             ready: AtomicBool::new(true),
+            signatures,
         });
         let app = Router::new()
             .route("/", post(validate))

@@ -325,3 +325,262 @@ fn moat_kube_ids() -> Vec<String> {
     ids.dedup();
     ids
 }
+
+// ---- "images must be signed" at admission, against a real registry and over real TLS ----
+
+struct Registry {
+    script: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.script)
+            .arg("stop")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// The webhook process this test started; killed by its own handle.
+struct Webhook(std::process::Child);
+
+impl Drop for Webhook {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn start_webhook(d: &Path, extra: &[&str]) -> (Webhook, String) {
+    let port = free_port();
+    let mut args = vec![
+        "admission".to_string(),
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--tls-cert".into(),
+        d.join("certs/tls.crt").display().to_string(),
+        "--tls-key".into(),
+        d.join("certs/tls.key").display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let child = Command::new(MOAT)
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let w = Webhook(child);
+    let url = format!("https://127.0.0.1:{port}");
+    for _ in 0..200 {
+        let o = Command::new("curl")
+            .args(["-sf", "--cacert"])
+            .arg(d.join("certs/ca.crt"))
+            .arg(format!("{url}/readyz"))
+            .output()
+            .unwrap();
+        if o.status.success() {
+            return (w, url);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("webhook did not start: moat {args:?}");
+}
+
+fn review(d: &Path, url: &str, image: &str) -> serde_json::Value {
+    let body = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "operation": "CREATE",
+            "namespace": "apps",
+            "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                       "spec": {"containers": [{"name": "app", "image": image}]}}
+        }
+    });
+    let f = d.join("review.json");
+    std::fs::write(&f, body.to_string()).unwrap();
+    let o = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(d.join("certs/ca.crt"))
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(format!("@{}", f.display()))
+        .arg(format!("{url}/validate"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    r["response"].clone()
+}
+
+#[test]
+fn webhook_admits_signed_images_and_denies_unsigned_ones() {
+    let script = std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/scripts/registry.sh"
+    ));
+    let script = std::env::var_os("MOAT_SHARED")
+        .map(|s| std::path::PathBuf::from(s).join("scripts/registry.sh"))
+        .unwrap_or(script);
+    if !script.exists() {
+        eprintln!("SKIPPED: {} is missing", script.display());
+        return;
+    }
+    let layout = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+        .join(".cache/moat-fixtures/bookworm/oci");
+    if !layout.join("index.json").exists() {
+        eprintln!(
+            "SKIPPED: {} missing (run ../shared/scripts/debian-image.sh bookworm)",
+            layout.display()
+        );
+        return;
+    }
+    if !have("skopeo") || !have("docker-registry") || !have("curl") {
+        eprintln!("SKIPPED: skopeo, docker-registry or curl is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let port = free_port();
+    let regdir = d.join("registry");
+    let o = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .arg(&regdir)
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    let _reg = Registry {
+        script: script.clone(),
+        dir: regdir,
+    };
+    assert!(
+        o.status.success(),
+        "registry: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let host = format!("127.0.0.1:{port}");
+    // The same image in two repositories: a signature is bound to its repository.
+    for repo in ["signed/app:1", "unsigned/app:1"] {
+        let o = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:bookworm", layout.display()))
+            .arg(format!("docker://{host}/{repo}"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let keys = d.join("keys");
+    let o = Command::new(MOAT)
+        .args(["key", "generate", "--out"])
+        .arg(&keys)
+        .env("COSIGN_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = Command::new(MOAT)
+        .args(["sign", "--insecure-registry", "--key"])
+        .arg(keys.join("cosign.key"))
+        .arg(format!("registry:{host}/signed/app:1"))
+        .env("COSIGN_PASSWORD", "")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = moat(&[
+        "admission",
+        "certs",
+        "--out",
+        d.join("certs").to_str().unwrap(),
+        "--name",
+        "127.0.0.1",
+        "--name",
+        "localhost",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // A missing key file stops the server from starting (exit 2 naming it).
+    let o = moat(&[
+        "admission",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        d.join("certs/tls.crt").to_str().unwrap(),
+        "--tls-key",
+        d.join("certs/tls.key").to_str().unwrap(),
+        "--trusted-key",
+        "/nonexistent/cosign.pub",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/nonexistent/cosign.pub"),
+        "{}",
+        stderr(&o)
+    );
+
+    let pubkey = keys.join("cosign.pub").display().to_string();
+    let (_w, url) = start_webhook(d, &["--trusted-key", &pubkey, "--insecure-registry"]);
+    let signed = format!("{host}/signed/app:1");
+    let unsigned = format!("{host}/unsigned/app:1");
+    let r = review(d, &url, &signed);
+    assert_eq!(r["allowed"], true, "{r}");
+    // Again (from the cache): the same verdict.
+    let r = review(d, &url, &signed);
+    assert_eq!(r["allowed"], true, "{r}");
+    let r = review(d, &url, &unsigned);
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = r["status"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&unsigned) && msg.contains("no valid cosign signature"),
+        "{msg}"
+    );
+    // An unreachable registry: an error, fail-closed by default.
+    let gone = format!("127.0.0.1:{}/x/app:1", free_port());
+    let r = review(d, &url, &gone);
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fail-closed"),
+        "{r}"
+    );
+    drop(_w);
+
+    // --fail-open: admitted with a warning naming the image; unsigned images are still denied.
+    let (_w, url) = start_webhook(
+        d,
+        &[
+            "--trusted-key",
+            &pubkey,
+            "--insecure-registry",
+            "--fail-open",
+        ],
+    );
+    let r = review(d, &url, &gone);
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(r["warnings"].to_string().contains(&gone), "{r}");
+    let r = review(d, &url, &unsigned);
+    assert_eq!(r["allowed"], false, "{r}");
+}

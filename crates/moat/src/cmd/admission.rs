@@ -53,6 +53,13 @@ pub struct ServeArgs {
     /// Deny containers that may run as root (runAsNonRoot/runAsUser), with or without a PSS profile.
     #[arg(long)]
     pub require_non_root: bool,
+    /// Only admit images with a cosign signature by this public key (PEM; repeatable: any of them).
+    /// Registry errors follow --fail-open.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_key: Vec<PathBuf>,
+    /// Plain HTTP to registries when verifying signatures (a loopback test registry only).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registry: bool,
     /// On internal errors (a policy that cannot be evaluated) admit with a warning instead of denying.
     #[arg(long)]
     pub fail_open: bool,
@@ -127,6 +134,10 @@ fn serve(s: ServeArgs) -> anyhow::Result<Verdict> {
         FailurePolicy::Open
     } else {
         FailurePolicy::Closed
+    };
+    cfg.signatures = moat_admission::SignatureConfig {
+        keys: s.trusted_key,
+        insecure_registry: s.insecure_registry,
     };
     cfg.max_body_bytes = s.max_body_bytes;
     cfg.request_timeout = Duration::from_secs(s.request_timeout.max(1));
