@@ -71,6 +71,18 @@ impl Engine {
         } else {
             let set = moat_policy::PolicySet::load_paths(&config.policies)
                 .map_err(|e| AdmissionError::Config(format!("cannot load policies: {e}")))?;
+            // A truncated ConfigMap or an empty directory must not turn the webhook into
+            // admit-everything: each path must hold at least one policy.
+            for p in &config.policies {
+                let one = moat_policy::PolicySet::load_paths(std::slice::from_ref(p))
+                    .map_err(|e| AdmissionError::Config(format!("cannot load policies: {e}")))?;
+                if one.is_empty() && one.unsupported().is_empty() {
+                    return Err(AdmissionError::Config(format!(
+                        "{}: no ClusterPolicy/Policy/ValidatingAdmissionPolicy found",
+                        p.display()
+                    )));
+                }
+            }
             let unsupported = set
                 .unsupported()
                 .iter()

@@ -584,3 +584,63 @@ fn webhook_admits_signed_images_and_denies_unsigned_ones() {
     let r = review(d, &url, &unsigned);
     assert_eq!(r["allowed"], false, "{r}");
 }
+
+#[test]
+fn webhook_refuses_empty_policy_paths_and_zero_limits() {
+    let d = tempfile::tempdir().unwrap();
+    let certs = d.path().join("certs");
+    let o = moat(&[
+        "admission",
+        "certs",
+        "--out",
+        certs.to_str().unwrap(),
+        "--name",
+        "127.0.0.1",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let empty = d.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let dir = d.path().join("none");
+    std::fs::create_dir(&dir).unwrap();
+    let (cert, key) = (certs.join("tls.crt"), certs.join("tls.key"));
+    let base = [
+        "admission",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    for (extra, msg) in [
+        (
+            vec!["--policies", empty.to_str().unwrap()],
+            format!(
+                "{}: no ClusterPolicy/Policy/ValidatingAdmissionPolicy found",
+                empty.display()
+            ),
+        ),
+        (
+            vec!["--policies", dir.to_str().unwrap()],
+            format!(
+                "{}: no ClusterPolicy/Policy/ValidatingAdmissionPolicy found",
+                dir.display()
+            ),
+        ),
+        (
+            vec!["--max-body-bytes", "0"],
+            "--max-body-bytes must be between 1 and".to_string(),
+        ),
+        (
+            vec!["--request-timeout", "0"],
+            "--request-timeout must be between 1 and 600".to_string(),
+        ),
+    ] {
+        let mut args = base.to_vec();
+        args.extend(extra.iter().copied());
+        let o = moat(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(&msg), "{extra:?}: {}", stderr(&o));
+    }
+}

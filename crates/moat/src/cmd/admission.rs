@@ -10,6 +10,9 @@ use moat_report::Verdict;
 
 use crate::common::InputError;
 
+/// Largest `--max-body-bytes` accepted (the API server itself caps objects near 3 MiB).
+const MAX_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(subcommand)]
@@ -121,6 +124,20 @@ fn serve(s: ServeArgs) -> anyhow::Result<Verdict> {
         }
     };
     let pss_version = s.pss_version.parse::<PssVersion>().map_err(InputError)?;
+    if !(1..=MAX_BODY_LIMIT).contains(&s.max_body_bytes) {
+        return Err(InputError(format!(
+            "--max-body-bytes must be between 1 and {MAX_BODY_LIMIT}, not {}",
+            s.max_body_bytes
+        ))
+        .into());
+    }
+    if !(1..=600).contains(&s.request_timeout) {
+        return Err(InputError(format!(
+            "--request-timeout must be between 1 and 600 seconds, not {}",
+            s.request_timeout
+        ))
+        .into());
+    }
     let mut cfg = ServeConfig::new(s.listen, s.tls_cert, s.tls_key);
     cfg.engine = EngineConfig {
         pss_level,
