@@ -161,7 +161,12 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(id: impl Into<String>, kind: FindingKind, severity: Severity, title: impl Into<String>) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        kind: FindingKind,
+        severity: Severity,
+        title: impl Into<String>,
+    ) -> Self {
         Finding {
             id: id.into(),
             aliases: Vec::new(),

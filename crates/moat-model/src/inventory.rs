@@ -73,7 +73,8 @@ pub struct Inventory {
 impl Inventory {
     /// Sorts packages and warnings so that the same input always gives the same bytes out.
     pub fn normalize(&mut self) {
-        self.packages.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.packages
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         self.packages.dedup();
         self.warnings.sort();
         self.warnings.dedup();

@@ -11,7 +11,9 @@ mod package;
 mod purl;
 mod severity;
 
-pub use finding::{AdvisoryRecord, Finding, FindingKind, Location, MatchReason, PackageRef, Vulnerability, Cvss};
+pub use finding::{
+    AdvisoryRecord, Cvss, Finding, FindingKind, Location, MatchReason, PackageRef, Vulnerability,
+};
 pub use inventory::{ImageInfo, Inventory, LayerInfo, OsRelease, TargetInfo};
 pub use package::{Package, PackageKind, SourcePackage};
 pub use purl::{Purl, PurlError};

@@ -80,6 +80,12 @@ pub struct Package {
 impl Package {
     /// The sort key that makes every report deterministic.
     pub fn sort_key(&self) -> (PackageKind, &str, &str, Option<&str>, Option<&str>) {
-        (self.kind, &self.name, &self.version, self.arch.as_deref(), self.path.as_deref())
+        (
+            self.kind,
+            &self.name,
+            &self.version,
+            self.arch.as_deref(),
+            self.path.as_deref(),
+        )
     }
 }

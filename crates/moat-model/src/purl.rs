@@ -72,7 +72,10 @@ impl Purl {
 fn encode(s: &str, out: &mut String, keep_slash: bool) {
     for b in s.bytes() {
         let c = b as char;
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':') || (keep_slash && c == '/') {
+        if c.is_ascii_alphanumeric()
+            || matches!(c, '.' | '-' | '_' | '~' | ':')
+            || (keep_slash && c == '/')
+        {
             out.push(c);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -86,8 +89,11 @@ fn decode(s: &str, whole: &str) -> Result<String, PurlError> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or_else(|| PurlError::BadEncoding(whole.to_string()))?;
-            let v = u8::from_str_radix(hex, 16).map_err(|_| PurlError::BadEncoding(whole.to_string()))?;
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| PurlError::BadEncoding(whole.to_string()))?;
+            let v = u8::from_str_radix(hex, 16)
+                .map_err(|_| PurlError::BadEncoding(whole.to_string()))?;
             out.push(v);
             i += 3;
         } else {
@@ -162,14 +168,18 @@ impl FromStr for Purl {
                 }
             }
         }
-        let (ty, path) = rest.split_once('/').ok_or_else(|| PurlError::MissingType(whole.to_string()))?;
+        let (ty, path) = rest
+            .split_once('/')
+            .ok_or_else(|| PurlError::MissingType(whole.to_string()))?;
         if ty.is_empty() {
             return Err(PurlError::MissingType(whole.to_string()));
         }
         let path = path.trim_end_matches('/');
         // The version is after the last '@' of the last path segment (npm scopes encode their '@').
         let (path, version) = match path.rfind('@') {
-            Some(at) if !path[at..].contains('/') => (&path[..at], Some(decode(&path[at + 1..], whole)?)),
+            Some(at) if !path[at..].contains('/') => {
+                (&path[..at], Some(decode(&path[at + 1..], whole)?))
+            }
             _ => (path, None),
         };
         let mut segs: Vec<String> = path
@@ -177,8 +187,15 @@ impl FromStr for Purl {
             .filter(|s| !s.is_empty())
             .map(|s| decode(s, whole))
             .collect::<Result<_, _>>()?;
-        let name = segs.pop().filter(|n| !n.is_empty()).ok_or_else(|| PurlError::MissingName(whole.to_string()))?;
-        let namespace = if segs.is_empty() { None } else { Some(segs.join("/")) };
+        let name = segs
+            .pop()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| PurlError::MissingName(whole.to_string()))?;
+        let namespace = if segs.is_empty() {
+            None
+        } else {
+            Some(segs.join("/"))
+        };
         Ok(Purl {
             ty: ty.to_ascii_lowercase(),
             namespace,
@@ -215,17 +232,24 @@ mod tests {
             .with_qualifier("distro", "debian-12")
             .with_qualifier("arch", "amd64");
         let s = p.to_string();
-        assert_eq!(s, "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12");
+        assert_eq!(
+            s,
+            "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
+        );
         assert_eq!(s.parse::<Purl>(), Ok(p));
     }
 
     #[test]
     fn npm_scope_and_go_paths() {
-        let p: Purl = "pkg:npm/%40angular/core@16.0.0".parse().expect("valid purl");
+        let p: Purl = "pkg:npm/%40angular/core@16.0.0"
+            .parse()
+            .expect("valid purl");
         assert_eq!(p.namespace.as_deref(), Some("@angular"));
         assert_eq!(p.name, "core");
         assert_eq!(p.to_string(), "pkg:npm/%40angular/core@16.0.0");
-        let g: Purl = "pkg:golang/github.com/foo/bar@v1.2.3".parse().expect("valid purl");
+        let g: Purl = "pkg:golang/github.com/foo/bar@v1.2.3"
+            .parse()
+            .expect("valid purl");
         assert_eq!(g.namespace.as_deref(), Some("github.com/foo"));
         assert_eq!(g.version.as_deref(), Some("v1.2.3"));
     }

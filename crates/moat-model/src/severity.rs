@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// `Unknown` sorts lowest, like Trivy: an advisory without a rating never trips a gate set at LOW or above,
 /// but `--fail-on unknown` catches everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Severity {
     #[default]

@@ -45,7 +45,13 @@ pub fn compare<'a>(before: &'a Report, after: &'a Report) -> ReportDiff<'a> {
     }
     let mut d = ReportDiff::default();
     for f in after.findings.iter().filter(|f| f.suppressed.is_none()) {
-        match pool.get_mut(&identity(f)).and_then(|v| if v.is_empty() { None } else { Some(v.remove(0)) }) {
+        match pool.get_mut(&identity(f)).and_then(|v| {
+            if v.is_empty() {
+                None
+            } else {
+                Some(v.remove(0))
+            }
+        }) {
             Some(_) => d.unchanged.push(f),
             None => d.new.push(f),
         }
@@ -63,7 +69,11 @@ fn counts(fs: &[&Finding]) -> String {
     if c.is_empty() {
         return "0".into();
     }
-    let parts: Vec<String> = c.iter().rev().map(|(s, n)| format!("{n} {}", s.as_str().to_lowercase())).collect();
+    let parts: Vec<String> = c
+        .iter()
+        .rev()
+        .map(|(s, n)| format!("{n} {}", s.as_str().to_lowercase()))
+        .collect();
     format!("{} ({})", fs.len(), parts.join(", "))
 }
 
@@ -93,7 +103,11 @@ fn section(out: &mut String, title: &str, fs: &[&Finding]) {
             f.severity,
             cell(&f.id),
             cell(&at),
-            cell(if f.message.is_empty() { &f.title } else { &f.message })
+            cell(if f.message.is_empty() {
+                &f.title
+            } else {
+                &f.message
+            })
         ));
     }
 }
@@ -108,8 +122,16 @@ pub fn to_markdown(before: &Report, after: &Report) -> String {
         cell(&after.target.name)
     ));
     out.push_str("| | findings |\n|---|---|\n");
-    let before_all: Vec<&Finding> = before.findings.iter().filter(|f| f.suppressed.is_none()).collect();
-    let after_all: Vec<&Finding> = after.findings.iter().filter(|f| f.suppressed.is_none()).collect();
+    let before_all: Vec<&Finding> = before
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.is_none())
+        .collect();
+    let after_all: Vec<&Finding> = after
+        .findings
+        .iter()
+        .filter(|f| f.suppressed.is_none())
+        .collect();
     out.push_str(&format!("| before | {} |\n", counts(&before_all)));
     out.push_str(&format!("| after | {} |\n", counts(&after_all)));
     out.push_str(&format!("| fixed | {} |\n", counts(&d.fixed)));
@@ -134,12 +156,24 @@ mod tests {
 
     #[test]
     fn splits_fixed_new_unchanged_by_identity_not_line() {
-        let t = |n: &str| TargetInfo { name: n.into(), kind: "file".into() };
-        let a = Report::new(t("a"), vec![f("DL3002", 3), f("MOAT-001", 4), f("MOAT-001", 9)]);
+        let t = |n: &str| TargetInfo {
+            name: n.into(),
+            kind: "file".into(),
+        };
+        let a = Report::new(
+            t("a"),
+            vec![f("DL3002", 3), f("MOAT-001", 4), f("MOAT-001", 9)],
+        );
         let b = Report::new(t("b"), vec![f("MOAT-001", 20), f("DL3008", 2)]);
         let d = compare(&a, &b);
-        assert_eq!(d.fixed.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["DL3002", "MOAT-001"]);
-        assert_eq!(d.new.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(), ["DL3008"]);
+        assert_eq!(
+            d.fixed.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+            ["DL3002", "MOAT-001"]
+        );
+        assert_eq!(
+            d.new.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+            ["DL3008"]
+        );
         assert_eq!(d.unchanged.len(), 1);
         let md = to_markdown(&a, &b);
         assert!(md.contains("## Fixed (2)"), "{md}");

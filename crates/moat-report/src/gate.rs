@@ -63,6 +63,9 @@ mod tests {
         assert_eq!(gate.judge([&low, &high]), Verdict::Fail);
         assert_eq!(gate.judge([&muted]), Verdict::Pass);
         assert_eq!(Gate::new(None).judge([&high]), Verdict::Pass);
-        assert_eq!(Gate::new(Some(Severity::Unknown)).judge([&low]), Verdict::Fail);
+        assert_eq!(
+            Gate::new(Some(Severity::Unknown)).judge([&low]),
+            Verdict::Fail
+        );
     }
 }

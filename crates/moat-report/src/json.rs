@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use moat_model::{Finding, Severity, TargetInfo, MOAT_VERSION};
+use moat_model::{Finding, MOAT_VERSION, Severity, TargetInfo};
 use serde::{Deserialize, Serialize};
 
 /// The identifier of moat's JSON report format; bumped on incompatible changes.

@@ -11,9 +11,9 @@ mod sarif;
 mod table;
 mod vulns;
 
-pub use diff::{compare, to_markdown, ReportDiff};
+pub use diff::{ReportDiff, compare, to_markdown};
 pub use gate::{Gate, Verdict};
-pub use json::{Report, Summary, REPORT_SCHEMA};
+pub use json::{REPORT_SCHEMA, Report, Summary};
 pub use sarif::to_sarif;
 pub use table::to_table;
 pub use vulns::to_vuln_table;

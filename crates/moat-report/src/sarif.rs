@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
-use moat_model::{Finding, Severity, MOAT_VERSION};
-use serde_json::{json, Value};
+use moat_model::{Finding, MOAT_VERSION, Severity};
+use serde_json::{Value, json};
 
 use crate::Report;
 
@@ -34,7 +34,8 @@ pub fn to_sarif(report: &Report) -> String {
             *e = f;
         }
     }
-    let rule_index: BTreeMap<&str, usize> = rules.keys().enumerate().map(|(i, k)| (*k, i)).collect();
+    let rule_index: BTreeMap<&str, usize> =
+        rules.keys().enumerate().map(|(i, k)| (*k, i)).collect();
     let rules_json: Vec<Value> = rules
         .values()
         .map(|f| {
@@ -99,7 +100,8 @@ pub fn to_sarif(report: &Report) -> String {
                 "locations": [loc],
             });
             if let Some(p) = &f.package {
-                r["properties"] = json!({"purl": p.purl.to_string(), "severity": f.severity.as_str()});
+                r["properties"] =
+                    json!({"purl": p.purl.to_string(), "severity": f.severity.as_str()});
             }
             if let Some(reason) = &f.suppressed {
                 r["suppressions"] = json!([{"kind": "external", "justification": reason}]);
@@ -131,13 +133,29 @@ mod tests {
     use moat_model::{FindingKind, TargetInfo};
 
     fn sample() -> Report {
-        let mut a = Finding::new("DL3008", FindingKind::Dockerfile, Severity::Medium, "Pin versions in apt-get install");
+        let mut a = Finding::new(
+            "DL3008",
+            FindingKind::Dockerfile,
+            Severity::Medium,
+            "Pin versions in apt-get install",
+        );
         a.location.file = Some("Dockerfile".into());
         a.location.line = Some(3);
         a.location.column = Some(1);
-        let mut b = Finding::new("CVE-2023-0001", FindingKind::Vulnerability, Severity::Critical, "overflow");
+        let mut b = Finding::new(
+            "CVE-2023-0001",
+            FindingKind::Vulnerability,
+            Severity::Critical,
+            "overflow",
+        );
         b.suppressed = Some("not reachable".into());
-        Report::new(TargetInfo { name: "Dockerfile".into(), kind: "file".into() }, vec![a, b])
+        Report::new(
+            TargetInfo {
+                name: "Dockerfile".into(),
+                kind: "file".into(),
+            },
+            vec![a, b],
+        )
     }
 
     #[test]
@@ -160,7 +178,10 @@ mod tests {
             .as_array()
             .and_then(|rs| rs.iter().find(|r| r["ruleId"] == "DL3008"))
             .expect("DL3008 result");
-        assert_eq!(dl["locations"][0]["physicalLocation"]["region"]["startLine"], 3);
+        assert_eq!(
+            dl["locations"][0]["physicalLocation"]["region"]["startLine"],
+            3
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use moat_model::Finding;
 
 use crate::Report;
@@ -6,7 +6,10 @@ use crate::Report;
 /// A human-readable table of findings, worst first within each location, with a one-line summary.
 pub fn to_table(report: &Report) -> String {
     let mut out = String::new();
-    out.push_str(&format!("{} ({})\n", report.target.name, report.target.kind));
+    out.push_str(&format!(
+        "{} ({})\n",
+        report.target.name, report.target.kind
+    ));
     let shown: Vec<&Finding> = report.findings.iter().collect();
     if shown.is_empty() {
         out.push_str("No findings.\n");
@@ -35,12 +38,21 @@ pub fn to_table(report: &Report) -> String {
         out.push_str(&t.to_string());
         out.push('\n');
     }
-    let counts: Vec<String> =
-        report.summary.by_severity.iter().rev().map(|(s, n)| format!("{s}: {n}")).collect();
+    let counts: Vec<String> = report
+        .summary
+        .by_severity
+        .iter()
+        .rev()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
     out.push_str(&format!(
         "Total: {}{}{}\n",
         report.summary.total,
-        if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) },
+        if counts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", counts.join(", "))
+        },
         if report.summary.suppressed > 0 {
             format!(", {} suppressed", report.summary.suppressed)
         } else {
@@ -77,10 +89,10 @@ fn location(f: &Finding) -> String {
         }
         s.push_str(field);
     }
-    if s.is_empty() {
-        if let Some(o) = &l.object {
-            s.push_str(o);
-        }
+    if s.is_empty()
+        && let Some(o) = &l.object
+    {
+        s.push_str(o);
     }
     s
 }
