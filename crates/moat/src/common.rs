@@ -49,19 +49,33 @@ impl OutputArgs {
 /// is written through to its target, and a device or FIFO (`-o /dev/null`, `-o >(...)`) is opened and
 /// written, never replaced.
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    let fail = |e: std::io::Error| -> anyhow::Error { InputError(format!("cannot write {}: {e}", path.display())).into() };
+    let fail = |e: std::io::Error| -> anyhow::Error {
+        InputError(format!("cannot write {}: {e}", path.display())).into()
+    };
     let regular_or_new = match std::fs::symlink_metadata(path) {
         Ok(m) => m.file_type().is_file(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => return Err(fail(e)),
     };
     if !regular_or_new {
-        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path).map_err(fail)?;
-        f.write_all(text.as_bytes()).and_then(|_| f.flush()).map_err(fail)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .map_err(fail)?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.flush())
+            .map_err(fail)?;
         return Ok(());
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.moat-tmp"));
     if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
@@ -135,8 +149,16 @@ mod tests {
         let link = d.path().join("link.json");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
         write_file(&link, "through").expect("write link");
-        assert!(std::fs::symlink_metadata(&link).expect("link meta").file_type().is_symlink());
-        assert_eq!(std::fs::read_to_string(&target).expect("read target"), "through");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .expect("link meta")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("read target"),
+            "through"
+        );
 
         let fifo = d.path().join("pipe");
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("cstring");
@@ -148,7 +170,12 @@ mod tests {
         };
         write_file(&fifo, "piped").expect("write fifo");
         assert_eq!(reader.join().expect("reader"), "piped");
-        assert!(!std::fs::symlink_metadata(&fifo).expect("fifo meta").file_type().is_file());
+        assert!(
+            !std::fs::symlink_metadata(&fifo)
+                .expect("fifo meta")
+                .file_type()
+                .is_file()
+        );
     }
 
     unsafe extern "C" {

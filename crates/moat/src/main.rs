@@ -50,7 +50,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // clap prints help/version to stdout with exit 0, and usage errors to stderr with exit 2.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { common::EXIT_USAGE } else { 0 });
+            return ExitCode::from(if e.use_stderr() {
+                common::EXIT_USAGE
+            } else {
+                0
+            });
         }
     };
     let result = match cli.command {

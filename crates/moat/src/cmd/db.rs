@@ -124,7 +124,9 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                 for s in &m.sources {
                     crate::outln!(
                         "  {}  {} records  imported {}",
-                        s.source, s.records, s.imported_at
+                        s.source,
+                        s.records,
+                        s.imported_at
                     );
                 }
             }

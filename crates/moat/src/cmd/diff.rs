@@ -32,11 +32,20 @@ fn load(path: &PathBuf) -> anyhow::Result<Report> {
         ))
         .into());
     }
-    let text = String::from_utf8(bytes)
-        .map_err(|_| InputError(format!("{}: not a moat JSON report (not UTF-8 text)", path.display())))?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        InputError(format!(
+            "{}: not a moat JSON report (not UTF-8 text)",
+            path.display()
+        ))
+    })?;
     serde_json::from_str(&text).map_err(|e| {
-        InputError(format!("{}: not a moat JSON report (line {}, column {}): {e}", path.display(), e.line(), e.column()))
-            .into()
+        InputError(format!(
+            "{}: not a moat JSON report (line {}, column {}): {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        ))
+        .into()
     })
 }
 

@@ -57,8 +57,11 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
         ))
     })?;
     let json = a.json
-        || a.format.unwrap_or(if a.out.is_terminal() { ExplainFormat::Text } else { ExplainFormat::Json })
-            == ExplainFormat::Json;
+        || a.format.unwrap_or(if a.out.is_terminal() {
+            ExplainFormat::Text
+        } else {
+            ExplainFormat::Json
+        }) == ExplainFormat::Json;
     let text = if json {
         format!("{}\n", serde_json::to_string_pretty(&ex)?)
     } else {

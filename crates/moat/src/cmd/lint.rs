@@ -204,7 +204,11 @@ fn load_config(a: &Args) -> anyhow::Result<Config> {
 impl Args {
     /// The one default every moat report shares: a table for people, JSON for pipes and files.
     fn output_format(&self) -> Format {
-        self.format.unwrap_or(if self.out.is_terminal() { Format::Table } else { Format::Json })
+        self.format.unwrap_or(if self.out.is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        })
     }
 }
 
@@ -214,9 +218,13 @@ const MAX_CONFIG_BYTES: u64 = 4 << 20;
 fn read_bounded(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!("larger than the {limit}-byte limit for a configuration file")));
+        return Err(std::io::Error::other(format!(
+            "larger than the {limit}-byte limit for a configuration file"
+        )));
     }
     String::from_utf8(bytes).map_err(|_| std::io::Error::other("not UTF-8 text"))
 }
@@ -296,10 +304,13 @@ fn read_manifest(name: &str, path: &Path) -> anyhow::Result<(String, String)> {
 /// Image-configuration checks: the image config (user, healthcheck, env, history) and the metadata of
 /// the files the checks need (setuid/setgid, world-writable, package-manager caches).
 /// `moat scan` runs the same checks on the images it scans.
-pub(crate) fn lint_image(target: &str, opts: &moat_image::OpenOptions) -> anyhow::Result<Vec<Finding>> {
+pub(crate) fn lint_image(
+    target: &str,
+    opts: &moat_image::OpenOptions,
+) -> anyhow::Result<Vec<Finding>> {
     let t = moat_image::Target::parse(target).map_err(|e| InputError(format!("{target}: {e}")))?;
-    let image = moat_image::Image::open(&t, opts)
-        .map_err(|e| InputError(format!("{target}: {e}")))?;
+    let image =
+        moat_image::Image::open(&t, opts).map_err(|e| InputError(format!("{target}: {e}")))?;
     let cfg = image
         .config()
         .map(|c| moat_lint::image::ImageConfig {

@@ -45,7 +45,9 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
 }
 
 fn table(report: &TestReport) -> String {
-    let header = ["POLICY", "RULE", "KIND", "RESOURCE", "EXPECTED", "ACTUAL", "OK"];
+    let header = [
+        "POLICY", "RULE", "KIND", "RESOURCE", "EXPECTED", "ACTUAL", "OK",
+    ];
     let rows: Vec<[String; 7]> = report
         .rows
         .iter()
@@ -68,7 +70,12 @@ fn table(report: &TestReport) -> String {
         }
     }
     let line = |cells: &[&str]| -> String {
-        let mut s = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = width[i])).collect::<Vec<_>>().join("  ");
+        let mut s = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = width[i]))
+            .collect::<Vec<_>>()
+            .join("  ");
         s.truncate(s.trim_end().len());
         s.push('\n');
         s
@@ -78,9 +85,17 @@ fn table(report: &TestReport) -> String {
         out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
     }
     let bad = report.mismatches();
-    out.push_str(&format!("\n{} results, {} as expected, {} mismatched\n", report.rows.len(), report.rows.len() - bad, bad));
+    out.push_str(&format!(
+        "\n{} results, {} as expected, {} mismatched\n",
+        report.rows.len(),
+        report.rows.len() - bad,
+        bad
+    ));
     for r in report.rows.iter().filter(|r| !r.ok) {
-        out.push_str(&format!("mismatch: {} {} {}/{}: {}\n", r.test_file, r.policy, r.rule, r.resource, r.message));
+        out.push_str(&format!(
+            "mismatch: {} {} {}/{}: {}\n",
+            r.test_file, r.policy, r.rule, r.resource, r.message
+        ));
     }
     out
 }
@@ -91,7 +106,11 @@ fn test(a: TestArgs) -> anyhow::Result<Verdict> {
     if report.rows.is_empty() && !report.errors.is_empty() {
         return Err(InputError(report.errors.join("\n")).into());
     }
-    let format = a.format.unwrap_or(if a.out.is_terminal() { TestFormat::Table } else { TestFormat::Json });
+    let format = a.format.unwrap_or(if a.out.is_terminal() {
+        TestFormat::Table
+    } else {
+        TestFormat::Json
+    });
     let text = match format {
         TestFormat::Json => serde_json::to_string_pretty(&report.rows)? + "\n",
         TestFormat::Table => table(&report),
@@ -99,7 +118,14 @@ fn test(a: TestArgs) -> anyhow::Result<Verdict> {
     a.out.write(&text)?;
     let mut by_reason: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for u in &report.unsupported {
-        by_reason.entry(u.reason.as_str()).or_default().push(if u.rule.is_empty() { u.policy.clone() } else { format!("{}/{}", u.policy, u.rule) });
+        by_reason
+            .entry(u.reason.as_str())
+            .or_default()
+            .push(if u.rule.is_empty() {
+                u.policy.clone()
+            } else {
+                format!("{}/{}", u.policy, u.rule)
+            });
     }
     for (reason, rules) in by_reason {
         eprintln!("unsupported: {reason}: {}", rules.join(", "));
@@ -107,5 +133,9 @@ fn test(a: TestArgs) -> anyhow::Result<Verdict> {
     if !report.errors.is_empty() {
         return Err(InputError(report.errors.join("\n")).into());
     }
-    Ok(if report.mismatches() > 0 { Verdict::Fail } else { Verdict::Pass })
+    Ok(if report.mismatches() > 0 {
+        Verdict::Fail
+    } else {
+        Verdict::Pass
+    })
 }
