@@ -221,6 +221,30 @@ pub(crate) struct Resolved {
     pub(crate) layers: Vec<LayerRef>,
 }
 
+fn image_config(c: ContainerConfig, history: Vec<HistoryEntry>) -> ImageConfig {
+    ImageConfig {
+        user: c.user.filter(|u| !u.is_empty()),
+        env: c.env.unwrap_or_default(),
+        entrypoint: c.entrypoint.unwrap_or_default(),
+        cmd: c.cmd.unwrap_or_default(),
+        working_dir: c.working_dir.filter(|w| !w.is_empty()),
+        exposed_ports: c.exposed_ports.unwrap_or_default().into_keys().collect(),
+        labels: c.labels.unwrap_or_default(),
+        healthcheck: c.healthcheck.and_then(|h| h.test),
+        history,
+    }
+}
+
+/// Parses an image config blob on its own (for callers that hold one without an image), with the
+/// same reading as [`crate::Image::open`]; errors name `what`.
+pub(crate) fn parse_image_config(bytes: &[u8], what: &str) -> Result<ImageConfig, ImageError> {
+    let cfg: ConfigFile = parse_json(bytes, what)?;
+    Ok(image_config(
+        cfg.config.unwrap_or_default(),
+        cfg.history.unwrap_or_default(),
+    ))
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ImageError> {
     serde_json::from_slice(bytes).map_err(|e| ImageError::Invalid {
         what: what.to_string(),
@@ -394,18 +418,7 @@ fn assemble(
             created_by: created_by.next().flatten(),
         })
         .collect();
-    let c = cfg.config.unwrap_or_default();
-    let config = ImageConfig {
-        user: c.user.filter(|u| !u.is_empty()),
-        env: c.env.unwrap_or_default(),
-        entrypoint: c.entrypoint.unwrap_or_default(),
-        cmd: c.cmd.unwrap_or_default(),
-        working_dir: c.working_dir.filter(|w| !w.is_empty()),
-        exposed_ports: c.exposed_ports.unwrap_or_default().into_keys().collect(),
-        labels: c.labels.unwrap_or_default(),
-        healthcheck: c.healthcheck.and_then(|h| h.test),
-        history,
-    };
+    let config = image_config(cfg.config.unwrap_or_default(), history);
     let info = ImageInfo {
         manifest_digest: manifest_digest.map(|d| d.to_string()),
         config_digest: Some(config_digest.to_string()),

@@ -120,6 +120,13 @@ pub struct ImageConfig {
     pub history: Vec<HistoryEntry>,
 }
 
+impl ImageConfig {
+    /// Reads an OCI/Docker image config JSON document, as `Image::open` does; errors name `name`.
+    pub fn from_json(name: &str, bytes: &[u8]) -> Result<ImageConfig, ImageError> {
+        layout::parse_image_config(bytes, name)
+    }
+}
+
 enum Source {
     Dir(std::path::PathBuf),
     Layers {

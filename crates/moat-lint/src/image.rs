@@ -1,96 +1,12 @@
-//! Image-configuration checks on built images, as pure functions over the OCI image config and a list
-//! of file metadata (so they are testable without images): runs as root, no HEALTHCHECK, secrets in
+//! Image-configuration checks on built images, as pure functions over moat-image's config and file
+//! view (so they are testable without images: build a `FileView` by hand): runs as root, no HEALTHCHECK, secrets in
 //! `Env` and in history `created_by`, setuid/setgid files, world-writable files outside /tmp, `ADD` in
 //! history, package-manager caches left in layers. CIS Docker Benchmark ids are aliases.
 
+use moat_image::{EntryKind, FileMeta, FileView, ImageConfig, Select};
 use moat_model::{Finding, FindingKind};
-use serde::Deserialize;
 
-use crate::LintError;
 use crate::catalog;
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct RawHealthcheck {
-    #[serde(rename = "Test", default)]
-    test: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct RawRunConfig {
-    #[serde(rename = "User", default)]
-    user: Option<String>,
-    #[serde(rename = "Env", default)]
-    env: Option<Vec<String>>,
-    #[serde(rename = "Healthcheck", default)]
-    healthcheck: Option<RawHealthcheck>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct RawHistory {
-    #[serde(default)]
-    created_by: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-struct RawConfig {
-    #[serde(default)]
-    config: Option<RawRunConfig>,
-    #[serde(default)]
-    history: Option<Vec<RawHistory>>,
-}
-
-/// The parts of an image config these checks read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ImageConfig {
-    pub user: Option<String>,
-    /// `KEY=value` strings.
-    pub env: Vec<String>,
-    /// `Healthcheck.Test` (`["NONE"]` = deliberately disabled); `None` = no healthcheck.
-    pub healthcheck: Option<Vec<String>>,
-    /// `created_by` of every history entry, in order.
-    pub history: Vec<String>,
-}
-
-impl ImageConfig {
-    /// Reads an OCI/Docker image config JSON document.
-    pub fn from_json(name: &str, bytes: &[u8]) -> Result<ImageConfig, LintError> {
-        let raw: RawConfig = serde_json::from_slice(bytes).map_err(|e| {
-            LintError::Input(format!(
-                "{name}: invalid image config (line {}, column {}): {e}",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let rc = raw.config.unwrap_or_default();
-        Ok(ImageConfig {
-            user: rc.user,
-            env: rc.env.unwrap_or_default(),
-            healthcheck: rc
-                .healthcheck
-                .and_then(|h| h.test)
-                .filter(|t| !t.is_empty()),
-            history: raw
-                .history
-                .unwrap_or_default()
-                .into_iter()
-                .map(|h| h.created_by.unwrap_or_default())
-                .collect(),
-        })
-    }
-}
-
-/// One file in the image's merged filesystem.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileMeta {
-    /// Absolute path inside the image.
-    pub path: String,
-    /// Unix mode bits including the file type bits are not required: permission and setuid bits.
-    pub mode: u32,
-    pub is_dir: bool,
-    pub is_symlink: bool,
-    /// Digest of the layer the file comes from, when known.
-    pub layer: Option<String>,
-}
 
 fn finding(id: &str, target: &str, message: String) -> Finding {
     let info = catalog::rule(id);
@@ -164,15 +80,30 @@ const CACHE_DIRS: &[&str] = &[
     "/usr/local/share/.cache/yarn/",
 ];
 
-/// Whether the file checks need an entry's metadata (`path` absolute), so a caller walking an image
-/// can skip everything else.
-pub fn wants(path: &str, mode: u32) -> bool {
-    mode & 0o6002 != 0 || CACHE_DIRS.iter().any(|c| path.starts_with(c))
+/// What the file checks need of an entry: its metadata, for setuid/setgid, world-writable and
+/// package-cache files; nothing else. A caller walking an image can skip the rest.
+pub fn wants(meta: &FileMeta) -> Select {
+    let path = format!("/{}", meta.path);
+    if meta.mode & 0o6002 != 0 || CACHE_DIRS.iter().any(|c| path.starts_with(c)) {
+        Select::Meta
+    } else {
+        Select::Skip
+    }
 }
 
-/// Image-configuration findings for the image named `target`.
-pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<Finding> {
+/// Image-configuration findings for the image named `target`. `config` is `None` for a plain file
+/// tree (`dir:`), which has no user or healthcheck to judge: only the file checks apply. `files` may
+/// hold more entries than [`wants`] selected; only the ones it would select can give findings.
+pub fn check_image(target: &str, config: Option<&ImageConfig>, files: &FileView) -> Vec<Finding> {
     let mut out = Vec::new();
+    if let Some(cfg) = config {
+        check_config(target, cfg, &mut out);
+    }
+    check_files(target, files, &mut out);
+    out
+}
+
+fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
     let user = cfg.user.clone().unwrap_or_default();
     let u = user.split(':').next().unwrap_or("");
     if u.is_empty() || u == "root" || u == "0" {
@@ -186,7 +117,7 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
             },
         ));
     }
-    if cfg.healthcheck.is_none() {
+    if cfg.healthcheck.as_ref().is_none_or(|h| h.is_empty()) {
         out.push(finding(
             "MOAT-IMG-002",
             target,
@@ -204,7 +135,11 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
             out.push(f);
         }
     }
-    for (n, cb) in cfg.history.iter().enumerate() {
+    let history = cfg
+        .history
+        .iter()
+        .map(|h| h.created_by.as_deref().unwrap_or(""));
+    for (n, cb) in history.enumerate() {
         if let Some(k) = secret_assignment(cb) {
             let mut f = finding(
                 "MOAT-IMG-004",
@@ -229,11 +164,20 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
             out.push(f);
         }
     }
+}
+
+fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
     let mut caches: std::collections::BTreeSet<&str> = Default::default();
-    for f in files {
-        if f.is_symlink {
+    for e in files.iter() {
+        if matches!(e.meta.kind, EntryKind::Symlink(_)) {
             continue;
         }
+        let f = File {
+            path: format!("/{}", e.meta.path),
+            mode: e.meta.mode,
+            is_dir: e.meta.kind == EntryKind::Dir,
+            layer: e.layer.clone(),
+        };
         if !f.is_dir && f.mode & 0o6000 != 0 {
             let bits = match (f.mode & 0o4000 != 0, f.mode & 0o2000 != 0) {
                 (true, true) => "setuid+setgid",
@@ -287,7 +231,14 @@ pub fn check_image(target: &str, cfg: &ImageConfig, files: &[FileMeta]) -> Vec<F
         x.location.file = Some(c.to_string());
         out.push(x);
     }
-    out
+}
+
+/// The facts of one entry the file checks read, with the absolute path reports show.
+struct File {
+    path: String,
+    mode: u32,
+    is_dir: bool,
+    layer: Option<String>,
 }
 
 #[cfg(test)]
@@ -302,37 +253,32 @@ mod tests {
                 "history":[{"created_by":"/bin/sh -c #(nop) ADD file:abc in / "},{"created_by":"ARG GITHUB_TOKEN=ghp_aaaaaaaaaaaaaaaaaaaaaaaa"},{"created_by":"ADD https://example.com/x.tgz /opt/ # buildkit"}]}"#,
         )
         .unwrap();
-        let files = vec![
-            FileMeta {
-                path: "/usr/bin/passwd".into(),
-                mode: 0o4755,
-                is_dir: false,
-                is_symlink: false,
+        let mut files = FileView::new();
+        for (path, mode, kind) in [
+            ("usr/bin/passwd", 0o4755, EntryKind::File),
+            ("tmp", 0o1777, EntryKind::Dir),
+            ("var/app/data", 0o777, EntryKind::Dir),
+            (
+                "var/lib/apt/lists/deb.debian.org_dists",
+                0o644,
+                EntryKind::File,
+            ),
+        ] {
+            files.insert(moat_image::FileEntry {
+                meta: FileMeta {
+                    path: path.into(),
+                    kind,
+                    size: 0,
+                    mode,
+                    uid: 0,
+                    gid: 0,
+                },
+                layer_index: 0,
                 layer: None,
-            },
-            FileMeta {
-                path: "/tmp".into(),
-                mode: 0o1777,
-                is_dir: true,
-                is_symlink: false,
-                layer: None,
-            },
-            FileMeta {
-                path: "/app/data".into(),
-                mode: 0o777,
-                is_dir: true,
-                is_symlink: false,
-                layer: None,
-            },
-            FileMeta {
-                path: "/var/lib/apt/lists/deb.debian.org_dists".into(),
-                mode: 0o644,
-                is_dir: false,
-                is_symlink: false,
-                layer: None,
-            },
-        ];
-        let ids: Vec<String> = check_image("img", &cfg, &files)
+                content: None,
+            });
+        }
+        let ids: Vec<String> = check_image("img", Some(&cfg), &files)
             .into_iter()
             .map(|f| f.id)
             .collect();

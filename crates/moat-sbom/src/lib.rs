@@ -12,7 +12,7 @@ pub mod os;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use moat_image::{FileMeta, Image, OpenOptions, Select, Target};
+use moat_image::{FileMeta, FileView, Image, OpenOptions, Select, Target};
 use moat_model::Inventory;
 
 pub use cataloger::{CatalogError, Cataloger, Context};
@@ -61,7 +61,7 @@ pub fn sbom_of(target: &Target, opts: &OpenOptions) -> Result<Inventory, SbomErr
 /// loop, or dangle (`var/lib/dpkg/status -> /etc/shadow` in an image without one). A database that is
 /// simply absent, or a directory link inside the image, is fine. Nothing outside the image is ever
 /// read either way: this only stops moat from reporting an inventory built on a hostile path.
-pub fn check_links(view: &moat_image::FileView) -> Result<(), SbomError> {
+pub fn check_links(view: &FileView) -> Result<(), SbomError> {
     let mut paths: Vec<String> = os::database_paths();
     // Files inside `status.d/` that are links.
     paths.extend(
@@ -96,7 +96,7 @@ pub fn check_links(view: &moat_image::FileView) -> Result<(), SbomError> {
 }
 
 /// Whether the last component of `path` (after its directories are resolved) is itself a link.
-fn leaf_is_link(view: &moat_image::FileView, path: &str) -> bool {
+fn leaf_is_link(view: &FileView, path: &str) -> bool {
     let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
     let Some(dir) = view.resolve_path(dir) else {
         return true;
@@ -111,12 +111,25 @@ fn leaf_is_link(view: &moat_image::FileView, path: &str) -> bool {
 
 /// Builds the inventory of an opened image or tree.
 pub fn catalog(image: &Image) -> Result<Inventory, SbomError> {
+    catalog_with(image, &|_| Select::Skip).map(|(inv, _)| inv)
+}
+
+/// Builds the inventory and, in the same single pass over the layers, keeps what `also` selects, so
+/// a judge of the files (image-configuration checks) never makes the image be read a second time.
+/// The returned view holds the catalogers' files and `also`'s.
+pub fn catalog_with(
+    image: &Image,
+    also: &dyn Fn(&FileMeta) -> Select,
+) -> Result<(Inventory, FileView), SbomError> {
     let cats = catalogers();
     // Which catalogers asked for each file's content: asked once, during the single pass over the
     // layers, so a cataloger with a budget (dpkg's copyright files) is never asked twice.
     let claims: Mutex<HashMap<String, Vec<usize>>> = Mutex::new(HashMap::new());
     let select = |m: &FileMeta| {
         let mut best = os::release::wants(m);
+        if best == Select::Skip {
+            best = also(m);
+        }
         let mut claimants = Vec::new();
         for (i, c) in cats.iter().enumerate() {
             match c.wants(m) {
@@ -190,13 +203,13 @@ pub fn catalog(image: &Image) -> Result<Inventory, SbomError> {
         }
     }
     inv.normalize();
-    Ok(inv)
+    Ok((inv, view))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use moat_image::{EntryKind, FileEntry, FileView};
+    use moat_image::{EntryKind, FileEntry};
 
     fn entry(path: &str, kind: EntryKind, content: Option<&[u8]>) -> FileEntry {
         FileEntry {

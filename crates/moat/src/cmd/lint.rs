@@ -303,58 +303,14 @@ fn read_manifest(name: &str, path: &Path) -> anyhow::Result<(String, String)> {
 
 /// Image-configuration checks: the image config (user, healthcheck, env, history) and the metadata of
 /// the files the checks need (setuid/setgid, world-writable, package-manager caches).
-/// `moat scan` runs the same checks on the images it scans.
-pub(crate) fn lint_image(
-    target: &str,
-    opts: &moat_image::OpenOptions,
-) -> anyhow::Result<Vec<Finding>> {
+fn lint_image(target: &str) -> anyhow::Result<Vec<Finding>> {
     let t = moat_image::Target::parse(target).map_err(|e| InputError(format!("{target}: {e}")))?;
-    let image =
-        moat_image::Image::open(&t, opts).map_err(|e| InputError(format!("{target}: {e}")))?;
-    let cfg = image
-        .config()
-        .map(|c| moat_lint::image::ImageConfig {
-            user: c.user.clone(),
-            env: c.env.clone(),
-            healthcheck: c.healthcheck.clone().filter(|h| !h.is_empty()),
-            history: c
-                .history
-                .iter()
-                .map(|h| h.created_by.clone().unwrap_or_default())
-                .collect(),
-        })
-        .unwrap_or_default();
-    let view = image
-        .collect(&|m: &moat_image::FileMeta| {
-            if moat_lint::image::wants(&format!("/{}", m.path), m.mode) {
-                moat_image::Select::Meta
-            } else {
-                moat_image::Select::Skip
-            }
-        })
+    let image = moat_image::Image::open(&t, &moat_image::OpenOptions::default())
         .map_err(|e| InputError(format!("{target}: {e}")))?;
-    let files: Vec<moat_lint::image::FileMeta> = view
-        .iter()
-        .map(|e| moat_lint::image::FileMeta {
-            path: format!("/{}", e.meta.path),
-            mode: e.meta.mode,
-            is_dir: e.meta.kind == moat_image::EntryKind::Dir,
-            is_symlink: matches!(e.meta.kind, moat_image::EntryKind::Symlink(_)),
-            layer: e.layer.clone(),
-        })
-        .collect();
-    let mut out = Vec::new();
-    if image.config().is_some() {
-        out.extend(moat_lint::image::check_image(target, &cfg, &files));
-    } else {
-        // A plain file tree has no config: only the file checks apply.
-        out.extend(
-            moat_lint::image::check_image(target, &cfg, &files)
-                .into_iter()
-                .filter(|f| !matches!(f.id.as_str(), "MOAT-IMG-001" | "MOAT-IMG-002")),
-        );
-    }
-    Ok(out)
+    let view = image
+        .collect(&moat_lint::image::wants)
+        .map_err(|e| InputError(format!("{target}: {e}")))?;
+    Ok(moat_lint::image::check_image(target, image.config(), &view))
 }
 
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
@@ -405,7 +361,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                 kinds.push("kubernetes");
             }
             Input::Image { target } => {
-                findings.extend(lint_image(target, &moat_image::OpenOptions::default())?);
+                findings.extend(lint_image(target)?);
                 kinds.push("image");
             }
         }

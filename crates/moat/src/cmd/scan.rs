@@ -99,16 +99,40 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
         .map(|p| VexDocument::load(p).map_err(|e| InputError(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let inv = moat_sbom::sbom_of(&target, &opts).map_err(|e| InputError(e.to_string()))?;
+    // One pass over the image: the catalogers' files and the configuration checks' files together.
+    let config_checks = a.scanners.contains(&Scanner::Config);
+    let mut findings: Vec<Finding> = Vec::new();
+    let inv = match &target {
+        Target::Sbom(_) => {
+            moat_sbom::sbom_of(&target, &opts).map_err(|e| InputError(e.to_string()))?
+        }
+        _ => {
+            let image =
+                moat_image::Image::open(&target, &opts).map_err(|e| InputError(e.to_string()))?;
+            let also = |m: &moat_image::FileMeta| {
+                if config_checks {
+                    moat_lint::image::wants(m)
+                } else {
+                    moat_image::Select::Skip
+                }
+            };
+            let (inv, view) =
+                moat_sbom::catalog_with(&image, &also).map_err(|e| InputError(e.to_string()))?;
+            if config_checks {
+                findings.extend(moat_lint::image::check_image(
+                    &a.target,
+                    image.config(),
+                    &view,
+                ));
+            }
+            inv
+        }
+    };
     let db_dir = a.db.clone().unwrap_or_else(moat_vulndb::store::default_dir);
     let mut warnings = inv.warnings.clone();
-    let mut findings: Vec<Finding> = Vec::new();
     let mut digest = None;
     let mut missing_db: Option<String> = None;
     let vuln = a.scanners.contains(&Scanner::Vuln);
-    if a.scanners.contains(&Scanner::Config) && !matches!(target, Target::Sbom(_)) {
-        findings.extend(super::lint::lint_image(&a.target, &opts)?);
-    }
     match Snapshot::open(&db_dir) {
         _ if !vuln => {}
         Ok(snap) => {
