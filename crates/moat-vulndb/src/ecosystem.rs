@@ -136,19 +136,22 @@ pub fn query_for(pkg: &Package, os: Option<&moat_model::OsRelease>) -> Result<Qu
             scheme,
         })
     };
+    // The distribution of an OS package: the purl's namespace and distro qualifier, else the image's
+    // os-release.
+    let ns = purl
+        .namespace
+        .clone()
+        .or(os_id)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let os_release = distro
+        .as_deref()
+        .map(distro_release)
+        .map(str::to_string)
+        .or(os_version);
     match ty {
         "deb" => {
-            let ns = purl
-                .namespace
-                .clone()
-                .or(os_id.clone())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let rel = distro
-                .as_deref()
-                .map(distro_release)
-                .map(str::to_string)
-                .or(os_version);
+            let rel = os_release;
             let Some(rel) = rel else {
                 return Err(Unmatchable(
                     "no distribution release (purl has no distro qualifier and no os-release)"
@@ -173,17 +176,7 @@ pub fn query_for(pkg: &Package, os: Option<&moat_model::OsRelease>) -> Result<Qu
             }
         }
         "apk" => {
-            let ns = purl
-                .namespace
-                .clone()
-                .or(os_id.clone())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let rel = distro
-                .as_deref()
-                .map(distro_release)
-                .map(str::to_string)
-                .or(os_version);
+            let rel = os_release;
             let (name, _) = source();
             match ns.as_str() {
                 "alpine" => match rel.as_deref().and_then(major_minor) {
@@ -200,18 +193,7 @@ pub fn query_for(pkg: &Package, os: Option<&moat_model::OsRelease>) -> Result<Qu
             }
         }
         "rpm" => {
-            let ns = purl
-                .namespace
-                .clone()
-                .or(os_id.clone())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let rel = distro
-                .as_deref()
-                .map(distro_release)
-                .map(str::to_string)
-                .or(os_version)
-                .unwrap_or_default();
+            let rel = os_release.unwrap_or_default();
             let (name, _) = source();
             let eco = match ns.as_str() {
                 "opensuse" if !rel.is_empty() => format!("openSUSE:Leap {rel}"),
