@@ -456,6 +456,56 @@ fn fail(
     })
 }
 
+/// Who set a `securityContext.<field>.type` (the pod, containers) to a type `allowed` rejects, the
+/// rejected types, and a violation for each: appArmorProfile and seccompProfile are judged alike.
+struct ProfileTypes {
+    setters: Vec<String>,
+    bad: BTreeSet<String>,
+    v: Vec<Violation>,
+}
+
+fn disallowed_profile_types(
+    ctx: &Ctx,
+    field: &str,
+    to: &str,
+    allowed: &dyn Fn(&str) -> bool,
+) -> ProfileTypes {
+    let mut out = ProfileTypes {
+        setters: Vec::new(),
+        bad: BTreeSet::new(),
+        v: Vec::new(),
+    };
+    if let Some(p) = pod_sc_field(ctx.spec, field) {
+        let t = str_of(p.get("type"));
+        if !allowed(t) {
+            out.setters.push("pod".to_string());
+            out.bad.insert(t.to_string());
+            out.v.push(viol(
+                format!("spec.securityContext.{field}.type"),
+                format!("pod must not set {field}.type {to}{t:?}"),
+            ));
+        }
+    }
+    let mut names = Vec::new();
+    for c in containers(ctx.spec) {
+        if let Some(p) = c.sc_field(field) {
+            let t = str_of(p.get("type"));
+            if !allowed(t) {
+                out.bad.insert(t.to_string());
+                out.v.push(viol(
+                    c.sc_path(&format!("{field}.type")),
+                    format!("container {:?} must not set {field}.type {to}{t:?}", c.name),
+                ));
+                names.push(c.name);
+            }
+        }
+    }
+    if !names.is_empty() {
+        out.setters.push(containers_phrase(&names));
+    }
+    out
+}
+
 fn viol(field: impl Into<String>, message: impl Into<String>) -> Violation {
     Violation {
         field: field.into(),
@@ -661,40 +711,11 @@ fn host_ports(ctx: &Ctx) -> Option<CheckFailure> {
 fn app_armor_profile(ctx: &Ctx) -> Option<CheckFailure> {
     const PREFIX: &str = "container.apparmor.security.beta.kubernetes.io/";
     let allowed_type = |t: &str| t == "RuntimeDefault" || t == "Localhost";
-    let mut setters = Vec::new();
-    let mut bad_values: BTreeSet<String> = BTreeSet::new();
-    let mut v = Vec::new();
-    if let Some(p) = pod_sc_field(ctx.spec, "appArmorProfile") {
-        let t = str_of(p.get("type"));
-        if !allowed_type(t) {
-            setters.push("pod".to_string());
-            bad_values.insert(t.to_string());
-            v.push(viol(
-                "spec.securityContext.appArmorProfile.type",
-                format!("pod must not set appArmorProfile.type {t:?}"),
-            ));
-        }
-    }
-    let mut names = Vec::new();
-    for c in containers(ctx.spec) {
-        if let Some(p) = c.sc_field("appArmorProfile") {
-            let t = str_of(p.get("type"));
-            if !allowed_type(t) {
-                bad_values.insert(t.to_string());
-                v.push(viol(
-                    c.sc_path("appArmorProfile.type"),
-                    format!(
-                        "container {:?} must not set appArmorProfile.type {t:?}",
-                        c.name
-                    ),
-                ));
-                names.push(c.name);
-            }
-        }
-    }
-    if !names.is_empty() {
-        setters.push(containers_phrase(&names));
-    }
+    let ProfileTypes {
+        mut setters,
+        bad: mut bad_values,
+        mut v,
+    } = disallowed_profile_types(ctx, "appArmorProfile", "", &allowed_type);
     let mut bad_annotations = Vec::new();
     for (k, val) in annotations(ctx.meta) {
         if let Some(_container) = k.strip_prefix(PREFIX) {
@@ -926,40 +947,8 @@ fn seccomp_baseline(ctx: &Ctx) -> Option<CheckFailure> {
             v,
         );
     }
-    let mut setters = Vec::new();
-    let mut bad: BTreeSet<String> = BTreeSet::new();
-    let mut v = Vec::new();
-    if let Some(p) = pod_sc_field(ctx.spec, "seccompProfile") {
-        let t = str_of(p.get("type"));
-        if !valid_seccomp_type(t) {
-            setters.push("pod".to_string());
-            bad.insert(t.to_string());
-            v.push(viol(
-                "spec.securityContext.seccompProfile.type",
-                format!("pod must not set seccompProfile.type to {t:?}"),
-            ));
-        }
-    }
-    let mut names = Vec::new();
-    for c in containers(ctx.spec) {
-        if let Some(p) = c.sc_field("seccompProfile") {
-            let t = str_of(p.get("type"));
-            if !valid_seccomp_type(t) {
-                bad.insert(t.to_string());
-                v.push(viol(
-                    c.sc_path("seccompProfile.type"),
-                    format!(
-                        "container {:?} must not set seccompProfile.type to {t:?}",
-                        c.name
-                    ),
-                ));
-                names.push(c.name);
-            }
-        }
-    }
-    if !names.is_empty() {
-        setters.push(containers_phrase(&names));
-    }
+    let ProfileTypes { setters, bad, v } =
+        disallowed_profile_types(ctx, "seccompProfile", "to ", &valid_seccomp_type);
     if setters.is_empty() {
         return None;
     }
