@@ -6,6 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// Headless Chromium over the DevTools protocol (feature `chromium`; the dashboard tests use it).
+#[cfg(feature = "chromium")]
+pub mod chromium;
+
 /// Appended to by every skip, so a run can count them (`scripts/test.sh` prints the total).
 pub const SKIP_LOG: &str = "/tmp/moat-test-skips.log";
 
@@ -22,7 +26,8 @@ pub fn shared_path(rel: &str) -> Option<PathBuf> {
     match shared_root().map(|s| s.join(rel)) {
         Some(p) if p.exists() => Some(p),
         other => {
-            let shown = other.map_or_else(|| format!("../shared/{rel}"), |p| p.display().to_string());
+            let shown =
+                other.map_or_else(|| format!("../shared/{rel}"), |p| p.display().to_string());
             skip(&format!("{shown} is missing"));
             None
         }
@@ -48,7 +53,11 @@ pub fn skip(why: &str) {
     let test = std::thread::current().name().unwrap_or("?").to_string();
     eprintln!("SKIPPED: {test}: {why}");
     use std::io::Write;
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(SKIP_LOG) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(SKIP_LOG)
+    {
         let _ = writeln!(f, "{test}: {why}");
     }
 }
