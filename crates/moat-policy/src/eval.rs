@@ -195,8 +195,41 @@ pub(crate) fn evaluate(
                 ));
                 continue;
             }
+            if let Body::Unsupported(reason) = &rule.body
+                && rule.matcher.is_none()
+            {
+                // A whole policy moat does not evaluate (a Kyverno CEL kind, a VAP with params).
+                if mode == Mode::Test {
+                    out.push(mk(
+                        RuleResult::Skip,
+                        format!("not evaluated (unsupported): {reason}"),
+                    ));
+                }
+                continue;
+            }
             if let Body::Vap(vap) = &rule.body {
-                match vap.eval(&info, main.cel()) {
+                // ValidatingPolicy autogen: a pod controller is judged through its pod template.
+                let pod_info;
+                let (vinfo, vtarget) =
+                    if !rule.autogen.is_empty() && rule.autogen.iter().any(|c| c == info.kind) {
+                        pod_info = ResInfo {
+                            kind: "Pod",
+                            group: "",
+                            version: "v1",
+                            ..info.clone()
+                        };
+                        let pod = pod.get_or_init(|| crate::autogen::pod_of(obj, info.kind));
+                        match pod_target
+                            .get_or_init(|| pod.as_ref().map(|p| Target::new(p, input, &namespace)))
+                            .as_ref()
+                        {
+                            Some(t) => (&pod_info, t),
+                            None => (&info, &main),
+                        }
+                    } else {
+                        (&info, &main)
+                    };
+                match vap.eval(vinfo, vtarget.cel()) {
                     VapOutcome::NotMatched => {
                         if mode == Mode::Test {
                             out.push(mk(

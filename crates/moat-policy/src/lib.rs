@@ -18,6 +18,7 @@ mod pattern;
 pub mod test_runner;
 
 mod vars;
+mod vpol;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

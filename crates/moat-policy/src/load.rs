@@ -246,6 +246,23 @@ pub(crate) fn add_document(
             policies.push(p);
             return Ok(());
         }
+        _ if api.starts_with("policies.kyverno.io/") => {
+            if let Some((_, support)) = crate::vpol::KYVERNO_CEL_KINDS
+                .iter()
+                .find(|(k, _)| *k == kind)
+            {
+                let p = match support {
+                    crate::vpol::Support::Validate => {
+                        crate::vpol::compile_validating_policy(&doc, kind, source, unsupported)?
+                    }
+                    crate::vpol::Support::Unsupported(f) => {
+                        crate::vpol::unsupported_kind(&doc, *f, source, unsupported)?
+                    }
+                };
+                policies.push(p);
+            }
+            return Ok(());
+        }
         "ValidatingAdmissionPolicyBinding" if api.starts_with("admissionregistration.k8s.io") => {
             bindings.push(crate::celrule::parse_binding(&doc));
             return Ok(());
