@@ -550,12 +550,51 @@ fn compile_validate(
             return Ok(Body::Unsupported(unsup(why.to_string())));
         }
     }
+    if let Some(reason) = foreach_context_problem(v, 0) {
+        return Ok(Body::Unsupported(unsup(reason)));
+    }
     match compile_check(v, source, field, 0)? {
         Some(check) => Ok(Body::Validate { message, check }),
         None => Ok(Body::Unsupported(unsup(
             "validate block has no pattern, anyPattern, deny, foreach or cel".into(),
         ))),
     }
+}
+
+/// A `foreach` (at any depth) whose `context` needs outside data: the rule is unsupported, never an
+/// error that stops the run.
+fn foreach_context_problem(v: &Value, depth: usize) -> Option<String> {
+    if depth > 8 {
+        return None;
+    }
+    for e in v
+        .get("foreach")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for c in e
+            .get("context")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if c.get("variable").is_none() {
+                let what = ["configMap", "apiCall", "imageRegistry", "globalReference"]
+                    .into_iter()
+                    .find(|k| c.get(*k).is_some())
+                    .unwrap_or("unknown");
+                return Some(format!(
+                    "foreach context entry `{}` uses {what}: needs cluster or registry access moat does not have",
+                    str_at(c, "name").unwrap_or("")
+                ));
+            }
+        }
+        if let Some(p) = foreach_context_problem(e, depth + 1) {
+            return Some(p);
+        }
+    }
+    None
 }
 
 fn compile_check(

@@ -239,6 +239,15 @@ fn resolve(expr: &str, ctx: &Ctx) -> Result<Value, String> {
     if expr.starts_with('@') && expr.len() == 1 {
         return Err("`{{@}}` is only meaningful in mutate rules".into());
     }
+    if has_vars(expr) {
+        // Nested `{{ }}`: Kyverno substitutes the inner variables first, as text, then evaluates the
+        // outer expression. The result depends on the request, so it is compiled, not cached.
+        let inner = match substitute_str(expr, ctx)? {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        return Query::compile(&inner)?.search(ctx);
+    }
     cached(expr)?.search(ctx)
 }
 
@@ -448,6 +457,34 @@ fn register_kyverno_functions(rt: &mut Runtime) {
             }),
         )),
     );
+    // Kyverno arithmetic over numbers and Kubernetes quantities (`divide('1Gi', '512Mi')` is 2).
+    for (name, op) in [
+        ("divide", arith_div as fn(f64, f64) -> Option<f64>),
+        ("multiply", |a, b| Some(a * b)),
+        ("add", |a, b| Some(a + b)),
+        ("subtract", |a, b| Some(a - b)),
+    ] {
+        rt.register_function(
+            name,
+            Box::new(CustomFunction::new(
+                Signature::new(vec![ArgumentType::Any, ArgumentType::Any], None),
+                Box::new(move |args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                    let num = |v: &Rcvar| match &**v {
+                        Variable::Number(n) => n.as_f64(),
+                        Variable::String(x) => crate::cond::parse_quantity(x),
+                        _ => None,
+                    };
+                    let out = match (num(&args[0]), num(&args[1])) {
+                        (Some(a), Some(b)) => op(a, b)
+                            .and_then(serde_json::Number::from_f64)
+                            .map_or(Variable::Null, Variable::Number),
+                        _ => Variable::Null,
+                    };
+                    Ok(Arc::new(out))
+                }),
+            )),
+        );
+    }
     rt.register_function(
         "truncate",
         Box::new(CustomFunction::new(
@@ -517,6 +554,10 @@ fn register_kyverno_functions(rt: &mut Runtime) {
     );
 }
 
+fn arith_div(a: f64, b: f64) -> Option<f64> {
+    (b != 0.0).then(|| a / b)
+}
+
 fn base64_encode(x: &str) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let b = x.as_bytes();
@@ -559,6 +600,19 @@ mod tests {
         assert_eq!(
             substitute_str("{{ request.nothing || 'BACKGROUND' }}", &ctx).unwrap(),
             json!("BACKGROUND")
+        );
+    }
+
+    #[test]
+    fn nested_variables_are_substituted_inner_first() {
+        let ctx = Ctx::new(&json!({"element": {"limit": "2", "name": "web"}}));
+        assert_eq!(
+            substitute_str("{{ to_upper('{{ element.name }}') }}", &ctx).unwrap(),
+            json!("WEB")
+        );
+        assert_eq!(
+            substitute_str("{{ length('{{ element.missing || 'abc' }}') }}", &ctx).unwrap(),
+            json!(3)
         );
     }
 
