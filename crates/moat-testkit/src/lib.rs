@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 #[cfg(feature = "chromium")]
 pub mod chromium;
 
+/// A real OCI registry on loopback (../shared/scripts/registry.sh) with a Drop guard, and skopeo pushes.
+pub mod registry;
+
 /// Appended to by every skip, so a run can count them (`scripts/test.sh` prints the total).
 pub const SKIP_LOG: &str = "/tmp/moat-test-skips.log";
 
