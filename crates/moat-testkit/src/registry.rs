@@ -11,6 +11,8 @@ pub struct Registry {
     script: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    /// Notification URL and token, kept for [`Registry::restart`].
+    notify: (Option<String>, Option<String>),
 }
 
 /// Whether `tool` is on PATH.
@@ -50,7 +52,12 @@ impl Registry {
         }
         let dir = tempfile::tempdir().expect("tempdir for the registry");
         let port = free_port();
-        let r = Registry { script, dir, port };
+        let r = Registry {
+            script,
+            dir,
+            port,
+            notify: (notify_url.map(str::to_string), token.map(str::to_string)),
+        };
         r.run_start(notify_url, token);
         Some(r)
     }
@@ -108,26 +115,9 @@ impl Registry {
         }
     }
 
-    /// Starts the registry again on the same port and data (same notification settings as written
-    /// in its config.yml).
+    /// Starts the registry again on the same port and data, with the same notification settings.
     pub fn restart(&self) {
-        let cfg = self.dir.path().join("config.yml");
-        let log = std::fs::File::create(self.dir.path().join("registry.log")).expect("log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&cfg)
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("docker-registry serve");
-        std::fs::write(self.dir.path().join("registry.pid"), child.id().to_string()).expect("pid");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("registry did not restart on port {}", self.port);
+        self.run_start(self.notify.0.as_deref(), self.notify.1.as_deref());
     }
 
     /// `skopeo copy` of `src` (e.g. `oci:LAYOUT:TAG`) to `docker://ADDR/DEST` (`repo:tag`); panics
