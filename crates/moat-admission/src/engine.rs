@@ -179,6 +179,7 @@ impl Engine {
                 user_info: req.user_info.clone(),
                 // A webhook sees no namespace labels without API access; namespaceSelector matches none.
                 namespace_labels: BTreeMap::new(),
+                ..Default::default()
             };
             for o in set.evaluate(&input) {
                 let text = format!("{}/{}: {}", o.policy, o.rule, o.message);

@@ -1,6 +1,8 @@
 //! Evaluating compiled rules on one request.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
@@ -287,7 +289,16 @@ pub(crate) fn evaluate(
                 ));
                 continue;
             }
-            let (result, message) = run_rule(rule, target);
+            let values: Cow<Values> =
+                match input.rule_values.get(&format!("{}/{}", p.name, rule.name)) {
+                    Some(rv) => {
+                        let mut v = input.values.clone();
+                        v.extend(rv.iter().map(|(k, x)| (k.clone(), x.clone())));
+                        Cow::Owned(v)
+                    }
+                    None => Cow::Borrowed(&input.values),
+                };
+            let (result, message) = run_rule(rule, target, &values);
             out.push(mk(result, message));
             if p.apply_one && result != RuleResult::Skip {
                 break;
@@ -302,10 +313,19 @@ fn rule_selects(rule: &Rule, info: &ResInfo) -> bool {
         && !rule.exclude.as_ref().is_some_and(|e| e.matches(info))
 }
 
-/// Binds `context` variables in order.
-fn bind_context(ctx: &Ctx, vars_: &[ContextVar]) -> Result<Ctx, String> {
+type Values = BTreeMap<String, Value>;
+
+/// Binds supplied values, then `context` variables in order (one whose value is supplied is not
+/// computed).
+fn bind_context(ctx: &Ctx, vars_: &[ContextVar], values: &Values) -> Result<Ctx, String> {
     let mut ctx = ctx.clone();
+    for (k, v) in values {
+        ctx = ctx.with_json(k, v);
+    }
     for v in vars_ {
+        if values.contains_key(&v.name) {
+            continue;
+        }
         let mut value = match (&v.value, &v.jmes_path) {
             (Some(val), Some(q)) => {
                 let base = vars::substitute(val, &ctx)?;
@@ -329,14 +349,14 @@ fn bind_context(ctx: &Ctx, vars_: &[ContextVar]) -> Result<Ctx, String> {
 /// The JMESPath context of a rule, built only when something needs it (a pattern without variables
 /// never does).
 struct LazyCtx<'a> {
-    init: Option<(&'a Target<'a>, &'a [ContextVar])>,
+    init: Option<(&'a Target<'a>, &'a [ContextVar], &'a Values)>,
     cell: OnceCell<Result<Ctx, String>>,
 }
 
 impl<'a> LazyCtx<'a> {
-    fn new(target: &'a Target<'a>, vars: &'a [ContextVar]) -> LazyCtx<'a> {
+    fn new(target: &'a Target<'a>, vars: &'a [ContextVar], values: &'a Values) -> LazyCtx<'a> {
         LazyCtx {
-            init: Some((target, vars)),
+            init: Some((target, vars, values)),
             cell: OnceCell::new(),
         }
     }
@@ -350,8 +370,8 @@ impl<'a> LazyCtx<'a> {
     fn get(&self) -> Result<&Ctx, String> {
         self.cell
             .get_or_init(|| match self.init {
-                Some((t, vars)) => {
-                    bind_context(t.jctx(), vars).map_err(|e| format!("context: {e}"))
+                Some((t, vars, values)) => {
+                    bind_context(t.jctx(), vars, values).map_err(|e| format!("context: {e}"))
                 }
                 None => Err("no context".into()),
             })
@@ -360,8 +380,21 @@ impl<'a> LazyCtx<'a> {
     }
 }
 
-fn run_rule(rule: &Rule, target: &Target) -> (RuleResult, String) {
-    let ctx = LazyCtx::new(target, &rule.context);
+fn run_rule(rule: &Rule, target: &Target, values: &Values) -> (RuleResult, String) {
+    if let Some(c) = rule
+        .context
+        .iter()
+        .find(|c| c.external.is_some() && !values.contains_key(&c.name))
+    {
+        return (
+            RuleResult::Skip,
+            format!(
+                "not evaluated (unsupported): {}",
+                crate::load::external_reason(c)
+            ),
+        );
+    }
+    let ctx = LazyCtx::new(target, &rule.context, values);
     if let Some(pre) = &rule.preconditions {
         let c = match ctx.get() {
             Ok(c) => c,
@@ -523,7 +556,7 @@ fn foreach(fe: &Foreach, ctx: &Ctx, depth: usize) -> Result<usize, Verdict> {
             .with("elementIndex", idx.clone())
             .with(&format!("element{depth}"), ev)
             .with(&format!("elementIndex{depth}"), idx);
-        let ectx = bind_context(&ectx, &fe.context)
+        let ectx = bind_context(&ectx, &fe.context, &Values::new())
             .map_err(|e| Verdict::Error(format!("foreach context: {e}")))?;
         if let Some(pre) = &fe.preconditions {
             match pre.eval(&ectx) {

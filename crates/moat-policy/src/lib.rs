@@ -59,6 +59,11 @@ pub struct AdmissionInput {
     pub user_info: serde_json::Value,
     /// Labels of the request's namespace, for `namespaceSelector`.
     pub namespace_labels: BTreeMap<String, String>,
+    /// Variables supplied from outside (a `kyverno test` Values file: `globalValues` and per-resource
+    /// `values`), set in every rule's context; a context entry of the same name is not computed.
+    pub values: BTreeMap<String, serde_json::Value>,
+    /// Per-rule values (`policies[].rules[].values`), keyed `policy/rule`.
+    pub rule_values: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
 }
 
 impl AdmissionInput {

@@ -70,6 +70,9 @@ pub(crate) struct ContextVar {
     pub value: Option<Value>,
     pub jmes_path: Option<Query>,
     pub default: Option<Value>,
+    /// The entry reads outside data (`apiCall`, `configMap`, `imageRegistry`, `globalReference`): it
+    /// is only evaluated where a value of the same name is supplied.
+    pub external: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -398,14 +401,6 @@ fn compile_rule(
     policy: &str,
     unsupported: &mut Vec<Unsupported>,
 ) -> Result<Rule, PolicyError> {
-    let mut unsup = |reason: String| {
-        unsupported.push(Unsupported {
-            policy: policy.to_string(),
-            rule: name.to_string(),
-            reason: reason.clone(),
-        });
-        reason
-    };
     let matcher = match r.get("match") {
         Some(m) => Some(Match::compile(m, source, &format!("{field}.match"))?),
         None => {
@@ -430,6 +425,21 @@ fn compile_rule(
     };
     let (context, ctx_problem) =
         compile_context(r.get("context"), source, &format!("{field}.context"))?;
+    for c in context.iter().filter(|c| c.external.is_some()) {
+        unsupported.push(Unsupported {
+            policy: policy.to_string(),
+            rule: name.to_string(),
+            reason: external_reason(c),
+        });
+    }
+    let mut unsup = |reason: String| {
+        unsupported.push(Unsupported {
+            policy: policy.to_string(),
+            rule: name.to_string(),
+            reason: reason.clone(),
+        });
+        reason
+    };
     let mut enforce = policy_enforce;
     let mut enforce_explicit = false;
     let body = if let Some(reason) = ctx_problem {
@@ -476,6 +486,15 @@ fn compile_rule(
     })
 }
 
+/// Why a context entry reading outside data is not computed.
+pub(crate) fn external_reason(c: &ContextVar) -> String {
+    format!(
+        "context entry `{}` uses {}: needs cluster or registry access; evaluated only where its value is supplied (kyverno test `variables`)",
+        c.name,
+        c.external.unwrap_or("")
+    )
+}
+
 /// Compiles `context` entries; returns the reason when one needs something moat has no access to
 /// (a cluster API call, a ConfigMap, an image registry).
 fn compile_context(
@@ -501,18 +520,20 @@ fn compile_context(
                 value: v.get("value").cloned(),
                 jmes_path,
                 default: v.get("default").cloned(),
+                external: None,
             });
         } else {
             let what = ["configMap", "apiCall", "imageRegistry", "globalReference"]
                 .into_iter()
                 .find(|k| e.get(*k).is_some())
-                .unwrap_or("unknown");
-            return Ok((
-                out,
-                Some(format!(
-                    "context entry `{name}` uses {what}: needs cluster access moat does not have"
-                )),
-            ));
+                .unwrap_or("an unknown source");
+            out.push(ContextVar {
+                name,
+                value: None,
+                jmes_path: None,
+                default: None,
+                external: Some(what),
+            });
         }
     }
     Ok((out, None))

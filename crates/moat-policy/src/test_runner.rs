@@ -145,6 +145,8 @@ fn load_docs(
 struct Values {
     global: BTreeMap<String, Value>,
     per_resource: BTreeMap<String, BTreeMap<String, Value>>,
+    /// `policies[].rules[].values`, keyed `policy/rule`.
+    per_rule: BTreeMap<String, BTreeMap<String, Value>>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -162,6 +164,20 @@ fn parse_values(doc: &Value) -> Values {
         .into_iter()
         .flatten()
     {
+        let pname = p.get("name").and_then(Value::as_str).unwrap_or("");
+        for r in p
+            .get("rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = r.get("name").and_then(Value::as_str) {
+                v.per_rule
+                    .entry(format!("{pname}/{n}"))
+                    .or_default()
+                    .extend(obj_map(r.get("values")));
+            }
+        }
         for r in p
             .get("resources")
             .and_then(Value::as_array)
@@ -174,6 +190,26 @@ fn parse_values(doc: &Value) -> Values {
                     .or_default()
                     .extend(obj_map(r.get("values")));
             }
+        }
+    }
+    // `namespaces`: whole Namespace objects; their labels feed namespaceSelector and namespaceObject.
+    for ns in doc
+        .get("namespaces")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(n) = ns.pointer("/metadata/name").and_then(Value::as_str) {
+            let labels = ns
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, x)| (k.clone(), x.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.namespace_labels.insert(n.to_string(), labels);
         }
     }
     for ns in doc
@@ -292,6 +328,8 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
         if let Some(op) = vals.get("request.operation").and_then(Value::as_str) {
             input.operation = op.to_string();
         }
+        input.values = vals;
+        input.rule_values = values.per_rule.clone();
         let ns_key = if kind == "Namespace" {
             name.clone()
         } else {
