@@ -1,0 +1,428 @@
+//! The scan pipeline: target → inventory (+ image-configuration checks in the same pass) →
+//! vulnerability matching → severity filter → `--ignore-unfixed` → `.moatignore` → OpenVEX → gate →
+//! report with the metadata that pins the verdict.
+
+use std::path::{Path, PathBuf};
+
+use moat_image::{OpenOptions, Target};
+use moat_model::{Finding, Inventory, Severity};
+use moat_report::{Gate, Report, Verdict};
+use moat_vulndb::ignore::IgnoreFile;
+use moat_vulndb::vex::VexDocument;
+use moat_vulndb::{DbError, Snapshot};
+
+/// What to judge. Both by default, as a user of an image scanner expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scanners {
+    /// Known vulnerabilities of OS and language packages.
+    pub vuln: bool,
+    /// Image-configuration checks (the same as `moat lint IMAGE`).
+    pub config: bool,
+}
+
+impl Default for Scanners {
+    fn default() -> Self {
+        Scanners {
+            vuln: true,
+            config: true,
+        }
+    }
+}
+
+/// Where accepted risks come from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum IgnoreChoice {
+    /// `./.moatignore` of the working directory when it exists (the CLI's default).
+    #[default]
+    WorkingDirectory,
+    /// This file; it must exist.
+    File(PathBuf),
+    /// No ignore file (an API call that did not send one).
+    None,
+}
+
+/// Which vulnerability database a scan reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbChoice {
+    pub path: PathBuf,
+    /// The user named this path (`--db`): a missing database there is their mistake, not a first run.
+    pub explicit: bool,
+}
+
+impl DbChoice {
+    /// `--db PATH` when given, else the default location (`$MOAT_DB`, else the user's cache).
+    pub fn from_flag(path: Option<PathBuf>) -> DbChoice {
+        match path {
+            Some(path) => DbChoice {
+                path,
+                explicit: true,
+            },
+            None => DbChoice {
+                path: moat_vulndb::store::default_dir(),
+                explicit: false,
+            },
+        }
+    }
+}
+
+/// One scan, as flags or an API call describe it.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// A target as users write it: `oci:DIR[:TAG]`, `docker-archive:FILE`, `dir:PATH`,
+    /// `registry:HOST/REPO[:TAG|@DIGEST]`, `sbom:FILE`, or a bare path.
+    pub target: String,
+    /// The platform to pick from a multi-platform index (`linux/amd64`).
+    pub platform: String,
+    /// Plain HTTP to the registry the target names.
+    pub insecure_registry: bool,
+    /// Draw a progress bar on standard error while reading the image.
+    pub progress: bool,
+    pub scanners: Scanners,
+    /// Only report these severities (empty: all).
+    pub severities: Vec<Severity>,
+    /// Leave out vulnerabilities without a fixed version.
+    pub ignore_unfixed: bool,
+    pub ignore: IgnoreChoice,
+    /// OpenVEX documents.
+    pub vex: Vec<PathBuf>,
+    pub db: DbChoice,
+    /// The gate: findings at or above this severity make the verdict [`Verdict::Fail`].
+    pub fail_on: Option<Severity>,
+    /// The day ignore-file expiries are judged against (`YYYY-MM-DD`); `None`: today (UTC).
+    pub today: Option<String>,
+}
+
+impl ScanRequest {
+    /// A request with the CLI's defaults for everything but the target.
+    pub fn new(target: impl Into<String>) -> ScanRequest {
+        ScanRequest {
+            target: target.into(),
+            platform: "linux/amd64".into(),
+            insecure_registry: false,
+            progress: false,
+            scanners: Scanners::default(),
+            severities: Vec::new(),
+            ignore_unfixed: false,
+            ignore: IgnoreChoice::default(),
+            vex: Vec::new(),
+            db: DbChoice::from_flag(None),
+            fail_on: None,
+            today: None,
+        }
+    }
+}
+
+/// Something a scan met that did not stop it. Each is also one line of the report's `warnings`
+/// (its `Display`), in the order they arose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Diagnostic {
+    /// A cataloger's problem that did not stop the inventory (an unparseable lockfile).
+    Inventory(String),
+    /// Packages with no advisory ecosystem, not looked up: how many, and the first few with why.
+    Unmatchable { count: usize, examples: Vec<String> },
+    /// A `.moatignore` entry that expired or names nothing.
+    Ignore(String),
+    /// The vulnerability scanner did not run: there is no database at `path`.
+    DbMissing { path: PathBuf, message: String },
+}
+
+impl std::fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Diagnostic::Inventory(s) | Diagnostic::Ignore(s) => f.write_str(s),
+            Diagnostic::Unmatchable { count, examples } => write!(
+                f,
+                "{count} package(s) have no advisory ecosystem and were not checked for vulnerabilities (see `moat explain`): {}",
+                examples.join("; ")
+            ),
+            Diagnostic::DbMissing { message, .. } => {
+                write!(f, "vulnerabilities not checked: {message}")
+            }
+        }
+    }
+}
+
+/// Which input an error is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputSource {
+    /// The target string itself (bad syntax).
+    Target,
+    /// Reading the target (image, tree, registry, SBOM document).
+    Image,
+    IgnoreFile(PathBuf),
+    Vex(PathBuf),
+    Database(PathBuf),
+}
+
+/// Why a scan could not give a verdict. Every variant is exit 2 on the command line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScanError {
+    /// The user's input is wrong or unreadable; the message names the file, layer, line or field.
+    #[error("{message}")]
+    Input {
+        source_of: InputSource,
+        message: String,
+    },
+    /// The database broke while being read.
+    #[error("reading {}: {error}", path.display())]
+    Database { path: PathBuf, error: DbError },
+}
+
+impl ScanError {
+    fn input(source_of: InputSource, e: impl std::fmt::Display) -> ScanError {
+        ScanError::Input {
+            source_of,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// What a scan produced.
+#[derive(Debug)]
+pub struct ScanOutcome {
+    /// The report, findings sorted, warnings and metadata filled in.
+    pub report: Report,
+    /// The inventory the findings are about (CycloneDX output embeds it).
+    pub inventory: Inventory,
+    /// The gate's judgement of the report's findings.
+    pub verdict: Verdict,
+    /// What the scan met, typed; `report.warnings` holds the same in words.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl ScanOutcome {
+    /// Whether the vulnerability scanner ran against a database.
+    pub fn vulnerabilities_checked(&self) -> bool {
+        self.report.metadata.contains_key("db_digest")
+    }
+}
+
+/// Runs one scan.
+pub fn scan(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
+    let target =
+        Target::parse(&req.target).map_err(|e| ScanError::input(InputSource::Target, e))?;
+    let opts = OpenOptions {
+        platform: req.platform.clone(),
+        insecure_registry: req.insecure_registry,
+        progress: req.progress,
+        ..OpenOptions::default()
+    };
+    // Exceptions are read first: a broken ignore or VEX file is a usage error before any work.
+    let ignore = load_ignore(&req.ignore)?;
+    let vex = req
+        .vex
+        .iter()
+        .map(|p| VexDocument::load(p).map_err(|e| ScanError::input(InputSource::Vex(p.clone()), e)))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // One pass over the image: the catalogers' files and the configuration checks' files together.
+    let mut findings: Vec<Finding> = Vec::new();
+    let inv = read_target(
+        &req.target,
+        &target,
+        &opts,
+        req.scanners.config,
+        &mut findings,
+    )?;
+    let mut diagnostics: Vec<Diagnostic> = inv
+        .warnings
+        .iter()
+        .cloned()
+        .map(Diagnostic::Inventory)
+        .collect();
+    let mut digest = None;
+    let mut missing = None;
+    if req.scanners.vuln {
+        match Snapshot::open(&req.db.path) {
+            Ok(snap) => {
+                let result =
+                    moat_vulndb::scan(&snap, &inv).map_err(|error| ScanError::Database {
+                        path: snap.path().to_path_buf(),
+                        error,
+                    })?;
+                digest = Some(snap.meta().digest.clone());
+                findings.extend(result.findings);
+                if !result.unmatchable.is_empty() {
+                    diagnostics.push(Diagnostic::Unmatchable {
+                        count: result.unmatchable.len(),
+                        examples: result.unmatchable.iter().take(3).cloned().collect(),
+                    });
+                }
+            }
+            Err(e @ DbError::Missing(_)) => {
+                missing = Some(Diagnostic::DbMissing {
+                    path: req.db.path.clone(),
+                    message: e.to_string(),
+                })
+            }
+            Err(e) => {
+                return Err(ScanError::input(
+                    InputSource::Database(req.db.path.clone()),
+                    e,
+                ));
+            }
+        }
+    }
+    apply_filters(req, ignore.as_ref(), &vex, &mut findings, &mut diagnostics);
+    diagnostics.extend(missing);
+    let verdict = Gate::new(req.fail_on).judge(&findings);
+    let mut report = Report::new(inv.target.clone(), findings);
+    if let Some(d) = digest {
+        report.metadata.insert("db_digest".into(), d);
+    }
+    report
+        .metadata
+        .insert("packages".into(), inv.packages.len().to_string());
+    if let Some(os) = &inv.os {
+        report.metadata.insert(
+            "os".into(),
+            format!("{} {}", os.id, os.version_id.clone().unwrap_or_default())
+                .trim()
+                .to_string(),
+        );
+    }
+    if diagnostics
+        .iter()
+        .any(|d| matches!(d, Diagnostic::DbMissing { .. }))
+    {
+        report
+            .metadata
+            .insert("vulnerabilities".into(), "not checked".into());
+    }
+    report.warnings = diagnostics.iter().map(ToString::to_string).collect();
+    Ok(ScanOutcome {
+        report,
+        inventory: inv,
+        verdict,
+        diagnostics,
+    })
+}
+
+fn load_ignore(choice: &IgnoreChoice) -> Result<Option<IgnoreFile>, ScanError> {
+    let load = |p: &Path| {
+        IgnoreFile::load(p)
+            .map_err(|e| ScanError::input(InputSource::IgnoreFile(p.to_path_buf()), e))
+    };
+    match choice {
+        IgnoreChoice::File(p) => load(p).map(Some),
+        IgnoreChoice::WorkingDirectory => {
+            let p = Path::new(".moatignore");
+            if p.is_file() {
+                load(p).map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+        IgnoreChoice::None => Ok(None),
+    }
+}
+
+/// The inventory of the target, with the image-configuration findings of the same pass.
+fn read_target(
+    name: &str,
+    target: &Target,
+    opts: &OpenOptions,
+    config_checks: bool,
+    findings: &mut Vec<Finding>,
+) -> Result<Inventory, ScanError> {
+    let bad = |e: &dyn std::fmt::Display| ScanError::input(InputSource::Image, e);
+    if let Target::Sbom(_) = target {
+        return moat_sbom::sbom_of(target, opts).map_err(|e| bad(&e));
+    }
+    let image = moat_image::Image::open(target, opts).map_err(|e| bad(&e))?;
+    let also = |m: &moat_image::FileMeta| {
+        if config_checks {
+            moat_lint::image::wants(m)
+        } else {
+            moat_image::Select::Skip
+        }
+    };
+    let (inv, view) = moat_sbom::catalog_with(&image, &also).map_err(|e| bad(&e))?;
+    if config_checks {
+        findings.extend(moat_lint::image::check_image(name, image.config(), &view));
+    }
+    Ok(inv)
+}
+
+/// `--severity`, `--ignore-unfixed`, `.moatignore`, OpenVEX, in that order (Trivy's `pkg/result`
+/// filter order: what is not shown is never suppressed).
+fn apply_filters(
+    req: &ScanRequest,
+    ignore: Option<&IgnoreFile>,
+    vex: &[VexDocument],
+    findings: &mut Vec<Finding>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    if !req.severities.is_empty() {
+        findings.retain(|f| req.severities.contains(&f.severity));
+    }
+    if req.ignore_unfixed {
+        findings.retain(|f| {
+            f.vulnerability
+                .as_ref()
+                .is_none_or(|v| !v.fixed_versions.is_empty())
+        });
+    }
+    if let Some(ig) = ignore {
+        let today = req.today.clone().unwrap_or_else(moat_vulndb::ignore::today);
+        diagnostics.extend(
+            ig.apply(findings, &today)
+                .into_iter()
+                .map(Diagnostic::Ignore),
+        );
+    }
+    for v in vex {
+        v.apply(findings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_target_is_an_input_error_about_the_target() {
+        let e = scan(&ScanRequest::new("nosuchkind:x")).expect_err("bad target");
+        assert!(
+            matches!(
+                e,
+                ScanError::Input {
+                    source_of: InputSource::Target | InputSource::Image,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_database_is_a_typed_diagnostic_and_the_report_says_not_checked() {
+        let d = tempfile::tempdir().expect("tmp");
+        let mut req = ScanRequest::new(format!("dir:{}", d.path().display()));
+        req.db = DbChoice {
+            path: d.path().join("no-db"),
+            explicit: true,
+        };
+        req.ignore = IgnoreChoice::None;
+        let out = scan(&req).expect("scan");
+        assert!(
+            out.diagnostics
+                .iter()
+                .any(|x| matches!(x, Diagnostic::DbMissing { .. })),
+            "{:?}",
+            out.diagnostics
+        );
+        assert!(!out.vulnerabilities_checked());
+        assert_eq!(
+            out.report
+                .metadata
+                .get("vulnerabilities")
+                .map(String::as_str),
+            Some("not checked")
+        );
+        assert_eq!(out.verdict, Verdict::Pass);
+    }
+}
