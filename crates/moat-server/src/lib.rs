@@ -1,0 +1,4 @@
+//! moat server.
+pub mod alerts;
+pub mod pipeline;
+pub mod registry;

@@ -1,0 +1,3 @@
+//! The push pipeline: the gate policy that turns a scan into a verdict.
+
+pub mod gate;
