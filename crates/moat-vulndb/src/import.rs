@@ -9,8 +9,20 @@ use std::path::{Path, PathBuf};
 
 use crate::osv::Record;
 
-/// Files and zip entries larger than this are refused (no OSV record comes close).
-pub const MAX_RECORD_BYTES: u64 = 32 << 20;
+/// Files and zip entries larger than this are refused (no OSV record comes close: the largest
+/// OSV.dev records are a few MiB).
+pub const MAX_RECORD_BYTES: u64 = 16 << 20;
+/// The most record bytes one import reads in all, across files, zips and entries: records are kept
+/// in memory until the snapshot is written. `MOAT_MAX_IMPORT_BYTES` raises it.
+pub const MAX_IMPORT_BYTES: u64 = 4 << 30;
+
+/// The import budget: [`MAX_IMPORT_BYTES`] or `MOAT_MAX_IMPORT_BYTES`.
+pub fn import_budget() -> u64 {
+    std::env::var("MOAT_MAX_IMPORT_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(MAX_IMPORT_BYTES)
+}
 /// An archive may hold at most this many entries.
 pub const MAX_ZIP_ENTRIES: usize = 2_000_000;
 
@@ -26,6 +38,14 @@ pub enum ImportError {
     Zip { path: PathBuf, msg: String },
     #[error("{0}: no OSV records found (expected *.json records or an all.zip export)")]
     Empty(PathBuf),
+    /// A path that is not a regular file or directory (a FIFO, a device), or a refused link.
+    #[error("{0}")]
+    Refused(String),
+    /// The import read more record bytes than its budget allows.
+    #[error(
+        "{path}: the import reads more than {limit} bytes of OSV records (raise it with MOAT_MAX_IMPORT_BYTES)"
+    )]
+    OverBudget { path: PathBuf, limit: u64 },
 }
 
 /// What one import read.
@@ -34,6 +54,27 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// Records skipped, each naming the file and the problem.
     pub warnings: Vec<String>,
+    /// Record bytes read so far, charged against [`import_budget`].
+    pub bytes_read: u64,
+}
+
+impl Batch {
+    /// Charges `n` record bytes read from `path` against the import budget.
+    fn charge(&mut self, n: u64, path: &Path) -> Result<(), ImportError> {
+        self.bytes_read = self.bytes_read.saturating_add(n);
+        let limit = import_budget();
+        if self.bytes_read > limit {
+            return Err(ImportError::OverBudget {
+                path: path.to_path_buf(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn refused(e: moat_fsio::FsError) -> ImportError {
+    ImportError::Refused(e.to_string())
 }
 
 fn parse_into(batch: &mut Batch, name: &str, bytes: &[u8]) {
@@ -61,13 +102,11 @@ pub fn read_path(path: &Path) -> Result<Batch, ImportError> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
     {
-        let f = std::fs::File::open(path).map_err(|source| ImportError::Io {
-            path: path.into(),
-            source,
-        })?;
+        let f = moat_fsio::open_regular(path, moat_fsio::Follow::Always).map_err(refused)?;
         read_zip(f, path, &mut batch)?;
     } else {
-        let bytes = read_limited(path)?;
+        let bytes = read_limited(path, moat_fsio::Follow::Always)?;
+        batch.charge(bytes.len() as u64, path)?;
         parse_into(&mut batch, &path.display().to_string(), &bytes);
     }
     if batch.records.is_empty() {
@@ -76,25 +115,14 @@ pub fn read_path(path: &Path) -> Result<Batch, ImportError> {
     Ok(batch)
 }
 
-fn read_limited(path: &Path) -> Result<Vec<u8>, ImportError> {
-    let f = std::fs::File::open(path).map_err(|source| ImportError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let mut buf = Vec::new();
-    f.take(MAX_RECORD_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|source| ImportError::Io {
-            path: path.into(),
-            source,
-        })?;
-    if buf.len() as u64 > MAX_RECORD_BYTES {
-        return Err(ImportError::Io {
-            path: path.into(),
-            source: std::io::Error::other(format!("larger than {MAX_RECORD_BYTES} bytes")),
-        });
-    }
-    Ok(buf)
+/// Reads one record file: a regular file only (never a FIFO or device), within [`MAX_RECORD_BYTES`].
+fn read_limited(path: &Path, follow: moat_fsio::Follow) -> Result<Vec<u8>, ImportError> {
+    moat_fsio::read_regular(
+        path,
+        follow,
+        &moat_fsio::Budget::new(MAX_RECORD_BYTES, "one OSV record", "a smaller record"),
+    )
+    .map_err(refused)
 }
 
 fn walk(dir: &Path, batch: &mut Batch, depth: usize) -> Result<(), ImportError> {
@@ -121,17 +149,17 @@ fn walk(dir: &Path, batch: &mut Batch, depth: usize) -> Result<(), ImportError> 
         } else if m.is_file() {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name.ends_with(".zip") {
-                let f = std::fs::File::open(&p).map_err(|source| ImportError::Io {
-                    path: p.clone(),
-                    source,
-                })?;
+                let f = moat_fsio::open_regular(&p, moat_fsio::Follow::Never).map_err(refused)?;
                 read_zip(f, &p, batch)?;
             } else if name.ends_with(".json")
                 && !name.starts_with('.')
                 && name != "HARVESTED_PROVENANCE.json"
             {
-                match read_limited(&p) {
-                    Ok(bytes) => parse_into(batch, &p.display().to_string(), &bytes),
+                match read_limited(&p, moat_fsio::Follow::Never) {
+                    Ok(bytes) => {
+                        batch.charge(bytes.len() as u64, &p)?;
+                        parse_into(batch, &p.display().to_string(), &bytes)
+                    }
                     Err(e) => batch.warnings.push(e.to_string()),
                 }
             }
@@ -175,6 +203,7 @@ pub fn read_zip<R: Read + std::io::Seek>(
                 path: path.into(),
                 msg: format!("{entry}: {err}"),
             })?;
+        batch.charge(buf.len() as u64, path)?;
         if buf.len() as u64 > MAX_RECORD_BYTES {
             batch.warnings.push(format!(
                 "{name}: larger than {MAX_RECORD_BYTES} bytes, skipped"

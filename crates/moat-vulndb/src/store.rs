@@ -31,6 +31,9 @@ const MAGIC: &[u8; 8] = b"MOATVDB1";
 pub const SNAPSHOT_FILE: &str = "vulns.moatdb";
 /// A record larger than this (compressed) is refused as hostile.
 const MAX_RECORD: u32 = 16 << 20;
+/// The record table and both indexes are read into memory: a snapshot claiming more than this for
+/// them is refused before anything is allocated (OSV.dev's full data needs well under 256 MiB).
+pub const MAX_INDEX_BYTES: u64 = 2 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -150,7 +153,8 @@ fn parse_index(b: &[u8], records: usize) -> Option<Vec<(String, Vec<u32>)>> {
         if m > records {
             return None;
         }
-        let mut v = Vec::with_capacity(m);
+        // Capacity from what the bytes can hold, not from what the count claims.
+        let mut v = Vec::with_capacity(m.min(b.len().saturating_sub(r.i) / 4));
         for _ in 0..m {
             let x = r.u32()?;
             if x as usize >= records {
@@ -179,12 +183,26 @@ impl Snapshot {
     /// Opens the snapshot of a database directory (or snapshot file).
     pub fn open(db: &Path) -> Result<Snapshot, DbError> {
         let path = snapshot_path(db);
-        let mut file = match File::open(&path) {
+        // A snapshot the user named is theirs to link; inside the database directory no link is
+        // followed, and only a regular file is opened (a FIFO there would block forever).
+        let follow = if path == db {
+            moat_fsio::Follow::Always
+        } else {
+            moat_fsio::Follow::Never
+        };
+        let mut file = match moat_fsio::open_regular(&path, follow) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(moat_fsio::FsError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(DbError::Missing(db.to_path_buf()));
             }
-            Err(e) => return Err(io(&path)(e)),
+            Err(e) => {
+                return Err(DbError::Corrupt {
+                    path: path.clone(),
+                    msg: e.to_string(),
+                });
+            }
         };
         let corrupt = |msg: &str| DbError::Corrupt {
             path: path.clone(),
@@ -208,19 +226,27 @@ impl Snapshot {
             serde_json::from_slice(&mb).map_err(|e| corrupt(&format!("bad header: {e}")))?;
         let body_start = 16 + meta_len;
         let size = file.metadata().map_err(io(&path))?.len();
-        if size != body_start + meta.body_len
+        // Every size in the header is checked against the file's real length (with checked
+        // arithmetic) before anything is allocated from it.
+        if body_start.checked_add(meta.body_len) != Some(size)
             || meta.table_off > meta.keys_off
             || meta.keys_off > meta.ids_off
             || meta.ids_off > meta.body_len
         {
             return Err(corrupt("truncated or inconsistent sections"));
         }
+        if meta.body_len - meta.table_off > MAX_INDEX_BYTES {
+            return Err(corrupt(&format!(
+                "record table and indexes claim {} bytes, over the {MAX_INDEX_BYTES}-byte limit",
+                meta.body_len - meta.table_off
+            )));
+        }
         let mut rest = vec![0u8; (meta.body_len - meta.table_off) as usize];
         file.read_exact_at(&mut rest, body_start + meta.table_off)
             .map_err(io(&path))?;
         let tlen = (meta.keys_off - meta.table_off) as usize;
         let klen = (meta.ids_off - meta.keys_off) as usize;
-        if tlen != meta.records * 12 {
+        if meta.records.checked_mul(12) != Some(tlen) {
             return Err(corrupt("record table size mismatch"));
         }
         let mut table = Vec::with_capacity(meta.records);
@@ -232,7 +258,10 @@ impl Snapshot {
             let (Some(o), Some(l)) = (r.u64(), r.u32()) else {
                 return Err(corrupt("bad record table"));
             };
-            if o + l as u64 > meta.table_off || l > MAX_RECORD {
+            if o.checked_add(l as u64)
+                .is_none_or(|end| end > meta.table_off)
+                || l > MAX_RECORD
+            {
                 return Err(corrupt("record outside the data section"));
             }
             table.push((o, l));
@@ -355,7 +384,15 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // The directory must be this user's and not writable by others: another user must not be able
+    // to plant or swap files in it.
+    moat_fsio::check_private_dir(&dir).map_err(|e| DbError::Corrupt {
+        path: dir.clone(),
+        msg: match e {
+            moat_fsio::FsError::UnsafeDir { why, .. } => why,
+            other => other.to_string(),
+        },
+    })?;
     let mut by_id: BTreeMap<String, Record> = BTreeMap::new();
     for r in records {
         by_id.insert(r.id.clone(), r);
@@ -428,19 +465,18 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
         path: path.clone(),
         msg: e.to_string(),
     })?;
-    let tmp = dir.join(format!(".{SNAPSHOT_FILE}.{}.tmp", std::process::id()));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(MAGIC)?;
-        f.write_all(&(mb.len() as u64).to_le_bytes())?;
-        f.write_all(&mb)?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(&path)(e));
-    }
+    // An exclusive temporary file under a random name (O_EXCL | O_NOFOLLOW: a link planted beside
+    // the snapshot is never written through), renamed over the snapshot; dropped on failure.
+    let fs_err = |e: moat_fsio::FsError| DbError::Corrupt {
+        path: path.clone(),
+        msg: e.to_string(),
+    };
+    let mut f = moat_fsio::AtomicFile::create(&path, 0o644).map_err(fs_err)?;
+    f.write_all(MAGIC)
+        .and_then(|_| f.write_all(&(mb.len() as u64).to_le_bytes()))
+        .and_then(|_| f.write_all(&mb))
+        .and_then(|_| f.write_all(&body))
+        .map_err(io(&path))?;
+    f.commit().map_err(fs_err)?;
     Ok(meta)
 }
