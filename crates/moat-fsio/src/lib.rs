@@ -263,6 +263,37 @@ pub fn create_new(path: &Path, mode: u32) -> Result<File, FsError> {
         })
 }
 
+/// Opens `path` for writing, created if missing and truncated if a regular file, but never through a
+/// symbolic link (`O_NOFOLLOW`) and never a FIFO or device: for streams written as they come (a
+/// recording), where a temporary file and rename would lose everything on a crash.
+pub fn create_truncate_nofollow(path: &Path, mode: u32) -> Result<File, FsError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                FsError::Link {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                FsError::io(path, e)
+            }
+        })?;
+    let md = f.metadata().map_err(|e| FsError::io(path, e))?;
+    if !md.file_type().is_file() {
+        return Err(FsError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(&md.file_type()),
+        });
+    }
+    f.set_len(0).map_err(|e| FsError::io(path, e))?;
+    set_blocking(&f).map_err(|e| FsError::io(path, e))?;
+    Ok(f)
+}
+
 /// A file being written under a random temporary name beside its destination, renamed over it by
 /// [`AtomicFile::commit`]; dropped without commit, the temporary file is removed.
 ///
