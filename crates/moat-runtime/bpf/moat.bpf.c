@@ -31,6 +31,23 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
+/* Syscalls seen by on_enter (every one, before any filter): user space checks that it advances, so a
+ * detached program is noticed while the sensor runs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} heartbeat SEC(".maps");
+
+/* cgroup-v2 ids whose names were already sent (MOAT_EV_CGROUP). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroups_seen SEC(".maps");
+
 /* Older kernels name the kernfs parent pointer `parent` (renamed `__parent` in 6.15). */
 struct kernfs_node___old {
 	struct kernfs_node *parent;
@@ -68,6 +85,43 @@ static __always_inline void count_lost(void)
 		__sync_fetch_and_add(v, 1);
 }
 
+static __always_inline void cgroup_names(struct task_struct *t, char *leaf, char *parent)
+{
+	struct kernfs_node *kn = BPF_CORE_READ(t, cgroups, dfl_cgrp, kn);
+	bpf_probe_read_kernel_str(leaf, 96, BPF_CORE_READ(kn, name));
+	struct kernfs_node *par;
+	if (bpf_core_field_exists(kn->__parent))
+		par = BPF_CORE_READ(kn, __parent);
+	else
+		par = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
+	if (par)
+		bpf_probe_read_kernel_str(parent, 96, BPF_CORE_READ(par, name));
+	else
+		parent[0] = 0;
+}
+
+static __always_inline void fill_hdr(struct moat_hdr *h, __u32 kind);
+
+/* Announces the current task's cgroup once (first event from it). */
+static __always_inline void note_cgroup(void)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	if (bpf_map_lookup_elem(&cgroups_seen, &id))
+		return;
+	struct moat_cgroup *c = bpf_ringbuf_reserve(&events, sizeof(*c), 0);
+	if (!c) {
+		count_lost();
+		return;
+	}
+	fill_hdr(&c->h, MOAT_EV_CGROUP);
+	c->h.nr = 0;
+	c->h.ret = 0;
+	cgroup_names(bpf_get_current_task_btf(), c->cg_leaf, c->cg_parent);
+	bpf_ringbuf_submit(c, 0);
+	__u8 one = 1;
+	bpf_map_update_elem(&cgroups_seen, &id, &one, BPF_ANY);
+}
+
 static __always_inline void fill_hdr(struct moat_hdr *h, __u32 kind)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -94,6 +148,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (tgid == self_tgid)
 		return 0;
+	note_cgroup();
 	struct moat_exec *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
@@ -108,17 +163,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	bpf_probe_read_kernel_str(e->dentry, sizeof(e->dentry), BPF_CORE_READ(f, f_path.dentry, d_name.name));
 	e->nlink = BPF_CORE_READ(f, f_inode, i_nlink);
 	// cgroup v2 directory names: container attribution even if the process is gone when user space reads it.
-	struct kernfs_node *kn = BPF_CORE_READ(p, cgroups, dfl_cgrp, kn);
-	bpf_probe_read_kernel_str(e->cg_leaf, sizeof(e->cg_leaf), BPF_CORE_READ(kn, name));
-	struct kernfs_node *par;
-	if (bpf_core_field_exists(kn->__parent))
-		par = BPF_CORE_READ(kn, __parent);
-	else
-		par = BPF_CORE_READ((struct kernfs_node___old *)kn, parent);
-	if (par)
-		bpf_probe_read_kernel_str(e->cg_parent, sizeof(e->cg_parent), BPF_CORE_READ(par, name));
-	else
-		e->cg_parent[0] = 0;
+	cgroup_names(p, e->cg_leaf, e->cg_parent);
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	unsigned long as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	unsigned long n = ae - as;
@@ -127,6 +172,13 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	e->argv_len = n;
 	if (n > 0)
 		bpf_probe_read_user(e->argv, n & (MOAT_ARGV - 1) ? n & (MOAT_ARGV - 1) : MOAT_ARGV, (void *)as);
+	unsigned long es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
+	unsigned long m = ee - es;
+	if (m > MOAT_ENV)
+		m = MOAT_ENV;
+	e->env_len = m;
+	if (m > 0)
+		bpf_probe_read_user(e->env, m & (MOAT_ENV - 1) ? m & (MOAT_ENV - 1) : MOAT_ENV, (void *)es);
 	struct tty_struct *tty = BPF_CORE_READ(p, signal, tty);
 	if (tty) {
 		int major = BPF_CORE_READ(tty, driver, major);
@@ -167,6 +219,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 		return 0; // only the thread-group leader
 	if ((pid_tgid >> 32) == self_tgid)
 		return 0;
+	note_cgroup();
 	struct moat_hdr *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
 	if (!h) {
 		count_lost();
@@ -188,7 +241,8 @@ static __always_inline int wanted(long id)
 	case SYS_init_module: case SYS_finit_module: case SYS_mount: case SYS_unshare: case SYS_setns:
 	case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
 	case SYS_setresgid: case SYS_symlink: case SYS_symlinkat: case SYS_link: case SYS_linkat:
-	case SYS_bind: case SYS_listen:
+	case SYS_bind: case SYS_listen: case SYS_rename: case SYS_renameat: case SYS_renameat2:
+	case SYS_recvfrom:
 		return 1;
 	}
 	return 0;
@@ -205,6 +259,10 @@ static __always_inline void read_path(char *dst, __u64 uptr)
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 {
+	__u32 hk = 0;
+	__u64 *hb = bpf_map_lookup_elem(&heartbeat, &hk);
+	if (hb)
+		*hb += 1;
 	if (!wanted(id))
 		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -260,9 +318,13 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 		read_path(s->path, s->args[0]);
 		read_path(s->path2, s->args[2]);
 		break;
-	case SYS_linkat:
+	case SYS_linkat: case SYS_renameat: case SYS_renameat2:
 		read_path(s->path, s->args[1]);
 		read_path(s->path2, s->args[3]);
+		break;
+	case SYS_rename:
+		read_path(s->path, s->args[0]);
+		read_path(s->path2, s->args[1]);
 		break;
 	}
 	__u32 tid = (__u32)pid_tgid;
@@ -319,6 +381,17 @@ int BPF_PROG(on_exit_sys, struct pt_regs *regs, long ret)
 	struct stash *s = bpf_map_lookup_elem(&stashes, &tid);
 	if (!s)
 		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (s->nr == SYS_recvfrom) {
+		/* Only data received on sockets that carry a payload matters (evt.buffer); a failed or
+		 * empty receive is not reported. */
+		struct file *rf = fd_file(t, s->args[0]);
+		if (ret <= 0 || !rf || (BPF_CORE_READ(rf, f_inode, i_mode) & S_IFMT) != S_IFSOCK) {
+			bpf_map_delete_elem(&stashes, &tid);
+			return 0;
+		}
+	}
+	note_cgroup();
 	struct moat_sys *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_lost();
@@ -342,8 +415,13 @@ int BPF_PROG(on_exit_sys, struct pt_regs *regs, long ret)
 	e->rport = 0;
 	__builtin_memset(e->laddr, 0, sizeof(e->laddr));
 	__builtin_memset(e->raddr, 0, sizeof(e->raddr));
-	struct task_struct *t = bpf_get_current_task_btf();
 	long nr = s->nr;
+	if (nr == SYS_recvfrom) {
+		__u64 n = ret > MOAT_BUF ? MOAT_BUF : ret;
+		e->args[2] = n; /* bytes captured in path[] */
+		bpf_probe_read_user(e->path, n & (MOAT_BUF - 1) ? n & (MOAT_BUF - 1) : MOAT_BUF, (void *)s->args[1]);
+		sock_info(fd_file(t, s->args[0]), e);
+	}
 	if (ret >= 0 && (nr == SYS_connect || nr == SYS_bind || nr == SYS_listen))
 		sock_info(fd_file(t, s->args[0]), e);
 	else if (nr == SYS_connect) // failed or in progress: still report the socket kind

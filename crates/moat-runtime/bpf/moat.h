@@ -4,15 +4,22 @@
 
 #define MOAT_PATH 256
 #define MOAT_ARGV 2048
+#define MOAT_ENV 2048
+#define MOAT_BUF 256
 
 #define MOAT_EV_EXEC 1
 #define MOAT_EV_FORK 2
 #define MOAT_EV_EXIT 3
 #define MOAT_EV_SYSCALL 4
+#define MOAT_EV_CGROUP 5
 
 /* x86_64 syscall numbers */
 #define SYS_open 2
 #define SYS_dup 32
+#define SYS_recvfrom 45
+#define SYS_rename 82
+#define SYS_renameat 264
+#define SYS_renameat2 316
 #define SYS_dup2 33
 #define SYS_socket 41
 #define SYS_connect 42
@@ -72,6 +79,17 @@ struct moat_exec {
 	char cg_leaf[96];   /* name of the process's cgroup-v2 directory (libpod-<id>, cri-containerd-<id>.scope) */
 	char cg_parent[96]; /* its parent (kubepods-...-pod<uid>.slice) */
 	char argv[MOAT_ARGV];
+	__u32 env_len;
+	__u32 _pad2;
+	char env[MOAT_ENV];
+};
+
+/* Sent before the first event of each cgroup-v2 id: the names of its directory and parent, so user
+ * space attributes containers from what the kernel reported, never from a later /proc read. */
+struct moat_cgroup {
+	struct moat_hdr h;
+	char cg_leaf[96];
+	char cg_parent[96];
 };
 
 struct moat_sys {

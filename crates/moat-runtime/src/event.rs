@@ -38,6 +38,9 @@ pub struct Event {
     /// The file descriptor the call created or used, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd: Option<Fd>,
+    /// The data of a read/receive call (`evt.buffer`), at most 256 bytes, hex in JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_bytes")]
+    pub buffer: Option<Vec<u8>>,
     /// The container the process runs in; `None` on the host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<Container>,
@@ -118,6 +121,21 @@ pub struct Process {
     pub exe_from_memfd: bool,
     #[serde(default)]
     pub exe_upper_layer: bool,
+    /// The process is the container runtime itself (moat's `proc.is_container_runtime`): it runs a
+    /// runtime binary (runc, crun, conmon, containerd-shim, podman...) started on the host, or is a
+    /// fork of one that has executed nothing else since — runc's `runc:[2:INIT]` setting up a
+    /// container's mounts and namespaces, or the pause/catatonit init the runtime itself started.
+    /// Decided by the sensor from what it saw, never from a process name.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub container_runtime: bool,
+    /// Who wrote the executable after the container started (`proc.exe_writer`): the process name
+    /// and pid of the last writer the sensor saw (open for writing, or the source of a rename).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_writer: Option<String>,
+    /// The environment at exec (`proc.env`), `NAME=value` entries, as far as the sensor captured it
+    /// (the first 4 KiB of the environment block).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
     /// ctime and mtime of the executable's inode, ns since the epoch (0 when unknown).
     #[serde(default)]
     pub exe_ino_ctime: u64,
@@ -271,6 +289,21 @@ impl Fd {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A mount of a container (from the runtime's OCI configuration): `container.mount.*`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Mount {
+    pub source: String,
+    pub dest: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mode: String,
+    #[serde(default)]
+    pub rdwr: bool,
+}
+
 /// The container an event came from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Container {
@@ -299,6 +332,9 @@ pub struct Container {
     pub k8s_ns: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub k8s_pod: Option<String>,
+    /// Mounts from the runtime's OCI configuration; `None` when moat could not read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
 }
 
 impl Event {
@@ -462,4 +498,36 @@ pub fn caps_string(mask: u64) -> String {
         .map(|(_, n)| *n)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `evt.buffer` as lower-case hex in the recorded-event JSON.
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        if text.len() % 2 != 0 || text.len() > 4096 {
+            return Err(serde::de::Error::custom(
+                "buffer: expected at most 2048 bytes as an even number of hex digits",
+            ));
+        }
+        (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| serde::de::Error::custom("buffer: not hex"))
+            })
+            .collect::<Result<Vec<u8>, _>>()
+            .map(Some)
+    }
 }

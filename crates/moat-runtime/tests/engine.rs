@@ -306,7 +306,7 @@ fn unknown_fields_sources_and_errors_skip_rules_with_reasons() {
     let yaml = r#"
 - rule: UsesEnv
   desc: d
-  condition: proc.env contains X
+  condition: proc.no_such_field contains X
   output: x
   priority: INFO
 - rule: K8sAudit
@@ -356,7 +356,7 @@ fn unknown_fields_sources_and_errors_skip_rules_with_reasons() {
             .map(|k| k.reason.clone())
             .unwrap()
     };
-    assert!(reason("UsesEnv").contains("proc.env"));
+    assert!(reason("UsesEnv").contains("proc.no_such_field"));
     assert!(reason("K8sAudit").contains("k8s_audit"));
     assert!(reason("Undefined").contains("no_such_macro"));
     assert!(reason("Syntax").contains("syntax"));
@@ -529,4 +529,70 @@ fn default_rules_fire_on_the_workshop_incidents() {
     drop.args.insert("lost".into(), "12".into());
     drop.proc.name = "moat".into();
     assert_eq!(f(&mut e, drop), vec!["moat Kernel events lost"]);
+}
+
+#[test]
+fn fields_added_for_falco_rules_and_runtime_precision() {
+    let mut ev = in_container(exec("curl", &[]));
+    ev.proc.env = vec!["HTTP_PROXY=http://evil:3128".into(), "HOME=/root".into()];
+    assert!(matches("proc.env icontains HTTP_PROXY", ev.clone()));
+    assert!(matches("proc.env[HOME] = /root", ev.clone()));
+    assert!(!matches("proc.env[NOPE] exists", ev.clone()));
+    // container.mount.dest: N/A when the container has no such mount, as Falco renders it.
+    assert!(matches(
+        "container.mount.dest[/proc*] in (\"<NA>\", \"N/A\")",
+        ev.clone()
+    ));
+    ev.container.as_mut().unwrap().mounts = Some(vec![moat_runtime::event::Mount {
+        source: "/proc".into(),
+        dest: "/host/proc".into(),
+        ..Default::default()
+    }]);
+    assert!(matches(
+        "container.mount.dest[/host/proc*] = /host/proc",
+        ev.clone()
+    ));
+    ev.dir = "<".into();
+    assert!(matches("evt.dir=< and evt.type=execve", ev.clone()));
+    let mut rx = connect("10.0.0.9", 8080);
+    rx.evt_type = "recvfrom".into();
+    rx.buffer = Some(vec![0xca, 0xfe, 0xba, 0xbe, 0, 1]);
+    assert!(matches("evt.buffer bcontains cafebabe", rx.clone()));
+    assert!(!matches("evt.buffer bcontains cafed00d", rx));
+    // The runtime setting a container up is not the workload.
+    let mut e = defaults();
+    let mut init = in_container(exec("runc:[2:INIT]", &[]));
+    init.evt_type = "mount".into();
+    init.proc.container_runtime = true;
+    assert!(fired(&mut e, init.clone()).is_empty());
+    init.proc.container_runtime = false;
+    assert_eq!(
+        fired(&mut e, init),
+        vec!["moat Mount or namespace change in container"]
+    );
+    // Raw sockets: netlink (su's audit socket) is not raw network access; packet sockets are.
+    let mut sock = in_container(exec("su", &[]));
+    sock.evt_type = "socket".into();
+    sock.args.insert("domain".into(), "AF_NETLINK".into());
+    sock.args.insert("type".into(), "SOCK_RAW".into());
+    assert!(fired(&mut e, sock.clone()).is_empty());
+    sock.args.insert("domain".into(), "AF_PACKET".into());
+    assert_eq!(
+        fired(&mut e, sock),
+        vec!["moat Raw or packet socket in container"]
+    );
+    // su by root drops privileges: not an escalation.
+    let mut su = in_container(exec("su", &["-s", "/bin/sh", "nobody"]));
+    su.proc.uid = 0;
+    assert!(!fired(&mut e, su).contains(&"moat Privilege escalation via sudo or su".to_string()));
+    // Every default rule has an exception list users can extend.
+    let yaml = format!(
+        "{}\n- rule: moat Shell in container\n  exceptions:\n    - name: known_shells\n      values: [[localhost/app, [python3]]]\n  override:\n    exceptions: append\n",
+        moat_runtime::rules::DEFAULT_RULES
+    );
+    let mut e = engine(&yaml);
+    let mut sh = in_container(exec("bash", &[]));
+    sh.proc.ancestors[0].name = "python3".into();
+    sh.container.as_mut().unwrap().image_repository = Some("localhost/app".into());
+    assert!(fired(&mut e, sh).is_empty());
 }

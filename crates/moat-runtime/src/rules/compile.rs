@@ -454,7 +454,10 @@ fn compile_check(rf: &RawField, op: &str, rhs: &Rhs) -> Result<Expr, CompileErro
             }
         }
     };
-    if field.id == F::FdSipName {
+    if matches!(
+        field.id,
+        F::FdSipName | F::FdRipName | F::FdCipName | F::FdLipName
+    ) {
         vals.iter().for_each(|v| super::dns::register(v));
     }
     Ok(pred(field, multi, o))
@@ -574,6 +577,7 @@ fn matches_value(op: &Op, v: V<'_>, ev: &Event) -> bool {
         (_, V::None) => false,
         (Op::Exists, _) => true,
         (Op::Str(o), V::S(s)) => str_match(o, &s),
+        (Op::Str(o), V::Bytes(b)) => bytes_match(o, b),
         (Op::Str(o), other) => str_match(o, &other.render()),
         (Op::Int(o), V::I(n)) => match o {
             IntOp::Cmp(c, x) => cmp_ord(*c, n.cmp(x)),
@@ -630,6 +634,15 @@ fn str_match(o: &StrOp, s: &str) -> bool {
         StrOp::IGlob(p) => glob(p, s.to_ascii_lowercase().as_bytes()),
         StrOp::PMatch(prefixes) => prefixes.iter().any(|p| path_prefix(p, s)),
         StrOp::Regex(r) => r.is_match(s),
+    }
+}
+
+/// Byte-level operators on a data buffer; text operators see its printable rendering.
+fn bytes_match(o: &StrOp, b: &[u8]) -> bool {
+    match o {
+        StrOp::BContains(f) => f.find(b).is_some(),
+        StrOp::BStartsWith(x) => b.starts_with(x),
+        other => str_match(other, &V::Bytes(b).render()),
     }
 }
 

@@ -337,6 +337,16 @@ impl<'a> Parser<'a> {
                 self.i += used;
                 Ok(v)
             }
+            // A bare `<` or `>` (Falco's `evt.dir=<`): the direction value.
+            Some(c @ (b'<' | b'>'))
+                if self
+                    .s
+                    .get(self.i + 1)
+                    .is_none_or(|n| n.is_ascii_whitespace() || *n == b')') =>
+            {
+                self.i += 1;
+                Ok((c as char).to_string())
+            }
             Some(c) if is_bare(c) => {
                 let st = self.i;
                 while self.i < self.s.len() && is_bare(self.s[self.i]) {

@@ -68,6 +68,16 @@ pub enum F {
     ProcIsSessionLeader,
     ProcIsExeUpperLayer,
     ProcIsExeFromMemfd,
+    ProcIsContainerRuntime,
+    ProcExeWriter,
+    ProcEnv,
+    EvtBuffer,
+    ContainerMountDest,
+    ContainerMountSource,
+    ContainerMounts,
+    FdRipName,
+    FdCipName,
+    FdLipName,
     ProcExeInoCtime,
     ProcExeInoMtime,
     ProcExeInoCtimeDurProcStart,
@@ -213,9 +223,19 @@ fn kind_of(id: F) -> Kind {
         | FdSport
         | FdLport
         | FdRport => Kind::Int,
-        EvtFailed | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec | ProcIsVpgidLeader
-        | ProcIsSessionLeader | ProcIsExeUpperLayer | ProcIsExeFromMemfd | ContainerPrivileged
-        | FdConnected | FdNameChanged | FdIsServer => Kind::Bool,
+        EvtFailed
+        | EvtIsOpenRead
+        | EvtIsOpenWrite
+        | EvtIsOpenExec
+        | ProcIsVpgidLeader
+        | ProcIsSessionLeader
+        | ProcIsExeUpperLayer
+        | ProcIsExeFromMemfd
+        | ProcIsContainerRuntime
+        | ContainerPrivileged
+        | FdConnected
+        | FdNameChanged
+        | FdIsServer => Kind::Bool,
         FdIp | FdCip | FdSip | FdLip | FdRip => Kind::Ip,
         FdNet | FdCnet | FdSnet | FdLnet | FdRnet => Kind::Net,
         _ => Kind::Str,
@@ -297,6 +317,16 @@ pub fn lookup(name: &str, arg: Option<&str>) -> Result<FieldRef, Unknown> {
         "proc.is_session_leader" => ProcIsSessionLeader,
         "proc.is_exe_upper_layer" => ProcIsExeUpperLayer,
         "proc.is_exe_from_memfd" => ProcIsExeFromMemfd,
+        "proc.is_container_runtime" => ProcIsContainerRuntime,
+        "proc.exe_writer" => ProcExeWriter,
+        "proc.env" => ProcEnv,
+        "evt.buffer" => EvtBuffer,
+        "container.mount.dest" => ContainerMountDest,
+        "container.mount.source" => ContainerMountSource,
+        "container.mounts" => ContainerMounts,
+        "fd.rip.name" => FdRipName,
+        "fd.cip.name" => FdCipName,
+        "fd.lip.name" => FdLipName,
         "proc.exe_ino.ctime" => ProcExeInoCtime,
         "proc.exe_ino.mtime" => ProcExeInoMtime,
         "proc.exe_ino.ctime_duration_proc_start" => ProcExeInoCtimeDurProcStart,
@@ -366,6 +396,13 @@ pub fn lookup(name: &str, arg: Option<&str>) -> Result<FieldRef, Unknown> {
             }
         }
         (EvtArg, Some(a)) if EVT_ARGS.contains(&a) => Arg::Name(a.into()),
+        // proc.env[NAME]: the value of one variable.
+        (ProcEnv, Some(a)) => Arg::Name(a.trim().into()),
+        // container.mount.dest[/proc*] (a glob on the destination) or container.mount.dest[0].
+        (ContainerMountDest | ContainerMountSource, Some(a)) => match a.trim().parse::<usize>() {
+            Ok(n) => Arg::Index(n),
+            Err(_) => Arg::Name(a.trim().into()),
+        },
         (_, Some(a)) => {
             return Err(Unknown(format!(
                 "field '{name}' does not take an argument ('[{a}]')"
@@ -391,6 +428,8 @@ pub enum V<'a> {
     I(i64),
     B(bool),
     Ip(IpAddr),
+    /// Raw bytes (`evt.buffer`): compared with `bcontains`/`bstartswith`, rendered lossily.
+    Bytes(&'a [u8]),
 }
 
 impl V<'_> {
@@ -402,6 +441,7 @@ impl V<'_> {
             V::I(n) => n.to_string(),
             V::B(b) => b.to_string(),
             V::Ip(ip) => ip.to_string(),
+            V::Bytes(b) => printable(b),
         }
     }
     pub fn to_json(&self) -> serde_json::Value {
@@ -411,8 +451,22 @@ impl V<'_> {
             V::I(n) => serde_json::Value::from(*n),
             V::B(b) => serde_json::Value::Bool(*b),
             V::Ip(ip) => serde_json::Value::String(ip.to_string()),
+            V::Bytes(b) => serde_json::Value::String(printable(b)),
         }
     }
+}
+
+/// Falco's rendering of a data buffer: printable ASCII kept, anything else as `.`.
+fn printable(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| {
+            if c.is_ascii_graphic() || c == b' ' {
+                c as char
+            } else {
+                '.'
+            }
+        })
+        .collect()
 }
 
 fn s(x: &str) -> V<'_> {
@@ -588,6 +642,39 @@ fn extract_raw<'a>(ev: &'a Event, f: &FieldRef) -> V<'a> {
         ProcIsSessionLeader => V::B(p.sid != 0 && p.sid == p.vpid),
         ProcIsExeUpperLayer => V::B(p.exe_upper_layer),
         ProcIsExeFromMemfd => V::B(p.exe_from_memfd),
+        ProcIsContainerRuntime => V::B(p.container_runtime),
+        ProcExeWriter => os(&p.exe_writer),
+        ProcEnv => match &f.arg {
+            Arg::Name(n) => p
+                .env
+                .iter()
+                .find_map(|kv| kv.strip_prefix(&**n).and_then(|r| r.strip_prefix('=')))
+                .map_or(V::None, s),
+            _ if p.env.is_empty() => V::None,
+            _ => V::S(Cow::Owned(p.env.join(" "))),
+        },
+        EvtBuffer => ev.buffer.as_deref().map_or(V::None, V::Bytes),
+        ContainerMountDest | ContainerMountSource => mount_field(ev, f),
+        ContainerMounts => match ev.container.as_ref().and_then(|c| c.mounts.as_ref()) {
+            Some(ms) => V::S(Cow::Owned(
+                ms.iter()
+                    .map(|m| format!("{}:{}:{}:{}", m.source, m.dest, m.mode, m.rdwr))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            None => V::None,
+        },
+        FdRipName | FdCipName | FdLipName => {
+            let ip = ip_fd(fd).and_then(|x| match f.id {
+                FdRipName => x.rip,
+                FdCipName => x.client_server().0,
+                _ => x.lip,
+            });
+            match ip.and_then(crate::rules::dns::name_of) {
+                Some(n) => V::S(Cow::Owned(n)),
+                None => V::None,
+            }
+        }
         ProcExeInoCtime => nonzero(p.exe_ino_ctime),
         ProcExeInoMtime => nonzero(p.exe_ino_mtime),
         ProcExeInoCtimeDurProcStart => {
@@ -691,6 +778,31 @@ fn extract_raw<'a>(ev: &'a Event, f: &FieldRef) -> V<'a> {
             Some(crate::event::FdType::Unix) => s("unix"),
             _ => V::None,
         },
+    }
+}
+
+/// `container.mount.dest[PATTERN]` / `[N]`: the first mount whose destination matches the glob (or
+/// the N-th mount). Falco renders "no such mount" as `N/A`, which its rules compare against; moat does
+/// the same inside a container whose mounts it knows, and has no value elsewhere.
+fn mount_field<'a>(ev: &'a Event, f: &FieldRef) -> V<'a> {
+    let Some(mounts) = ev.container.as_ref().and_then(|c| c.mounts.as_ref()) else {
+        return if ev.container.is_some() {
+            s("N/A")
+        } else {
+            V::None
+        };
+    };
+    let m = match &f.arg {
+        Arg::Index(n) => mounts.get(*n),
+        Arg::Name(pat) => mounts
+            .iter()
+            .find(|m| crate::rules::compile::glob(pat.as_bytes(), m.dest.as_bytes())),
+        Arg::None => mounts.first(),
+    };
+    match m {
+        Some(m) if f.id == F::ContainerMountDest => s(&m.dest),
+        Some(m) => s(&m.source),
+        None => s("N/A"),
     }
 }
 

@@ -201,6 +201,26 @@ fn read_storage(root: &Path, id: &str, c: &mut Container) -> bool {
             .and_then(|v| v.as_array())
             .is_some_and(|a| a.iter().any(|x| x.as_str() == Some("CAP_SYS_ADMIN")));
         c.privileged = Some(!masked && sys_admin);
+        if let Some(ms) = spec.pointer("/mounts").and_then(|v| v.as_array()) {
+            let mounts = ms
+                .iter()
+                .take(4096)
+                .filter_map(|m| {
+                    let opts: Vec<&str> = m
+                        .get("options")
+                        .and_then(|o| o.as_array())
+                        .map(|o| o.iter().filter_map(|x| x.as_str()).collect())
+                        .unwrap_or_default();
+                    Some(crate::event::Mount {
+                        source: m.get("source")?.as_str()?.to_string(),
+                        dest: m.get("destination")?.as_str()?.to_string(),
+                        mode: String::new(),
+                        rdwr: !opts.contains(&"ro"),
+                    })
+                })
+                .collect();
+            c.mounts = Some(mounts);
+        }
         if let Some(a) = spec.pointer("/annotations").and_then(|v| v.as_object()) {
             c.k8s_ns = a
                 .get("io.kubernetes.pod.namespace")

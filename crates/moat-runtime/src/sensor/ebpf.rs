@@ -20,6 +20,7 @@ const EV_EXEC: u32 = 1;
 const EV_FORK: u32 = 2;
 const EV_EXIT: u32 = 3;
 const EV_SYSCALL: u32 = 4;
+const EV_CGROUP: u32 = 5;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -55,7 +56,34 @@ struct Exec {
     cg_leaf: [u8; 96],
     cg_parent: [u8; 96],
     argv: [u8; 2048],
+    env_len: u32,
+    _pad2: u32,
+    env: [u8; 2048],
 }
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Cgroup {
+    h: Hdr,
+    cg_leaf: [u8; 96],
+    cg_parent: [u8; 96],
+}
+
+/// Records the kernel writes into the ring buffer: `#[repr(C)]` structs of integers and byte arrays
+/// only, mirrored from `bpf/moat.h`.
+///
+/// # Safety
+/// Implementors must be plain old data: every bit pattern of `size_of::<Self>()` bytes is a valid
+/// value (no references, no enums, no `bool`, no padding-sensitive invariants).
+unsafe trait Record: Copy {}
+// SAFETY: each is repr(C) with only integer and byte-array fields (checked by layouts_match_the_c_header).
+unsafe impl Record for Hdr {}
+// SAFETY: as above.
+unsafe impl Record for Exec {}
+// SAFETY: as above.
+unsafe impl Record for Sys {}
+// SAFETY: as above.
+unsafe impl Record for Cgroup {}
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -77,11 +105,12 @@ struct Sys {
     path2: [u8; 256],
 }
 
-fn read_as<T: Copy>(b: &[u8]) -> Option<T> {
+fn read_as<T: Record>(b: &[u8]) -> Option<T> {
     if b.len() < std::mem::size_of::<T>() {
         return None;
     }
-    // SAFETY: length checked; T is plain old data (repr(C), integers and byte arrays only).
+    // SAFETY: the length is checked above, the read is unaligned-safe, and `T: Record` guarantees any
+    // bit pattern is a valid `T`.
     Some(unsafe { std::ptr::read_unaligned(b.as_ptr() as *const T) })
 }
 
@@ -122,6 +151,10 @@ fn syscall_name(nr: u32) -> &'static str {
         308 => "setns",
         313 => "finit_module",
         319 => "memfd_create",
+        45 => "recvfrom",
+        82 => "rename",
+        264 => "renameat",
+        316 => "renameat2",
         437 => "openat2",
         _ => "<unknown>",
     }
@@ -443,6 +476,42 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
             ev.args.insert("target".into(), path);
             ev.args.insert("linkpath".into(), path2);
         }
+        "rename" | "renameat" | "renameat2" => {
+            let (d1, d2) = if name == "rename" {
+                (-100, -100)
+            } else {
+                (a[0] as i32 as i64, a[2] as i32 as i64)
+            };
+            ev.args.insert("oldpath".into(), abs(&path, d1));
+            ev.args.insert("newpath".into(), abs(&path2, d2));
+        }
+        "recvfrom" => {
+            let n = (a[2] as usize).min(s.path.len());
+            ev.buffer = Some(s.path[..n].to_vec());
+            ev.args.insert("fd".into(), (a[0] as i32).to_string());
+            ev.args.insert("res".into(), ret.to_string());
+            let typ = match s.family {
+                2 => FdType::Ipv4,
+                10 => FdType::Ipv6,
+                1 => FdType::Unix,
+                _ => FdType::Unknown,
+            };
+            ev.fd = Some(Fd {
+                num: a[0] as i32 as i64,
+                typ,
+                l4proto: if typ.is_ip() {
+                    l4(s.sotype, s.proto)
+                } else {
+                    None
+                },
+                lip: ip_of(s.family, &s.laddr),
+                lport: s.lport,
+                rip: ip_of(s.family, &s.raddr),
+                rport: s.rport,
+                connected: true,
+                ..Default::default()
+            });
+        }
         "link" | "linkat" => {
             ev.args.insert("oldpath".into(), path);
             ev.args.insert("newpath".into(), path2);
@@ -518,6 +587,12 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
             let comm = cstr(&h.comm);
             let ts = table.wall(h.ts);
             let mut ev = match h.kind {
+                EV_CGROUP => {
+                    if let Some(c) = read_as::<Cgroup>(b) {
+                        table.note_cgroup(h.cgroup_id, &cstr(&c.cg_parent), &cstr(&c.cg_leaf));
+                    }
+                    continue;
+                }
                 EV_FORK => {
                     table.fork(pid, h.ret, ts);
                     continue;
@@ -550,6 +625,8 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                     let dentry = cstr(&x.dentry);
                     let memfd = dentry.starts_with("memfd:");
                     let argv = &x.argv[..(x.argv_len as usize).min(x.argv.len())];
+                    let env = &x.env[..(x.env_len as usize).min(x.env.len())];
+                    table.note_cgroup(h.cgroup_id, &cstr(&x.cg_parent), &cstr(&x.cg_leaf));
                     table.exec(
                         pid,
                         h.ppid as i64,
@@ -559,6 +636,8 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                         x.tty,
                         memfd,
                         table.wall(h.start_ns),
+                        h.mntns as u64,
+                        env,
                     );
                     let mut ev = Event {
                         evt_type: "execve".into(),
@@ -591,6 +670,7 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                 EV_SYSCALL => {
                     let Some(s) = read_as::<Sys>(b) else { continue };
                     let mut ev = decode_sys(&s, &table);
+                    note_writes(&mut table, &ev, &h, &comm);
                     let setid = matches!(ev.evt_type.as_str(), "setuid" | "setreuid" | "setresuid");
                     // For the setuid family, user.uid is the caller's uid before the call.
                     let uid = if setid { s.pre_uid } else { h.uid };
@@ -635,6 +715,32 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
     Ok(total)
 }
 
+/// Keeps the writer history drift alerts name: files opened for writing and renamed, per cgroup.
+fn note_writes(table: &mut Table, ev: &Event, h: &Hdr, comm: &str) {
+    if ev.res < 0 {
+        return;
+    }
+    let by = format!("{comm}[{}]", h.tgid);
+    match ev.evt_type.as_str() {
+        "open" | "openat" | "openat2" | "creat" => {
+            let write = ev
+                .args
+                .get("flags")
+                .is_some_and(|f| f.contains("O_WRONLY") || f.contains("O_RDWR"))
+                || ev.evt_type == "creat";
+            if write && let Some(fd) = &ev.fd {
+                table.note_write(h.cgroup_id, &fd.name, by);
+            }
+        }
+        "rename" | "renameat" | "renameat2" => {
+            if let (Some(from), Some(to)) = (ev.args.get("oldpath"), ev.args.get("newpath")) {
+                table.note_rename(h.cgroup_id, from, to, by);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn drop_event(n: u64, table: &Table) -> Event {
     let mut ev = Event {
         evt_type: "drop".into(),
@@ -659,7 +765,11 @@ mod tests {
     #[test]
     fn layouts_match_the_c_header() {
         assert_eq!(std::mem::size_of::<Hdr>(), 96);
-        assert_eq!(std::mem::size_of::<Exec>(), 96 + 16 + 256 + 64 + 192 + 2048);
+        assert_eq!(
+            std::mem::size_of::<Exec>(),
+            96 + 16 + 256 + 64 + 192 + 2048 + 8 + 2048
+        );
+        assert_eq!(std::mem::size_of::<Cgroup>(), 96 + 192);
         assert_eq!(std::mem::offset_of!(Sys, path), 220);
     }
 

@@ -132,7 +132,24 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let memfd = exe.starts_with("/memfd:");
-                table.exec(pid, ppid, &comm, &exe, &argv, 0, memfd, now);
+                let env = std::fs::read(format!("/proc/{pid}/environ"))
+                    .map(|mut e| {
+                        e.truncate(4096);
+                        e
+                    })
+                    .unwrap_or_default();
+                table.exec(
+                    pid,
+                    ppid,
+                    &comm,
+                    &exe,
+                    &argv,
+                    0,
+                    memfd,
+                    now,
+                    super::procs::mntns_of(pid),
+                    &env,
+                );
                 let (uid, gid) = ids(pid);
                 let mut ev = Event {
                     evt_type: "execve".into(),

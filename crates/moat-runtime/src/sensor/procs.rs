@@ -28,6 +28,47 @@ pub struct Proc {
     pub exe_ino_mtime: u64,
     pub cgroup_id: u64,
     pub exited: Option<Instant>,
+    /// The container runtime itself (see [`crate::event::Process::container_runtime`]).
+    pub runtime: bool,
+    /// Environment captured at exec.
+    pub env: Vec<String>,
+}
+
+/// Binaries of container runtimes and their helpers: a process running one of them, started in the
+/// host's mount namespace, is the runtime setting containers up, not a workload.
+pub const RUNTIME_BINARIES: &[&str] = &[
+    "runc",
+    "crun",
+    "youki",
+    "runsc",
+    "conmon",
+    "conmon-rs",
+    "containerd",
+    "containerd-shim",
+    "containerd-shim-runc-v1",
+    "containerd-shim-runc-v2",
+    "dockerd",
+    "docker-proxy",
+    "podman",
+    "crio",
+    "netavark",
+    "aardvark-dns",
+    "slirp4netns",
+    "pasta",
+    "kata-runtime",
+];
+
+/// Minimal init processes a runtime starts as a container's first process (the pause container,
+/// podman's `--init`): runtime-owned only when the runtime itself executed them.
+pub const RUNTIME_INITS: &[&str] = &["pause", "catatonit", "docker-init", "tini", "tini-static"];
+
+/// Most bytes of a written file's history kept: (container cgroup, path) → writer.
+const MAX_WRITERS: usize = 16_384;
+
+/// The mount namespace inode of a process (0 when unknown).
+pub fn mntns_of(pid: i64) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/mnt")).map_or(0, |m| m.ino())
 }
 
 /// Process table plus enrichment caches.
@@ -37,6 +78,10 @@ pub struct Table {
     resolver: Resolver,
     users: HashMap<(u64, u32, bool), Option<String>>,
     upper: HashMap<String, Option<String>>,
+    /// Last writer of files written in containers: (cgroup id, path) → `name[pid]`.
+    writers: HashMap<(u64, String), String>,
+    /// moat's own (the host's) mount namespace.
+    host_mntns: u64,
     boot_to_wall: i64,
     last_sweep: Instant,
 }
@@ -107,6 +152,8 @@ impl Table {
             resolver: Resolver::new(),
             users: HashMap::new(),
             upper: HashMap::new(),
+            writers: HashMap::new(),
+            host_mntns: mntns_of(std::process::id() as i64),
             boot_to_wall: boot_to_wall(),
             last_sweep: Instant::now(),
         }
@@ -129,6 +176,8 @@ impl Table {
             };
             if let Some(p) = self.read_proc(pid) {
                 let mut p = p;
+                p.runtime = RUNTIME_BINARIES.contains(&base_name(&p.exepath))
+                    && mntns_of(pid) == self.host_mntns;
                 // starttime is in clock ticks since boot.
                 p.start_ts = self.wall(p.start_ts * (1_000_000_000 / tick));
                 self.procs.insert(pid, p);
@@ -192,6 +241,8 @@ impl Table {
         tty: u32,
         memfd: bool,
         start_ts: u64,
+        mntns: u64,
+        env: &[u8],
     ) {
         let mut args = split_argv(argv);
         let exe = if args.is_empty() {
@@ -219,6 +270,14 @@ impl Table {
             None => (old.sid, old.pgid),
         };
         let (ctime, mtime) = exe_times(pid);
+        // Runtime ownership: a runtime binary started on the host; runc re-executing itself from a
+        // memfd copy; or an init binary executed by the runtime. Anything else is a workload, even
+        // when its name is spoofed ("runc:[2:INIT]").
+        let base = base_name(&exepath);
+        let on_host = self.host_mntns == 0 || mntns == 0 || mntns == self.host_mntns;
+        let runtime = (on_host && RUNTIME_BINARIES.contains(&base))
+            || (old.runtime && (memfd || RUNTIME_BINARIES.contains(&base)))
+            || (old.runtime && RUNTIME_INITS.contains(&base));
         self.procs.insert(
             pid,
             Proc {
@@ -244,8 +303,40 @@ impl Table {
                 exe_ino_mtime: mtime,
                 cgroup_id: old.cgroup_id,
                 exited: None,
+                runtime,
+                env: split_argv(env),
             },
         );
+    }
+
+    /// Remembers who wrote a file in a container (an open for writing, the target of a rename).
+    pub fn note_write(&mut self, cgroup_id: u64, path: &str, writer: String) {
+        if self.writers.len() >= MAX_WRITERS {
+            // Bounded: forget the oldest half (arbitrary order) rather than grow.
+            let keep: Vec<_> = self.writers.keys().skip(MAX_WRITERS / 2).cloned().collect();
+            let mut kept = HashMap::with_capacity(MAX_WRITERS);
+            for k in keep {
+                if let Some(v) = self.writers.remove(&k) {
+                    kept.insert(k, v);
+                }
+            }
+            self.writers = kept;
+        }
+        self.writers.insert((cgroup_id, path.to_string()), writer);
+    }
+
+    /// A rename moves the writer history with the file (dpkg writes `x.dpkg-new`, then renames).
+    pub fn note_rename(&mut self, cgroup_id: u64, from: &str, to: &str, by: String) {
+        let w = self
+            .writers
+            .remove(&(cgroup_id, from.to_string()))
+            .unwrap_or(by);
+        self.note_write(cgroup_id, to, w);
+    }
+
+    /// The last writer of a file in a container, when the sensor saw it.
+    pub fn writer_of(&self, cgroup_id: u64, path: &str) -> Option<String> {
+        self.writers.get(&(cgroup_id, path.to_string())).cloned()
     }
 
     pub fn exit(&mut self, pid: i64) {
@@ -409,10 +500,14 @@ impl Table {
         {
             e.cgroup_id = cgroup_id;
         }
+        let mut exe_writer = None;
         if ev.evt_type == "execve"
             && let Some(c) = &container
         {
             p.exe_upper_layer = self.upper_layer(c, pid, &p.exepath.clone());
+            if p.exe_upper_layer {
+                exe_writer = self.writer_of(cgroup_id, &p.exepath);
+            }
         }
         let mut ancestors = Vec::new();
         let mut cur = p.ppid;
@@ -474,6 +569,13 @@ impl Table {
             cap_inheritable: 0,
             exe_from_memfd: p.exe_from_memfd,
             exe_upper_layer: p.exe_upper_layer,
+            container_runtime: p.runtime,
+            exe_writer,
+            env: if ev.evt_type == "execve" {
+                p.env
+            } else {
+                Vec::new()
+            },
             exe_ino_ctime: p.exe_ino_ctime,
             exe_ino_mtime: p.exe_ino_mtime,
             sid: p.sid,
@@ -490,6 +592,10 @@ impl Table {
     pub fn cwd(&self, pid: i64) -> Option<String> {
         link(&format!("/proc/{pid}/cwd")).or_else(|| self.procs.get(&pid).map(|p| p.cwd.clone()))
     }
+}
+
+fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 fn ns_pid(pid: i64) -> Option<i64> {
@@ -579,6 +685,8 @@ mod tests {
             0,
             false,
             1,
+            0,
+            b"A=1\0",
         );
         let mut ev = Event {
             evt_type: "execve".into(),

@@ -350,14 +350,30 @@ fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
     let fmt: Format = pick(r.format, r.out.is_terminal()).into();
     let mut out = String::new();
     let mut worst: Option<Priority> = None;
+    // To standard output, alerts stream as they fire (memory stays flat however many there are);
+    // `-o FILE` keeps its all-or-nothing write of the whole report.
+    let streaming = r.out.output.is_none();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut broken = false;
     each_event(&r.file, |mut ev| {
         for a in engine.process(&mut ev) {
             worst = Some(worst.map_or(a.priority, |w| w.min(a.priority)));
-            out.push_str(&alert::format_alert(&a, fmt));
-            out.push('\n');
+            if streaming {
+                if !broken && writeln!(stdout, "{}", alert::format_alert(&a, fmt)).is_err() {
+                    // A reader that stops early (`| head`) is not an error; keep the verdict.
+                    broken = true;
+                }
+            } else {
+                out.push_str(&alert::format_alert(&a, fmt));
+                out.push('\n');
+            }
         }
     })?;
-    r.out.write(&out)?;
+    if streaming {
+        let _ = stdout.flush();
+    } else {
+        r.out.write(&out)?;
+    }
     Ok(match (fail_on, worst) {
         (Some(f), Some(w)) if w <= f => Verdict::Fail,
         _ => Verdict::Pass,
@@ -372,8 +388,9 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
         None => None,
     };
     let mut record = match &w.record {
+        // A link planted at the recording's name is refused, not written through.
         Some(p) => Some(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+            moat_fsio::create_truncate_nofollow(p, 0o644).map_err(|e| InputError(e.to_string()))?,
         )),
         None => None,
     };
