@@ -13,6 +13,9 @@ pub mod chromium;
 /// A real OCI registry on loopback (../shared/scripts/registry.sh) with a Drop guard, and skopeo pushes.
 pub mod registry;
 
+/// A real PostgreSQL cluster in a temp dir on loopback, stopped on Drop.
+pub mod postgres;
+
 /// Appended to by every skip, so a run can count them (`scripts/test.sh` prints the total).
 pub const SKIP_LOG: &str = "/tmp/moat-test-skips.log";
 
