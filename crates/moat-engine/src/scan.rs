@@ -166,6 +166,12 @@ pub enum ScanError {
         source_of: InputSource,
         message: String,
     },
+    /// `--fail-on` was given but the vulnerability scanner cannot run: failing closed, since a gate
+    /// that cannot judge must not pass. `--scanners config` is the explicit config-only gate.
+    #[error(
+        "--fail-on given but vulnerabilities cannot be checked: {reason}; get the database with `moat db update` (or `moat db import PATH`), or gate on the image-configuration checks only with `--scanners config`"
+    )]
+    VulnScannerUnavailable { db: PathBuf, reason: String },
     /// The database broke while being read.
     #[error("reading {}: {error}", path.display())]
     Database { path: PathBuf, error: DbError },
@@ -251,6 +257,12 @@ pub fn scan(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
                         examples: result.unmatchable.iter().take(3).cloned().collect(),
                     });
                 }
+            }
+            Err(DbError::Missing(_)) if req.fail_on.is_some() => {
+                return Err(ScanError::VulnScannerUnavailable {
+                    db: req.db.path.clone(),
+                    reason: format!("no vulnerability database at {}", req.db.path.display()),
+                });
             }
             Err(e @ DbError::Missing(_)) => {
                 missing = Some(Diagnostic::DbMissing {
@@ -396,6 +408,27 @@ mod tests {
             ),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn fail_on_without_a_database_fails_closed() {
+        let d = tempfile::tempdir().expect("tmp");
+        let mut req = ScanRequest::new(format!("dir:{}", d.path().display()));
+        req.db = DbChoice {
+            path: d.path().join("no-db"),
+            explicit: true,
+        };
+        req.ignore = IgnoreChoice::None;
+        req.fail_on = Some(Severity::High);
+        let e = scan(&req).expect_err("must not pass without a database");
+        assert!(
+            matches!(e, ScanError::VulnScannerUnavailable { .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("moat db update"), "{e}");
+        // Config checks only: the explicit way to gate without vulnerabilities.
+        req.scanners.vuln = false;
+        assert!(scan(&req).is_ok());
     }
 
     #[test]

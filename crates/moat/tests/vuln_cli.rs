@@ -316,6 +316,63 @@ fn without_a_db_the_scan_runs_and_says_how_to_get_one() {
     assert!(findings(&r).is_empty());
 }
 
+/// Issue 14, "fails open without a database": `--fail-on high` with no DB (or a `--db` path that
+/// does not exist) exited 0. Now exit 2, saying why and how to get the DB; `--scanners config` is
+/// the explicit config-only gate.
+#[test]
+fn fail_on_without_a_db_fails_closed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sbom = write_sbom(tmp.path(), &["pkg:pypi/urllib3@1.24.3"]);
+    let t = format!("sbom:{}", sbom.display());
+    let missing = tmp.path().join("no-such-db");
+    for args in [
+        vec!["scan", t.as_str(), "--format", "json", "--fail-on", "high"],
+        vec![
+            "scan",
+            t.as_str(),
+            "--format",
+            "json",
+            "--fail-on",
+            "high",
+            "--db",
+            missing.to_str().expect("utf8"),
+        ],
+    ] {
+        let o = moat(&args, None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("cannot be checked")
+                && err.contains("moat db update")
+                && err.contains("--scanners config"),
+            "{err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "no report that could pass for a verdict"
+        );
+    }
+    let o = moat(
+        &[
+            "scan",
+            &t,
+            "--format",
+            "json",
+            "--fail-on",
+            "high",
+            "--scanners",
+            "config",
+        ],
+        None,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 fn gates_filters_ignores_and_vex() {
     let Some(db) = db() else { return };
