@@ -95,20 +95,15 @@ pub fn generate(names: &[String], years: i32) -> Result<CertBundle, AdmissionErr
 pub fn write(bundle: &CertBundle, dir: &Path) -> Result<(), AdmissionError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| AdmissionError::Config(format!("cannot create {}: {e}", dir.display())))?;
-    let put = |name: &str, text: &str| {
-        let p = dir.join(name);
-        std::fs::write(&p, text)
-            .map_err(|e| AdmissionError::Config(format!("cannot write {}: {e}", p.display())))
+    // Each file goes through an exclusive temporary file created with its final mode (the key 0600
+    // before a byte is written) and is renamed into place: a link planted at a name is replaced,
+    // never written through.
+    let put = |name: &str, text: &str, mode: u32| {
+        moat_fsio::write_atomic(&dir.join(name), text.as_bytes(), mode)
+            .map_err(|e| AdmissionError::Config(format!("cannot write: {e}")))
     };
-    put("ca.crt", &bundle.ca_cert_pem)?;
-    put("tls.crt", &bundle.cert_pem)?;
-    put("tls.key", &bundle.key_pem)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let p = dir.join("tls.key");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| AdmissionError::Config(format!("cannot restrict {}: {e}", p.display())))?;
-    }
+    put("ca.crt", &bundle.ca_cert_pem, 0o644)?;
+    put("tls.crt", &bundle.cert_pem, 0o644)?;
+    put("tls.key", &bundle.key_pem, 0o600)?;
     Ok(())
 }

@@ -57,6 +57,14 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => return Err(fail(e)),
     };
+    // A link another user planted in a shared directory (`/tmp`) is not the user's intent.
+    if moat_fsio::link_is_planted(path).map_err(|e| InputError(e.to_string()))? {
+        return Err(InputError(format!(
+            "cannot write {}: a symbolic link owned by another user in a shared directory; refused",
+            path.display()
+        ))
+        .into());
+    }
     if !regular_or_new {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -68,20 +76,9 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
             .map_err(fail)?;
         return Ok(());
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.moat-tmp"));
-    if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail(e));
-    }
-    Ok(())
+    // An exclusive temporary file under a random name (never a planted link), renamed over the report.
+    moat_fsio::write_atomic(path, text.as_bytes(), 0o644)
+        .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())).into())
 }
 
 /// `--fail-on SEVERITY`: the CI gate.

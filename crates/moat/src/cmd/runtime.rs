@@ -390,7 +390,8 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
     let mut record = match &w.record {
         // A link planted at the recording's name is refused, not written through.
         Some(p) => Some(std::io::BufWriter::new(
-            moat_fsio::create_truncate_nofollow(p, 0o644).map_err(|e| InputError(e.to_string()))?,
+            moat_fsio::create_truncate_nofollow(p, 0o644)
+                .with_context(|| format!("cannot create {}", p.display()))?,
         )),
         None => None,
     };

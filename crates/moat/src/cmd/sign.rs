@@ -150,30 +150,22 @@ fn generate(g: GenerateArgs) -> anyhow::Result<Verdict> {
     }
     let keys = moat_sign::generate(&password()).map_err(input)?;
     write_private(&key_path, keys.private_pem.as_bytes())?;
-    std::fs::write(&pub_path, keys.public_pem.as_bytes())
-        .map_err(|e| InputError(format!("{}: cannot write: {e}", pub_path.display())))?;
+    // Replaced atomically through an exclusive temporary file: a link planted at the name is
+    // replaced, never written through.
+    moat_fsio::write_atomic(&pub_path, keys.public_pem.as_bytes(), 0o644)
+        .map_err(|e| InputError(format!("cannot write: {e}")))?;
     outln!("Private key written to {}", key_path.display());
     outln!("Public key written to {}", pub_path.display());
     Ok(Verdict::Pass)
 }
 
 /// The private key file is created owner-only (0600), as cosign does.
+/// The temporary file is created exclusively (`O_EXCL | O_NOFOLLOW`) with mode 0600 before any byte
+/// is written, then renamed over the destination: the key is never readable by others, and a link
+/// planted at the name is replaced, not followed.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let _ = std::fs::remove_file(path);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .map_err(|e| InputError(format!("{}: cannot write: {e}", path.display())))?;
-    f.write_all(bytes)
-        .map_err(|e| InputError(format!("{}: cannot write: {e}", path.display())))?;
-    Ok(())
+    moat_fsio::write_atomic(path, bytes, 0o600)
+        .map_err(|e| InputError(format!("cannot write: {e}")).into())
 }
 
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
