@@ -276,7 +276,13 @@ impl Table {
         let base = base_name(&exepath);
         let on_host = self.host_mntns == 0 || mntns == 0 || mntns == self.host_mntns;
         let runtime = (on_host && RUNTIME_BINARIES.contains(&base))
-            || (old.runtime && (memfd || RUNTIME_BINARIES.contains(&base)))
+            || (old.runtime
+                && (memfd
+                    || RUNTIME_BINARIES.contains(&base)
+                    // runc re-executing itself (`runc init` via /proc/self/exe or a sealed fd copy).
+                    || filename.starts_with("/proc/self/")
+                    || filename.starts_with("/dev/fd/")
+                    || filename.starts_with("/proc/thread-self/")))
             || (old.runtime && RUNTIME_INITS.contains(&base));
         self.procs.insert(
             pid,
