@@ -31,7 +31,7 @@ const MAX_MEMBERS: usize = 1_000_000;
 impl TarIndex {
     pub(crate) fn index(path: &Path) -> Result<TarIndex, ImageError> {
         let what = path.display().to_string();
-        let file = crate::digest::open_regular(path)?;
+        let file = crate::digest::open_checked(path, moat_fsio::Follow::Always)?;
         let mut magic = [0u8; 4];
         let n = (&file)
             .read(&mut magic)

@@ -181,15 +181,34 @@ pub(crate) fn over_limit(e: &io::Error) -> Option<u64> {
 
 /// Opens a regular file; anything else (a FIFO that would block forever, a device, a directory) is
 /// refused before it is opened.
+///
+/// Inside a layout no link is followed (a blob that is a symlink to `/proc/kmsg` or out of the layout
+/// is refused, not read), and the type is checked on the descriptor opened without blocking.
 pub(crate) fn open_regular(path: &std::path::Path) -> Result<std::fs::File, ImageError> {
-    let md = std::fs::metadata(path).map_err(|e| ImageError::io(path, e))?;
-    if !md.is_file() {
-        return Err(ImageError::Invalid {
+    open_checked(path, moat_fsio::Follow::Never)
+}
+
+/// [`open_regular`] for a path the user named (an archive): a link they made is followed, the result
+/// must still be a regular file.
+pub(crate) fn open_checked(
+    path: &std::path::Path,
+    follow: moat_fsio::Follow,
+) -> Result<std::fs::File, ImageError> {
+    moat_fsio::open_regular(path, follow).map_err(|e| match e {
+        moat_fsio::FsError::Io { source, .. } => ImageError::io(path, source),
+        other => ImageError::Invalid {
             what: path.display().to_string(),
-            why: "not a regular file".into(),
-        });
-    }
-    std::fs::File::open(path).map_err(|e| ImageError::io(path, e))
+            why: match other {
+                moat_fsio::FsError::Link { .. } => {
+                    "is a symbolic link; moat does not follow links inside an image layout".into()
+                }
+                moat_fsio::FsError::NotRegular { kind, .. } => {
+                    format!("is a {kind}, not a regular file; refused")
+                }
+                o => o.to_string(),
+            },
+        },
+    })
 }
 
 /// Reads a small document (manifest, config, index) whole, failing beyond `max` bytes.
