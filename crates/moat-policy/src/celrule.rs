@@ -194,6 +194,8 @@ pub(crate) struct CelInput {
     pub old_object: CelValue,
     pub request: CelValue,
     pub namespace_object: CelValue,
+    /// Data for Kyverno's `resource` and `image` libraries (policy test), if supplied.
+    pub offline: Option<Arc<crate::OfflineData>>,
 }
 
 /// How a set of CEL validations ended.
@@ -209,6 +211,9 @@ fn base_context(input: &CelInput) -> Context<'static, 'static> {
     ctx.add_variable_from_value("oldObject", input.old_object.clone());
     ctx.add_variable_from_value("request", input.request.clone());
     ctx.add_variable_from_value("namespaceObject", input.namespace_object.clone());
+    if let Some(d) = &input.offline {
+        crate::celdata::bind(&mut ctx, d);
+    }
     ctx
 }
 
@@ -559,6 +564,7 @@ pub(crate) fn compile_vap(
             enforce: true,
             enforce_explicit: true,
             autogen: Vec::new(),
+            needs_offline: None,
         }],
         overrides: Vec::new(),
         scored: true,
@@ -585,6 +591,7 @@ mod tests {
             old_object: CelValue::Null,
             request: CelValue::Null,
             namespace_object: CelValue::Null,
+            offline: None,
         };
         let ctx = base_context(&input);
         assert_eq!(e.program.execute(&ctx).unwrap(), CelValue::Bool(true));

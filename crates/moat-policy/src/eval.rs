@@ -89,8 +89,16 @@ impl<'a> Target<'a> {
         self.cel.get_or_init(|| {
             let is_main = std::ptr::eq(self.obj, &self.input.object) || self.input.object.is_null();
             let object = if self.input.object.is_null() && is_main { Value::Null } else { self.obj.clone() };
+            let supplied = self.input.offline.as_ref().and_then(|d| {
+                d.resources.iter().find(|r| {
+                    r.get("kind").and_then(Value::as_str) == Some("Namespace")
+                        && r.pointer("/metadata/name").and_then(Value::as_str) == Some(self.namespace)
+                })
+            });
             let ns_obj = if self.namespace.is_empty() {
                 Value::Null
+            } else if let Some(ns) = supplied {
+                ns.clone()
             } else {
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": self.input.namespace_labels}})
             };
@@ -99,6 +107,7 @@ impl<'a> Target<'a> {
                 old_object: if is_main { self.input.old_object.as_ref().map(to_cel).unwrap_or(cel::Value::Null) } else { cel::Value::Null },
                 request: to_cel(&request_value(&self.input.operation, self.namespace, self.name(), &self.kind_value(), &self.input.user_info)),
                 namespace_object: to_cel(&ns_obj),
+                offline: self.input.offline.clone(),
             }
         })
     }
@@ -205,6 +214,20 @@ pub(crate) fn evaluate(
                     out.push(mk(
                         RuleResult::Skip,
                         format!("not evaluated (unsupported): {reason}"),
+                    ));
+                }
+                continue;
+            }
+            if let Some(lib) = rule.needs_offline
+                && input.offline.is_none()
+            {
+                if mode == Mode::Test {
+                    out.push(mk(
+                        RuleResult::Skip,
+                        format!(
+                            "not evaluated (unsupported): {}",
+                            crate::vpol::Feature::OnlineLibrary(lib).reason()
+                        ),
                     ));
                 }
                 continue;

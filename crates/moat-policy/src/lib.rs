@@ -8,6 +8,7 @@
 //! admission request (or one manifest) without parsing anything.
 
 mod autogen;
+mod celdata;
 mod celrule;
 mod cond;
 mod error;
@@ -64,6 +65,18 @@ pub struct AdmissionInput {
     pub values: BTreeMap<String, serde_json::Value>,
     /// Per-rule values (`policies[].rules[].values`), keyed `policy/rule`.
     pub rule_values: BTreeMap<String, BTreeMap<String, serde_json::Value>>,
+    /// Cluster resources and image metadata supplied offline (a `kyverno test` Context file), read by
+    /// Kyverno's `resource` and `image` CEL libraries. None: policies that need them are skipped.
+    pub offline: Option<std::sync::Arc<OfflineData>>,
+}
+
+/// Data a policy would read from the cluster or a registry, supplied offline.
+#[derive(Debug, Clone, Default)]
+pub struct OfflineData {
+    /// Resources `resource.Get`/`resource.List` find (by apiVersion, resource, namespace, name).
+    pub resources: Vec<serde_json::Value>,
+    /// `{image, config, manifest, ...}` entries `image.GetMetadata` returns (without `image`).
+    pub images: Vec<serde_json::Value>,
 }
 
 impl AdmissionInput {

@@ -61,6 +61,9 @@ pub(crate) struct Rule {
     pub enforce_explicit: bool,
     /// Pod controllers this Pod rule also judges, through their pod template (Kyverno autogen).
     pub autogen: Vec<String>,
+    /// A Kyverno CEL library reading outside data (`resource`, `image`): evaluated only where the
+    /// request carries offline data.
+    pub needs_offline: Option<&'static str>,
 }
 
 /// A `context` entry of kind `variable`.
@@ -152,7 +155,16 @@ pub(crate) fn read_file(path: &Path) -> Result<String, PolicyError> {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    // Opened without blocking and checked on the descriptor: a FIFO or device is refused by name.
+    let opened =
+        moat_fsio::open_regular(path, moat_fsio::Follow::Always).map_err(|e| PolicyError::Io {
+            path: path.display().to_string(),
+            message: match e {
+                moat_fsio::FsError::Io { source, .. } => source.to_string(),
+                other => other.to_string(),
+            },
+        })?;
+    let meta = opened.metadata().map_err(io)?;
     if meta.len() > MAX_FILE_BYTES {
         return Err(PolicyError::Io {
             path: path.display().to_string(),
@@ -163,7 +175,12 @@ pub(crate) fn read_file(path: &Path) -> Result<String, PolicyError> {
             ),
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(opened, MAX_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(io)?;
     String::from_utf8(bytes).map_err(|_| PolicyError::Parse {
         source_name: path.display().to_string(),
         message: "not UTF-8 text".into(),
@@ -483,6 +500,7 @@ fn compile_rule(
         enforce,
         enforce_explicit,
         autogen,
+        needs_offline: None,
     })
 }
 

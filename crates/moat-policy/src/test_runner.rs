@@ -148,6 +148,8 @@ struct Values {
     /// `policies[].rules[].values`, keyed `policy/rule`.
     per_rule: BTreeMap<String, BTreeMap<String, Value>>,
     namespace_labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// `namespaces`: the Namespace objects themselves (for CEL's `namespaceObject`).
+    namespaces: Vec<Value>,
 }
 
 fn parse_values(doc: &Value) -> Values {
@@ -199,6 +201,7 @@ fn parse_values(doc: &Value) -> Values {
         .into_iter()
         .flatten()
     {
+        v.namespaces.push(ns.clone());
         if let Some(n) = ns.pointer("/metadata/name").and_then(Value::as_str) {
             let labels = ns
                 .pointer("/metadata/labels")
@@ -302,6 +305,22 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
         None => Value::Null,
     };
 
+    // Context file (`cli.kyverno.io` Context): resources and image metadata policies read offline.
+    let mut offline = crate::OfflineData::default();
+    if let Some(c) = test.get("context").and_then(Value::as_str) {
+        for (_, d) in load_docs(base, c, &test_name, "context")? {
+            let list = |k: &str| {
+                d.pointer(&format!("/spec/{k}"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            offline.resources.extend(list("resources"));
+            offline.images.extend(list("images"));
+        }
+    }
+    offline.resources.extend(values.namespaces.iter().cloned());
+    let offline = std::sync::Arc::new(offline);
     let mut evaluated = Vec::new();
     for r in resources {
         let name = r
@@ -329,6 +348,7 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
             input.operation = op.to_string();
         }
         input.values = vals;
+        input.offline = Some(std::sync::Arc::clone(&offline));
         input.rule_values = values.per_rule.clone();
         let ns_key = if kind == "Namespace" {
             name.clone()

@@ -68,18 +68,26 @@ impl Feature {
             Feature::Generation => "GeneratingPolicy: generating resources needs a live cluster".into(),
             Feature::Deletion => "DeletingPolicy: cleanup runs on a schedule against a live cluster".into(),
             Feature::OnlineLibrary(lib) => format!(
-                "CEL library `{lib}`: reads {} at evaluation time, which moat does not reach offline",
+                "CEL library `{lib}`: reads {} at evaluation time, which moat does not reach{}",
                 match lib {
                     "resource" => "the cluster's API",
                     "image" => "an image registry",
                     "http" => "an HTTP endpoint",
                     "globalContext" => "Kyverno's global context",
                     _ => "outside data",
+                },
+                if OFFLINE_LIBRARIES.contains(&lib) {
+                    "; evaluated only over a kyverno test Context file"
+                } else {
+                    " offline"
                 }
             ),
         }
     }
 }
+
+/// Libraries moat evaluates over offline data (a `kyverno test` Context file).
+pub(crate) const OFFLINE_LIBRARIES: &[&str] = &["resource", "image"];
 
 /// Kyverno CEL library receivers and the functions that need outside data.
 const ONLINE_LIBRARIES: &[(&str, &[&str])] = &[
@@ -226,7 +234,11 @@ pub(crate) fn compile_validating_policy(
                 rule: r.name.clone(),
                 reason: reason.clone(),
             });
-            r.body = crate::load::Body::Unsupported(reason);
+            if OFFLINE_LIBRARIES.contains(&lib) {
+                r.needs_offline = Some(lib);
+            } else {
+                r.body = crate::load::Body::Unsupported(reason);
+            }
         }
     }
     Ok(policy)
@@ -273,6 +285,7 @@ pub(crate) fn unsupported_kind(
             enforce: false,
             enforce_explicit: true,
             autogen: Vec::new(),
+            needs_offline: None,
         }],
         overrides: Vec::new(),
         scored: true,
