@@ -9,6 +9,7 @@ pub mod podsecurity;
 pub mod review;
 pub mod server;
 pub mod signatures;
+pub mod verdicts;
 
 pub use engine::{Decision, Engine, EngineConfig, Request, SCAN_STATUS_ANNOTATION, image_matches};
 pub use review::{FailurePolicy, ReviewError};

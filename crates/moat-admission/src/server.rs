@@ -39,6 +39,8 @@ pub struct ServeConfig {
     pub reload_interval: Duration,
     /// "Images must be signed": trusted cosign keys (none: no signature check).
     pub signatures: crate::signatures::SignatureConfig,
+    /// "Image must be scanned and passed" from moat server's verdict by digest (empty server: off).
+    pub verdicts: crate::verdicts::VerdictConfig,
 }
 
 impl ServeConfig {
@@ -53,6 +55,7 @@ impl ServeConfig {
             request_timeout: Duration::from_secs(10),
             reload_interval: Duration::from_secs(2),
             signatures: Default::default(),
+            verdicts: Default::default(),
         }
     }
 }
@@ -146,6 +149,7 @@ struct AppState {
     timeout: Duration,
     ready: AtomicBool,
     signatures: Option<Arc<crate::signatures::SignatureCheck>>,
+    verdicts: Option<Arc<crate::verdicts::VerdictCheck>>,
 }
 
 impl AppState {
@@ -253,6 +257,23 @@ async fn validate(State(st): State<Arc<AppState>>, req: axum::extract::Request) 
             }
         }
     }
+    if let Some(check) = st.verdicts.clone() {
+        let images = crate::signatures::new_images(&parsed.request);
+        if !images.is_empty() {
+            match tokio::task::spawn_blocking(move || check.judge(&images)).await {
+                Ok(o) => {
+                    if !o.denials.is_empty() {
+                        decision.allowed = false;
+                        decision.denials.extend(o.denials);
+                    }
+                    decision.errors.extend(o.errors);
+                }
+                Err(e) => decision
+                    .errors
+                    .push(format!("image-scanned: verdict lookup failed: {e}")),
+            }
+        }
+    }
     let (d, out) = review::respond(&parsed, decision, st.failure);
     if !d.errors.is_empty() {
         st.metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -350,6 +371,13 @@ impl Server {
                 &cfg.signatures,
             )?))
         };
+        let verdicts = if cfg.verdicts.server.is_empty() {
+            None
+        } else {
+            Some(Arc::new(crate::verdicts::VerdictCheck::new(
+                cfg.verdicts.clone(),
+            )?))
+        };
         for u in &engine.unsupported {
             eprintln!("moat admission: warning: not evaluated: {u}");
         }
@@ -361,6 +389,7 @@ impl Server {
             timeout: cfg.request_timeout,
             ready: AtomicBool::new(true),
             signatures,
+            verdicts,
         });
         let app = Router::new()
             .route("/", post(validate))

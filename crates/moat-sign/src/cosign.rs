@@ -56,6 +56,13 @@ pub struct SignOutcome {
     pub added: bool,
 }
 
+/// The manifest digest `reference` names now (a tag resolved through its registry; a digest checked to
+/// exist). The admission webhook judges images by digest.
+pub fn resolve_digest(reference: &str, options: &RegistryOptions) -> Result<String, SignError> {
+    let r = ImageRef::parse(reference)?;
+    resolve(&Registry::new(&r, options), &r)
+}
+
 fn resolve(reg: &Registry, r: &ImageRef) -> Result<String, SignError> {
     let reference = r.manifest_reference();
     match reg.manifest(reference)? {

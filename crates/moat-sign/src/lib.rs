@@ -15,8 +15,8 @@ mod reference;
 mod registry;
 
 pub use cosign::{
-    SignOutcome, SignatureCheck, Verdict, sign_image, signature_tag, simple_signing_payload,
-    verify_reference,
+    SignOutcome, SignatureCheck, Verdict, resolve_digest, sign_image, signature_tag,
+    simple_signing_payload, verify_reference,
 };
 pub use keys::{GeneratedKeys, generate, load_private_key, load_public_key, public_key_pem};
 pub use p256::ecdsa::{SigningKey, VerifyingKey};

@@ -60,6 +60,21 @@ pub struct ServeArgs {
     /// Registry errors follow --fail-open.
     #[arg(long = "trusted-key", value_name = "FILE")]
     pub trusted_key: Vec<PathBuf>,
+    /// moat server URL: images are admitted only when the server's verdict for their digest (tags
+    /// resolved through the registry) is allow; the scan-status annotation no longer admits. Server
+    /// errors follow --fail-open.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// File holding the bearer token (read scope) for --server; default: $MOAT_TOKEN.
+    #[arg(long = "token-file", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Seconds a server verdict (and a tag's digest) is cached.
+    #[arg(
+        long = "verdict-cache-seconds",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
+    pub verdict_cache_seconds: u64,
     /// Plain HTTP to registries when verifying signatures (a loopback test registry only).
     #[arg(long = "insecure-registry")]
     pub insecure_registry: bool,
@@ -156,6 +171,24 @@ fn serve(s: ServeArgs) -> anyhow::Result<Verdict> {
         keys: s.trusted_key,
         insecure_registry: s.insecure_registry,
     };
+    if let Some(server) = &s.server {
+        let token = match &s.token_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map_err(|e| InputError(format!("--token-file {}: {e}", f.display())))?,
+            None => std::env::var("MOAT_TOKEN")
+                .map_err(|_| InputError("--server needs --token-file FILE or MOAT_TOKEN".into()))?,
+        };
+        // The server's verdict replaces the annotation: an annotation alone never admits.
+        cfg.engine.require_scan = false;
+        cfg.verdicts = moat_admission::verdicts::VerdictConfig {
+            server: server.clone(),
+            token: token.trim().to_string(),
+            insecure_registry: s.insecure_registry,
+            cache_ttl: Duration::from_secs(s.verdict_cache_seconds.min(3600)),
+        };
+    } else if s.token_file.is_some() {
+        return Err(InputError("--token-file is only used with --server".into()).into());
+    }
     cfg.max_body_bytes = s.max_body_bytes;
     cfg.request_timeout = Duration::from_secs(s.request_timeout.max(1));
     moat_admission::serve_blocking(cfg).map_err(|e| match e {
