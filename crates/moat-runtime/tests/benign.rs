@@ -122,6 +122,7 @@ fn benign_container_workload_raises_no_warning() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let deb = build_deb(tmp.path());
+    assert!(deb.exists());
     std::fs::write(
         tmp.path().join("job.sh"),
         "#!/bin/sh\nset -e\nfor i in 1 2 3; do echo \"step $i\" >> /tmp/job.log; done\nsort /tmp/job.log | uniq -c\ngrep -c step /tmp/job.log\n",
