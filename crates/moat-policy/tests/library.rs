@@ -9,6 +9,9 @@ use std::path::Path;
 use moat_policy::test_runner::{find_test_files, run_test_file};
 use serde_json::Value;
 
+/// (policy, rule, resource, kind) of one expected result.
+type Key = (String, String, String, String);
+
 const FAMILIES: [&str; 7] = ["classic", "cel", "vpol", "ivpol", "mpol", "gpol", "dpol"];
 
 fn family(rel: &str) -> &'static str {
@@ -91,8 +94,7 @@ fn kyverno_policy_library_agreement() {
             }
         };
         // Rows come back in the order of the expected results; match them by key all the same.
-        let mut got: BTreeMap<(String, String, String, String), Vec<(String, String)>> =
-            BTreeMap::new();
+        let mut got: BTreeMap<Key, Vec<(String, String)>> = BTreeMap::new();
         for r in rows {
             got.entry((r.policy, r.rule, r.resource, r.kind))
                 .or_default()
