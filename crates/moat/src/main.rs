@@ -42,6 +42,8 @@ enum Command {
     Sign(cmd::sign::Args),
     /// Verify an image carries a valid signature by a trusted key: exit 0 signed, 1 not, 2 input error.
     Verify(cmd::sign::VerifyArgs),
+    /// The security center: store, API, verdicts (`moat server token create --scope …` for tokens).
+    Server(cmd::server::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Key(a) => cmd::sign::run_key(a),
         Command::Sign(a) => cmd::sign::run(a),
         Command::Verify(a) => cmd::sign::run_verify(a),
+        Command::Server(a) => cmd::server::run(a),
     };
     common::finish(result)
 }

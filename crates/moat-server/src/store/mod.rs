@@ -6,6 +6,7 @@
 //! queue on the write lock (busy timeout) instead of failing when a read transaction tries to upgrade.
 
 
+pub mod images;
 pub mod migrate;
 pub mod outbox;
 pub mod queue;

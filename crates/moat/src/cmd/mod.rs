@@ -10,4 +10,5 @@ pub mod policy;
 pub mod runtime;
 pub mod sbom;
 pub mod scan;
+pub mod server;
 pub mod sign;

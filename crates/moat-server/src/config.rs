@@ -1,0 +1,64 @@
+//! How `moat server` is configured (CLI flags; the YAML file's sections are parsed by their owners).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which parts this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Api,
+    Worker,
+    All,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "api" => Some(Role::Api),
+            "worker" => Some(Role::Worker),
+            "all" => Some(Role::All),
+            _ => None,
+        }
+    }
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub store_url: String,
+    /// The vulnerability database directory (moat db) the server matches SBOMs against.
+    pub db: PathBuf,
+    pub role: Role,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Largest request body (413 beyond).
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    /// The YAML config file (`--config`), if any.
+    pub config_file: Option<PathBuf>,
+}
+
+impl ServerConfig {
+    pub fn new(listen: SocketAddr, store_url: String, db: PathBuf) -> ServerConfig {
+        ServerConfig {
+            listen,
+            store_url,
+            db,
+            role: Role::All,
+            tls: None,
+            max_body_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(60),
+            config_file: None,
+        }
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+}
