@@ -40,7 +40,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 }
 
 /// The middleware: 401 without a valid token.
-pub async fn require_token(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn require_token(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let header = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)

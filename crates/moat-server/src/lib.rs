@@ -84,7 +84,11 @@ pub async fn serve(
             .ensure_token(
                 "bootstrap",
                 &secret,
-                &[store::Scope::Admin, store::Scope::Ingest, store::Scope::Read],
+                &[
+                    store::Scope::Admin,
+                    store::Scope::Ingest,
+                    store::Scope::Read,
+                ],
             )
             .await?;
     }

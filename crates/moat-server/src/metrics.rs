@@ -45,35 +45,103 @@ impl Metrics {
     pub fn render(&self, lanes: &[(String, i64, i64, i64)]) -> String {
         let mut o = String::new();
         let c = |o: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
         };
-        c(&mut o, "moat_reports_ingested_total", "Scan reports stored.", &self.reports_ingested);
-        c(&mut o, "moat_sboms_ingested_total", "SBOMs stored and matched.", &self.sboms_ingested);
-        c(&mut o, "moat_scans_total", "Image scans finished.", &self.scans);
-        c(&mut o, "moat_runtime_alerts_total", "Runtime alerts stored.", &self.runtime_alerts);
-        c(&mut o, "moat_alerts_sent_total", "Alert deliveries that succeeded.", &self.alerts_sent);
-        c(&mut o, "moat_alerts_failed_total", "Alert deliveries that failed.", &self.alerts_failed);
-        c(&mut o, "moat_store_errors_total", "Store operations that failed.", &self.store_errors);
-        c(&mut o, "moat_requests_rejected_total", "Requests refused by the rate limit.", &self.requests_rejected);
-        let _ = writeln!(o, "# HELP moat_scan_duration_seconds Scan latency.\n# TYPE moat_scan_duration_seconds histogram");
+        c(
+            &mut o,
+            "moat_reports_ingested_total",
+            "Scan reports stored.",
+            &self.reports_ingested,
+        );
+        c(
+            &mut o,
+            "moat_sboms_ingested_total",
+            "SBOMs stored and matched.",
+            &self.sboms_ingested,
+        );
+        c(
+            &mut o,
+            "moat_scans_total",
+            "Image scans finished.",
+            &self.scans,
+        );
+        c(
+            &mut o,
+            "moat_runtime_alerts_total",
+            "Runtime alerts stored.",
+            &self.runtime_alerts,
+        );
+        c(
+            &mut o,
+            "moat_alerts_sent_total",
+            "Alert deliveries that succeeded.",
+            &self.alerts_sent,
+        );
+        c(
+            &mut o,
+            "moat_alerts_failed_total",
+            "Alert deliveries that failed.",
+            &self.alerts_failed,
+        );
+        c(
+            &mut o,
+            "moat_store_errors_total",
+            "Store operations that failed.",
+            &self.store_errors,
+        );
+        c(
+            &mut o,
+            "moat_requests_rejected_total",
+            "Requests refused by the rate limit.",
+            &self.requests_rejected,
+        );
+        let _ = writeln!(
+            o,
+            "# HELP moat_scan_duration_seconds Scan latency.\n# TYPE moat_scan_duration_seconds histogram"
+        );
         for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(o, "moat_scan_duration_seconds_bucket{{le=\"{b}\"}} {}", self.scan_buckets[i].load(Ordering::Relaxed));
+            let _ = writeln!(
+                o,
+                "moat_scan_duration_seconds_bucket{{le=\"{b}\"}} {}",
+                self.scan_buckets[i].load(Ordering::Relaxed)
+            );
         }
         let n = self.scan_count.load(Ordering::Relaxed);
         let _ = writeln!(o, "moat_scan_duration_seconds_bucket{{le=\"+Inf\"}} {n}");
-        let _ = writeln!(o, "moat_scan_duration_seconds_sum {}", self.scan_sum_us.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(
+            o,
+            "moat_scan_duration_seconds_sum {}",
+            self.scan_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
         let _ = writeln!(o, "moat_scan_duration_seconds_count {n}");
-        let _ = writeln!(o, "# HELP moat_queue_backlog Jobs queued per lane.\n# TYPE moat_queue_backlog gauge");
+        let _ = writeln!(
+            o,
+            "# HELP moat_queue_backlog Jobs queued per lane.\n# TYPE moat_queue_backlog gauge"
+        );
         for (lane, q, _, _) in lanes {
             let _ = writeln!(o, "moat_queue_backlog{{lane=\"{lane}\"}} {q}");
         }
-        let _ = writeln!(o, "# HELP moat_queue_running Jobs running per lane.\n# TYPE moat_queue_running gauge");
+        let _ = writeln!(
+            o,
+            "# HELP moat_queue_running Jobs running per lane.\n# TYPE moat_queue_running gauge"
+        );
         for (lane, _, r, _) in lanes {
             let _ = writeln!(o, "moat_queue_running{{lane=\"{lane}\"}} {r}");
         }
-        let _ = writeln!(o, "# HELP moat_queue_oldest_age_seconds Age of the oldest queued job per lane.\n# TYPE moat_queue_oldest_age_seconds gauge");
+        let _ = writeln!(
+            o,
+            "# HELP moat_queue_oldest_age_seconds Age of the oldest queued job per lane.\n# TYPE moat_queue_oldest_age_seconds gauge"
+        );
         for (lane, _, _, a) in lanes {
-            let _ = writeln!(o, "moat_queue_oldest_age_seconds{{lane=\"{lane}\"}} {}", *a as f64 / 1000.0);
+            let _ = writeln!(
+                o,
+                "moat_queue_oldest_age_seconds{{lane=\"{lane}\"}} {}",
+                *a as f64 / 1000.0
+            );
         }
         o
     }

@@ -48,7 +48,13 @@ fn free_port() -> u16 {
 fn start(store: &str, token: &str, extra: &[&str]) -> Server {
     let port = free_port();
     let child = Command::new(moat())
-        .args(["server", "--listen", &format!("127.0.0.1:{port}"), "--store", store])
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--store",
+            store,
+        ])
         .args(extra)
         .env("MOAT_SERVER_TOKEN", token)
         .stdout(Stdio::null())
@@ -93,7 +99,10 @@ fn http(
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }
 
@@ -122,13 +131,26 @@ fn exercise(store: &str) {
     let (st, b) = http(p, "POST", "/api/v1/reports", None, body.as_bytes()).unwrap();
     assert_eq!(st, 401, "{b}");
     assert!(b.contains("bearer token"), "{b}");
-    let (st, b) = http(p, "POST", "/api/v1/reports", Some("moat_nope"), body.as_bytes()).unwrap();
+    let (st, b) = http(
+        p,
+        "POST",
+        "/api/v1/reports",
+        Some("moat_nope"),
+        body.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(st, 401, "{b}");
     let out = Command::new(moat())
-        .args(["server", "token", "create", "--scope", "read", "--store", store])
+        .args([
+            "server", "token", "create", "--scope", "read", "--store", store,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let read = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let (st, b) = http(p, "POST", "/api/v1/reports", Some(&read), body.as_bytes()).unwrap();
     assert_eq!(st, 403, "{b}");
@@ -154,9 +176,19 @@ fn exercise(store: &str) {
     assert_eq!(st, 400, "{b}");
     assert!(b.contains("schema"), "{b}");
     let missing = serde_json::json!({"schema": "moat.report/v1"}).to_string();
-    let (st, b) = http(p, "POST", "/api/v1/reports", Some(ADMIN), missing.as_bytes()).unwrap();
+    let (st, b) = http(
+        p,
+        "POST",
+        "/api/v1/reports",
+        Some(ADMIN),
+        missing.as_bytes(),
+    )
+    .unwrap();
     assert_eq!(st, 400, "{b}");
-    assert!(b.contains("moat_version") || b.contains("missing field"), "{b}");
+    assert!(
+        b.contains("moat_version") || b.contains("missing field"),
+        "{b}"
+    );
 
     // 1 GB announced and streamed: refused with 413 long before the end, nothing allocated or stored.
     {
@@ -191,8 +223,18 @@ fn exercise(store: &str) {
     let (st, b) = http(p, "GET", "/api/v1/openapi.json", Some(&read), b"").unwrap();
     assert_eq!(st, 200);
     let doc: serde_json::Value = serde_json::from_str(&b).unwrap();
-    for route in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/reports", "/api/v1/verdicts/{digest}"] {
-        assert!(doc["paths"].get(route).is_some(), "{route} missing from openapi.json");
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/openapi.json",
+        "/api/v1/reports",
+        "/api/v1/verdicts/{digest}",
+    ] {
+        assert!(
+            doc["paths"].get(route).is_some(),
+            "{route} missing from openapi.json"
+        );
     }
     drop(s);
 
@@ -205,11 +247,23 @@ fn exercise(store: &str) {
         let acked = acked.clone();
         threads.push(std::thread::spawn(move || {
             for i in 0..10_000 {
-                let body = report(&format!("registry:r/app{t}:{i}@sha256:{t}{i:06}"), &format!("CVE-2024-{t}{i:04}"));
-                match http(port, "POST", "/api/v1/reports", Some(ADMIN), body.as_bytes()) {
+                let body = report(
+                    &format!("registry:r/app{t}:{i}@sha256:{t}{i:06}"),
+                    &format!("CVE-2024-{t}{i:04}"),
+                );
+                match http(
+                    port,
+                    "POST",
+                    "/api/v1/reports",
+                    Some(ADMIN),
+                    body.as_bytes(),
+                ) {
                     Ok((201, b)) => {
                         let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-                        acked.lock().unwrap().push(v["digest"].as_str().unwrap().to_string());
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(v["digest"].as_str().unwrap().to_string());
                     }
                     _ => break,
                 }
@@ -225,13 +279,25 @@ fn exercise(store: &str) {
         t.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 10, "too few reports acknowledged before the kill: {}", acked.len());
+    assert!(
+        acked.len() > 10,
+        "too few reports acknowledged before the kill: {}",
+        acked.len()
+    );
     let s2 = start(store, ADMIN, &[]);
     // Re-sending an acknowledged report is a duplicate: it was committed.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let st = rt.block_on(moat_server::store::Store::connect(store)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let st = rt
+        .block_on(moat_server::store::Store::connect(store))
+        .unwrap();
     for d in &acked {
-        assert!(rt.block_on(st.report_exists(d)).unwrap(), "acknowledged report {d} lost");
+        assert!(
+            rt.block_on(st.report_exists(d)).unwrap(),
+            "acknowledged report {d} lost"
+        );
     }
     rt.block_on(st.close());
     drop(s2);
@@ -240,7 +306,10 @@ fn exercise(store: &str) {
 #[test]
 fn api_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    exercise(&format!("sqlite:{}", dir.path().join("server.db").display()));
+    exercise(&format!(
+        "sqlite:{}",
+        dir.path().join("server.db").display()
+    ));
 }
 
 #[test]

@@ -49,26 +49,54 @@ async fn exercise(url: &str) {
     .await
     .unwrap();
     assert!(dup.is_none(), "same dedupe key enqueued twice");
-    queue::enqueue(&mut tx, &NewJob::new(LANE_PUSH, "sha256:aa", json!({"n": 2})))
-        .await
-        .unwrap();
-    queue::enqueue(&mut tx, &NewJob::new(LANE_PUSH, "sha256:bb", json!({"n": 3})))
-        .await
-        .unwrap();
-    queue::enqueue(&mut tx, &NewJob::new(LANE_REEVAL, "sha256:cc", json!({"n": 4})))
-        .await
-        .unwrap();
+    queue::enqueue(
+        &mut tx,
+        &NewJob::new(LANE_PUSH, "sha256:aa", json!({"n": 2})),
+    )
+    .await
+    .unwrap();
+    queue::enqueue(
+        &mut tx,
+        &NewJob::new(LANE_PUSH, "sha256:bb", json!({"n": 3})),
+    )
+    .await
+    .unwrap();
+    queue::enqueue(
+        &mut tx,
+        &NewJob::new(LANE_REEVAL, "sha256:cc", json!({"n": 4})),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
-    let j1 = store.claim(LANE_PUSH, "w1", 60_000).await.unwrap().expect("job");
-    let j2 = store.claim(LANE_PUSH, "w2", 60_000).await.unwrap().expect("job");
-    assert_ne!(j1.concurrency_key, j2.concurrency_key, "one digest claimed twice");
+    let j1 = store
+        .claim(LANE_PUSH, "w1", 60_000)
+        .await
+        .unwrap()
+        .expect("job");
+    let j2 = store
+        .claim(LANE_PUSH, "w2", 60_000)
+        .await
+        .unwrap()
+        .expect("job");
+    assert_ne!(
+        j1.concurrency_key, j2.concurrency_key,
+        "one digest claimed twice"
+    );
     assert!(
-        store.claim(LANE_PUSH, "w3", 60_000).await.unwrap().is_none(),
+        store
+            .claim(LANE_PUSH, "w3", 60_000)
+            .await
+            .unwrap()
+            .is_none(),
         "the second sha256:aa job must wait for the first"
     );
     // The re-evaluation lane is separate.
-    let r = store.claim(LANE_REEVAL, "w4", 60_000).await.unwrap().expect("reeval");
+    let r = store
+        .claim(LANE_REEVAL, "w4", 60_000)
+        .await
+        .unwrap()
+        .expect("reeval");
     assert_eq!(r.concurrency_key, "sha256:cc");
     // Lost lease: complete by someone else fails; the owner completes.
     let mut tx = store.begin().await.unwrap();
@@ -76,19 +104,33 @@ async fn exercise(url: &str) {
     assert!(queue::complete(&mut tx, &j1.id, "w1").await.unwrap());
     tx.commit().await.unwrap();
     // Now the second aa job can run; lease it for 1 ms and let it expire: another worker reclaims it.
-    let j3 = store.claim(LANE_PUSH, "w5", 1).await.unwrap().expect("aa #2");
+    let j3 = store
+        .claim(LANE_PUSH, "w5", 1)
+        .await
+        .unwrap()
+        .expect("aa #2");
     assert_eq!(j3.concurrency_key, "sha256:aa");
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let j3b = store.claim(LANE_PUSH, "w6", 60_000).await.unwrap().expect("reclaimed");
+    let j3b = store
+        .claim(LANE_PUSH, "w6", 60_000)
+        .await
+        .unwrap()
+        .expect("reclaimed");
     assert_eq!(j3b.id, j3.id);
     assert_eq!(j3b.attempts, 2);
-    assert!(!store.heartbeat(&j3.id, "w5", 60_000).await.unwrap(), "old owner lost it");
+    assert!(
+        !store.heartbeat(&j3.id, "w5", 60_000).await.unwrap(),
+        "old owner lost it"
+    );
     assert!(store.heartbeat(&j3.id, "w6", 60_000).await.unwrap());
     // Retry to dead after max attempts.
     let st = store.retry(&j2.id, "w2", 0, "registry down").await.unwrap();
     assert_eq!(st.as_deref(), Some("queued"));
     let depth = store.queue_depth().await.unwrap();
-    let push = depth.iter().find(|d| d.lane == LANE_PUSH).expect("push lane");
+    let push = depth
+        .iter()
+        .find(|d| d.lane == LANE_PUSH)
+        .expect("push lane");
     assert_eq!((push.queued, push.running), (1, 1));
 
     // Concurrent claimers: 40 jobs over 10 digests, 4 claimers; every job done once, never two of a
@@ -124,7 +166,9 @@ async fn exercise(url: &str) {
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
                 running.lock().unwrap().remove(&job.concurrency_key);
                 assert!(store.complete_job(&job.id, &me).await.unwrap());
-                done.lock().unwrap().push(job.payload["i"].as_i64().unwrap());
+                done.lock()
+                    .unwrap()
+                    .push(job.payload["i"].as_i64().unwrap());
             }
         }));
     }
@@ -134,7 +178,9 @@ async fn exercise(url: &str) {
     // A claimer may stop early while the remaining jobs' digests were running: drain what is left.
     while let Some(job) = store.claim("manual", "drain", 60_000).await.unwrap() {
         assert!(store.complete_job(&job.id, "drain").await.unwrap());
-        done.lock().unwrap().push(job.payload["i"].as_i64().unwrap());
+        done.lock()
+            .unwrap()
+            .push(job.payload["i"].as_i64().unwrap());
     }
     let mut d = done.lock().unwrap().clone();
     d.sort();
@@ -143,14 +189,26 @@ async fn exercise(url: &str) {
     // Outbox: written in a transaction, claimed once; an expired claim is re-claimable.
     let mut tx = store.begin().await.unwrap();
     assert!(
-        outbox::insert(&mut tx, "finding.new", "sha256:aa", &json!({"x": 1}), Some("k1"))
-            .await
-            .unwrap()
+        outbox::insert(
+            &mut tx,
+            "finding.new",
+            "sha256:aa",
+            &json!({"x": 1}),
+            Some("k1")
+        )
+        .await
+        .unwrap()
     );
     assert!(
-        !outbox::insert(&mut tx, "finding.new", "sha256:aa", &json!({"x": 1}), Some("k1"))
-            .await
-            .unwrap()
+        !outbox::insert(
+            &mut tx,
+            "finding.new",
+            "sha256:aa",
+            &json!({"x": 1}),
+            Some("k1")
+        )
+        .await
+        .unwrap()
     );
     tx.commit().await.unwrap();
     let first = store.claim_outbox("d1", 10, 1).await.unwrap();
@@ -158,7 +216,13 @@ async fn exercise(url: &str) {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let second = store.claim_outbox("d2", 10, 60_000).await.unwrap();
     assert_eq!(second.len(), 1, "expired claim reclaimed");
-    assert!(store.claim_outbox("d3", 10, 60_000).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_outbox("d3", 10, 60_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!store.outbox_done(&first[0].id, "d1").await.unwrap());
     assert!(store.outbox_done(&second[0].id, "d2").await.unwrap());
     assert_eq!(store.outbox_pending().await.unwrap(), 0);

@@ -60,7 +60,11 @@ impl Postgres {
         ))
         .status()
         .expect("initdb");
-        assert!(out.success(), "initdb failed: see {}/initdb.log", dir.display());
+        assert!(
+            out.success(),
+            "initdb failed: see {}/initdb.log",
+            dir.display()
+        );
         let child = as_postgres(&format!(
             "exec {}/postgres -D {} -k {} -p {port} -h 127.0.0.1 -c fsync=off -c max_connections=200 >{}/pg.log 2>&1",
             bin.display(),
@@ -81,7 +85,15 @@ impl Postgres {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 // Accepting TCP is not yet accepting logins; createdb retries until it can.
                 let ok = Command::new(bin.join("createdb"))
-                    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "moat"])
+                    .args([
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        &port.to_string(),
+                        "-U",
+                        "postgres",
+                        "moat",
+                    ])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()

@@ -58,9 +58,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Invalid(m) => ApiError::bad_request(m),
-            StoreError::Db(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable")
-            }
+            StoreError::Db(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_),
+            ) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store unavailable"),
             other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         }
     }
@@ -147,7 +147,11 @@ async fn post_report(
         )));
     }
     let meta = report_meta(&report);
-    let mut tx = st.store.begin().await.inspect_err(|_| st.metrics.store_error())?;
+    let mut tx = st
+        .store
+        .begin()
+        .await
+        .inspect_err(|_| st.metrics.store_error())?;
     let out = images::ingest_report(&mut tx, &body, &report, &meta)
         .await
         .inspect_err(|_| st.metrics.store_error())?;
@@ -191,7 +195,10 @@ async fn metrics(State(st): State<AppState>, p: Principal) -> Result<Response, A
         .map(|d| (d.lane, d.queued, d.running, d.oldest_age_ms))
         .collect();
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         st.metrics.render(&lanes),
     )
         .into_response())

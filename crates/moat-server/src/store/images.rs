@@ -237,11 +237,13 @@ pub async fn ingest_report(
 impl Store {
     /// Whether a report with this content digest is stored.
     pub async fn report_exists(&self, content_digest: &str) -> Result<bool, StoreError> {
-        Ok(sqlx::query("SELECT 1 FROM report WHERE content_digest = $1")
-            .bind(content_digest)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some())
+        Ok(
+            sqlx::query("SELECT 1 FROM report WHERE content_digest = $1")
+                .bind(content_digest)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
     }
 
     /// Number of stored reports.

@@ -5,12 +5,10 @@
 //! Every write goes through [`Store::begin`]: on SQLite that is `BEGIN IMMEDIATE`, so concurrent writers
 //! queue on the write lock (busy timeout) instead of failing when a read transaction tries to upgrade.
 
-
 pub mod images;
 pub mod migrate;
 pub mod outbox;
 pub mod queue;
-
 
 pub mod tokens;
 pub mod verdicts;
@@ -33,7 +31,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("store migration: {0}")]
     Migration(String),
-    #[error("store URL {0:?}: expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB")]
+    #[error(
+        "store URL {0:?}: expected sqlite:PATH, sqlite::memory: or postgres://USER@HOST:PORT/DB"
+    )]
     Url(String),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
@@ -105,7 +105,12 @@ pub fn new_id() -> String {
         r = SEQ.load(Ordering::Relaxed).to_le_bytes();
     }
     let seq = SEQ.fetch_add(1, Ordering::Relaxed) & 0xffff;
-    format!("{:012x}{:04x}{}", now_ms() as u64 & 0xffff_ffff_ffff, seq, hex::encode(r))
+    format!(
+        "{:012x}{:04x}{}",
+        now_ms() as u64 & 0xffff_ffff_ffff,
+        seq,
+        hex::encode(r)
+    )
 }
 
 /// `sha256:<hex>` of bytes.

@@ -82,7 +82,11 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 fn scopes_text(scopes: &[Scope]) -> String {
-    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+    scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Store {
@@ -96,7 +100,9 @@ impl Store {
         getrandom::fill(&mut raw)
             .map_err(|e| StoreError::Invalid(format!("no OS randomness for a token: {e}")))?;
         let secret = format!("{SECRET_PREFIX}{}", hex::encode(raw));
-        let info = self.insert_token(name, scopes, &hash_secret(&secret)).await?;
+        let info = self
+            .insert_token(name, scopes, &hash_secret(&secret))
+            .await?;
         Ok((info, secret))
     }
 
@@ -210,12 +216,13 @@ impl Store {
     /// Revokes a token by id; false if there was none.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query("UPDATE token SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let n =
+            sqlx::query("UPDATE token SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL")
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         tx.commit().await?;
         Ok(n > 0)
     }

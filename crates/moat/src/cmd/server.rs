@@ -126,7 +126,9 @@ fn token(t: TokenArgs) -> anyhow::Result<Verdict> {
                         info.id,
                         info.name,
                         scopes.join(","),
-                        revoked.map(|r| format!("\trevoked_ms={r}")).unwrap_or_default()
+                        revoked
+                            .map(|r| format!("\trevoked_ms={r}"))
+                            .unwrap_or_default()
                     );
                 }
             }
