@@ -109,7 +109,7 @@ fn rules_check_json_keeps_the_scored_shape() {
     std::fs::write(
         &f,
         "- rule: r1\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: WARNING\n\
-         - rule: r2\n  desc: d\n  condition: proc.env contains X\n  output: o\n  priority: WARNING\n",
+         - rule: r2\n  desc: d\n  condition: proc.no_such_field contains X\n  output: o\n  priority: WARNING\n",
     )
     .unwrap();
     let v = json(&moat(&[
@@ -229,4 +229,17 @@ fn replay_reads_standard_input() {
         "{}",
         err(&o)
     );
+}
+
+#[test]
+fn rules_explain_shows_types_condition_and_exceptions() {
+    let o = moat(&["runtime", "rules", "explain", "moat Shell in container"]);
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("event types: execve, execveat"), "{out}");
+    assert!(out.contains("moat_workload"), "{out}");
+    assert!(out.contains("priority: Notice"), "{out}");
+    let o = moat(&["runtime", "rules", "explain", "no such rule"]);
+    assert_eq!(code(&o), 2);
+    assert!(err(&o).contains("no rule named 'no such rule'"));
 }

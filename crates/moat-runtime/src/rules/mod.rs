@@ -150,6 +150,26 @@ pub struct Rule {
     pub response: Option<String>,
     pub expr: Expr,
     pub output: Template,
+    /// The condition as evaluated: the rule's text and its exceptions as `and not (...)`.
+    pub condition: String,
+}
+
+impl Rule {
+    /// The event types the rule can match (`None`: any event type).
+    pub fn event_types(&self) -> Option<Vec<&'static str>> {
+        let t = compile::types_of(&self.expr);
+        if t == evttype::TypeSet::all() {
+            return None;
+        }
+        Some(
+            evttype::NAMES
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i > 0 && t.contains(*i as u16))
+                .map(|(_, n)| *n)
+                .collect(),
+        )
+    }
 }
 
 /// Collects rule files in order, applying Falco's redefinition, `append` and `override` semantics.
@@ -672,6 +692,7 @@ fn compile_rule(def: &RuleDef, scope: &mut Scope<'_>) -> Result<Rule, String> {
         response: def.response.as_ref().map(|r| r.trim().to_string()),
         expr,
         output,
+        condition: cond,
     })
 }
 

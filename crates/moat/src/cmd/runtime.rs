@@ -34,6 +34,52 @@ pub enum RulesSub {
     Check(CheckArgs),
     /// List the rules of rule files (default: moat's embedded rules): name, priority, enabled, MITRE ids.
     List(CheckArgs),
+    /// Show what one rule matches: event types, the condition as evaluated (with its exceptions),
+    /// priority, where it was defined, MITRE ids and the response.
+    Explain(ExplainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExplainArgs {
+    /// The rule's name (e.g. "moat Shell in container").
+    pub rule: String,
+    /// Rule files, loaded in order. Default: moat's embedded rules.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+fn explain(a: ExplainArgs) -> anyhow::Result<Verdict> {
+    let e = load(&a.files)?;
+    let Some(r) = e.rules().iter().find(|r| r.name == a.rule) else {
+        if let Some(s) = e.skipped.iter().find(|s| s.rule == a.rule) {
+            return Err(InputError(format!(
+                "rule '{}' is not evaluable by moat: {}",
+                a.rule, s.reason
+            ))
+            .into());
+        }
+        return Err(InputError(format!("no rule named '{}'", a.rule)).into());
+    };
+    let types = match r.event_types() {
+        Some(t) => t.join(", "),
+        None => "any".into(),
+    };
+    let text = format!(
+        "rule: {}\npriority: {}\nenabled: {}\ndefined at: {}\nevent types: {}\ndesc: {}\ncondition (as evaluated, exceptions included): {}\nmitre: {}\nresponse: {}\n",
+        r.name,
+        r.priority.as_str(),
+        r.enabled,
+        r.origin,
+        types,
+        r.desc,
+        r.condition.split_whitespace().collect::<Vec<_>>().join(" "),
+        r.mitre.join(", "),
+        r.response.as_deref().unwrap_or("-"),
+    );
+    a.out.write(&text)?;
+    Ok(Verdict::Pass)
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,6 +255,7 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     match a.cmd {
         Sub::Rules(RulesSub::Check(c)) => check(c),
         Sub::Rules(RulesSub::List(c)) => list(c),
+        Sub::Rules(RulesSub::Explain(a)) => explain(a),
         Sub::Replay(r) => replay(r),
         Sub::Watch(w) => watch(w),
     }
