@@ -117,7 +117,8 @@ pub(crate) fn collect_files(p: &Path) -> Result<Vec<PathBuf>, PolicyError> {
         path: p.display().to_string(),
         message: e.to_string(),
     })?;
-    if meta.is_file() {
+    // Anything but a directory is read as a file, where a FIFO or device is refused by name.
+    if !meta.is_dir() {
         return Ok(vec![p.to_path_buf()]);
     }
     let mut out = Vec::new();

@@ -218,9 +218,15 @@ impl Loader {
     /// no meaningful size in its metadata, so the bound is applied while reading).
     pub fn add_file(&mut self, path: &Path) -> Result<(), LoadError> {
         let file = path.display().to_string();
-        let f = std::fs::File::open(path).map_err(|source| LoadError::Read {
-            file: file.clone(),
-            source,
+        // Non-blocking open, type checked on the descriptor: a FIFO or device is refused by name.
+        let f = moat_fsio::open_regular(path, moat_fsio::Follow::Always).map_err(|e| {
+            LoadError::Read {
+                file: file.clone(),
+                source: match e {
+                    moat_fsio::FsError::Io { source, .. } => source,
+                    other => std::io::Error::other(other.to_string()),
+                },
+            }
         })?;
         self.add_reader(&file, f)
     }
