@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 pub mod store;
+pub mod web;
 
 use std::sync::Arc;
 
