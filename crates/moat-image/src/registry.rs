@@ -109,6 +109,14 @@ impl Reference {
         if !s.contains('@') && !valid_tag(&reference) {
             return Err(bad("invalid tag"));
         }
+        // `registry:127.0.0.1:5931` is a host and port, not Docker Hub's `library/127.0.0.1:5931`.
+        if !name.contains('/')
+            && (name == "localhost"
+                || name.parse::<std::net::IpAddr>().is_ok()
+                || (name.contains('.') && reference.bytes().all(|b| b.is_ascii_digit())))
+        {
+            return Err(bad("names a registry host but no repository"));
+        }
         let (host, repo) = split_name(name).map_err(bad)?;
         Ok(Reference {
             host,
@@ -381,7 +389,8 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn new(reference: Reference, options: &crate::OpenOptions) -> Registry {
         let o = ClientOptions {
-            insecure: options.insecure_registry,
+            // Plain HTTP only to a host the user named: never to the Docker Hub default.
+            insecure: options.insecure_registry && reference.host != "docker.io",
             timeout: options.timeout,
             auth_file: options.auth_file.clone(),
         };
@@ -603,6 +612,14 @@ mod tests {
         assert_eq!(r.reference, d);
         assert!(Reference::parse("host:5000/../x:1").is_err());
         assert!(Reference::parse("host:5000/x@sha256:zz").is_err());
+        // Issue 14: a host without a repository was read as docker.io/library/127.0.0.1:5931.
+        for host_only in ["127.0.0.1:5931", "localhost:5000", "registry.example:5000"] {
+            let e = Reference::parse(host_only)
+                .expect_err(host_only)
+                .to_string();
+            assert!(e.contains("no repository"), "{host_only}: {e}");
+        }
+        assert!(Reference::parse("debian:12").is_ok());
     }
 
     #[test]
