@@ -462,7 +462,12 @@ fn judge_dir(dir: &Path, md: &std::fs::Metadata) -> Result<(), FsError> {
 /// by another user and sits in a directory others can write into (`/tmp`) — the planted-link attack
 /// the kernel's `fs.protected_symlinks` guards against, checked here whatever that setting is.
 pub fn link_is_planted(path: &Path) -> Result<bool, FsError> {
-    let md = std::fs::symlink_metadata(path).map_err(|e| FsError::io(path, e))?;
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        // Nothing there yet: nothing planted (the new file is then created exclusively).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FsError::io(path, e)),
+    };
     if !md.file_type().is_symlink() {
         return Ok(false);
     }
