@@ -143,11 +143,24 @@ fn directories_errors_and_versions() {
 
 #[test]
 fn deploy_manifests_pass_the_restricted_profile() {
+    // Every part but the eBPF sensor, whose documented exceptions tests/deploy.rs checks one by one.
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let parts = [
+        "base/namespace.yaml",
+        "base/networkpolicy-default-deny.yaml",
+        "base/admission",
+        "base/server",
+        "overlays/postgres-ha/postgres.yaml",
+    ]
+    .map(|p| deploy.join(p).to_string_lossy().into_owned());
     let o = moat(
         &[
             "lint",
-            &deploy.to_string_lossy(),
+            &parts[0],
+            &parts[1],
+            &parts[2],
+            &parts[3],
+            &parts[4],
             "--profile",
             "pss-restricted",
             "--fail-on",
