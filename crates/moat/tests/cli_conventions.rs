@@ -139,9 +139,15 @@ fn discovered() -> &'static (Paths, Paths) {
             if subs.is_empty() {
                 leaves.push(path);
             } else {
-                // `Usage: moat server [OPTIONS] [COMMAND]`: the subcommand is optional, so the command runs
-                // on its own (a leaf for the flag checks); `<COMMAND>` makes it a group that needs one.
-                let runnable = help.lines().any(|l| l.starts_with("Usage:") && l.contains("[COMMAND]"));
+                // A usage form without COMMAND (`Usage: moat server [OPTIONS]` beside `moat server <COMMAND>`,
+                // or `[COMMAND]`) means the command runs on its own: a leaf for the flag checks, not a group.
+                let usage = help
+                    .lines()
+                    .skip_while(|l| !l.starts_with("Usage:"))
+                    .take_while(|l| !l.trim().is_empty());
+                let runnable = usage
+                    .map(|l| l.trim_start_matches("Usage:"))
+                    .any(|l| !l.contains("<COMMAND>"));
                 if runnable {
                     leaves.push(path.clone());
                 } else if !path.is_empty() {
