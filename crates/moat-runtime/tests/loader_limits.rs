@@ -4,13 +4,27 @@ use moat_runtime::Loader;
 use moat_runtime::rules::{LoadError, MAX_RULES_FILE};
 
 #[test]
-fn endless_rule_file_stops_at_the_limit() {
+fn a_device_is_refused_by_name_before_any_read() {
     let mut l = Loader::new();
     let err = l.add_file(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(matches!(err, LoadError::Read { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("/dev/zero") && msg.contains("not a regular file"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn endless_rule_stream_stops_at_the_limit() {
+    let mut l = Loader::new();
+    let err = l
+        .add_reader("endless.yaml", std::io::repeat(b'a'))
+        .unwrap_err();
     assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
     let msg = err.to_string();
     assert!(
-        msg.contains("/dev/zero") && msg.contains(&MAX_RULES_FILE.to_string()),
+        msg.contains("endless.yaml") && msg.contains(&MAX_RULES_FILE.to_string()),
         "{msg}"
     );
 }
