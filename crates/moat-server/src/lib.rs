@@ -60,6 +60,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(public_routes())
         .merge(protected)
+        // The dashboard does its own (session) auth, outside the bearer layer.
+        .merge(web::routes(web::WebState::new(
+            state.store.pool().clone(),
+            state.config.tls.is_some(),
+            Arc::new(state.store.clone()),
+        )))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| async move {

@@ -455,7 +455,7 @@ fn dashboard_in_headless_chromium() {
             .expect("sqlite");
         migrate(&pool).await;
         seed(&pool).await;
-        let app = routes(WebState::new(pool.clone(), false, Arc::new(Tokens)));
+        let app: axum::Router = routes(WebState::new(pool.clone(), false, Arc::new(Tokens)));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -101,7 +101,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 /// The router: pages, sign-in/out, assets, live counts.
-pub fn routes(state: WebState) -> Router {
+pub fn routes<S: Clone + Send + Sync + 'static>(state: WebState) -> Router<S> {
     Router::new()
         .route("/", get(overview))
         .route("/images", get(images))
@@ -594,4 +594,20 @@ async fn logout(
 #[doc(hidden)]
 pub fn empty() -> Body {
     Body::empty()
+}
+
+/// Sign-in checks the server's own token store (tokens are stored only as hashes there).
+impl TokenVerifier for crate::store::Store {
+    fn verify<'a>(&'a self, secret: &'a str) -> Verified<'a> {
+        Box::pin(async move {
+            let t = self.verify_token(secret).await.ok().flatten()?;
+            Some((
+                t.id,
+                t.scopes.iter().map(|s| s.as_str().to_string()).collect(),
+            ))
+        })
+    }
+    fn is_live<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move { self.token_exists(id).await.unwrap_or(false) })
+    }
 }
