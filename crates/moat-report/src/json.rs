@@ -20,6 +20,39 @@ pub struct Report {
     pub findings: Vec<Finding>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Inputs that could not be judged at all (a file that is not a Dockerfile, broken YAML): the
+    /// rest of the inputs are still reported, and the command exits 2 because of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<InputFailure>,
+}
+
+/// One input that could not be read or parsed, with where the problem is when that is known.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InputFailure {
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    /// What is wrong, without the file and position (they are the fields above).
+    pub message: String,
+}
+
+impl InputFailure {
+    /// `file:line:col` (as much of it as is known), for tables and messages.
+    pub fn location(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{}:{l}:{c}", self.file),
+            (Some(l), None) => format!("{}:{l}", self.file),
+            _ => self.file.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for InputFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.location(), self.message)
+    }
 }
 
 /// Counts of unsuppressed findings per severity, plus the suppressed ones.
@@ -51,6 +84,7 @@ impl Report {
             summary,
             findings,
             warnings: Vec::new(),
+            errors: Vec::new(),
         }
     }
 

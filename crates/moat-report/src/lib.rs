@@ -13,7 +13,7 @@ mod vulns;
 
 pub use diff::{ReportDiff, compare, to_markdown};
 pub use gate::{Gate, Verdict};
-pub use json::{REPORT_SCHEMA, Report, Summary};
+pub use json::{InputFailure, REPORT_SCHEMA, Report, Summary};
 pub use sarif::to_sarif;
 pub use table::to_table;
 pub use vulns::to_vuln_table;

@@ -109,7 +109,7 @@ pub fn to_sarif(report: &Report) -> String {
             r
         })
         .collect();
-    let doc = json!({
+    let mut doc = json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
         "runs": [{
@@ -122,9 +122,33 @@ pub fn to_sarif(report: &Report) -> String {
             "results": results
         }]
     });
+    if !report.errors.is_empty() {
+        // Inputs that could not be judged are tool execution problems, not results (SARIF 3.58.6).
+        let notes: Vec<Value> = report.errors.iter().map(failure_notification).collect();
+        doc["runs"][0]["invocations"] = json!([{
+            "executionSuccessful": false,
+            "toolExecutionNotifications": notes
+        }]);
+    }
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
     s.push('\n');
     s
+}
+
+fn failure_notification(e: &crate::InputFailure) -> Value {
+    let mut phys = json!({"artifactLocation": {"uri": e.file}});
+    if let Some(line) = e.line {
+        let mut region = json!({"startLine": line.max(1)});
+        if let Some(c) = e.column {
+            region["startColumn"] = json!(c.max(1));
+        }
+        phys["region"] = region;
+    }
+    json!({
+        "level": "error",
+        "message": {"text": e.message},
+        "locations": [{"physicalLocation": phys}]
+    })
 }
 
 #[cfg(test)]
@@ -173,6 +197,30 @@ mod tests {
         let validator = jsonschema::validator_for(&schema).expect("schema compiles");
         let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "SARIF invalid: {errors:?}");
+        assert!(doc["runs"][0].get("invocations").is_none());
+        // Inputs that could not be parsed: tool execution notifications, still schema-valid.
+        let mut with_errors = sample();
+        with_errors.errors.push(crate::InputFailure {
+            file: "Dockerfile.jq".into(),
+            line: Some(1),
+            column: Some(1),
+            message: "unknown instruction \"{{\"".into(),
+        });
+        let doc: Value = serde_json::from_str(&to_sarif(&with_errors)).expect("sarif is JSON");
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "SARIF invalid: {errors:?}");
+        let n = &doc["runs"][0]["invocations"][0];
+        assert_eq!(n["executionSuccessful"], false);
+        let note = &n["toolExecutionNotifications"][0];
+        assert_eq!(note["level"], "error");
+        assert_eq!(
+            note["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+            "Dockerfile.jq"
+        );
+        assert_eq!(
+            note["locations"][0]["physicalLocation"]["region"]["startLine"],
+            1
+        );
         assert_eq!(doc["runs"][0]["results"].as_array().map(Vec::len), Some(2));
         let dl = doc["runs"][0]["results"]
             .as_array()

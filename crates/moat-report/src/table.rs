@@ -62,6 +62,9 @@ pub fn to_table(report: &Report) -> String {
     for w in &report.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
+    for e in &report.errors {
+        out.push_str(&format!("error: {e}\n"));
+    }
     out
 }
 
