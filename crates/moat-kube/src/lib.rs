@@ -6,6 +6,7 @@
 //! enforces.
 
 mod load;
+mod psp;
 pub mod pss;
 mod rules;
 mod workload;
@@ -22,6 +23,22 @@ pub enum KubeError {
     /// The input is not a readable manifest; the message names the file and, where known, the line.
     #[error("{0}")]
     Input(String),
+    /// The text is not YAML/JSON; where the parser stopped, when it says.
+    #[error("{}: {message}", position(file, *line, *column))]
+    Parse {
+        file: String,
+        line: Option<u32>,
+        column: Option<u32>,
+        message: String,
+    },
+}
+
+fn position(file: &str, line: Option<u32>, column: Option<u32>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+        (Some(l), None) => format!("{file}:{l}"),
+        _ => file.to_string(),
+    }
 }
 
 /// What `moat lint` judges Kubernetes objects against.
@@ -301,6 +318,8 @@ pub fn lint(docs: &[Document], opts: &LintOptions) -> Vec<Finding> {
     };
     for d in docs {
         out.extend(pss_findings(d, level, opts.pss_version, opts.pss));
+        // A PodSecurityPolicy is judged by what it admits, with the same checks.
+        out.extend(psp::judge(d, level, opts.pss_version));
     }
     if opts.profile == Profile::All {
         out.extend(rules::best_practices(docs));

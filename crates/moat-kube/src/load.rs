@@ -268,6 +268,35 @@ pub fn looks_like_kubernetes(text: &str) -> bool {
     api && kind
 }
 
+/// A YAML/JSON syntax error as a typed parse error: the position where the parser stopped, and its
+/// message on one line (without the source snippet, which a report entry does not need).
+fn syntax_error(file: &str, e: &serde_saphyr::Error) -> KubeError {
+    let loc = e.location();
+    let (line, column) = match loc {
+        Some(l) if l.line() > 0 => (
+            u32::try_from(l.line()).ok(),
+            u32::try_from(l.column()).ok().filter(|c| *c > 0),
+        ),
+        _ => (None, None),
+    };
+    let text = e.without_snippet().to_string();
+    let first = text.lines().next().unwrap_or("").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    // The parser's own "line N column M: " prefix repeats the position carried in the fields.
+    let message = match (line, column) {
+        (Some(l), Some(c)) => first
+            .strip_prefix(&format!("line {l} column {c}: "))
+            .unwrap_or(first),
+        _ => first,
+    };
+    KubeError::Parse {
+        file: file.to_string(),
+        line,
+        column,
+        message: format!("not valid YAML/JSON: {message}"),
+    }
+}
+
 /// Parses every document of a YAML or JSON text. `List` kinds (`v1/List`, `DeploymentList`...) are
 /// expanded into their items. Documents that are not objects with a `kind` are skipped with a warning.
 pub fn load_str(file: &str, text: &str) -> Result<(Vec<Document>, Vec<String>), KubeError> {
@@ -277,8 +306,8 @@ pub fn load_str(file: &str, text: &str) -> Result<(Vec<Document>, Vec<String>), 
             text.len()
         )));
     }
-    let nodes: Vec<Spanned<Node>> = serde_saphyr::from_multiple(text)
-        .map_err(|e| KubeError::Input(format!("{file}: not valid YAML/JSON: {e}")))?;
+    let nodes: Vec<Spanned<Node>> =
+        serde_saphyr::from_multiple(text).map_err(|e| syntax_error(file, &e))?;
     let mut docs = Vec::new();
     let mut warnings = Vec::new();
     for (index, n) in nodes.into_iter().enumerate() {

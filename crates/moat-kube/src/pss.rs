@@ -572,7 +572,7 @@ fn privileged(ctx: &Ctx) -> Option<CheckFailure> {
     fail("privileged", Level::Baseline, "privileged", detail, v)
 }
 
-const BASELINE_CAPS: &[&str] = &[
+pub(crate) const BASELINE_CAPS: &[&str] = &[
     "AUDIT_WRITE",
     "CHOWN",
     "DAC_OVERRIDE",
@@ -967,7 +967,7 @@ fn seccomp_baseline(ctx: &Ctx) -> Option<CheckFailure> {
     )
 }
 
-fn allowed_sysctl(name: &str, minor: u32) -> bool {
+pub(crate) fn allowed_sysctl(name: &str, minor: u32) -> bool {
     const V1_0: &[&str] = &[
         "kernel.shm_rmid_forced",
         "net.ipv4.ip_local_port_range",
@@ -1129,7 +1129,7 @@ fn host_probes_and_lifecycle(ctx: &Ctx) -> Option<CheckFailure> {
 
 // ---- restricted ----------------------------------------------------------------------------------
 
-const ALLOWED_VOLUME_SOURCES: &[&str] = &[
+pub(crate) const ALLOWED_VOLUME_SOURCES: &[&str] = &[
     "configMap",
     "csi",
     "downwardAPI",

@@ -45,7 +45,7 @@ rules! {
         "A mutable tag means what runs is not what was scanned or reviewed, and rollbacks are not reproducible.",
         "Pin the image to a version tag, better to a digest (image@sha256:...).";
     PULL_POLICY = "MOAT-K8S-006", Low, "imagePullPolicy is not Always for an image not pinned by digest",
-        "With IfNotPresent a node may run a stale or tampered image cached under the same tag.",
+        "With IfNotPresent a node may run a stale or tampered image cached under the same tag. Without imagePullPolicy Kubernetes defaults it from the tag: Always for :latest or no tag, IfNotPresent for any other tag.",
         "Pin the image by digest, or set imagePullPolicy: Always.";
     READ_ONLY_ROOT = "MOAT-K8S-007", Low, "Root filesystem is writable",
         "A writable root filesystem lets an attacker drop tools or modify binaries inside the container.",
@@ -60,8 +60,8 @@ rules! {
         "Mounting /, /etc, /proc, /sys, /root, /var/run, /var/lib/kubelet or similar gives the pod node secrets or control.",
         "Remove the hostPath volume, or mount a narrower path read-only.";
     DEFAULT_NAMESPACE = "MOAT-K8S-011", Low, "Object in the default namespace",
-        "The default namespace mixes unrelated workloads under one policy and RBAC scope.",
-        "Put the object in a dedicated namespace.";
+        "The default namespace mixes unrelated workloads under one policy and RBAC scope. An object without metadata.namespace lands in the namespace of whoever applies it, `default` unless kubectl -n or a kustomization says otherwise.",
+        "Set metadata.namespace to a dedicated namespace.";
     NO_NETWORK_POLICY = "MOAT-K8S-012", Low, "No NetworkPolicy selects this workload",
         "Without a NetworkPolicy every pod can reach this workload and it can reach everything.",
         "Add a NetworkPolicy (in the same input) whose podSelector matches the pod labels.";
@@ -71,6 +71,12 @@ rules! {
     LOAD_BALANCER = "MOAT-K8S-014", Medium, "Service of type LoadBalancer",
         "A LoadBalancer Service exposes the workload outside the cluster, often to the internet.",
         "Use an Ingress/Gateway with TLS and authentication, or restrict loadBalancerSourceRanges.";
+    PSP_REMOVED = "MOAT-K8S-015", Medium, "PodSecurityPolicy is removed from Kubernetes",
+        "PodSecurityPolicy was deprecated in Kubernetes v1.21 and removed in v1.25: a cluster at v1.25 or later does not enforce this object at all, so the pods it was meant to restrict are admitted unchecked.",
+        "Label the namespaces with pod-security.kubernetes.io/enforce: restricted (Pod Security Admission) or enforce the same rules with an admission policy; moat judges this object's fields as the Pod Security Standards checks they map to.";
+    NETPOL_SPLIT_PEERS = "MOAT-K8S-016", Medium, "NetworkPolicy namespaceSelector and podSelector are separate peers",
+        "Two peers in one from/to list are alternatives: a peer with only namespaceSelector admits every pod of the selected namespaces, and a peer with only podSelector admits the matching pods of the policy's own namespace. Written as one peer, both selectors must match.",
+        "Put namespaceSelector and podSelector in the same peer (one list item) to allow only the matching pods of the selected namespaces.";
     RBAC_WILDCARD_VERBS = "MOAT-K8S-101", High, "RBAC rule grants all verbs",
         "A `*` verb includes delete, escalate, bind and impersonate, and verbs added in the future.",
         "List the verbs needed (get, list, watch...).";
@@ -89,6 +95,9 @@ rules! {
     RBAC_CLUSTER_ADMIN = "MOAT-K8S-106", Critical, "Binding to cluster-admin",
         "cluster-admin is unrestricted control of the whole cluster.",
         "Bind a role with only the permissions the subject needs.";
+    RBAC_EVERYONE = "MOAT-K8S-107", High, "Role bound to every authenticated or anonymous user",
+        "The groups system:authenticated and system:unauthenticated (and the user system:anonymous) hold every account the cluster knows, or every request without credentials: the role's permissions are granted to anyone who can reach the API server.",
+        "Bind the role to the service accounts, users or groups that need it.";
 }
 
 fn finding(doc: &Document, rule: &RuleInfo, path: &str, message: String) -> Finding {
@@ -119,6 +128,16 @@ fn image_tag(image: &str) -> Option<&str> {
     let name = image.split('@').next().unwrap_or(image);
     let last = name.rsplit('/').next().unwrap_or(name);
     last.split_once(':').map(|(_, t)| t)
+}
+
+/// The pull policy Kubernetes writes when a container has none: `Always` for `:latest` or no tag,
+/// else `IfNotPresent` (a digest-pinned image is never asked about here). See
+/// https://kubernetes.io/docs/concepts/containers/images/#imagepullpolicy-defaulting
+fn default_pull_policy(image: &str) -> &'static str {
+    match image_tag(image) {
+        None | Some("latest") => "Always",
+        Some(_) => "IfNotPresent",
+    }
 }
 
 const RUNTIME_SOCKETS: &[&str] = &[
@@ -226,6 +245,54 @@ const NAMESPACED_KINDS: &[&str] = &[
     "PersistentVolumeClaim",
 ];
 
+/// The namespace an object is created in: its own, else `default` (what `kubectl apply` without
+/// `-n` does in a fresh context, and how checkov and kube-score read it). Used by every rule that
+/// relates objects by namespace, so an object without one and an object in `default` are the same.
+fn effective_namespace(d: &Document) -> &str {
+    d.namespace().unwrap_or("default")
+}
+
+/// A `from`/`to` list with a namespaceSelector-only peer and a podSelector-only peer: an OR that
+/// was almost always meant as an AND (one peer with both selectors).
+fn split_peers(d: &Document, out: &mut Vec<Finding>) {
+    for (dir, peers_key) in [("ingress", "from"), ("egress", "to")] {
+        let Some(rules) = d
+            .value
+            .pointer(&format!("/spec/{dir}"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for (i, r) in rules.iter().enumerate() {
+            let Some(peers) = field(r, peers_key).and_then(Value::as_array) else {
+                continue;
+            };
+            let only = |p: &Value, k: &str| {
+                field(p, k).is_some()
+                    && p.as_object().is_some_and(|o| {
+                        o.iter()
+                            .filter(|(_, v)| !v.is_null())
+                            .all(|(key, _)| key == k)
+                    })
+            };
+            let ns_peer = peers.iter().position(|p| only(p, "namespaceSelector"));
+            let pod_peer = peers.iter().position(|p| only(p, "podSelector"));
+            if let (Some(n), Some(p)) = (ns_peer, pod_peer) {
+                out.push(finding(
+                    d,
+                    &NETPOL_SPLIT_PEERS,
+                    &format!("spec.{dir}[{i}].{peers_key}[{}]", n.max(p)),
+                    format!(
+                        "{} spec.{dir}[{i}].{peers_key}: peer {n} (namespaceSelector) and peer {p} (podSelector) are separate: every pod of the selected namespaces, or the matching pods of namespace {:?}, are allowed",
+                        d.object_ref(),
+                        effective_namespace(d)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// Workload, service and namespace rules.
 pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -235,12 +302,39 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
         .collect();
     for d in docs {
         let kind = d.kind();
-        if NAMESPACED_KINDS.contains(&kind) && d.namespace() == Some("default") {
+        if NAMESPACED_KINDS.contains(&kind) {
+            match d.namespace() {
+                Some("default") => out.push(finding(
+                    d,
+                    &DEFAULT_NAMESPACE,
+                    "metadata.namespace",
+                    format!("{} is in namespace \"default\"", d.object_ref()),
+                )),
+                None => out.push(finding(
+                    d,
+                    &DEFAULT_NAMESPACE,
+                    "metadata.namespace",
+                    format!(
+                        "{} has no metadata.namespace: it is created in \"default\" unless the one who applies it chooses another",
+                        d.object_ref()
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        if kind == "NetworkPolicy" {
+            split_peers(d, &mut out);
+        }
+        if kind == "PodSecurityPolicy" {
             out.push(finding(
                 d,
-                &DEFAULT_NAMESPACE,
-                "metadata.namespace",
-                format!("{} is in namespace \"default\"", d.object_ref()),
+                &PSP_REMOVED,
+                "apiVersion",
+                format!(
+                    "{} ({}) is not enforced by Kubernetes v1.25 or later",
+                    d.object_ref(),
+                    d.api_version()
+                ),
             ));
         }
         if kind == "Service" {
@@ -268,9 +362,9 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
 
         // NetworkPolicy selection within the same input.
         let labels = pod_labels(t.meta);
-        let ns = d.namespace().unwrap_or("");
+        let ns = effective_namespace(d);
         let selected = policies.iter().any(|p| {
-            p.namespace().unwrap_or("") == ns
+            effective_namespace(p) == ns
                 && selects(
                     p.value
                         .pointer("/spec/podSelector")
@@ -297,7 +391,7 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
         let sa_off = docs.iter().any(|sa| {
             sa.kind() == "ServiceAccount"
                 && sa.name() == sa_name
-                && sa.namespace().unwrap_or("") == ns
+                && effective_namespace(sa) == ns
                 && field(&sa.value, "automountServiceAccountToken").and_then(Value::as_bool)
                     == Some(false)
         });
@@ -369,13 +463,19 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
                         )),
                         Some(_) => {}
                     }
-                    let policy = c.get("imagePullPolicy").and_then(Value::as_str);
-                    if policy.is_some_and(|p| p != "Always") {
+                    let written = c.get("imagePullPolicy").and_then(Value::as_str);
+                    let policy = written.unwrap_or_else(|| default_pull_policy(image));
+                    if policy != "Always" {
+                        let how = if written.is_some() {
+                            "has"
+                        } else {
+                            "defaults to (no imagePullPolicy, a version tag)"
+                        };
                         out.push(finding(
                             d,
                             &PULL_POLICY,
                             &format!("{cp}.imagePullPolicy"),
-                            format!("container {name:?} has imagePullPolicy {} for an image not pinned by digest", policy.unwrap_or("")),
+                            format!("container {name:?} {how} imagePullPolicy {policy} for an image not pinned by digest"),
                         ));
                     }
                 }
@@ -455,6 +555,35 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// A binding whose subjects include everyone who can reach the API server. Kubernetes' own default
+/// bindings (`system:discovery`, `system:public-info-viewer`... named `system:` and binding a
+/// `system:` role) are not findings.
+fn everyone_binding(d: &Document, role: &str, out: &mut Vec<Finding>) {
+    if d.name().starts_with("system:") && role.starts_with("system:") {
+        return;
+    }
+    let Some(subjects) = d.value.get("subjects").and_then(Value::as_array) else {
+        return;
+    };
+    for (i, s) in subjects.iter().enumerate() {
+        let kind = s.get("kind").and_then(Value::as_str).unwrap_or("");
+        let name = s.get("name").and_then(Value::as_str).unwrap_or("");
+        let everyone = match kind {
+            "Group" => matches!(name, "system:authenticated" | "system:unauthenticated"),
+            "User" => name == "system:anonymous",
+            _ => false,
+        };
+        if everyone {
+            out.push(finding(
+                d,
+                &RBAC_EVERYONE,
+                &format!("subjects[{i}].name"),
+                format!("{} grants {role:?} to {kind} {name}", d.object_ref()),
+            ));
+        }
+    }
+}
+
 /// Role, ClusterRole and binding rules.
 pub fn rbac(docs: &[Document]) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -490,7 +619,12 @@ pub fn rbac(docs: &[Document]) -> Vec<Finding> {
                     }
                     let reads =
                         any_verb || verbs.iter().any(|v| matches!(*v, "get" | "list" | "watch"));
-                    if reads && !named && (any_res || resources.contains(&"secrets")) {
+                    // Secrets live in the core group (""): `*` resources of other groups hold none.
+                    // A rule without apiGroups is invalid; it is judged as if it named the core group.
+                    let groups = r.get("apiGroups").filter(|g| !g.is_null());
+                    let core = groups.is_none()
+                        || strings(groups).iter().any(|g| g.is_empty() || *g == "*");
+                    if reads && !named && core && (any_res || resources.contains(&"secrets")) {
                         out.push(finding(
                             d,
                             &RBAC_SECRETS,
@@ -533,6 +667,7 @@ pub fn rbac(docs: &[Document]) -> Vec<Finding> {
                     .pointer("/roleRef/name")
                     .and_then(Value::as_str)
                     .unwrap_or("");
+                everyone_binding(d, role, &mut out);
                 if role == "cluster-admin" && !d.name().starts_with("system:") {
                     let subjects: Vec<String> = d
                         .value
@@ -571,6 +706,14 @@ pub fn rbac(docs: &[Document]) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_pull_policies() {
+        assert_eq!(default_pull_policy("nginx"), "Always");
+        assert_eq!(default_pull_policy("nginx:latest"), "Always");
+        assert_eq!(default_pull_policy("registry:5000/nginx"), "Always");
+        assert_eq!(default_pull_policy("nginx:1.25"), "IfNotPresent");
+    }
 
     #[test]
     fn image_tags() {

@@ -123,8 +123,21 @@ fn least_privilege_rbac_and_network_policy_pass() {
         eprintln!("SKIPPED: ../shared/data/workshop rbac.yaml / network-policy.yaml missing");
         return;
     };
+    // Issue 14: the RBAC is least-privilege; the NetworkPolicy's two peers `namespaceSelector` and
+    // `podSelector` (ingress from, and egress to kube-dns) are alternatives, which is now a finding.
     let fs = lint_texts(&[rbac.clone(), netpol.clone()], Profile::All);
-    assert!(fs.is_empty(), "{fs:#?}");
+    let got: Vec<(&str, Option<&str>)> = fs
+        .iter()
+        .map(|f| (f.id.as_str(), f.location.field.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("MOAT-K8S-016", Some("spec.ingress[0].from[1]")),
+            ("MOAT-K8S-016", Some("spec.egress[1].to[1]")),
+        ],
+        "{fs:#?}"
+    );
 
     // A workload labelled app=secure-app in namespace production is selected by the workshop policy;
     // the same workload with another label is not.

@@ -29,6 +29,56 @@ pub enum LintError {
     Input(String),
 }
 
+/// Where an input error is and what it says, split for a report's error entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPosition {
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    /// The message without the `file:line:col: ` it started with.
+    pub message: String,
+}
+
+impl LintError {
+    /// Splits the message of an error about `file` into its position and its text. The parser's
+    /// messages start `file:line:col: `, `file:line: ` or `file: ` (see `dockerfile::parse`).
+    pub fn position(&self, file: &str) -> ErrorPosition {
+        let LintError::Input(text) = self;
+        let mut line = None;
+        let mut column = None;
+        let mut rest = match text.strip_prefix(file) {
+            Some(r) => r,
+            None => {
+                return ErrorPosition {
+                    line,
+                    column,
+                    message: text.clone(),
+                };
+            }
+        };
+        for slot in [&mut line, &mut column] {
+            let Some(r) = rest.strip_prefix(':') else {
+                break;
+            };
+            let digits = r.len() - r.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if digits == 0 {
+                break;
+            }
+            *slot = r[..digits].parse().ok();
+            rest = &r[digits..];
+        }
+        let message = rest
+            .strip_prefix(':')
+            .map(str::trim_start)
+            .unwrap_or(rest)
+            .to_string();
+        ErrorPosition {
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 /// Which ids an ignore pragma names, and its scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pragma {
@@ -180,6 +230,26 @@ mod tests {
             .into_iter()
             .map(|h| h.rule)
             .collect()
+    }
+
+    #[test]
+    fn error_positions() {
+        let e = lint_dockerfile(
+            "t/Dockerfile.jq",
+            b"{{ range .items }}\nFROM x\n",
+            &Config::default(),
+        )
+        .expect_err("a jq template is not a Dockerfile");
+        let p = e.position("t/Dockerfile.jq");
+        assert_eq!((p.line, p.column), (Some(1), Some(1)), "{e}");
+        assert_eq!(p.message, "unknown instruction \"{{\"");
+        let e = lint_dockerfile("x", b"\n\n", &Config::default()).expect_err("empty");
+        let p = e.position("x");
+        assert_eq!((p.line, p.column), (None, None));
+        assert_eq!(p.message, "not a Dockerfile: no instructions");
+        let e = lint_dockerfile("e", b"# escape=x\nFROM a\n", &Config::default())
+            .expect_err("bad escape");
+        assert_eq!(e.position("e").line, Some(1), "{e}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use moat_lint::Config;
 use moat_model::{Finding, Severity, TargetInfo};
-use moat_report::{Gate, Report, Verdict};
+use moat_report::{Gate, InputFailure, Report, Verdict};
 
 use crate::common::{GateArgs, InputError, OutputArgs};
 
@@ -268,14 +268,42 @@ fn list_rules(a: &Args) -> anyhow::Result<Verdict> {
     Ok(Verdict::Pass)
 }
 
-fn lint_dockerfile(name: &str, path: Option<&Path>, cfg: &Config) -> anyhow::Result<Vec<Finding>> {
+/// An input that could not be read at all: no position, the reason as the message.
+fn unreadable(name: &str, e: impl std::fmt::Display) -> InputFailure {
+    InputFailure {
+        file: name.to_string(),
+        line: None,
+        column: None,
+        message: e.to_string(),
+    }
+}
+
+/// A Dockerfile the parser refused, with the line and column it names.
+fn unparseable(name: &str, e: &moat_lint::LintError) -> InputFailure {
+    let p = e.position(name);
+    InputFailure {
+        file: name.to_string(),
+        line: p.line,
+        column: p.column,
+        message: p.message,
+    }
+}
+
+fn lint_dockerfile(
+    name: &str,
+    path: Option<&Path>,
+    cfg: &Config,
+) -> anyhow::Result<Result<Vec<Finding>, InputFailure>> {
     let mut bytes = Vec::new();
     match path {
         Some(p) => {
-            let f = std::fs::File::open(p).map_err(|e| InputError(format!("{name}: {e}")))?;
-            f.take(moat_lint::dockerfile::MAX_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| InputError(format!("{name}: {e}")))?;
+            let read = std::fs::File::open(p).and_then(|f| {
+                f.take(moat_lint::dockerfile::MAX_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
+            });
+            if let Err(e) = read {
+                return Ok(Err(unreadable(name, e)));
+            }
         }
         None => {
             std::io::stdin()
@@ -285,31 +313,32 @@ fn lint_dockerfile(name: &str, path: Option<&Path>, cfg: &Config) -> anyhow::Res
                 .context("cannot read standard input")?;
         }
     }
-    moat_lint::lint_dockerfile(name, &bytes, cfg).map_err(|e| InputError(e.to_string()).into())
+    Ok(moat_lint::lint_dockerfile(name, &bytes, cfg).map_err(|e| unparseable(name, &e)))
 }
 
 /// Reads a Kubernetes manifest (bounded); the manifests are judged together after all inputs are read
 /// (a NetworkPolicy in one file selects a Deployment in another).
-fn read_manifest(name: &str, path: &Path) -> anyhow::Result<(String, String)> {
+fn read_manifest(name: &str, path: &Path) -> Result<(String, String), InputFailure> {
     let mut bytes = Vec::new();
-    let f = std::fs::File::open(path).map_err(|e| InputError(format!("{name}: {e}")))?;
-    f.take(moat_kube::MAX_MANIFEST_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| InputError(format!("{name}: {e}")))?;
-    let text =
-        String::from_utf8(bytes).map_err(|_| InputError(format!("{name}: not UTF-8 text")))?;
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(moat_kube::MAX_MANIFEST_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|e| unreadable(name, e))?;
+    let text = String::from_utf8(bytes).map_err(|_| unreadable(name, "not UTF-8 text"))?;
     Ok((name.to_string(), text))
 }
 
 /// Image-configuration checks: the image config (user, healthcheck, env, history) and the metadata of
 /// the files the checks need (setuid/setgid, world-writable, package-manager caches).
-fn lint_image(target: &str) -> anyhow::Result<Vec<Finding>> {
-    let t = moat_image::Target::parse(target).map_err(|e| InputError(format!("{target}: {e}")))?;
+fn lint_image(target: &str) -> Result<Vec<Finding>, InputFailure> {
+    let t = moat_image::Target::parse(target).map_err(|e| unreadable(target, e))?;
     let image = moat_image::Image::open(&t, &moat_image::OpenOptions::default())
-        .map_err(|e| InputError(format!("{target}: {e}")))?;
+        .map_err(|e| unreadable(target, e))?;
     let view = image
         .collect(&moat_lint::image::wants)
-        .map_err(|e| InputError(format!("{target}: {e}")))?;
+        .map_err(|e| unreadable(target, e))?;
     Ok(moat_lint::image::check_image(target, image.config(), &view))
 }
 
@@ -325,6 +354,8 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     let cfg = load_config(&a)?;
     let inputs = classify(&a.paths)?;
     let mut findings = Vec::new();
+    // Inputs that could not be judged: reported with the rest, and exit 2 at the end.
+    let mut failures: Vec<InputFailure> = Vec::new();
     let mut kinds = Vec::new();
     let mut manifests: Vec<(String, String)> = Vec::new();
     for input in &inputs {
@@ -344,31 +375,43 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                         kinds.push("kubernetes");
                     }
                     _ => {
-                        findings.extend(
-                            moat_lint::lint_dockerfile(name, &bytes, &cfg)
-                                .map_err(|e| InputError(e.to_string()))?,
-                        );
+                        match moat_lint::lint_dockerfile(name, &bytes, &cfg) {
+                            Ok(f) => findings.extend(f),
+                            Err(e) => failures.push(unparseable(name, &e)),
+                        }
                         kinds.push("dockerfile");
                     }
                 }
             }
             Input::Dockerfile { name, path } => {
-                findings.extend(lint_dockerfile(name, path.as_deref(), &cfg)?);
+                match lint_dockerfile(name, path.as_deref(), &cfg)? {
+                    Ok(f) => findings.extend(f),
+                    Err(e) => failures.push(e),
+                }
                 kinds.push("dockerfile");
             }
             Input::Kubernetes { name, path } => {
-                manifests.push(read_manifest(name, path)?);
+                match read_manifest(name, path) {
+                    Ok(m) => manifests.push(m),
+                    Err(e) => failures.push(e),
+                }
                 kinds.push("kubernetes");
             }
             Input::Image { target } => {
-                findings.extend(lint_image(target)?);
+                match lint_image(target) {
+                    Ok(f) => findings.extend(f),
+                    Err(e) => failures.push(e),
+                }
                 kinds.push("image");
             }
         }
     }
     if !manifests.is_empty() {
-        findings.extend(super::lint_kube::lint(&manifests, &a.kube)?);
+        let (f, bad) = super::lint_kube::lint(&manifests, &a.kube)?;
+        findings.extend(f);
+        failures.extend(bad);
     }
+    failures.sort();
     kinds.sort();
     kinds.dedup();
     let name = match inputs.as_slice() {
@@ -386,12 +429,25 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     if !manifests.is_empty() {
         report.metadata.extend(super::lint_kube::metadata(&a.kube));
     }
+    report.errors = failures;
     let text = match a.output_format() {
         Format::Table => moat_report::to_table(&report),
         Format::Json => report.to_json(),
         Format::Sarif => moat_report::to_sarif(&report),
     };
     a.out.write(&text)?;
+    if !report.errors.is_empty() {
+        // Fail closed: a gate cannot pass inputs it could not read, whatever the other findings say.
+        for e in &report.errors {
+            eprintln!("moat: error: {e}");
+        }
+        return Err(InputError(format!(
+            "{} of {} inputs could not be linted (listed as errors in the report)",
+            report.errors.len(),
+            inputs.len()
+        ))
+        .into());
+    }
     // --fail-on wins; else a failure-threshold from the hadolint configuration.
     let fail_on: Option<Severity> = a.gate.fail_on.or(cfg.failure_threshold.flatten());
     Ok(Gate::new(fail_on).judge(&report.findings))

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use moat_kube::{LintOptions, Profile, PssOptions, PssVersion};
 use moat_model::Finding;
+use moat_report::InputFailure;
 
 use crate::common::InputError;
 
@@ -128,28 +129,65 @@ pub fn metadata(args: &KubeArgs) -> Vec<(String, String)> {
     m
 }
 
-/// Lints Kubernetes inputs (name, text) and returns the findings (sorted). Unparseable manifests are
-/// input errors naming the file.
-pub fn lint(inputs: &[(String, String)], args: &KubeArgs) -> anyhow::Result<Vec<Finding>> {
+/// Lints Kubernetes inputs (name, text) and returns the findings (sorted) and the inputs that could
+/// not be parsed (each with the file, line and column the parser names); the others are still judged.
+pub fn lint(
+    inputs: &[(String, String)],
+    args: &KubeArgs,
+) -> anyhow::Result<(Vec<Finding>, Vec<InputFailure>)> {
     let opts = args.options()?;
     let mut docs = Vec::new();
+    let mut failures = Vec::new();
     for (name, text) in inputs {
         if is_empty_manifest(text) {
-            return Err(InputError(format!("{name}: no Kubernetes object (empty file)")).into());
+            failures.push(InputFailure {
+                file: name.clone(),
+                line: None,
+                column: None,
+                message: "no Kubernetes object (empty file)".into(),
+            });
+            continue;
         }
-        let (d, warnings) =
-            moat_kube::load_str(name, text).map_err(|e| InputError(e.to_string()))?;
-        for w in warnings {
-            eprintln!("moat: warning: {w}");
+        match moat_kube::load_str(name, text) {
+            Ok((d, warnings)) => {
+                for w in warnings {
+                    eprintln!("moat: warning: {w}");
+                }
+                docs.extend(d);
+            }
+            Err(moat_kube::KubeError::Parse {
+                file,
+                line,
+                column,
+                message,
+            }) => failures.push(InputFailure {
+                file,
+                line,
+                column,
+                message,
+            }),
+            Err(e @ moat_kube::KubeError::Input(_)) => {
+                let text = e.to_string();
+                let message = text
+                    .strip_prefix(name.as_str())
+                    .and_then(|r| r.strip_prefix(": "))
+                    .unwrap_or(&text)
+                    .to_string();
+                failures.push(InputFailure {
+                    file: name.clone(),
+                    line: None,
+                    column: None,
+                    message,
+                });
+            }
         }
-        docs.extend(d);
     }
     let mut findings = moat_kube::lint(&docs, &opts);
     if !args.policy.is_empty() {
         findings.extend(policy_findings(&docs, &args.policy)?);
     }
     findings.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-    Ok(findings)
+    Ok((findings, failures))
 }
 
 /// Kyverno policies judged on every document, as if each were being created.
