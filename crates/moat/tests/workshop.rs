@@ -1365,7 +1365,40 @@ fn admission_webhook_blocks_or_allows() {
 #[test]
 fn exercise4_rbac_and_network_policy_pass() {
     let Some(w) = workshop() else { return };
-    for f in ["rbac.yaml", "network-policy.yaml"] {
+    // Issue 14: the workshop's NetworkPolicy lists namespaceSelector and podSelector as two separate peers
+    // (either one admits), in its ingress and in its DNS egress: MOAT-K8S-016 says so, and nothing else.
+    let o = moat(&[
+        "lint",
+        p(&w.join("network-policy.yaml")),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let r = json(&o);
+    let fields: Vec<(String, String)> = findings(&r)
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or("").to_string(),
+                f["location"]["field"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (
+                "MOAT-K8S-016".to_string(),
+                "spec.ingress[0].from[1]".to_string()
+            ),
+            (
+                "MOAT-K8S-016".to_string(),
+                "spec.egress[1].to[1]".to_string()
+            ),
+        ],
+        "{r}"
+    );
+    for f in ["rbac.yaml"] {
         let o = moat(&[
             "lint",
             p(&w.join(f)),
