@@ -391,7 +391,7 @@ async fn seed(pool: &AnyPool) {
 }
 
 async fn migrate(pool: &AnyPool) {
-    let sql = include_str!("../migrations/sqlite/0001_core.sql");
+    let sql = include_str!("../migrations/0001_core.sql");
     let mut cur = String::new();
     for line in sql.lines() {
         let t = line.trim();

@@ -1,4 +1,4 @@
-//! The dashboard's read queries, over the server core's schema (migrations/*/0001_core.sql), through
+//! The dashboard's read queries, over the server core's schema (migrations/0001_core.sql), through
 //! the same sqlx `Any` pool as the API: one SQL text for SQLite and PostgreSQL, `$n` placeholders,
 //! portable types only. Every list is paginated in SQL and filtered on indexed columns.
 

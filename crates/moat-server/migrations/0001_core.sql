@@ -1,5 +1,5 @@
 -- moat server core schema. Portable types only (BIGINT unix ms, TEXT ids and JSON) so one SQL text runs on
--- SQLite and PostgreSQL through sqlx's Any driver. The PostgreSQL file differs only where the DDL must.
+-- SQLite and PostgreSQL through sqlx's Any driver. A version whose DDL must differ gets one file per backend.
 
 CREATE TABLE token (
     id TEXT PRIMARY KEY,
