@@ -10,13 +10,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn moat() -> PathBuf {
-    // The moat binary of this workspace (built by `cargo test -p moat-server` through the dev-dependency
-    // chain is not guaranteed), so build it if missing.
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let bin = root.join("target/debug/moat");
+    // The moat binary of this build: beside this test binary's `deps/` folder, wherever the target dir
+    // is (CI sets CARGO_TARGET_DIR). `cargo test --workspace` builds it; `-p moat-server` may not, so it
+    // is built into the same target dir when missing.
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let bin = profile_dir.join("moat");
     if !bin.exists() {
+        let target_dir = profile_dir.parent().expect("target dir");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let st = Command::new(env!("CARGO"))
             .args(["build", "-q", "-p", "moat"])
+            .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(&root)
             .status()
             .expect("cargo build moat");
