@@ -78,7 +78,7 @@ pub struct Cvss {
 }
 
 /// Why an advisory matched a package: the exact range or list entry and the comparison made.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MatchReason {
     /// The OSV ecosystem the package was looked up in (`Debian:12`, `PyPI`).
     pub ecosystem: String,
@@ -93,7 +93,7 @@ pub struct MatchReason {
 }
 
 /// Details that only vulnerability findings carry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Vulnerability {
     pub installed_version: String,
     pub ecosystem: String,
@@ -112,6 +112,40 @@ pub struct Vulnerability {
     /// Every advisory record that matched (a finding merges aliases; this keeps each record's id).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<AdvisoryRecord>,
+    /// Who rated the severity, from which record, with which vector; or why nobody did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<SeverityRating>,
+    /// Every place the package was found (one finding per package and vulnerability, whatever the
+    /// number of files that hold the package). Empty in reports written before moat listed them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<Location>,
+    /// The lowest version of the package that clears every vulnerability finding of it in the same
+    /// report (each record's own fix is in `records[].fixed_versions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<String>,
+}
+
+/// Where a vulnerability's severity came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeverityRating {
+    /// `nvd`, `cna`, `adp` (CVE JSON 5 containers), `ghsa`, `osv`, or `none` (no source rated it:
+    /// the severity is UNKNOWN).
+    pub source: String,
+    /// The record that gave the rating: `CVE-2022-0778` (NVD / CVE list), `GHSA-…`, an OSV id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub record: String,
+    /// Who rated, as the source names them (`nvd@nist.gov`, `openssl`, `CISA-ADP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The CVSS vector, when the rating is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// How it was chosen, in words (`highest of the CVEs DSA-5343-1 fixes: …`, `no severity in
+    /// OSV, NVD or the CVE list for …`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// One advisory record behind a vulnerability finding.

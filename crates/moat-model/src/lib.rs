@@ -12,7 +12,8 @@ mod purl;
 mod severity;
 
 pub use finding::{
-    AdvisoryRecord, Cvss, Finding, FindingKind, Location, MatchReason, PackageRef, Vulnerability,
+    AdvisoryRecord, Cvss, Finding, FindingKind, Location, MatchReason, PackageRef, SeverityRating,
+    Vulnerability,
 };
 pub use inventory::{ImageInfo, Inventory, LayerInfo, OsRelease, TargetInfo};
 pub use package::{Package, PackageKind, SourcePackage};

@@ -148,6 +148,7 @@ fn finding(inv: &Inventory) -> Finding {
             comparison: format!("{} < 2.36-9+deb12u7", p.version),
         },
         records: Vec::new(),
+        ..Default::default()
     });
     f
 }

@@ -245,6 +245,7 @@ fn finding(pkg: &Package, q: &Query, members: Vec<&Hit>) -> Finding {
         modified: lead.record.modified.clone(),
         matched: reason(q, &lead.outcome),
         records,
+        ..Default::default()
     });
     f
 }

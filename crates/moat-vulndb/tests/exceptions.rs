@@ -37,6 +37,7 @@ fn finding(id: &str, alias: &str, purl: &str) -> Finding {
             fixed_versions: vec![],
             matched: None,
         }],
+        ..Default::default()
     });
     f
 }

@@ -293,6 +293,7 @@ mod tests {
                 comparison: "4.17.15 >= 0".into(),
             },
             records: vec![],
+            ..Default::default()
         });
         f
     }
