@@ -11,6 +11,7 @@ pub mod ignore;
 pub mod import;
 pub mod matcher;
 pub mod osv;
+pub mod remediation;
 pub mod scan;
 pub mod severity;
 pub mod store;
