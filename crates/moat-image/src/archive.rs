@@ -45,10 +45,17 @@ impl TarIndex {
         (&file)
             .seek(SeekFrom::Start(0))
             .map_err(|e| ImageError::io(path, e))?;
-        let mut archive = tar::Archive::new(file);
-        let bad = |e: std::io::Error| ImageError::Invalid {
-            what: what.clone(),
-            why: format!("not a readable tar archive: {e}"),
+        let max_ext = crate::Limits::default().max_tar_extension;
+        let mut archive = tar::Archive::new(crate::targuard::TarGuard::new(file, max_ext));
+        let bad = |e: std::io::Error| match crate::targuard::extension_too_large(&e) {
+            Some(x) => ImageError::Limit {
+                what: what.clone(),
+                why: format!("archive member {x}; raise it with MOAT_MAX_TAR_EXTENSION"),
+            },
+            None => ImageError::Invalid {
+                what: what.clone(),
+                why: format!("not a readable tar archive: {e}"),
+            },
         };
         let mut members = HashMap::new();
         for entry in archive.entries_with_seek().map_err(bad)? {

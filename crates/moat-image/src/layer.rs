@@ -171,10 +171,11 @@ impl Apply<'_> {
         } else {
             HashingReader::new(limited)
         };
-        let mut archive = tar::Archive::new(diff_reader);
+        let guarded = crate::targuard::TarGuard::new(diff_reader, self.limits.max_tar_extension);
+        let mut archive = tar::Archive::new(guarded);
         self.entries(&mut archive)?;
         // Hash what follows the end-of-archive marker too, so digests cover the whole stream.
-        let mut rest = archive.into_inner();
+        let mut rest = archive.into_inner().into_inner();
         io::copy(&mut rest, &mut io::sink()).map_err(|e| self.read_error(&e))?;
         drop(rest);
         io::copy(&mut Shared(shared.clone()), &mut io::sink()).map_err(|e| self.read_error(&e))?;
@@ -234,6 +235,12 @@ impl Apply<'_> {
     }
 
     fn read_error(&self, e: &io::Error) -> ImageError {
+        if let Some(x) = crate::targuard::extension_too_large(e) {
+            return ImageError::Limit {
+                what: self.name.clone(),
+                why: format!("{x}; raise it with MOAT_MAX_TAR_EXTENSION"),
+            };
+        }
         if let Some(r) = e.get_ref().and_then(|i| i.downcast_ref::<RatioExceeded>()) {
             return ImageError::Limit {
                 what: self.name.clone(),

@@ -14,6 +14,7 @@ mod layout;
 mod progress;
 pub mod registry;
 mod target;
+mod targuard;
 mod view;
 
 use std::collections::BTreeSet;
@@ -41,16 +42,28 @@ pub struct Limits {
     pub max_compression_ratio: u64,
     /// Uncompressed bytes after which `max_compression_ratio` applies.
     pub ratio_check_after: u64,
+    /// Largest GNU long-name / long-link or PAX extended header in a layer or image archive: `tar`
+    /// reads these whole into memory, so they are refused above this before any of it is read.
+    pub max_tar_extension: u64,
+}
+
+/// A budget from the environment (`MOAT_MAX_...`), or `default` when unset or not a number.
+fn env_limit(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(default)
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_file_content: 256 << 20,
-            max_layer_size: 32 << 30,
-            max_entries: 5_000_000,
+            max_file_content: env_limit("MOAT_MAX_FILE_CONTENT", 256 << 20),
+            max_layer_size: env_limit("MOAT_MAX_LAYER_SIZE", 32 << 30),
+            max_entries: env_limit("MOAT_MAX_LAYER_ENTRIES", 5_000_000),
             max_compression_ratio: 100,
             ratio_check_after: 1 << 30,
+            max_tar_extension: env_limit("MOAT_MAX_TAR_EXTENSION", 1 << 20),
         }
     }
 }
