@@ -980,14 +980,9 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     }
                     if let Some(f) = from {
                         // DL3022
-                        let known = aliases.iter().any(|a| a == f);
-                        // A stage index must name a stage defined before.
-                        let numeric = f
-                            .parse::<usize>()
-                            .is_ok_and(|n| stage.is_some_and(|s| n <= s));
-                        let image_like = f.contains([':', '/', '@', '$', '.']);
-                        if !known && !numeric && !image_like {
-                            out.push(m.hit("DL3022", i, format!("COPY --from={f} should reference a previously defined FROM alias")));
+                        let raw = i.flag("from").map(|fl| fl.raw.as_str()).unwrap_or(f);
+                        if let Some(msg) = dl3022(raw, f, &aliases, stage) {
+                            out.push(m.hit("DL3022", i, msg));
                         }
                         // DL3023
                         if let Some(s) = stage
@@ -1240,6 +1235,41 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             ));
         }
     }
+}
+
+/// DL3022 as hadolint 2.15 decides it: `COPY --from=X` is fine when X (as written) is a stage alias
+/// defined before, a stage index no larger than the current stage, or contains `:` (an image
+/// reference with a tag or digest, e.g. `nginx:1.25`, `nginx@sha256:…`, `localhost:5000/img`).
+/// Everything else fires, including an image reference without tag or digest
+/// (`gcr.io/distroless/static`, `nginx`): BuildKit pulls it as `:latest`, which is what the rule warns
+/// about, and a variable (`$X`), which names no stage hadolint can see. Returns the message.
+fn dl3022(raw: &str, value: &str, aliases: &[String], stage: Option<usize>) -> Option<String> {
+    if aliases.iter().any(|a| a == raw) {
+        return None;
+    }
+    if raw
+        .parse::<usize>()
+        .is_ok_and(|n| stage.is_some_and(|s| n <= s))
+    {
+        return None;
+    }
+    if drop_quotes(value).contains(':') {
+        return None;
+    }
+    let v = drop_quotes(value);
+    Some(if v.contains('$') {
+        format!(
+            "COPY --from={raw} should reference a previously defined FROM alias: a variable names no stage the linter can check"
+        )
+    } else if v.contains(['/', '.', '@']) {
+        format!(
+            "COPY --from={raw} names no earlier stage, so it is pulled as the image {v}:latest; pin it with a tag or digest, or define it as a stage (FROM ... AS)"
+        )
+    } else {
+        format!(
+            "COPY --from={raw} should reference a previously defined FROM alias (no earlier stage is named {v}; otherwise it is pulled as the image {v}:latest)"
+        )
+    })
 }
 
 fn is_windows_abs(p: &str) -> bool {
