@@ -23,6 +23,12 @@ pub(crate) struct Expr {
     program: Program,
 }
 
+impl Expr {
+    pub(crate) fn run(&self, ctx: &Context) -> Result<CelValue, cel::ExecutionError> {
+        self.program.execute(ctx)
+    }
+}
+
 impl std::fmt::Debug for Expr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Expr({})", self.src)
@@ -30,7 +36,18 @@ impl std::fmt::Debug for Expr {
 }
 
 impl Expr {
+    #[cfg(test)]
     fn compile(src: &str, source: &str, field: &str) -> Result<Expr, PolicyError> {
+        Expr::compile_in(&ENV, src, source, field)
+    }
+
+    /// Compiles under another environment (MutatingPolicy adds its struct types and functions).
+    pub(crate) fn compile_in(
+        env: &Env,
+        src: &str,
+        source: &str,
+        field: &str,
+    ) -> Result<Expr, PolicyError> {
         if src.len() > 64 * 1024 {
             return Err(PolicyError::invalid(
                 source,
@@ -38,7 +55,7 @@ impl Expr {
                 "CEL expression longer than 64 KiB",
             ));
         }
-        let program = ENV
+        let program = env
             .compile(src)
             .map_err(|e| PolicyError::invalid(source, field, format!("CEL: {e}")))?;
         Ok(Expr {
@@ -71,6 +88,15 @@ fn compile_variables(
     source: &str,
     field: &str,
 ) -> Result<Vec<(String, Expr)>, PolicyError> {
+    compile_variables_in(&ENV, v, source, field)
+}
+
+pub(crate) fn compile_variables_in(
+    env: &Env,
+    v: Option<&Value>,
+    source: &str,
+    field: &str,
+) -> Result<Vec<(String, Expr)>, PolicyError> {
     let mut out = Vec::new();
     for (i, var) in v
         .and_then(Value::as_array)
@@ -88,13 +114,22 @@ fn compile_variables(
         };
         out.push((
             name,
-            Expr::compile(e, source, &format!("{field}[{i}].expression"))?,
+            Expr::compile_in(env, e, source, &format!("{field}[{i}].expression"))?,
         ));
     }
     Ok(out)
 }
 
 fn compile_validations(
+    v: Option<&Value>,
+    source: &str,
+    field: &str,
+) -> Result<Vec<Validation>, PolicyError> {
+    compile_validations_in(&ENV, v, source, field)
+}
+
+fn compile_validations_in(
+    env: &Env,
     v: Option<&Value>,
     source: &str,
     field: &str,
@@ -114,7 +149,8 @@ fn compile_validations(
             ));
         };
         let message_expr = match str_at(x, "messageExpression") {
-            Some(m) => Some(Expr::compile(
+            Some(m) => Some(Expr::compile_in(
+                env,
                 m,
                 source,
                 &format!("{field}[{i}].messageExpression"),
@@ -122,7 +158,7 @@ fn compile_validations(
             None => None,
         };
         out.push(Validation {
-            expr: Expr::compile(e, source, &format!("{field}[{i}].expression"))?,
+            expr: Expr::compile_in(env, e, source, &format!("{field}[{i}].expression"))?,
             message: str_at(x, "message").map(str::to_string),
             message_expr,
         });
@@ -189,6 +225,7 @@ pub(crate) fn to_cel(v: &Value) -> CelValue {
 }
 
 /// The CEL view of a request.
+#[derive(Clone)]
 pub(crate) struct CelInput {
     pub object: CelValue,
     pub old_object: CelValue,
@@ -206,7 +243,13 @@ pub(crate) enum CelOutcome {
 }
 
 fn base_context(input: &CelInput) -> Context<'static, 'static> {
-    let mut ctx = Context::with_env(Arc::clone(&ENV));
+    context_in(&ENV, input)
+}
+
+/// The CEL context of a request under `env`: `object`, `oldObject`, `request`, `namespaceObject`
+/// and, with offline data, Kyverno's `resource`/`image` libraries.
+pub(crate) fn context_in(env: &Arc<Env>, input: &CelInput) -> Context<'static, 'static> {
+    let mut ctx = Context::with_env(Arc::clone(env));
     ctx.add_variable_from_value("object", input.object.clone());
     ctx.add_variable_from_value("oldObject", input.old_object.clone());
     ctx.add_variable_from_value("request", input.request.clone());
@@ -217,7 +260,7 @@ fn base_context(input: &CelInput) -> Context<'static, 'static> {
     ctx
 }
 
-fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(String, Expr)]) {
+pub(crate) fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(String, Expr)]) {
     let mut values: HashMap<String, CelValue> = HashMap::new();
     ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
     for (name, e) in vars {
@@ -377,10 +420,31 @@ pub(crate) enum VapOutcome {
 
 impl Vap {
     pub(crate) fn eval(&self, info: &ResInfo, input: &CelInput) -> VapOutcome {
+        let ctx = match self.matched_context(info, &ENV, input) {
+            Ok(Some(c)) => c,
+            Ok(None) => return VapOutcome::NotMatched,
+            Err(e) => return VapOutcome::Error(e),
+        };
+        match run_validations(&ctx, &self.validations, None) {
+            CelOutcome::Pass => VapOutcome::Pass,
+            CelOutcome::Fail(m) => VapOutcome::Fail(m),
+            CelOutcome::Error(e) => VapOutcome::Error(e),
+        }
+    }
+
+    /// The request's CEL context with `variables` bound when the policy matches it (resource rules,
+    /// selectors, matchConditions); Ok(None) when it does not, Err when a matchCondition fails to
+    /// evaluate under failurePolicy Fail.
+    pub(crate) fn matched_context(
+        &self,
+        info: &ResInfo,
+        env: &Arc<Env>,
+        input: &CelInput,
+    ) -> Result<Option<Context<'static, 'static>>, String> {
         if !self.rules.iter().any(|r| r.matches(info))
             || self.exclude.iter().any(|r| r.matches(info))
         {
-            return VapOutcome::NotMatched;
+            return Ok(None);
         }
         if let Some(sel) = &self.object_selector {
             let labels = info.labels;
@@ -389,7 +453,7 @@ impl Vap {
                     .and_then(|l| l.get(k))
                     .and_then(|v| v.as_str().map(str::to_string))
             }) {
-                return VapOutcome::NotMatched;
+                return Ok(None);
             }
         }
         if let Some(sel) = &self.namespace_selector
@@ -397,27 +461,28 @@ impl Vap {
         {
             let nl = info.namespace_labels;
             if !sel.matches(&|k| nl.and_then(|l| l.get(k)).cloned()) {
-                return VapOutcome::NotMatched;
+                return Ok(None);
             }
         }
-        let mut ctx = base_context(input);
+        let mut ctx = context_in(env, input);
+        // Kyverno's policies may name `variables` in matchConditions: bind them first (lazily
+        // failing, so a condition that does not use them is unaffected).
+        bind_variables(&mut ctx, &self.variables);
         for (name, mc) in &self.match_conditions {
             match mc.program.execute(&ctx) {
                 Ok(CelValue::Bool(true)) => {}
-                Ok(CelValue::Bool(false)) => return VapOutcome::NotMatched,
-                Ok(_) | Err(_) if !self.fail_closed => return VapOutcome::NotMatched,
-                Ok(other) => {
-                    return VapOutcome::Error(format!("matchCondition {name} returned {other:?}"));
-                }
-                Err(e) => return VapOutcome::Error(format!("matchCondition {name}: {e}")),
+                Ok(CelValue::Bool(false)) => return Ok(None),
+                Ok(_) | Err(_) if !self.fail_closed => return Ok(None),
+                Ok(other) => return Err(format!("matchCondition {name} returned {other:?}")),
+                Err(e) => return Err(format!("matchCondition {name}: {e}")),
             }
         }
-        bind_variables(&mut ctx, &self.variables);
-        match run_validations(&ctx, &self.validations, None) {
-            CelOutcome::Pass => VapOutcome::Pass,
-            CelOutcome::Fail(m) => VapOutcome::Fail(m),
-            CelOutcome::Error(e) => VapOutcome::Error(e),
-        }
+        Ok(Some(ctx))
+    }
+
+    /// The policy's `variables`, for re-binding after a mutation changed the object.
+    pub(crate) fn variables(&self) -> &[(String, Expr)] {
+        &self.variables
     }
 }
 
@@ -440,24 +505,9 @@ pub(crate) fn parse_binding(doc: &Value) -> VapBinding {
     }
 }
 
-/// Compiles a ValidatingAdmissionPolicy into a one-rule policy (the rule is named after the policy).
-pub(crate) fn compile_vap(
-    doc: &Value,
-    source: &str,
-    unsupported: &mut Vec<Unsupported>,
-) -> Result<Policy, PolicyError> {
-    let name = doc
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if name.is_empty() {
-        return Err(PolicyError::invalid(
-            source,
-            "metadata.name",
-            "a policy needs a name",
-        ));
-    }
+/// The matching and validating parts of a ValidatingAdmissionPolicy-shaped spec (also a Kyverno
+/// ValidatingPolicy's or MutatingPolicy's), compiled under `env`; `validations` may be empty.
+pub(crate) fn compile_vap_body(doc: &Value, source: &str, env: &Env) -> Result<Vap, PolicyError> {
     let spec = doc.get("spec").unwrap_or(&Value::Null);
     let mc = spec.get("matchConstraints").unwrap_or(&Value::Null);
     let rules: Vec<ResourceRule> = mc
@@ -507,12 +557,50 @@ pub(crate) fn compile_vap(
         let e = str_at(c, "expression").unwrap_or("true");
         match_conditions.push((
             str_at(c, "name").unwrap_or("").to_string(),
-            Expr::compile(e, source, &format!("spec.matchConditions[{i}].expression"))?,
+            Expr::compile_in(
+                env,
+                e,
+                source,
+                &format!("spec.matchConditions[{i}].expression"),
+            )?,
         ));
     }
-    let variables = compile_variables(spec.get("variables"), source, "spec.variables")?;
-    let validations = compile_validations(spec.get("validations"), source, "spec.validations")?;
+    let variables = compile_variables_in(env, spec.get("variables"), source, "spec.variables")?;
+    let validations =
+        compile_validations_in(env, spec.get("validations"), source, "spec.validations")?;
     let fail_closed = str_at(spec, "failurePolicy") != Some("Ignore");
+    Ok(Vap {
+        rules,
+        exclude,
+        namespace_selector,
+        object_selector,
+        match_conditions,
+        variables,
+        validations,
+        fail_closed,
+    })
+}
+
+/// Compiles a ValidatingAdmissionPolicy into a one-rule policy (the rule is named after the policy).
+pub(crate) fn compile_vap(
+    doc: &Value,
+    source: &str,
+    unsupported: &mut Vec<Unsupported>,
+) -> Result<Policy, PolicyError> {
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(PolicyError::invalid(
+            source,
+            "metadata.name",
+            "a policy needs a name",
+        ));
+    }
+    let spec = doc.get("spec").unwrap_or(&Value::Null);
+    let vap = compile_vap_body(doc, source, &ENV)?;
     let body = if spec.get("paramKind").is_some() {
         let reason =
             "ValidatingAdmissionPolicy with paramKind: parameter resources are not supported"
@@ -523,7 +611,7 @@ pub(crate) fn compile_vap(
             reason: reason.clone(),
         });
         Body::Unsupported(reason)
-    } else if validations.is_empty() {
+    } else if vap.validations.is_empty() {
         let reason = "ValidatingAdmissionPolicy without validations (auditAnnotations only) is not evaluated".to_string();
         unsupported.push(Unsupported {
             policy: name.clone(),
@@ -532,16 +620,7 @@ pub(crate) fn compile_vap(
         });
         Body::Unsupported(reason)
     } else {
-        Body::Vap(Box::new(Vap {
-            rules,
-            exclude,
-            namespace_selector,
-            object_selector,
-            match_conditions,
-            variables,
-            validations,
-            fail_closed,
-        }))
+        Body::Vap(Box::new(vap))
     };
     let annotations = doc.pointer("/metadata/annotations");
     let severity = annotations

@@ -206,6 +206,9 @@ pub(crate) fn evaluate(
                 ));
                 continue;
             }
+            if matches!(rule.body, Body::Mutate(_) | Body::Mpol(_)) {
+                continue;
+            }
             if let Body::Unsupported(reason) = &rule.body
                 && rule.matcher.is_none()
             {
@@ -302,7 +305,7 @@ pub(crate) fn evaluate(
                 }
                 continue;
             };
-            if mode == Mode::Admission && matches!(rule.body, Body::Mutate(_) | Body::Generate) {
+            if mode == Mode::Admission && matches!(rule.body, Body::Generate) {
                 continue;
             }
             if let Body::Unsupported(reason) = &rule.body {
@@ -456,34 +459,13 @@ fn run_rule(rule: &Rule, target: &Target, values: &Values) -> (RuleResult, Strin
             CelOutcome::Fail(m) => (RuleResult::Fail, m),
             CelOutcome::Error(e) => (RuleResult::Error, e),
         },
-        Body::Mutate(patch) => {
-            let patch = match patch {
-                Some(p) if vars::value_has_vars(p) => {
-                    match ctx.get().and_then(|c| vars::substitute(p, c)) {
-                        Ok(p) => Some(p),
-                        Err(e) => return (RuleResult::Error, e),
-                    }
-                }
-                p => p.clone(),
-            };
-            match patch {
-                Some(p) if !pattern::overlay_applies(target.obj, &p) => {
-                    (RuleResult::Skip, "conditional anchors do not hold".into())
-                }
-                Some(p) if !pattern::overlay_changes(target.obj, &p) => {
-                    (RuleResult::Skip, "the mutation would change nothing".into())
-                }
-                _ => (
-                    RuleResult::Pass,
-                    "mutation would apply (not applied by moat)".into(),
-                ),
-            }
-        }
         Body::Generate => (
             RuleResult::Pass,
             "generation would apply (not done by moat)".into(),
         ),
-        Body::Vap(_) | Body::Unsupported(_) => (RuleResult::Skip, "not evaluated".into()),
+        Body::Vap(_) | Body::Unsupported(_) | Body::Mutate(_) | Body::Mpol(_) => {
+            (RuleResult::Skip, "not evaluated".into())
+        }
     }
 }
 
@@ -674,6 +656,214 @@ pub(crate) fn image_info(reference: &str) -> Value {
         "tag": tag,
         "digest": digest,
     })
+}
+
+/// Writes a mutated pod back into a controller's pod template.
+fn write_back_template(obj: &mut Value, kind: &str, pod: &Value, template_had_ns: bool) {
+    let ptr = if kind == "CronJob" {
+        "/spec/jobTemplate/spec/template"
+    } else {
+        "/spec/template"
+    };
+    let Some(t) = obj.pointer_mut(ptr).and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut meta = pod.get("metadata").cloned().unwrap_or(Value::Null);
+    if !template_had_ns && let Some(m) = meta.as_object_mut() {
+        m.remove("namespace");
+    }
+    if meta.as_object().is_some_and(|m| !m.is_empty()) || t.contains_key("metadata") {
+        t.insert("metadata".into(), meta);
+    }
+    t.insert(
+        "spec".into(),
+        pod.get("spec").cloned().unwrap_or(Value::Null),
+    );
+}
+
+/// Applies every mutate rule and MutatingPolicy in order, each seeing the object as the previous
+/// ones left it: (the mutated object, one outcome per mutation that selects the request, plus
+/// non-matching ones as Skip when `report_all`).
+pub(crate) fn mutate(
+    policies: &[Policy],
+    input: &AdmissionInput,
+    report_all: bool,
+) -> (Value, Vec<RuleOutcome>) {
+    let mut cur = input.object.clone();
+    let mut out = Vec::new();
+    if cur.is_null() || crate::load::depth(&cur, 0) > crate::MAX_DEPTH {
+        return (cur, out);
+    }
+    let namespace: String = input
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            cur.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let object = object_id(&cur);
+    for p in policies {
+        if let Some(ns) = &p.namespace
+            && ns != &namespace
+            && !(namespace.is_empty() && ns == "default")
+        {
+            continue;
+        }
+        for rule in &p.rules {
+            if !matches!(rule.body, Body::Mutate(_) | Body::Mpol(_)) {
+                continue;
+            }
+            let mk = |result: RuleResult, message: String| RuleOutcome {
+                policy: p.name.clone(),
+                rule: rule.name.clone(),
+                result,
+                message,
+                enforce: false,
+                severity: p.severity,
+                title: p.title.clone(),
+                object: object.clone(),
+            };
+            let step = AdmissionInput {
+                object: cur.clone(),
+                ..input.clone()
+            };
+            let mut info = ResInfo::of(&step.object);
+            info.operation = &input.operation;
+            info.namespace = &namespace;
+            info.namespace_labels = Some(&input.namespace_labels);
+            info.user_info = Some(&input.user_info);
+            let (result, message, next) = match &rule.body {
+                Body::Mpol(mp) => {
+                    let target = Target::new(&step.object, &step, &namespace);
+                    let rebuild = |o: &Value| Target::new(o, &step, &namespace).cel().clone();
+                    match mp.apply(&info, &step.object, target.cel(), &rebuild) {
+                        crate::mpol::MpolOutcome::NotMatched => (
+                            RuleResult::Skip,
+                            "policy does not match the resource".to_string(),
+                            None,
+                        ),
+                        crate::mpol::MpolOutcome::Mutated(v) => {
+                            (RuleResult::Pass, "mutated".to_string(), Some(v))
+                        }
+                        crate::mpol::MpolOutcome::Error(e) => (RuleResult::Error, e, None),
+                    }
+                }
+                Body::Mutate(m) => {
+                    let autogen_kind = (!rule_selects(rule, &info)
+                        && rule.autogen.iter().any(|c| c == info.kind))
+                    .then_some(info.kind);
+                    let pod_info = ResInfo {
+                        kind: "Pod",
+                        group: "",
+                        version: "v1",
+                        ..info.clone()
+                    };
+                    let pod = match autogen_kind {
+                        Some(k) if rule_selects(rule, &pod_info) => crate::autogen::pod_of(&cur, k),
+                        _ => None,
+                    };
+                    if autogen_kind.is_none() && !rule_selects(rule, &info)
+                        || autogen_kind.is_some() && pod.is_none()
+                    {
+                        if report_all {
+                            out.push(mk(
+                                RuleResult::Skip,
+                                "rule does not match the resource".into(),
+                            ));
+                        }
+                        continue;
+                    }
+                    let obj = pod.as_ref().unwrap_or(&step.object);
+                    let values: Cow<Values> =
+                        match input.rule_values.get(&format!("{}/{}", p.name, rule.name)) {
+                            Some(rv) => {
+                                let mut v = input.values.clone();
+                                v.extend(rv.iter().map(|(k, x)| (k.clone(), x.clone())));
+                                Cow::Owned(v)
+                            }
+                            None => Cow::Borrowed(&input.values),
+                        };
+                    let target = Target::new(obj, &step, &namespace);
+                    match mutate_rule(rule, m, &target, &values) {
+                        (RuleResult::Pass, msg, Some(v)) => match autogen_kind {
+                            Some(k) => {
+                                let had_ns = obj.pointer("/metadata/namespace").is_some()
+                                    && cur
+                                        .pointer(if k == "CronJob" {
+                                            "/spec/jobTemplate/spec/template/metadata/namespace"
+                                        } else {
+                                            "/spec/template/metadata/namespace"
+                                        })
+                                        .is_some();
+                                let mut next = cur.clone();
+                                write_back_template(&mut next, k, &v, had_ns);
+                                (RuleResult::Pass, msg, Some(next))
+                            }
+                            None => (RuleResult::Pass, msg, Some(v)),
+                        },
+                        (r, msg, _) => (r, msg, None),
+                    }
+                }
+                _ => continue,
+            };
+            if let Some(v) = next {
+                cur = v;
+            }
+            out.push(mk(result, message));
+        }
+    }
+    (cur, out)
+}
+
+/// One classic mutate rule on one object: (result, message, the mutated object when it changed).
+fn mutate_rule(
+    rule: &Rule,
+    m: &crate::mutate::MutateRule,
+    target: &Target,
+    values: &Values,
+) -> (RuleResult, String, Option<Value>) {
+    if let Some(c) = rule
+        .context
+        .iter()
+        .find(|c| c.external.is_some() && !values.contains_key(&c.name))
+    {
+        return (
+            RuleResult::Skip,
+            format!(
+                "not evaluated (unsupported): {}",
+                crate::load::external_reason(c)
+            ),
+            None,
+        );
+    }
+    let ctx = match bind_context(target.jctx(), &rule.context, values) {
+        Ok(c) => c,
+        Err(e) => return (RuleResult::Error, format!("context: {e}"), None),
+    };
+    if let Some(pre) = &rule.preconditions {
+        match pre.eval(&ctx) {
+            Ok(true) => {}
+            Ok(false) => {
+                let why = pre.messages().next().unwrap_or("preconditions not met");
+                return (RuleResult::Skip, why.to_string(), None);
+            }
+            Err(e) => return (RuleResult::Error, format!("preconditions: {e}"), None),
+        }
+    }
+    let bind = |c: &Ctx, vars_: &[ContextVar]| bind_context(c, vars_, &Values::new());
+    match m.apply(target.obj, &ctx, &bind) {
+        Ok(crate::mutate::Mutated::Applied(v)) if &v == target.obj => (
+            RuleResult::Skip,
+            "the mutation changes nothing".into(),
+            None,
+        ),
+        Ok(crate::mutate::Mutated::Applied(v)) => (RuleResult::Pass, "mutated".into(), Some(v)),
+        Ok(crate::mutate::Mutated::Skipped(why)) => (RuleResult::Skip, why, None),
+        Err(e) => (RuleResult::Error, e, None),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ mod error;
 mod eval;
 mod load;
 mod matcher;
+mod mpol;
+pub mod mutate;
 mod pattern;
 pub mod test_runner;
 
@@ -93,6 +95,16 @@ impl AdmissionInput {
             ..Default::default()
         }
     }
+}
+
+/// What the mutations of a policy set do to one request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mutation {
+    /// The object after every mutation.
+    pub object: serde_json::Value,
+    /// RFC 6902 operations from the request's object to `object` (empty: nothing changed).
+    pub patch: Vec<serde_json::Value>,
+    pub outcomes: Vec<RuleOutcome>,
 }
 
 /// The result of one rule on one request, as Kyverno reports it.
@@ -229,6 +241,32 @@ impl PolicySet {
     /// are reported as Skip.
     pub fn evaluate(&self, input: &AdmissionInput) -> Vec<RuleOutcome> {
         eval::evaluate(&self.policies, input, eval::Mode::Admission)
+    }
+
+    /// Applies every mutate rule (patchStrategicMerge, patchesJson6902, foreach) and MutatingPolicy
+    /// in order: the mutated object, the RFC 6902 patch from the request's object to it, and one
+    /// outcome per mutation that selects the request (Pass = applied, Skip = conditions do not hold
+    /// or nothing changes, Error).
+    pub fn mutate(&self, input: &AdmissionInput) -> Mutation {
+        let (object, outcomes) = eval::mutate(&self.policies, input, false);
+        let patch = mutate::diff(&input.object, &object);
+        Mutation {
+            object,
+            patch,
+            outcomes,
+        }
+    }
+
+    /// Like [`PolicySet::mutate`], also reporting mutate rules that do not select the request
+    /// (Skip), the way `kyverno test` does.
+    pub fn mutate_all(&self, input: &AdmissionInput) -> Mutation {
+        let (object, outcomes) = eval::mutate(&self.policies, input, true);
+        let patch = mutate::diff(&input.object, &object);
+        Mutation {
+            object,
+            patch,
+            outcomes,
+        }
     }
 
     /// Like [`PolicySet::evaluate`], but also reports rules that do not match (as Skip) and

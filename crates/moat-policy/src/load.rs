@@ -85,8 +85,10 @@ pub(crate) enum Body {
         check: Check,
     },
     Cel(CelValidate),
-    /// A mutate rule: `policy test` reports whether it applies (its conditional anchors hold).
-    Mutate(Option<Value>),
+    /// A classic mutate rule (patchStrategicMerge, patchesJson6902, foreach).
+    Mutate(Box<crate::mutate::MutateRule>),
+    /// A MutatingPolicy (CEL mutations).
+    Mpol(Box<crate::mpol::Mpol>),
     /// A generate rule: `policy test` reports whether it applies.
     Generate,
     Vap(Box<Vap>),
@@ -275,6 +277,9 @@ pub(crate) fn add_document(
                 let p = match support {
                     crate::vpol::Support::Validate => {
                         crate::vpol::compile_validating_policy(&doc, kind, source, unsupported)?
+                    }
+                    crate::vpol::Support::Mutate => {
+                        crate::vpol::compile_mutating_policy(&doc, kind, source)?
                     }
                     crate::vpol::Support::Unsupported(f) => {
                         crate::vpol::unsupported_kind(&doc, *f, source, unsupported)?
@@ -469,11 +474,16 @@ fn compile_rule(
         }
         compile_validate(v, source, &format!("{field}.validate"), &mut unsup)?
     } else if let Some(m) = r.get("mutate") {
-        let _ = unsup(
-            "mutate rule: moat validates only; `policy test` reports whether the rule would apply"
-                .into(),
-        );
-        Body::Mutate(m.get("patchStrategicMerge").cloned())
+        if m.get("targets").is_some_and(|t| !t.is_null()) {
+            Body::Unsupported(unsup(
+                "mutate.targets: mutating existing resources needs a live cluster".into(),
+            ))
+        } else {
+            match compile_mutate(m, source, &format!("{field}.mutate"), 0)? {
+                Ok(mr) => Body::Mutate(Box::new(mr)),
+                Err(reason) => Body::Unsupported(unsup(reason)),
+            }
+        }
     } else if r.get("generate").is_some() {
         let _ = unsup("generate rule: moat validates only; `policy test` reports whether the rule would apply".into());
         Body::Generate
@@ -745,4 +755,104 @@ pub(crate) fn apply_bindings(policies: &mut [Policy], bindings: &[VapBinding]) {
             }
         }
     }
+}
+
+/// Compiles a classic `mutate` block (or one `foreach` entry of it). Ok(Err(reason)) when it uses
+/// something moat does not apply.
+fn compile_mutate(
+    m: &Value,
+    source: &str,
+    field: &str,
+    nesting: usize,
+) -> Result<Result<crate::mutate::MutateRule, String>, PolicyError> {
+    if nesting > 8 {
+        return Err(PolicyError::invalid(
+            source,
+            field,
+            "foreach nested deeper than 8",
+        ));
+    }
+    let smp = m
+        .get("patchStrategicMerge")
+        .filter(|v| !v.is_null())
+        .cloned();
+    let json6902 = match m.get("patchesJson6902") {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Null) | None => None,
+        Some(_) => {
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}.patchesJson6902"),
+                "must be a string holding a YAML list of operations",
+            ));
+        }
+    };
+    let mut foreach = Vec::new();
+    if let Some(f) = m.get("foreach") {
+        let Value::Array(list) = f else {
+            return Err(PolicyError::invalid(
+                source,
+                format!("{field}.foreach"),
+                "must be a list",
+            ));
+        };
+        for (i, e) in list.iter().enumerate() {
+            let ff = format!("{field}.foreach[{i}]");
+            let Some(l) = str_at(e, "list") else {
+                return Err(PolicyError::invalid(
+                    source,
+                    format!("{ff}.list"),
+                    "foreach needs a list expression",
+                ));
+            };
+            let list = Query::compile(&vars::strip_braces(l))
+                .map_err(|m| PolicyError::invalid(source, format!("{ff}.list"), m))?;
+            let preconditions = match e.get("preconditions") {
+                Some(c) if !c.is_null() => Some(Conditions::compile(
+                    c,
+                    source,
+                    &format!("{ff}.preconditions"),
+                )?),
+                _ => None,
+            };
+            let (context, problem) =
+                compile_context(e.get("context"), source, &format!("{ff}.context"))?;
+            if let Some(p) = problem {
+                return Ok(Err(p));
+            }
+            if let Some(c) = context.iter().find(|c| c.external.is_some()) {
+                return Ok(Err(format!("foreach {}", external_reason(c))));
+            }
+            let inner = match compile_mutate(e, source, &ff, nesting + 1)? {
+                Ok(x) => x,
+                Err(r) => return Ok(Err(r)),
+            };
+            if inner.smp.is_none() && inner.json6902.is_none() && inner.foreach.is_empty() {
+                return Err(PolicyError::invalid(
+                    source,
+                    ff,
+                    "foreach entry has no patchStrategicMerge, patchesJson6902 or foreach",
+                ));
+            }
+            foreach.push(crate::mutate::MutForeach {
+                list,
+                preconditions,
+                context,
+                smp: inner.smp,
+                json6902: inner.json6902,
+                descending: str_at(e, "order") == Some("Descending"),
+                nested: inner.foreach,
+            });
+        }
+    }
+    if nesting == 0 && smp.is_none() && json6902.is_none() && foreach.is_empty() {
+        return Ok(Err(
+            "mutate rule without patchStrategicMerge, patchesJson6902 or foreach".into(),
+        ));
+    }
+    Ok(Ok(crate::mutate::MutateRule {
+        smp,
+        json6902,
+        foreach,
+    }))
 }

@@ -242,6 +242,79 @@ struct Evaluated {
     name: String,
     namespace: String,
     outcomes: Vec<crate::RuleOutcome>,
+    /// The resource after every mutation of the test's policies.
+    patched: Value,
+}
+
+/// The document of `docs` that is the patched form of the resource (same kind, name and, where
+/// both have one, namespace).
+fn find_patched<'a>(docs: &'a [(String, Value)], e: &Evaluated) -> Option<&'a Value> {
+    docs.iter().map(|(_, d)| d).find(|d| {
+        let s = |p: &str| d.pointer(p).and_then(Value::as_str).unwrap_or("");
+        s("/kind") == e.kind
+            && s("/metadata/name") == e.name
+            && (s("/metadata/namespace").is_empty()
+                || e.namespace.is_empty()
+                || s("/metadata/namespace") == e.namespace)
+    })
+}
+
+/// Kyverno's `TidyObject`: nulls, empty maps and empty lists dropped, recursively (both sides are
+/// tidied before a patched resource is compared).
+pub(crate) fn tidy(v: &Value) -> Option<Value> {
+    match v {
+        Value::Null => None,
+        Value::Object(m) => {
+            let o: serde_json::Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, x)| tidy(x).map(|x| (k.clone(), x)))
+                .collect();
+            (!o.is_empty()).then_some(Value::Object(o))
+        }
+        Value::Array(a) => {
+            let l: Vec<Value> = a.iter().filter_map(tidy).collect();
+            (!l.is_empty()).then_some(Value::Array(l))
+        }
+        x => Some(x.clone()),
+    }
+}
+
+/// Compares a mutated resource with the test's patched resource as Kyverno does (both tidied; a
+/// resource without a namespace is in `default`). None when equal, else where they differ.
+fn compare_patched(got: &Value, want: &Value) -> Option<String> {
+    let mut got = got.clone();
+    if got.pointer("/metadata/namespace").is_none()
+        && want.pointer("/metadata/namespace").and_then(Value::as_str) == Some("default")
+        && let Some(m) = got.get_mut("metadata").and_then(Value::as_object_mut)
+    {
+        m.insert("namespace".into(), Value::String("default".into()));
+    }
+    let (g, w) = (
+        tidy(&got).unwrap_or(Value::Null),
+        tidy(want).unwrap_or(Value::Null),
+    );
+    (g != w).then(|| first_difference(&g, &w))
+}
+
+/// Where two resources first differ (a JSON pointer and both values), for mismatch messages.
+fn first_difference(got: &Value, want: &Value) -> String {
+    match crate::mutate::diff(got, want).first() {
+        Some(op) => {
+            let path = op.get("path").and_then(Value::as_str).unwrap_or("");
+            let at = |v: &Value| {
+                v.pointer(path)
+                    .map(|x| x.to_string())
+                    .unwrap_or("<missing>".into())
+            };
+            format!(
+                "patched resource differs at {}: moat has {}, the test expects {}",
+                if path.is_empty() { "/" } else { path },
+                at(got),
+                at(want)
+            )
+        }
+        None => String::new(),
+    }
 }
 
 /// Runs one test file: (rows, unsupported features of its policies).
@@ -358,12 +431,15 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
         if let Some(l) = values.namespace_labels.get(&ns_key) {
             input.namespace_labels = l.clone();
         }
-        let outcomes = set.evaluate_all(&input);
+        let mutation = set.mutate_all(&input);
+        let mut outcomes = mutation.outcomes;
+        outcomes.extend(set.evaluate_all(&input));
         evaluated.push(Evaluated {
             kind,
             name,
             namespace,
             outcomes,
+            patched: mutation.object,
         });
     }
 
@@ -408,6 +484,19 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
             .or_else(|| rule.strip_prefix("autogen-"))
             .unwrap_or(&rule);
         let policy_name = policy.rsplit('/').next().unwrap_or(&policy);
+        let patched_docs = match res
+            .get("patchedResources")
+            .or_else(|| res.get("patchedResource"))
+            .and_then(Value::as_str)
+        {
+            Some(p) => Some(load_docs(
+                base,
+                p,
+                &test_name,
+                "results[].patchedResources",
+            )?),
+            None => None,
+        };
         for rname in names {
             let (want_ns, want_name) = match rname.rsplit_once('/') {
                 Some((ns, n)) => (Some(ns.rsplit('/').next().unwrap_or(ns)), n),
@@ -429,7 +518,19 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
                     o.policy == policy_name
                         && (is_vap || rule.is_empty() || o.rule == lookup_rule || o.rule == rule)
                 }) {
-                    Some(o) => (o.result.as_str().to_string(), o.message.clone()),
+                    Some(o) => match &patched_docs {
+                        // Kyverno compares a mutation that applied with the expected patched resource.
+                        Some(docs) if o.result == crate::RuleResult::Pass => {
+                            // A file without this resource leaves the result as it is
+                            // (Kyverno's library relies on that: one patched file for many).
+                            match find_patched(docs, e).and_then(|w| compare_patched(&e.patched, w))
+                            {
+                                Some(diff) => ("fail".to_string(), diff),
+                                None => ("pass".to_string(), o.message.clone()),
+                            }
+                        }
+                        _ => (o.result.as_str().to_string(), o.message.clone()),
+                    },
                     None => (
                         "not found".to_string(),
                         format!("no policy {policy} rule {rule} in the test's policies"),

@@ -23,11 +23,8 @@ pub(crate) const KYVERNO_CEL_KINDS: &[(&str, Support)] = &[
         "NamespacedImageValidatingPolicy",
         Support::Unsupported(Feature::ImageVerification),
     ),
-    ("MutatingPolicy", Support::Unsupported(Feature::CelMutation)),
-    (
-        "NamespacedMutatingPolicy",
-        Support::Unsupported(Feature::CelMutation),
-    ),
+    ("MutatingPolicy", Support::Mutate),
+    ("NamespacedMutatingPolicy", Support::Mutate),
     (
         "GeneratingPolicy",
         Support::Unsupported(Feature::Generation),
@@ -46,6 +43,7 @@ pub(crate) const KYVERNO_CEL_KINDS: &[(&str, Support)] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Support {
     Validate,
+    Mutate,
     Unsupported(Feature),
 }
 
@@ -53,7 +51,6 @@ pub(crate) enum Support {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feature {
     ImageVerification,
-    CelMutation,
     Generation,
     Deletion,
     /// A Kyverno CEL library that reads the cluster, a registry or the network.
@@ -64,7 +61,6 @@ impl Feature {
     pub(crate) fn reason(self) -> String {
         match self {
             Feature::ImageVerification => "ImageValidatingPolicy: image signature and attestation verification is not evaluated by `policy test`".into(),
-            Feature::CelMutation => "MutatingPolicy: CEL mutations are not applied".into(),
             Feature::Generation => "GeneratingPolicy: generating resources needs a live cluster".into(),
             Feature::Deletion => "DeletingPolicy: cleanup runs on a schedule against a live cluster".into(),
             Feature::OnlineLibrary(lib) => format!(
@@ -242,6 +238,58 @@ pub(crate) fn compile_validating_policy(
         }
     }
     Ok(policy)
+}
+
+/// Compiles a MutatingPolicy or NamespacedMutatingPolicy into a one-rule policy.
+pub(crate) fn compile_mutating_policy(
+    doc: &Value,
+    kind: &str,
+    source: &str,
+) -> Result<Policy, PolicyError> {
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(PolicyError::invalid(
+            source,
+            "metadata.name",
+            "a policy needs a name",
+        ));
+    }
+    let mpol = crate::mpol::Mpol::compile(doc, source)?;
+    let title = doc
+        .pointer("/metadata/annotations/policies.kyverno.io~1title")
+        .and_then(Value::as_str)
+        .unwrap_or(&name)
+        .to_string();
+    Ok(Policy {
+        name: name.clone(),
+        namespace: kind.starts_with("Namespaced").then(|| {
+            doc.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string()
+        }),
+        severity: moat_model::Severity::Medium,
+        title,
+        rules: vec![crate::load::Rule {
+            name,
+            matcher: None,
+            exclude: None,
+            preconditions: None,
+            context: Vec::new(),
+            body: crate::load::Body::Mpol(Box::new(mpol)),
+            enforce: false,
+            enforce_explicit: true,
+            autogen: Vec::new(),
+            needs_offline: None,
+        }],
+        overrides: Vec::new(),
+        scored: true,
+        apply_one: false,
+    })
 }
 
 /// A Kyverno CEL kind moat does not evaluate: one unsupported entry, and a policy whose single rule

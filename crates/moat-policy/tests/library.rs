@@ -146,8 +146,9 @@ fn kyverno_policy_library_agreement() {
         "{} test files could not be run",
         crashes.len()
     );
-    // The goal is 0.98; moat reaches 0.968 on this half. Every shortfall (MutatingPolicy not
-    // applied, podSecurity subrules, cluster-only context entries, ...) is listed with its count in
-    // docs/policy.md. This floor keeps what is reached from regressing.
-    assert!(rate >= 0.965, "agreement {rate:.3} below the 0.965 reached");
+    // The goal is 0.98, reached with mutation (classic and MutatingPolicy) applied and
+    // compared with `patchedResources`. Every remaining shortfall (podSecurity subrules,
+    // cluster-only context entries, ...) is listed with its count in docs/policy.md. This floor
+    // keeps what is reached from regressing.
+    assert!(rate >= 0.98, "agreement {rate:.3} below the 0.98 reached");
 }
