@@ -722,6 +722,24 @@ pub static RULES: &[RuleInfo] = &[
         "Package indexes and caches (apt lists, apk cache, pip/npm caches) add size and stale metadata.",
         "Clean caches in the same RUN that installs, or use cache mounts."
     ),
+    moat!(
+        "MOAT-IMG-009",
+        ["CIS-DI-0010"],
+        Severity::High,
+        RuleScope::Image,
+        "Secret file in image",
+        "A private key, .env file, cloud or registry credentials file, or an .npmrc/.pypirc with a token in a layer is readable by anyone who can pull the image, and stays in that layer even when a later layer deletes it.",
+        "Remove the file from the build context (.dockerignore), pass build-time credentials with RUN --mount=type=secret, inject runtime secrets from a secret store, and rotate the exposed secret."
+    ),
+    moat!(
+        "MOAT-IMG-010",
+        [],
+        Severity::Medium,
+        RuleScope::Image,
+        "SSH port 22 exposed",
+        "ExposedPorts 22/tcp in the image config means the image is built to run an SSH server: a remote login surface and keys to manage; containers are entered with exec, not SSH.",
+        "Remove EXPOSE 22 and the SSH server from the image; use the runtime's exec for debugging."
+    ),
 ];
 
 /// Looks a rule up by id or alias (case-insensitive).

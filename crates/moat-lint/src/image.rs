@@ -1,12 +1,14 @@
 //! Image-configuration checks on built images, as pure functions over moat-image's config and file
 //! view (so they are testable without images: build a `FileView` by hand): runs as root, no HEALTHCHECK, secrets in
-//! `Env` and in history `created_by`, setuid/setgid files, world-writable files outside /tmp, `ADD` in
-//! history, package-manager caches left in layers. CIS Docker Benchmark ids are aliases.
+//! `Env` and in history `created_by`, setuid/setgid files, world-writable files outside /tmp (device
+//! nodes under /dev are not files), `ADD` in history, package-manager caches left in layers, secret
+//! files (private keys, `.env`, cloud/registry credentials, `.npmrc`/`.pypirc` with tokens; see
+//! [`crate::secrets`]), SSH port 22 in `ExposedPorts`. CIS Docker Benchmark ids are aliases.
 
 use moat_image::{EntryKind, FileMeta, FileView, ImageConfig, Select};
 use moat_model::{Finding, FindingKind};
 
-use crate::catalog;
+use crate::{catalog, secrets};
 
 fn finding(id: &str, target: &str, message: String) -> Finding {
     let info = catalog::rule(id);
@@ -80,11 +82,17 @@ const CACHE_DIRS: &[&str] = &[
     "/usr/local/share/.cache/yarn/",
 ];
 
-/// What the file checks need of an entry: its metadata, for setuid/setgid, world-writable and
+/// What the file checks need of an entry: the content of regular files that may be secret files
+/// (up to [`secrets::MAX_SECRET_FILE`] bytes), the metadata of setuid/setgid, world-writable and
 /// package-cache files; nothing else. A caller walking an image can skip the rest.
 pub fn wants(meta: &FileMeta) -> Select {
     let path = format!("/{}", meta.path);
-    if meta.mode & 0o6002 != 0 || CACHE_DIRS.iter().any(|c| path.starts_with(c)) {
+    if meta.kind == EntryKind::File
+        && meta.size <= secrets::MAX_SECRET_FILE
+        && secrets::candidate(&path).is_some()
+    {
+        Select::Content
+    } else if meta.mode & 0o6002 != 0 || CACHE_DIRS.iter().any(|c| path.starts_with(c)) {
         Select::Meta
     } else {
         Select::Skip
@@ -116,6 +124,19 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
                 format!("The image config sets User {user}")
             },
         ));
+    }
+    for p in &cfg.exposed_ports {
+        // `22`, `22/tcp` (a port without protocol is TCP); `22/udp` is not SSH.
+        let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+        if port.trim() == "22" && proto.trim().eq_ignore_ascii_case("tcp") {
+            let mut f = finding(
+                "MOAT-IMG-010",
+                target,
+                format!("The image config exposes {p} (SSH)"),
+            );
+            f.location.field = Some(format!("config.ExposedPorts[{p}]"));
+            out.push(f);
+        }
     }
     if cfg.healthcheck.as_ref().is_none_or(|h| h.is_empty()) {
         out.push(finding(
@@ -178,6 +199,29 @@ fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
             is_dir: e.meta.kind == EntryKind::Dir,
             layer: e.layer.clone(),
         };
+        if e.meta.kind == EntryKind::File
+            && let Some(kind) = secrets::candidate(&f.path)
+            && let Some(what) = e.content.as_deref().and_then(|c| secrets::confirm(kind, c))
+        {
+            let layer = match &f.layer {
+                Some(id) => format!("layer {} ({id})", e.layer_index),
+                None => "the file tree".to_string(),
+            };
+            let mut x = finding(
+                "MOAT-IMG-009",
+                target,
+                format!("{} holds {what}, in {layer}", f.path),
+            );
+            x.location.file = Some(f.path.clone());
+            x.location.layer = f.layer.clone();
+            out.push(x);
+        }
+        // Device nodes, FIFOs and sockets: the ones under /dev are the root file system's device
+        // files (`/dev/null` is 0666 by design), not files anyone writes content to.
+        let special = e.meta.kind == EntryKind::Other;
+        if special && (f.path == "/dev" || f.path.starts_with("/dev/")) {
+            continue;
+        }
         if !f.is_dir && f.mode & 0o6000 != 0 {
             let bits = match (f.mode & 0o4000 != 0, f.mode & 0o2000 != 0) {
                 (true, true) => "setuid+setgid",
@@ -202,9 +246,14 @@ fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
                 "MOAT-IMG-006",
                 target,
                 format!(
-                    "{} is world-writable (mode {:04o})",
+                    "{} is world-writable (mode {:04o}){}",
                     f.path,
-                    f.mode & 0o7777
+                    f.mode & 0o7777,
+                    if special {
+                        ", a device node, FIFO or socket outside /dev"
+                    } else {
+                        ""
+                    }
                 ),
             );
             x.location.file = Some(f.path.clone());
@@ -244,6 +293,97 @@ struct File {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(
+        path: &str,
+        mode: u32,
+        kind: EntryKind,
+        content: Option<&[u8]>,
+    ) -> moat_image::FileEntry {
+        moat_image::FileEntry {
+            meta: FileMeta {
+                path: path.into(),
+                kind,
+                size: content.map_or(0, |c| c.len() as u64),
+                mode,
+                uid: 0,
+                gid: 0,
+            },
+            layer_index: 1,
+            layer: Some("sha256:aaaa".into()),
+            content: content.map(<[u8]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn secret_files_and_ssh_port() {
+        let key =
+            b"-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretbody\n-----END RSA PRIVATE KEY-----\n";
+        let cert = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let meta = |p: &str, size: u64| FileMeta {
+            path: p.into(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+        };
+        // The walk reads the content of candidates only, and never of big files.
+        assert_eq!(wants(&meta("root/.ssh/id_rsa", 1700)), Select::Content);
+        assert_eq!(wants(&meta("app/.npmrc", 80)), Select::Content);
+        assert_eq!(wants(&meta("app/main.py", 80)), Select::Skip);
+        assert_eq!(wants(&meta("app/.env", 1 << 30)), Select::Skip);
+        let mut files = FileView::new();
+        files.insert(entry("root/.ssh/id_rsa", 0o600, EntryKind::File, Some(key)));
+        files.insert(entry(
+            "etc/ssl/server.pem",
+            0o644,
+            EntryKind::File,
+            Some(cert),
+        ));
+        files.insert(entry(
+            "app/.npmrc",
+            0o644,
+            EntryKind::File,
+            Some(b"//registry.npmjs.org/:_authToken=npm_TOPSECRET\n"),
+        ));
+        let cfg = ImageConfig {
+            user: Some("1000".into()),
+            healthcheck: Some(vec!["CMD".into(), "true".into()]),
+            exposed_ports: vec!["22/tcp".into(), "8080/tcp".into(), "22/udp".into()],
+            ..Default::default()
+        };
+        let got = check_image("img", Some(&cfg), &files);
+        let ids: Vec<(&str, Option<&str>)> = got
+            .iter()
+            .map(|f| {
+                (
+                    f.id.as_str(),
+                    f.location.file.as_deref().or(f.location.field.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("MOAT-IMG-010", Some("config.ExposedPorts[22/tcp]")),
+                ("MOAT-IMG-009", Some("/app/.npmrc")),
+                ("MOAT-IMG-009", Some("/root/.ssh/id_rsa")),
+            ]
+        );
+        let key_finding = &got[2];
+        assert_eq!(
+            key_finding.message,
+            "/root/.ssh/id_rsa holds an RSA private key, in layer 1 (sha256:aaaa)"
+        );
+        assert_eq!(key_finding.location.layer.as_deref(), Some("sha256:aaaa"));
+        assert_eq!(key_finding.aliases, ["CIS-DI-0010"]);
+        let all = serde_json::to_string(&got).unwrap();
+        assert!(
+            !all.contains("TOPSECRET") && !all.contains("secretbody"),
+            "{all}"
+        );
+    }
 
     #[test]
     fn config_and_files() {
@@ -295,6 +435,20 @@ mod tests {
                 "MOAT-IMG-008"
             ]
         );
+        // A device node under /dev is not a world-writable file; one elsewhere is reported.
+        let mut files = FileView::new();
+        for (path, mode, kind) in [
+            ("dev/null", 0o666, EntryKind::Other),
+            ("dev/pts", 0o755, EntryKind::Dir),
+            ("opt/pipe", 0o666, EntryKind::Other),
+        ] {
+            files.insert(entry(path, mode, kind, None));
+        }
+        let got: Vec<(String, Option<String>)> = check_image("img", None, &files)
+            .into_iter()
+            .map(|f| (f.id, f.location.file))
+            .collect();
+        assert_eq!(got, [("MOAT-IMG-006".into(), Some("/opt/pipe".into()))]);
         assert!(
             ImageConfig::from_json("bad.json", b"{")
                 .unwrap_err()

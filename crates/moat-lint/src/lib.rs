@@ -11,6 +11,7 @@ pub mod config;
 pub mod dockerfile;
 pub mod image;
 mod rules;
+pub mod secrets;
 pub mod shell;
 
 use std::collections::{BTreeSet, HashMap};

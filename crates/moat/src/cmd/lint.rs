@@ -22,7 +22,9 @@ pub enum Format {
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Dockerfiles, directories to search for them (Dockerfile, Containerfile, *.Dockerfile,
-    /// *.dockerfile, Dockerfile.*), Kubernetes manifests, or `-` for standard input.
+    /// *.dockerfile, Dockerfile.*), Kubernetes manifests, `-` for standard input, or images
+    /// (oci:, oci-archive:, docker-archive:, registry:, docker:, podman:, dir: for a root file
+    /// system) for the image-configuration checks.
     #[arg(value_name = "PATH")]
     pub paths: Vec<String>,
     /// List every rule (id, aliases, severity, description, fix) instead of linting.
@@ -67,6 +69,7 @@ const IMAGE_PREFIXES: &[&str] = &[
     "registry:",
     "docker:",
     "podman:",
+    "dir:",
 ];
 
 fn is_dockerfile_name(name: &str) -> bool {
