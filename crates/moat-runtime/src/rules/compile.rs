@@ -184,7 +184,13 @@ pub struct Scope<'a> {
     cache: HashMap<String, Result<Ast, CompileError>>,
     /// Nodes compiled for the current condition: bounds macro inlining blow-up.
     nodes: usize,
+    /// Current nesting of the condition being compiled, macros inlined (bounded by [`MAX_DEPTH`]).
+    depth: usize,
 }
+
+/// Deepest nesting of a condition once its macros are inlined. Falco's own rules stay under 40 levels;
+/// the bound keeps compiling and evaluating (both recursive) far from the end of a thread's stack.
+pub const MAX_DEPTH: usize = 256;
 
 impl<'a> Scope<'a> {
     pub fn new(macros: &'a HashMap<String, String>, lists: &'a Lists) -> Self {
@@ -193,6 +199,7 @@ impl<'a> Scope<'a> {
             lists,
             cache: HashMap::new(),
             nodes: 0,
+            depth: 0,
         }
     }
 
@@ -220,11 +227,28 @@ impl<'a> Scope<'a> {
     pub fn compile(&mut self, ast: &Ast) -> Result<Expr, CompileError> {
         let mut stack = Vec::new();
         self.nodes = 0;
+        self.depth = 0;
         let e = self.compile_in(ast, &mut stack)?;
         Ok(simplify(e))
     }
 
     fn compile_in(&mut self, ast: &Ast, stack: &mut Vec<String>) -> Result<Expr, CompileError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(CompileError(format!(
+                "condition nests deeper than {MAX_DEPTH} levels once macros are inlined{}",
+                stack
+                    .last()
+                    .map(|m| format!(" (in macro '{m}')"))
+                    .unwrap_or_default()
+            )));
+        }
+        let r = self.compile_node(ast, stack);
+        self.depth -= 1;
+        r
+    }
+
+    fn compile_node(&mut self, ast: &Ast, stack: &mut Vec<String>) -> Result<Expr, CompileError> {
         self.nodes += 1;
         if self.nodes > 1_000_000 {
             return Err(CompileError(
@@ -232,16 +256,18 @@ impl<'a> Scope<'a> {
             ));
         }
         Ok(match ast {
-            Ast::And(v) => Expr::And(
-                v.iter()
-                    .map(|a| self.compile_in(a, stack))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Ast::Or(v) => Expr::Or(
-                v.iter()
-                    .map(|a| self.compile_in(a, stack))
-                    .collect::<Result<_, _>>()?,
-            ),
+            // Plain loops, not iterator adapters: each adapter is a stack frame per level in debug builds.
+            Ast::And(v) | Ast::Or(v) => {
+                let mut items = Vec::with_capacity(v.len());
+                for a in v {
+                    items.push(self.compile_in(a, stack)?);
+                }
+                if matches!(ast, Ast::And(_)) {
+                    Expr::And(items.into())
+                } else {
+                    Expr::Or(items.into())
+                }
+            }
             Ast::Not(a) => Expr::Not(Box::new(self.compile_in(a, stack)?)),
             Ast::Macro(m) => {
                 if stack.iter().any(|s| s == m) || stack.len() > 100 {
@@ -306,6 +332,7 @@ fn cmp_of(op: &str) -> Option<Cmp> {
     })
 }
 
+#[inline(never)]
 fn compile_check(rf: &RawField, op: &str, rhs: &Rhs) -> Result<Expr, CompileError> {
     let field = resolve_field(rf)?;
     let multi = field.is_multi();

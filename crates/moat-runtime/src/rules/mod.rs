@@ -8,6 +8,7 @@ pub mod cond;
 pub mod dns;
 pub mod evttype;
 pub mod fields;
+pub mod k8saudit;
 pub mod output;
 
 use std::collections::HashMap;
@@ -179,6 +180,9 @@ pub struct Loader {
     macros: Vec<(String, String, Origin)>,
     rules: Vec<RuleDef>,
     warnings: Vec<String>,
+    /// Items that append to or override something not defined before them (Falco refuses these files;
+    /// moat warns, and [`Loader::invalid_appends`] lets a caller refuse too).
+    missing_appends: Vec<String>,
     /// Rule, macro and list items seen in all files so far.
     definitions: usize,
 }
@@ -296,6 +300,17 @@ impl Loader {
         self.warnings.push(format!("{origin}: {msg}"));
     }
 
+    fn warn_missing(&mut self, origin: &Origin, msg: String) {
+        self.missing_appends.push(format!("{origin}: {msg}"));
+        self.warn(origin, msg);
+    }
+
+    /// Appends and overrides of lists, macros or rules that no earlier item defines. Falco refuses
+    /// such a set of files (the exception or addition the user meant would silently not apply).
+    pub fn invalid_appends(&self) -> &[String] {
+        &self.missing_appends
+    }
+
     fn add_item(&mut self, item: &Value, origin: Origin) {
         let Value::Object(m) = item else {
             self.warn(&origin, "item is not a mapping; ignored".into());
@@ -315,7 +330,7 @@ impl Loader {
             match self.lists.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, existing)) if append => existing.extend(items),
                 Some((_, existing)) => *existing = items,
-                None if append => self.warn(
+                None if append => self.warn_missing(
                     &origin,
                     format!("list '{name}' has append but no list by that name exists"),
                 ),
@@ -335,7 +350,7 @@ impl Loader {
                     *c = cond;
                     *o = origin;
                 }
-                None if append => self.warn(
+                None if append => self.warn_missing(
                     &origin,
                     format!("macro '{name}' has append but no macro by that name exists"),
                 ),
@@ -383,7 +398,7 @@ impl Loader {
             || (!m.contains_key("condition") && existing.is_some());
         if is_partial {
             let Some(idx) = existing else {
-                return self.warn(
+                return self.warn_missing(
                     &origin,
                     format!("rule '{name}' appends/overrides but no rule by that name exists"),
                 );
