@@ -480,6 +480,9 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Dockerfile, LintError> {
     Ok(df)
 }
 
+/// Deepest `ONBUILD ONBUILD ...` chain accepted.
+pub const MAX_ONBUILD_NESTING: usize = 8;
+
 fn parse_instruction(
     name: &str,
     logical: &str,
@@ -522,6 +525,24 @@ fn parse_instruction(
         column + (logical.trim_start().len() - args.len().min(logical.trim_start().len())) as u32;
     let args_column = args_column.max(column);
     let onbuild = if keyword == "ONBUILD" && !args.is_empty() {
+        // BuildKit refuses `ONBUILD ONBUILD`; hadolint parses it. A few are accepted, but nesting is
+        // bounded: a few thousand nested ONBUILDs overflowed the stack.
+        let mut nested = 0usize;
+        let mut rest = args;
+        while let Some(r) = rest
+            .get(..7)
+            .filter(|k| k.eq_ignore_ascii_case("ONBUILD"))
+            .and_then(|_| rest.get(7..))
+            .filter(|r| r.is_empty() || r.starts_with(char::is_whitespace))
+        {
+            nested += 1;
+            if nested > MAX_ONBUILD_NESTING {
+                return Err(LintError::Input(format!(
+                    "{name}:{line}:{column}: ONBUILD nested more than {MAX_ONBUILD_NESTING} deep (nesting depth limit; BuildKit refuses `ONBUILD ONBUILD`)"
+                )));
+            }
+            rest = r.trim_start();
+        }
         Some(Box::new(parse_instruction(
             name,
             args,
@@ -733,6 +754,37 @@ mod tests {
             Some(vec!["/bin/app".to_string(), "--flag".to_string()])
         );
         assert_eq!(d.instructions[4].onbuild.as_ref().unwrap().args, "make");
+    }
+
+    #[test]
+    fn onbuild_nesting_is_bounded_and_many_stages_parse_in_linear_time() {
+        // Issue 17: thousands of nested ONBUILDs overflowed the stack.
+        let deep = format!("FROM a\n{}RUN true\n", "ONBUILD ".repeat(5000));
+        let err = parse("Dockerfile", deep.as_bytes()).expect_err("too deep");
+        let LintError::Input(m) = err;
+        assert!(
+            m.starts_with("Dockerfile:2:1:") && m.contains("more than 8 deep"),
+            "{m}"
+        );
+        let ok = format!(
+            "FROM a\n{}RUN true\n",
+            "ONBUILD ".repeat(MAX_ONBUILD_NESTING)
+        );
+        let df = parse("Dockerfile", ok.as_bytes()).expect("8 deep is accepted");
+        let mut ins = &df.instructions[1];
+        for _ in 0..MAX_ONBUILD_NESTING {
+            ins = ins.onbuild.as_deref().expect("nested");
+        }
+        assert!(ins.is("RUN"));
+        // 10^5 stages: the parse is one pass (the whole Dockerfile is 3.6 MB).
+        let mut big = String::from("FROM alpine:3.20 AS s0\n");
+        for i in 1..100_000 {
+            big.push_str(&format!("FROM s{} AS s{i}\nRUN echo {i}\n", i - 1));
+        }
+        let t = std::time::Instant::now();
+        let df = parse("Dockerfile", big.as_bytes()).expect("big");
+        assert_eq!(df.instructions.len(), 199_999);
+        eprintln!("10^5 stages parsed in {:?}", t.elapsed());
     }
 
     #[test]
