@@ -11,7 +11,7 @@ mod sarif;
 mod table;
 mod vulns;
 
-pub use diff::{ReportDiff, compare, to_markdown};
+pub use diff::{ReportDiff, compare, to_markdown, unrelated};
 pub use gate::{Gate, Verdict};
 pub use json::{InputFailure, REPORT_SCHEMA, Report, Summary};
 pub use sarif::to_sarif;

@@ -293,11 +293,17 @@ fn exercise1_lint_both_dockerfiles_and_diff() {
     assert_eq!(code(&moat(&["lint", p(&vul), "--fail-on", "high"])), 1);
     assert_eq!(code(&moat(&["lint", p(&sec), "--fail-on", "medium"])), 0);
 
-    // The comparison report: fixed = before's findings whose rule is gone, unchanged = the rest.
+    // The comparison report: a finding is unchanged when the same rule fires for the same cause (its
+    // message: DL3066 on `USER root` and on `USER appuser` are two causes), fixed or new otherwise.
     let count = |r: &Value| {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for f in findings(r) {
-            *m.entry(f["id"].as_str().unwrap().to_string()).or_default() += 1;
+            let key = format!(
+                "{} {}",
+                f["id"].as_str().unwrap(),
+                f["message"].as_str().unwrap_or("")
+            );
+            *m.entry(key).or_default() += 1;
         }
         m
     };

@@ -52,6 +52,9 @@ fn load(path: &PathBuf) -> anyhow::Result<Report> {
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
     let before = load(&a.before)?;
     let after = load(&a.after)?;
+    if let Some(why) = moat_report::unrelated(&before, &after) {
+        eprintln!("moat: warning: {why}");
+    }
     a.out.write(&moat_report::to_markdown(&before, &after))?;
     Ok(Verdict::Pass)
 }
