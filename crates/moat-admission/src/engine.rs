@@ -197,6 +197,39 @@ impl Engine {
         d
     }
 
+    /// Applies the loaded mutate rules and MutatingPolicies to a CREATE or UPDATE: the JSON patch
+    /// to return, the mutations applied, and the ones that failed.
+    pub fn mutate(&self, req: &Request) -> crate::mutate::MutationDecision {
+        let mut m = crate::mutate::MutationDecision::default();
+        let Some(set) = &self.policies else {
+            return m;
+        };
+        if !matches!(req.operation.as_str(), "CREATE" | "UPDATE") || !req.object.is_object() {
+            return m;
+        }
+        let input = moat_policy::AdmissionInput {
+            object: req.object.clone(),
+            old_object: req.old_object.clone(),
+            operation: req.operation.clone(),
+            namespace: req.namespace.clone(),
+            user_info: req.user_info.clone(),
+            namespace_labels: BTreeMap::new(),
+            ..Default::default()
+        };
+        let out = set.mutate(&input);
+        for o in &out.outcomes {
+            match o.result {
+                moat_policy::RuleResult::Pass => m.applied.push(format!("{}/{}", o.policy, o.rule)),
+                moat_policy::RuleResult::Error => m
+                    .errors
+                    .push(format!("{}/{}: {}", o.policy, o.rule, o.message)),
+                _ => {}
+            }
+        }
+        m.patch = out.patch;
+        m
+    }
+
     /// The workshop's built-in checks: images only from trusted registries, images scanned.
     fn builtin(&self, meta: Option<&Value>, spec: &Value, d: &mut Decision) {
         if self.config.require_non_root {

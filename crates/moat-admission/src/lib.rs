@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod engine;
+pub mod mutate;
 pub mod podsecurity;
 pub mod review;
 pub mod server;

@@ -141,19 +141,19 @@ impl Metrics {
     }
 }
 
-struct AppState {
+pub(crate) struct AppState {
     engine: RwLock<Arc<Engine>>,
     metrics: Metrics,
-    failure: FailurePolicy,
-    max_body: usize,
-    timeout: Duration,
+    pub(crate) failure: FailurePolicy,
+    pub(crate) max_body: usize,
+    pub(crate) timeout: Duration,
     ready: AtomicBool,
     signatures: Option<Arc<crate::signatures::SignatureCheck>>,
     verdicts: Option<Arc<crate::verdicts::VerdictCheck>>,
 }
 
 impl AppState {
-    fn engine(&self) -> Arc<Engine> {
+    pub(crate) fn engine(&self) -> Arc<Engine> {
         match self.engine.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -394,6 +394,7 @@ impl Server {
         let app = Router::new()
             .route("/", post(validate))
             .route("/validate", post(validate))
+            .route("/mutate", post(crate::mutate::handler))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))

@@ -9,6 +9,9 @@ use serde_json::Value;
 use crate::load::{parse_yaml_documents, read_file};
 use crate::{AdmissionInput, PolicyError, PolicySet, Unsupported};
 
+/// How an outcome moat did not evaluate (an unsupported feature) starts its message.
+pub const UNSUPPORTED_PREFIX: &str = "not evaluated (unsupported)";
+
 /// One expected result compared with moat's.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TestRow {
@@ -19,6 +22,9 @@ pub struct TestRow {
     pub expected: String,
     pub actual: String,
     pub ok: bool,
+    /// moat did not evaluate the rule (a feature it does not support): counted as skipped-unsupported.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unsupported: bool,
     /// The test file the row comes from.
     #[serde(skip)]
     pub test_file: String,
@@ -39,6 +45,11 @@ pub struct TestReport {
 impl TestReport {
     pub fn mismatches(&self) -> usize {
         self.rows.iter().filter(|r| !r.ok).count()
+    }
+
+    /// Rows moat did not evaluate because the rule uses a feature it does not support.
+    pub fn skipped_unsupported(&self) -> usize {
+        self.rows.iter().filter(|r| r.unsupported).count()
     }
 }
 
@@ -538,7 +549,9 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
                 },
             };
             let ok = actual == expected;
+            let unsupported = message.starts_with(UNSUPPORTED_PREFIX);
             rows.push(TestRow {
+                unsupported,
                 policy: policy.clone(),
                 rule: rule.clone(),
                 resource: rname.clone(),

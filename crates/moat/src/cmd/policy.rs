@@ -34,6 +34,10 @@ pub struct TestArgs {
     /// Report format. Default: table on a terminal, json otherwise.
     #[arg(long, short = 'f', value_enum)]
     pub format: Option<TestFormat>,
+    /// Exit 2 when any policy uses a feature moat does not evaluate (listed on stderr as
+    /// `unsupported: <feature>: <policy>/<rule>`), instead of reporting those rules as skipped.
+    #[arg(long)]
+    pub fail_on_unsupported: bool,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -84,13 +88,7 @@ fn table(report: &TestReport) -> String {
     for r in &rows {
         out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
     }
-    let bad = report.mismatches();
-    out.push_str(&format!(
-        "\n{} results, {} as expected, {} mismatched\n",
-        report.rows.len(),
-        report.rows.len() - bad,
-        bad
-    ));
+    out.push_str(&format!("\n{}\n", summary(report)));
     for r in report.rows.iter().filter(|r| !r.ok) {
         out.push_str(&format!(
             "mismatch: {} {} {}/{}: {}\n",
@@ -98,6 +96,19 @@ fn table(report: &TestReport) -> String {
         ));
     }
     out
+}
+
+/// The one-line summary: results, as expected, mismatched, skipped-unsupported.
+fn summary(report: &TestReport) -> String {
+    let bad = report.mismatches();
+    format!(
+        "{} results, {} as expected, {} mismatched, {} skipped-unsupported ({} unsupported features)",
+        report.rows.len(),
+        report.rows.len() - bad,
+        bad,
+        report.skipped_unsupported(),
+        report.unsupported.len()
+    )
 }
 
 fn test(a: TestArgs) -> anyhow::Result<Verdict> {
@@ -116,19 +127,24 @@ fn test(a: TestArgs) -> anyhow::Result<Verdict> {
         TestFormat::Table => table(&report),
     };
     a.out.write(&text)?;
-    let mut by_reason: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    // Named at load time, one line per rule: never silently dropped.
     for u in &report.unsupported {
-        by_reason
-            .entry(u.reason.as_str())
-            .or_default()
-            .push(if u.rule.is_empty() {
-                u.policy.clone()
-            } else {
-                format!("{}/{}", u.policy, u.rule)
-            });
+        if u.rule.is_empty() || u.rule == u.policy {
+            eprintln!("unsupported: {}: {}", u.reason, u.policy);
+        } else {
+            eprintln!("unsupported: {}: {}/{}", u.reason, u.policy, u.rule);
+        }
     }
-    for (reason, rules) in by_reason {
-        eprintln!("unsupported: {reason}: {}", rules.join(", "));
+    if format == TestFormat::Json {
+        eprintln!("{}", summary(&report));
+    }
+    if a.fail_on_unsupported && !report.unsupported.is_empty() {
+        return Err(InputError(format!(
+            "{} unsupported policy features (--fail-on-unsupported); {} results skipped-unsupported",
+            report.unsupported.len(),
+            report.skipped_unsupported()
+        ))
+        .into());
     }
     if !report.errors.is_empty() {
         return Err(InputError(report.errors.join("\n")).into());
