@@ -1,5 +1,7 @@
 //! Reading OSV records from what people have: a directory tree of `*.json` (the layout of OSV.dev's
-//! bucket and of `../shared/data/osv`), a single record, or an OSV.dev `all.zip` export.
+//! bucket and of `../shared/data/osv`), a single record, or an OSV.dev `all.zip` export. NVD CVE API
+//! 2.0 records (one `cve` object per file, or an API response) and CVE JSON 5 records found in the
+//! same places are told apart by their fields and kept as CVE ratings ([`crate::cve`]).
 //!
 //! A record that does not parse is skipped with a warning naming the file; a zip that cannot be read
 //! at all fails the import (so a truncated download never replaces a good snapshot).
@@ -7,6 +9,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::cve::{self, CveRating, Format};
 use crate::osv::Record;
 
 /// Files and zip entries larger than this are refused (no OSV record comes close: the largest
@@ -36,7 +39,9 @@ pub enum ImportError {
     },
     #[error("{path}: not a readable zip archive: {msg}")]
     Zip { path: PathBuf, msg: String },
-    #[error("{0}: no OSV records found (expected *.json records or an all.zip export)")]
+    #[error(
+        "{0}: no OSV, NVD or CVE JSON 5 records found (expected *.json records or an all.zip export)"
+    )]
     Empty(PathBuf),
     /// A path that is not a regular file or directory (a FIFO, a device), or a refused link.
     #[error("{0}")]
@@ -52,6 +57,10 @@ pub enum ImportError {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub records: Vec<Record>,
+    /// CVE ratings from NVD and CVE JSON 5 records.
+    pub ratings: Vec<CveRating>,
+    /// NVD and CVE JSON 5 documents read (a record without any metric adds no rating).
+    pub cve_documents: usize,
     /// Records skipped, each naming the file and the problem.
     pub warnings: Vec<String>,
     /// Record bytes read so far, charged against [`import_budget`].
@@ -78,7 +87,33 @@ fn refused(e: moat_fsio::FsError) -> ImportError {
 }
 
 fn parse_into(batch: &mut Batch, name: &str, bytes: &[u8]) {
-    match Record::from_json(bytes) {
+    let value: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            batch.warnings.push(format!("{name}: not JSON: {e}"));
+            return;
+        }
+    };
+    let (kind, parsed) = match cve::detect(&value) {
+        Format::Osv => ("", None),
+        Format::Nvd => ("NVD CVE API 2.0", Some(cve::from_nvd(&value))),
+        Format::Cve5 => ("CVE JSON 5", Some(cve::from_cve5(&value))),
+    };
+    match parsed {
+        Some(Ok(r)) => {
+            batch.cve_documents += 1;
+            batch.ratings.extend(r);
+            return;
+        }
+        Some(Err(e)) => {
+            batch
+                .warnings
+                .push(format!("{name}: not a valid {kind} record: {e}"));
+            return;
+        }
+        None => {}
+    }
+    match serde_json::from_value::<Record>(value) {
         Ok(r) if !r.id.trim().is_empty() => batch.records.push(r.slim()),
         Ok(_) => batch
             .warnings
@@ -109,7 +144,7 @@ pub fn read_path(path: &Path) -> Result<Batch, ImportError> {
         batch.charge(bytes.len() as u64, path)?;
         parse_into(&mut batch, &path.display().to_string(), &bytes);
     }
-    if batch.records.is_empty() {
+    if batch.records.is_empty() && batch.cve_documents == 0 {
         return Err(ImportError::Empty(path.to_path_buf()));
     }
     Ok(batch)

@@ -4,7 +4,11 @@
 //! package name), and matched against an inventory with each ecosystem's own version ordering
 //! ([`version`]) and OSV's range semantics ([`matcher`]). Every finding says exactly which range or
 //! version-list entry matched and which comparisons were made, so a verdict can be checked by hand.
+//! Severities come from the records themselves (GHSA, OSV) or, for records without one (Debian,
+//! Alpine, Go), from NVD and CVE JSON 5 records joined by CVE id ([`cve`], [`severity`]).
 
+pub mod coverage;
+pub mod cve;
 pub mod ecosystem;
 pub mod explain;
 pub mod ignore;

@@ -4,9 +4,13 @@
 //! ```text
 //! "MOATVDB1" | u64 meta_len | meta JSON | body
 //! body = records (each zstd-compressed slim OSV JSON, sorted by id)
+//!      | CVE ratings (each zstd-compressed JSON of one source's rating of one CVE, from NVD or
+//!        CVE JSON 5 records; sorted by CVE id)
 //!      | record table (u64 offset, u32 length per record)
 //!      | key index   (sorted "ecosystem\0name" → record numbers)
 //!      | id index    (sorted id, alias and upstream id → record numbers)
+//!      | rating table (u64 offset, u32 length per rating)   — absent in snapshots before ratings
+//!      | rating index (sorted CVE id → rating numbers)
 //! ```
 //! The meta JSON holds the section offsets, counts, sources, import times and the digest: the
 //! SHA-256 of the body, which depends on the records only, so the same data always gives the same
@@ -23,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::cve::CveRating;
 use crate::ecosystem::{key, normalize_ecosystem};
 use crate::osv::Record;
 
@@ -80,9 +85,23 @@ pub struct Meta {
     pub ecosystems: BTreeMap<String, usize>,
     pub sources: Vec<SourceInfo>,
     pub created_at: String,
+    /// The newest `modified` date of the records per ecosystem (RFC 3339 as the records give it).
+    /// Empty in snapshots written before moat kept it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub newest: BTreeMap<String, String>,
+    /// CVE ratings (one per CVE and rating source) from NVD and CVE JSON 5 records.
+    #[serde(default)]
+    pub ratings: usize,
+    /// Distinct CVE ids with at least one rating.
+    #[serde(default)]
+    pub rated_cves: usize,
     table_off: u64,
     keys_off: u64,
     ids_off: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rtable_off: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rids_off: Option<u64>,
     body_len: u64,
 }
 
@@ -95,6 +114,8 @@ pub struct Snapshot {
     table: Vec<(u64, u32)>,
     keys: Vec<(String, Vec<u32>)>,
     ids: Vec<(String, Vec<u32>)>,
+    rtable: Vec<(u64, u32)>,
+    rids: Vec<(String, Vec<u32>)>,
 }
 
 /// The database directory: `--db`, else `MOAT_DB`, else `$XDG_CACHE_HOME/moat/db` or `~/.cache/moat/db`.
@@ -226,12 +247,28 @@ impl Snapshot {
             serde_json::from_slice(&mb).map_err(|e| corrupt(&format!("bad header: {e}")))?;
         let body_start = 16 + meta_len;
         let size = file.metadata().map_err(io(&path))?.len();
+        // Without a rating section (older snapshots) the id index runs to the end of the body.
+        let (rtable_off, rids_off) = match (meta.rtable_off, meta.rids_off) {
+            (Some(t), Some(i)) => (t, i),
+            (None, None) => (meta.body_len, meta.body_len),
+            _ => return Err(corrupt("inconsistent rating sections")),
+        };
         // Every size in the header is checked against the file's real length (with checked
         // arithmetic) before anything is allocated from it.
-        if body_start.checked_add(meta.body_len) != Some(size)
-            || meta.table_off > meta.keys_off
+        if body_start.checked_add(meta.body_len) != Some(size) || meta.table_off > meta.body_len {
+            return Err(corrupt("truncated or inconsistent sections"));
+        }
+        if meta.body_len - meta.table_off > MAX_INDEX_BYTES {
+            return Err(corrupt(&format!(
+                "record table and indexes claim {} bytes, over the {MAX_INDEX_BYTES}-byte limit",
+                meta.body_len - meta.table_off
+            )));
+        }
+        if meta.table_off > meta.keys_off
             || meta.keys_off > meta.ids_off
-            || meta.ids_off > meta.body_len
+            || meta.ids_off > rtable_off
+            || rtable_off > rids_off
+            || rids_off > meta.body_len
         {
             return Err(corrupt("truncated or inconsistent sections"));
         }
@@ -246,6 +283,8 @@ impl Snapshot {
             .map_err(io(&path))?;
         let tlen = (meta.keys_off - meta.table_off) as usize;
         let klen = (meta.ids_off - meta.keys_off) as usize;
+        let ilen = (rtable_off - meta.ids_off) as usize;
+        let rtlen = (rids_off - rtable_off) as usize;
         if meta.records.checked_mul(12) != Some(tlen) {
             return Err(corrupt("record table size mismatch"));
         }
@@ -268,8 +307,35 @@ impl Snapshot {
         }
         let keys = parse_index(&rest[tlen..tlen + klen], meta.records)
             .ok_or_else(|| corrupt("bad key index"))?;
-        let ids = parse_index(&rest[tlen + klen..], meta.records)
+        let ids = parse_index(&rest[tlen + klen..tlen + klen + ilen], meta.records)
             .ok_or_else(|| corrupt("bad id index"))?;
+        let rstart = tlen + klen + ilen;
+        if meta.ratings.checked_mul(12) != Some(rtlen) {
+            return Err(corrupt("rating table size mismatch"));
+        }
+        let mut rtable = Vec::with_capacity(meta.ratings);
+        let mut r = Reader {
+            b: &rest[rstart..rstart + rtlen],
+            i: 0,
+        };
+        for _ in 0..meta.ratings {
+            let (Some(o), Some(l)) = (r.u64(), r.u32()) else {
+                return Err(corrupt("bad rating table"));
+            };
+            if o.checked_add(l as u64)
+                .is_none_or(|end| end > meta.table_off)
+                || l > MAX_RECORD
+            {
+                return Err(corrupt("rating outside the data section"));
+            }
+            rtable.push((o, l));
+        }
+        let rids = if meta.rids_off.is_some() {
+            parse_index(&rest[rstart + rtlen..], meta.ratings)
+                .ok_or_else(|| corrupt("bad rating index"))?
+        } else {
+            Vec::new()
+        };
         Ok(Snapshot {
             path,
             file,
@@ -278,6 +344,8 @@ impl Snapshot {
             table,
             keys,
             ids,
+            rtable,
+            rids,
         })
     }
 
@@ -289,16 +357,13 @@ impl Snapshot {
         &self.path
     }
 
-    /// Reads record number `n`.
-    pub fn record(&self, n: u32) -> Result<Record, DbError> {
+    /// Reads and decompresses one blob of the data section.
+    fn blob(&self, what: &str, n: u32, entry: Option<&(u64, u32)>) -> Result<Vec<u8>, DbError> {
         let corrupt = |msg: String| DbError::Corrupt {
             path: self.path.clone(),
             msg,
         };
-        let &(off, len) = self
-            .table
-            .get(n as usize)
-            .ok_or_else(|| corrupt(format!("no record {n}")))?;
+        let &(off, len) = entry.ok_or_else(|| corrupt(format!("no {what} {n}")))?;
         let mut buf = vec![0u8; len as usize];
         self.file
             .read_exact_at(&mut buf, self.body_start + off)
@@ -306,8 +371,41 @@ impl Snapshot {
         let mut json = Vec::new();
         zstd::stream::read::Decoder::new(&buf[..])
             .and_then(|d| d.take(64 << 20).read_to_end(&mut json))
-            .map_err(|e| corrupt(format!("record {n}: {e}")))?;
-        Record::from_json(&json).map_err(|e| corrupt(format!("record {n}: {e}")))
+            .map_err(|e| corrupt(format!("{what} {n}: {e}")))?;
+        Ok(json)
+    }
+
+    /// Reads record number `n`.
+    pub fn record(&self, n: u32) -> Result<Record, DbError> {
+        let json = self.blob("record", n, self.table.get(n as usize))?;
+        Record::from_json(&json).map_err(|e| DbError::Corrupt {
+            path: self.path.clone(),
+            msg: format!("record {n}: {e}"),
+        })
+    }
+
+    /// Reads rating number `n`.
+    fn rating(&self, n: u32) -> Result<CveRating, DbError> {
+        let json = self.blob("rating", n, self.rtable.get(n as usize))?;
+        serde_json::from_slice(&json).map_err(|e| DbError::Corrupt {
+            path: self.path.clone(),
+            msg: format!("rating {n}: {e}"),
+        })
+    }
+
+    /// Every source's rating of `cve` (NVD, the CNA, ADPs), as imported.
+    pub fn ratings(&self, cve: &str) -> Result<Vec<CveRating>, DbError> {
+        Self::find(&self.rids, cve)
+            .into_iter()
+            .map(|n| self.rating(n))
+            .collect()
+    }
+
+    /// All ratings (used to merge an import into the current snapshot).
+    pub fn all_ratings(&self) -> Result<Vec<CveRating>, DbError> {
+        (0..self.rtable.len() as u32)
+            .map(|n| self.rating(n))
+            .collect()
     }
 
     fn find(idx: &[(String, Vec<u32>)], k: &str) -> Vec<u32> {
@@ -379,6 +477,16 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Writes a snapshot of `records` into `db` (a directory, created if needed), atomically replacing
 /// any previous one. Records with the same id: the last one wins.
 pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Result<Meta, DbError> {
+    write_with(db, records, Vec::new(), sources)
+}
+
+/// [`write`] with CVE ratings. Ratings of one CVE by the same source and provider: the last wins.
+pub fn write_with(
+    db: &Path,
+    records: Vec<Record>,
+    ratings: Vec<CveRating>,
+    sources: Vec<SourceInfo>,
+) -> Result<Meta, DbError> {
     let path = snapshot_path(db);
     let dir = path
         .parent()
@@ -402,6 +510,7 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
     let mut keys: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut ids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut ecosystems: BTreeMap<String, usize> = BTreeMap::new();
+    let mut newest: BTreeMap<String, String> = BTreeMap::new();
     let mut withdrawn = 0;
     for (n, r) in by_id.values().enumerate() {
         let n = n as u32;
@@ -428,6 +537,12 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
             ecos.insert(normalize_ecosystem(&a.package.ecosystem));
         }
         for e in ecos {
+            if let Some(m) = r.modified.as_deref().or(r.published.as_deref()) {
+                let n = newest.entry(e.clone()).or_default();
+                if m > n.as_str() {
+                    *n = m.to_string();
+                }
+            }
             *ecosystems.entry(e).or_default() += 1;
         }
         // Upstream ids too: `moat explain CVE-…` finds the DSA that fixes it.
@@ -438,6 +553,22 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
             }
         }
     }
+    let mut by_rater: BTreeMap<(String, String, String), CveRating> = BTreeMap::new();
+    for r in ratings {
+        by_rater.insert((r.cve.clone(), r.source.clone(), r.provider.clone()), r);
+    }
+    let mut rtable = Vec::with_capacity(by_rater.len());
+    let mut rids: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for (n, r) in by_rater.values().enumerate() {
+        let json = serde_json::to_vec(r).map_err(|e| DbError::Corrupt {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        let z = zstd::bulk::compress(&json, 9).map_err(io(&path))?;
+        rtable.push((body.len() as u64, z.len() as u32));
+        body.extend_from_slice(&z);
+        rids.entry(r.cve.clone()).or_default().push(n as u32);
+    }
     let table_off = body.len() as u64;
     for (o, l) in &table {
         body.extend_from_slice(&o.to_le_bytes());
@@ -447,6 +578,13 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
     write_index(&mut body, &keys);
     let ids_off = body.len() as u64;
     write_index(&mut body, &ids);
+    let rtable_off = body.len() as u64;
+    for (o, l) in &rtable {
+        body.extend_from_slice(&o.to_le_bytes());
+        body.extend_from_slice(&l.to_le_bytes());
+    }
+    let rids_off = body.len() as u64;
+    write_index(&mut body, &rids);
     let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
     let meta = Meta {
         format: "moat-vulndb/1".into(),
@@ -456,9 +594,14 @@ pub fn write(db: &Path, records: Vec<Record>, sources: Vec<SourceInfo>) -> Resul
         ecosystems,
         sources,
         created_at: now_rfc3339(),
+        newest,
+        ratings: rtable.len(),
+        rated_cves: rids.len(),
         table_off,
         keys_off,
         ids_off,
+        rtable_off: Some(rtable_off),
+        rids_off: Some(rids_off),
         body_len: body.len() as u64,
     };
     let mb = serde_json::to_vec(&meta).map_err(|e| DbError::Corrupt {

@@ -141,6 +141,7 @@ pub fn update(
     progress: Progress<'_>,
 ) -> Result<(Meta, Vec<String>), UpdateError> {
     let mut fresh = Vec::new();
+    let mut fresh_ratings = Vec::new();
     let mut sources = Vec::new();
     let mut warnings = Vec::new();
     for e in ecosystems {
@@ -158,16 +159,21 @@ pub fn update(
         });
         warnings.extend(batch.warnings);
         fresh.extend(batch.records);
+        fresh_ratings.extend(batch.ratings);
     }
-    let (mut records, mut old_sources) = match Snapshot::open(db) {
-        Ok(s) => (s.all()?, s.meta().sources.clone()),
-        Err(DbError::Missing(_)) => (Vec::new(), Vec::new()),
+    let (mut records, mut ratings, mut old_sources) = match Snapshot::open(db) {
+        Ok(s) => (s.all()?, s.all_ratings()?, s.meta().sources.clone()),
+        Err(DbError::Missing(_)) => (Vec::new(), Vec::new(), Vec::new()),
         Err(e) => return Err(e.into()),
     };
     old_sources.retain(|o| !sources.iter().any(|n| n.source == o.source));
     old_sources.extend(sources);
     records.extend(fresh);
-    Ok((store::write(db, records, old_sources)?, warnings))
+    ratings.extend(fresh_ratings);
+    Ok((
+        store::write_with(db, records, ratings, old_sources)?,
+        warnings,
+    ))
 }
 
 /// Imports local paths (trees, records, zips) into the snapshot, merging by id.
@@ -177,6 +183,7 @@ pub fn import_paths(
     replace: bool,
 ) -> Result<(Meta, Vec<String>), UpdateError> {
     let mut fresh = Vec::new();
+    let mut fresh_ratings = Vec::new();
     let mut sources = Vec::new();
     let mut warnings = Vec::new();
     for p in paths {
@@ -187,23 +194,28 @@ pub fn import_paths(
             .to_string();
         sources.push(SourceInfo {
             source: shown,
-            records: batch.records.len(),
+            records: batch.records.len() + batch.cve_documents,
             imported_at: store::now_rfc3339(),
         });
         warnings.extend(batch.warnings);
         fresh.extend(batch.records);
+        fresh_ratings.extend(batch.ratings);
     }
-    let (mut records, mut old_sources) = if replace {
-        (Vec::new(), Vec::new())
+    let (mut records, mut ratings, mut old_sources) = if replace {
+        (Vec::new(), Vec::new(), Vec::new())
     } else {
         match Snapshot::open(db) {
-            Ok(s) => (s.all()?, s.meta().sources.clone()),
-            Err(DbError::Missing(_)) => (Vec::new(), Vec::new()),
+            Ok(s) => (s.all()?, s.all_ratings()?, s.meta().sources.clone()),
+            Err(DbError::Missing(_)) => (Vec::new(), Vec::new(), Vec::new()),
             Err(e) => return Err(e.into()),
         }
     };
     old_sources.retain(|o| !sources.iter().any(|n| n.source == o.source));
     old_sources.extend(sources);
     records.extend(fresh);
-    Ok((store::write(db, records, old_sources)?, warnings))
+    ratings.extend(fresh_ratings);
+    Ok((
+        store::write_with(db, records, ratings, old_sources)?,
+        warnings,
+    ))
 }
