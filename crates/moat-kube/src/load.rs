@@ -15,6 +15,44 @@ pub const MAX_MANIFEST_BYTES: usize = 64 * 1024 * 1024;
 /// Deeper nesting than any real manifest has; refused so recursion stays bounded.
 const MAX_DEPTH: usize = 200;
 
+/// Kinds whose objects have no namespace (`kubectl api-resources --namespaced=false` of a cluster with
+/// the usual add-ons), so that an object of another kind without `metadata.namespace` is in `default`.
+const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "VolumeAttachment",
+    "CSIDriver",
+    "CSINode",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PodSecurityPolicy",
+    "PriorityClass",
+    "RuntimeClass",
+    "IngressClass",
+    "CustomResourceDefinition",
+    "APIService",
+    "CertificateSigningRequest",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding",
+    "FlowSchema",
+    "PriorityLevelConfiguration",
+    "ComponentStatus",
+    "TokenReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SubjectAccessReview",
+    "ClusterPolicy",
+    "ClusterCleanupPolicy",
+    "ClusterIssuer",
+    "GatewayClass",
+];
+
 /// One Kubernetes object from an input, with where it came from.
 #[derive(Debug, Clone)]
 pub struct Document {
@@ -65,9 +103,29 @@ impl Document {
             .and_then(Value::as_str)
     }
 
-    /// `Kind/namespace/name` or `Kind/name`, naming the object in reports.
-    pub fn object_ref(&self) -> String {
+    /// Whether objects of this kind live in a namespace (everything but the cluster-scoped kinds
+    /// Kubernetes and the common add-ons define; an unknown kind, like most custom resources, is).
+    pub fn is_namespaced(&self) -> bool {
+        !CLUSTER_SCOPED_KINDS.contains(&self.kind())
+    }
+
+    /// The namespace the object is created in when the manifest is applied: `metadata.namespace`,
+    /// else `default` for a namespaced kind — what `kubectl apply` without `-n` does in a fresh
+    /// context, and how checkov, kube-score and `kyverno apply` read such an object. `None` for a
+    /// cluster-scoped kind. Every judgement that depends on a namespace (relating objects, policy
+    /// `match`/`exclude` by namespace, object names in reports) uses this one reading.
+    pub fn effective_namespace(&self) -> Option<&str> {
         match self.namespace() {
+            Some(ns) if !ns.is_empty() => Some(ns),
+            _ if self.is_namespaced() => Some("default"),
+            _ => None,
+        }
+    }
+
+    /// `Kind/namespace/name` (the effective namespace: `Deployment/default/web` for a Deployment
+    /// without one) or `Kind/name` for a cluster-scoped kind, naming the object in reports.
+    pub fn object_ref(&self) -> String {
+        match self.effective_namespace() {
             Some(ns) => format!("{}/{}/{}", self.kind(), ns, self.name()),
             None => format!("{}/{}", self.kind(), self.name()),
         }

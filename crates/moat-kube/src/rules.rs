@@ -245,11 +245,11 @@ const NAMESPACED_KINDS: &[&str] = &[
     "PersistentVolumeClaim",
 ];
 
-/// The namespace an object is created in: its own, else `default` (what `kubectl apply` without
-/// `-n` does in a fresh context, and how checkov and kube-score read it). Used by every rule that
-/// relates objects by namespace, so an object without one and an object in `default` are the same.
+/// The namespace an object is created in: its own, else `default` (see
+/// [`Document::effective_namespace`]). Used by every rule that relates objects by namespace, so an
+/// object without one and an object in `default` are the same.
 fn effective_namespace(d: &Document) -> &str {
-    d.namespace().unwrap_or("default")
+    d.effective_namespace().unwrap_or("default")
 }
 
 /// A `from`/`to` list with a namespaceSelector-only peer and a podSelector-only peer: an OR that
@@ -310,7 +310,7 @@ pub fn best_practices(docs: &[Document]) -> Vec<Finding> {
                     "metadata.namespace",
                     format!("{} is in namespace \"default\"", d.object_ref()),
                 )),
-                None => out.push(finding(
+                None | Some("") => out.push(finding(
                     d,
                     &DEFAULT_NAMESPACE,
                     "metadata.namespace",

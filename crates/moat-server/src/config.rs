@@ -42,6 +42,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// The YAML config file (`--config`), if any.
     pub config_file: Option<PathBuf>,
+    /// `alerts:` of the config file: rule files, retry policy (see [`ServerConfig::read_config_file`]).
+    pub alerts: crate::alerts::delivery::AlertsConfig,
+    /// `limits:` of the config file: requests per token (None: no limit).
+    pub rate_limit: Option<crate::api::ratelimit::RateLimit>,
 }
 
 impl ServerConfig {
@@ -55,7 +59,23 @@ impl ServerConfig {
             max_body_bytes: 64 << 20,
             request_timeout: Duration::from_secs(60),
             config_file: None,
+            alerts: crate::alerts::delivery::AlertsConfig::new(),
+            rate_limit: Some(crate::api::ratelimit::RateLimit::default()),
         }
+    }
+
+    /// Reads the `alerts:` and `limits:` sections of `config_file` (other sections are read by their
+    /// owners; the rule files named are loaded by [`crate::serve`]). Errors name the file and line.
+    pub fn read_config_file(&mut self) -> Result<(), String> {
+        let Some(path) = self.config_file.clone() else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        self.alerts = crate::alerts::delivery::AlertsConfig::from_config_text(&path, &text)
+            .map_err(|e| e.to_string())?;
+        self.rate_limit = crate::api::ratelimit::RateLimit::from_config_text(&path, &text)?;
+        Ok(())
     }
 
     pub fn tls_enabled(&self) -> bool {

@@ -52,7 +52,18 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    let protected = protected_routes().route_layer(axum::middleware::from_fn_with_state(
+    let mut protected = protected_routes();
+    // Per-token rate limit: inside the bearer layer, so it keys on the authenticated token.
+    if let Some(limit) = state.config.rate_limit {
+        let limiter = Arc::new(api::ratelimit::Limiter::new(limit));
+        let m = state.metrics.clone();
+        protected = protected.route_layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                api::ratelimit::limit(limiter.clone(), m.clone(), req, next)
+            },
+        ));
+    }
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require_token,
     ));
@@ -85,6 +96,14 @@ pub async fn serve(
     bootstrap_token: Option<String>,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow_free::Result<()> {
+    let mut cfg = cfg;
+    // Alert rules are validated before anything starts (errors name file:line).
+    cfg.read_config_file().map_err(anyhow_free::Error)?;
+    let rules = Arc::new(
+        cfg.alerts
+            .load_rules()
+            .map_err(|e| anyhow_free::Error(e.0))?,
+    );
     let store = Store::connect(&cfg.store_url).await?;
     if let Some(secret) = bootstrap_token {
         store
@@ -104,6 +123,16 @@ pub async fn serve(
         metrics: Arc::new(Metrics::default()),
         config: Arc::new(cfg.clone()),
     };
+    if cfg.role.runs_workers() {
+        // Durable alert delivery: outbox -> rules -> targets (alerts::delivery).
+        let d = alerts::delivery::Dispatcher::new(
+            state.store.clone(),
+            state.metrics.clone(),
+            rules,
+            cfg.alerts.clone(),
+        );
+        tokio::spawn(d.run());
+    }
     let router = app(state);
     let handle = axum_server::Handle::new();
     let h2 = handle.clone();

@@ -288,3 +288,120 @@ fn kyverno_pod_security_subrule_with_policy_flag() {
         .collect();
     assert!(docs.len() >= 5, "every bad pod is reported: {docs:?}");
 }
+
+/// Objects without `metadata.namespace` (issue 14): moat reads a namespaced object without one as in
+/// `default` — what `kubectl apply` without `-n` does, and how checkov, kube-score and `kyverno apply`
+/// read it — everywhere: its name in reports (`Deployment/default/web`), relating objects (a
+/// NetworkPolicy in `default` selects it), and policies matching or excluding namespaces. Before, the
+/// same object was `Deployment/web` in reports and skipped by a policy that matched `default`.
+#[test]
+fn objects_without_a_namespace_are_in_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let deploy = |ns: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n{ns}spec:\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: web:1.2\n"
+        )
+    };
+    let netpol = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: deny\n  namespace: default\nspec:\n  podSelector:\n    matchLabels:\n      app: web\n  policyTypes: [Ingress]\n";
+    let role = "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\nrules:\n- apiGroups: [\"\"]\n  resources: [secrets]\n  verbs: [get]\n";
+    let policy = tmp.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: team-label\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: team-label-in-default\n    match:\n      any:\n      - resources:\n          kinds: [Deployment]\n          namespaces: [default]\n    validate:\n      message: \"workloads in default need a team label\"\n      pattern:\n        metadata:\n          labels:\n            team: \"?*\"\n",
+    )
+    .unwrap();
+    let implicit = tmp.path().join("implicit.yaml");
+    let explicit = tmp.path().join("explicit.yaml");
+    std::fs::write(&implicit, format!("{}---\n{netpol}---\n{role}", deploy(""))).unwrap();
+    std::fs::write(
+        &explicit,
+        format!(
+            "{}---\n{netpol}---\n{role}",
+            deploy("  namespace: default\n")
+        ),
+    )
+    .unwrap();
+    let lint = |file: &Path| {
+        let o = moat(
+            &[
+                "lint",
+                &file.to_string_lossy(),
+                "--policy",
+                &policy.to_string_lossy(),
+                "--format",
+                "json",
+            ],
+            None,
+        );
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(1)),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        json(&o)
+    };
+    let (ri, re) = (lint(&implicit), lint(&explicit));
+    let pairs = |r: &serde_json::Value| -> std::collections::BTreeSet<(String, String)> {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap_or("").to_string(),
+                    f["location"]["object"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let (pi, pe) = (pairs(&ri), pairs(&re));
+    // The same findings about the same objects, whether `default` is written or not.
+    assert_eq!(pi, pe);
+    let web = "Deployment/default/web".to_string();
+    // The policy that matches namespace `default` judges the Deployment without a namespace.
+    assert!(
+        pi.contains(&("team-label/team-label-in-default".to_string(), web.clone())),
+        "{pi:?}"
+    );
+    // The NetworkPolicy in `default` selects it: no "no NetworkPolicy" finding.
+    assert!(
+        !pi.iter().any(|(id, o)| id == "MOAT-K8S-012" && *o == web),
+        "{pi:?}"
+    );
+    // A cluster-scoped object has no namespace.
+    assert!(pi.iter().any(|(_, o)| o == "ClusterRole/reader"), "{pi:?}");
+    assert!(
+        !pi.iter().any(|(_, o)| o.contains("ClusterRole/default")),
+        "{pi:?}"
+    );
+    // The default-namespace finding says which of the two it is.
+    let msg = |r: &serde_json::Value| {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == "MOAT-K8S-011" && f["location"]["object"] == web.as_str())
+            .map(|f| f["message"].as_str().unwrap_or("").to_string())
+            .expect("MOAT-K8S-011 on the Deployment")
+    };
+    assert!(
+        msg(&ri).contains("has no metadata.namespace"),
+        "{}",
+        msg(&ri)
+    );
+    assert!(
+        msg(&re).contains("is in namespace \"default\""),
+        "{}",
+        msg(&re)
+    );
+    // `moat diff` of the two: writing the namespace out changes nothing but that message.
+    let (a, b) = (tmp.path().join("a.json"), tmp.path().join("b.json"));
+    std::fs::write(&a, serde_json::to_vec(&ri).unwrap()).unwrap();
+    std::fs::write(&b, serde_json::to_vec(&re).unwrap()).unwrap();
+    let o = moat(&["diff", &a.to_string_lossy(), &b.to_string_lossy()], None);
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("## Fixed (0)") && md.contains("## New (0)"),
+        "{md}"
+    );
+}

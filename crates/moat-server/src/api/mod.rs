@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+pub mod ingest;
+pub mod ratelimit;
+
 use crate::AppState;
 use crate::auth::Principal;
 use crate::store::images::{self, ImageMeta};
@@ -87,6 +90,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/v1/verdicts/{digest}", get(get_verdict))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
+        .merge(ingest::routes())
 }
 
 /// The image a report is about: `metadata.image_digest`, else the target if it is a digest reference,

@@ -8,10 +8,14 @@ use super::{Backend, Store, StoreError, now_ms};
 
 /// The core schema uses portable types only, so one text serves both backends.
 const CORE: &str = include_str!("../../migrations/0001_core.sql");
+const DELIVERY: &str = include_str!("../../migrations/0003_delivery.sql");
 
 /// (version, name, SQLite text, PostgreSQL text). Append only; a version whose DDL must differ per
 /// backend names two files.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(1, "core", CORE, CORE)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (1, "core", CORE, CORE),
+    (3, "delivery", DELIVERY, DELIVERY),
+];
 
 /// Splits a migration into statements at `;` line ends (the files hold no procedural code).
 fn statements(sql: &str) -> Vec<String> {

@@ -208,7 +208,10 @@ fn policy_findings(
     }
     let mut out = Vec::new();
     for d in docs {
-        let input = moat_policy::AdmissionInput::create(d.value.clone());
+        let mut input = moat_policy::AdmissionInput::create(d.value.clone());
+        // A namespaced object without metadata.namespace is matched as in `default`, as
+        // `kyverno apply` and the Kubernetes rules read it (Document::effective_namespace).
+        input.namespace = d.effective_namespace().map(str::to_string);
         for o in set.evaluate(&input) {
             if !matches!(
                 o.result,
@@ -233,7 +236,10 @@ fn policy_findings(
         eprintln!("moat: warning: policy rule is not evaluated: {u}");
     }
     for d in docs {
-        for r in rules.iter().filter(|r| r.applies(d.kind(), d.namespace())) {
+        for r in rules
+            .iter()
+            .filter(|r| r.applies(d.kind(), d.effective_namespace()))
+        {
             for mut f in moat_kube::pss_findings_excluding(
                 d,
                 r.level,
