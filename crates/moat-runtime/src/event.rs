@@ -132,6 +132,17 @@ pub struct Process {
     /// and pid of the last writer the sensor saw (open for writing, or the source of a rename).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe_writer: Option<String>,
+    /// The script an interpreter (sh, bash, python, perl, ruby, node, php...) was started on
+    /// (`proc.script`): its first operand, absolute; none for `-c`/`-e` code or no operand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// The script lives in the container's writable layer: written or modified after the container
+    /// started, not part of the image (`proc.is_script_upper_layer`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub script_upper_layer: bool,
+    /// Who wrote the script after the container started, when the sensor saw it (`proc.script_writer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script_writer: Option<String>,
     /// The environment at exec (`proc.env`), `NAME=value` entries, as far as the sensor captured it
     /// (the first 4 KiB of the environment block).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

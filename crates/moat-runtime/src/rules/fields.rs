@@ -70,6 +70,11 @@ pub enum F {
     ProcIsExeFromMemfd,
     ProcIsContainerRuntime,
     ProcExeWriter,
+    ProcExeWriterName,
+    ProcScript,
+    ProcIsScriptUpperLayer,
+    ProcScriptWriter,
+    ProcScriptWriterName,
     ProcEnv,
     EvtBuffer,
     ContainerMountDest,
@@ -231,6 +236,7 @@ fn kind_of(id: F) -> Kind {
         | ProcIsSessionLeader
         | ProcIsExeUpperLayer
         | ProcIsExeFromMemfd
+        | ProcIsScriptUpperLayer
         | ProcIsContainerRuntime
         | ContainerPrivileged
         | FdConnected
@@ -319,6 +325,11 @@ pub fn lookup(name: &str, arg: Option<&str>) -> Result<FieldRef, Unknown> {
         "proc.is_exe_from_memfd" => ProcIsExeFromMemfd,
         "proc.is_container_runtime" => ProcIsContainerRuntime,
         "proc.exe_writer" => ProcExeWriter,
+        "proc.exe_writer_name" => ProcExeWriterName,
+        "proc.script" => ProcScript,
+        "proc.is_script_upper_layer" => ProcIsScriptUpperLayer,
+        "proc.script_writer" => ProcScriptWriter,
+        "proc.script_writer_name" => ProcScriptWriterName,
         "proc.env" => ProcEnv,
         "evt.buffer" => EvtBuffer,
         "container.mount.dest" => ContainerMountDest,
@@ -644,6 +655,11 @@ fn extract_raw<'a>(ev: &'a Event, f: &FieldRef) -> V<'a> {
         ProcIsExeFromMemfd => V::B(p.exe_from_memfd),
         ProcIsContainerRuntime => V::B(p.container_runtime),
         ProcExeWriter => os(&p.exe_writer),
+        ProcExeWriterName => writer_name(&p.exe_writer),
+        ProcScript => os(&p.script),
+        ProcIsScriptUpperLayer => V::B(p.script_upper_layer),
+        ProcScriptWriter => os(&p.script_writer),
+        ProcScriptWriterName => writer_name(&p.script_writer),
         ProcEnv => match &f.arg {
             Arg::Name(n) => p
                 .env
@@ -846,5 +862,15 @@ mod tests {
         assert_eq!(dir_of("/etc/shadow"), "/etc");
         assert_eq!(dir_of("/x"), "/");
         assert_eq!(base_of("/etc/shadow"), "shadow");
+    }
+}
+
+/// The process name of a writer recorded as `name[pid]`.
+fn writer_name(w: &Option<String>) -> V<'_> {
+    match w {
+        Some(w) => V::S(Cow::Borrowed(
+            w.rsplit_once('[').map_or(w.as_str(), |(n, _)| n),
+        )),
+        None => V::None,
     }
 }

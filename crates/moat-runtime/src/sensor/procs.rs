@@ -507,12 +507,20 @@ impl Table {
             e.cgroup_id = cgroup_id;
         }
         let mut exe_writer = None;
+        let (mut script, mut script_upper_layer, mut script_writer) = (None, false, None);
         if ev.evt_type == "execve"
             && let Some(c) = &container
         {
             p.exe_upper_layer = self.upper_layer(c, pid, &p.exepath.clone());
             if p.exe_upper_layer {
                 exe_writer = self.writer_of(cgroup_id, &p.exepath);
+            }
+            script = script_operand(&p.name, &p.exepath, &p.args, &p.cwd);
+            if let Some(sp) = &script {
+                script_upper_layer = self.upper_layer(c, pid, sp);
+                if script_upper_layer {
+                    script_writer = self.writer_of(cgroup_id, sp);
+                }
             }
         }
         let mut ancestors = Vec::new();
@@ -577,6 +585,9 @@ impl Table {
             exe_upper_layer: p.exe_upper_layer,
             container_runtime: p.runtime,
             exe_writer,
+            script,
+            script_upper_layer,
+            script_writer,
             env: if ev.evt_type == "execve" {
                 p.env
             } else {
@@ -646,6 +657,79 @@ pub fn normalize(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
+/// Script interpreters whose first operand is a program file (`sh x.sh`, `python3 x.py`), by the
+/// base name of the executable (`python3.11` counts as python).
+fn is_interpreter(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "sh", "ash", "bash", "dash", "ksh", "mksh", "zsh", "csh", "tcsh", "busybox", "perl",
+        "ruby", "node", "nodejs", "php", "lua", "tclsh", "expect", "Rscript",
+    ];
+    let base = name.rsplit('/').next().unwrap_or(name);
+    EXACT.contains(&base)
+        || base
+            .strip_prefix("python")
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        || base.strip_prefix("perl5").is_some()
+        || base
+            .strip_prefix("php")
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+        || base
+            .strip_prefix("lua")
+            .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit() || c == '.'))
+}
+
+/// The script file an interpreter runs: its first operand after options, made absolute against the
+/// cwd. None for inline code (`-c`, `-e`, `-m module`, `--eval`), standard input or a non-interpreter.
+pub(crate) fn script_operand(
+    name: &str,
+    exepath: &str,
+    args: &[String],
+    cwd: &str,
+) -> Option<String> {
+    if !is_interpreter(name) && !is_interpreter(exepath) {
+        return None;
+    }
+    // busybox runs applets: only `busybox sh FILE` / `busybox ash FILE` run a script.
+    let mut args = args;
+    if name == "busybox" || exepath.ends_with("/busybox") {
+        match args.first().map(String::as_str) {
+            Some("sh" | "ash" | "bash") => args = &args[1..],
+            _ => return None,
+        }
+    }
+    let base = exepath.rsplit('/').next().unwrap_or(exepath);
+    let shell = [
+        "sh", "ash", "bash", "dash", "ksh", "mksh", "zsh", "csh", "tcsh", "busybox",
+    ]
+    .iter()
+    .any(|s| *s == name || *s == base);
+    for a in args {
+        match a.as_str() {
+            // Inline code or standard input: no script file.
+            "-c" | "-s" | "-" if shell => return None,
+            "-c" | "-e" | "-E" | "-m" | "-r" | "--eval" | "--command" | "-" if !shell => {
+                return None;
+            }
+            "-o" | "-O" if shell => continue,
+            o if o.starts_with('-') || o.starts_with('+') => continue,
+            path => {
+                if path.starts_with('/') {
+                    return Some(path.to_string());
+                }
+                if cwd.is_empty() {
+                    return None;
+                }
+                return Some(format!(
+                    "{}/{}",
+                    cwd.trim_end_matches('/'),
+                    path.trim_start_matches("./")
+                ));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,5 +796,53 @@ mod tests {
         );
         assert_eq!(ev.proc.args, vec!["-x"]);
         assert_eq!(ev.proc.ancestors[0].pid, me);
+    }
+
+    #[test]
+    fn script_operands() {
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            script_operand("sh", "/usr/bin/dash", &a(&["/tmp/x.sh"]), "/"),
+            Some("/tmp/x.sh".into())
+        );
+        assert_eq!(
+            script_operand("bash", "/usr/bin/bash", &a(&["-e", "run.sh"]), "/work"),
+            Some("/work/run.sh".into())
+        );
+        assert_eq!(
+            script_operand("sh", "/usr/bin/dash", &a(&["-c", "echo hi"]), "/"),
+            None
+        );
+        assert_eq!(
+            script_operand(
+                "python3",
+                "/usr/bin/python3.11",
+                &a(&["-u", "./x.py"]),
+                "/tmp"
+            ),
+            Some("/tmp/x.py".into())
+        );
+        assert_eq!(
+            script_operand(
+                "python3",
+                "/usr/bin/python3.11",
+                &a(&["-m", "http.server"]),
+                "/"
+            ),
+            None
+        );
+        assert_eq!(
+            script_operand("perl", "/usr/bin/perl", &a(&["-e", "print 1"]), "/"),
+            None
+        );
+        assert_eq!(
+            script_operand("busybox", "/bin/busybox", &a(&["ls", "/tmp"]), "/"),
+            None
+        );
+        assert_eq!(
+            script_operand("ls", "/usr/bin/ls", &a(&["/tmp/x"]), "/"),
+            None
+        );
+        assert_eq!(script_operand("sh", "/usr/bin/dash", &a(&[]), "/"), None);
     }
 }
