@@ -197,6 +197,9 @@ pub struct ScanOutcome {
     pub verdict: Verdict,
     /// What the scan met, typed; `report.warnings` holds the same in words.
     pub diagnostics: Vec<Diagnostic>,
+    /// The image configuration (its `User`, labels, history), for image targets; `moat server`'s
+    /// gate judges the configured user from it.
+    pub image_config: Option<moat_image::ImageConfig>,
 }
 
 impl ScanOutcome {
@@ -226,7 +229,7 @@ pub fn scan(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
 
     // One pass over the image: the catalogers' files and the configuration checks' files together.
     let mut findings: Vec<Finding> = Vec::new();
-    let inv = read_target(
+    let (inv, image_config) = read_target(
         &req.target,
         &target,
         &opts,
@@ -310,6 +313,7 @@ pub fn scan(req: &ScanRequest) -> Result<ScanOutcome, ScanError> {
         inventory: inv,
         verdict,
         diagnostics,
+        image_config,
     })
 }
 
@@ -339,10 +343,12 @@ fn read_target(
     opts: &OpenOptions,
     config_checks: bool,
     findings: &mut Vec<Finding>,
-) -> Result<Inventory, ScanError> {
+) -> Result<(Inventory, Option<moat_image::ImageConfig>), ScanError> {
     let bad = |e: &dyn std::fmt::Display| ScanError::input(InputSource::Image, e);
     if let Target::Sbom(_) = target {
-        return moat_sbom::sbom_of(target, opts).map_err(|e| bad(&e));
+        return moat_sbom::sbom_of(target, opts)
+            .map(|inv| (inv, None))
+            .map_err(|e| bad(&e));
     }
     let image = moat_image::Image::open(target, opts).map_err(|e| bad(&e))?;
     let also = |m: &moat_image::FileMeta| {
@@ -356,7 +362,7 @@ fn read_target(
     if config_checks {
         findings.extend(moat_lint::image::check_image(name, image.config(), &view));
     }
-    Ok(inv)
+    Ok((inv, image.config().cloned()))
 }
 
 /// `--severity`, `--ignore-unfixed`, `.moatignore`, OpenVEX, in that order (Trivy's `pkg/result`

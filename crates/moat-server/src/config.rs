@@ -46,6 +46,10 @@ pub struct ServerConfig {
     pub alerts: crate::alerts::delivery::AlertsConfig,
     /// `limits:` of the config file: requests per token (None: no limit).
     pub rate_limit: Option<crate::api::ratelimit::RateLimit>,
+    /// `gate:` and `scan:` of the config file (read by [`crate::serve`]).
+    pub pipeline: crate::pipeline::settings::PipelineConfig,
+    /// `--workers`: scan workers in this process (overrides `scan.workers`).
+    pub workers: Option<usize>,
 }
 
 impl ServerConfig {
@@ -61,6 +65,8 @@ impl ServerConfig {
             config_file: None,
             alerts: crate::alerts::delivery::AlertsConfig::new(),
             rate_limit: Some(crate::api::ratelimit::RateLimit::default()),
+            pipeline: crate::pipeline::settings::PipelineConfig::default(),
+            workers: None,
         }
     }
 

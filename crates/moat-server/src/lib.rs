@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod store;
 pub mod web;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -104,6 +105,13 @@ pub async fn serve(
             .load_rules()
             .map_err(|e| anyhow_free::Error(e.0))?,
     );
+    // `gate:` and `scan:` (scan on push): a bad policy or trusted key stops the start.
+    cfg.pipeline = pipeline::settings::PipelineConfig::load(cfg.config_file.as_deref())
+        .map_err(anyhow_free::Error)?;
+    let scan_pipeline = Arc::new(
+        pipeline::scan::Pipeline::new(cfg.pipeline.clone(), cfg.db.clone())
+            .map_err(anyhow_free::Error)?,
+    );
     let store = Store::connect(&cfg.store_url).await?;
     if let Some(secret) = bootstrap_token {
         store
@@ -132,6 +140,11 @@ pub async fn serve(
             cfg.alerts.clone(),
         );
         tokio::spawn(d.run());
+    }
+    if cfg.role.runs_workers() {
+        // Scan on push: a bounded pool of workers over the store's queue (push lane first).
+        let n = cfg.workers.unwrap_or(cfg.pipeline.scan.workers);
+        worker::Pool::new(state.clone(), scan_pipeline, n).spawn();
     }
     let router = app(state);
     let handle = axum_server::Handle::new();

@@ -13,6 +13,7 @@ use serde_json::json;
 
 pub mod ingest;
 pub mod ratelimit;
+pub mod registry;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -91,6 +92,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/api/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .merge(ingest::routes())
+        .merge(registry::routes())
 }
 
 /// The image a report is about: `metadata.image_digest`, else the target if it is a digest reference,

@@ -8,12 +8,14 @@ use super::{Backend, Store, StoreError, now_ms};
 
 /// The core schema uses portable types only, so one text serves both backends.
 const CORE: &str = include_str!("../../migrations/0001_core.sql");
+const LAYERS: &str = include_str!("../../migrations/0002_layers.sql");
 const DELIVERY: &str = include_str!("../../migrations/0003_delivery.sql");
 
 /// (version, name, SQLite text, PostgreSQL text). Append only; a version whose DDL must differ per
 /// backend names two files.
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (1, "core", CORE, CORE),
+    (2, "layers", LAYERS, LAYERS),
     (3, "delivery", DELIVERY, DELIVERY),
 ];
 

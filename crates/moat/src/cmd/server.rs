@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes (413 beyond).
     #[arg(long = "max-body-bytes", default_value_t = 64 << 20)]
     pub max_body_bytes: usize,
+    /// Scan workers in this process (pushed images scanned at once; default: `scan.workers` of
+    /// --config, else 2). Jobs wait in the store's queue, so a burst of pushes queues, never drops.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 fn store_url(s: Option<String>) -> String {
@@ -172,6 +176,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<Verdict> {
     cfg.role = role;
     cfg.max_body_bytes = a.max_body_bytes;
     cfg.config_file = a.config;
+    if let Some(n) = a.workers {
+        if n == 0 || n > 256 {
+            return Err(err(format!("--workers must be between 1 and 256, not {n}")));
+        }
+        cfg.workers = Some(n);
+    }
     if let (Some(c), Some(k)) = (a.tls_cert, a.tls_key) {
         cfg.tls = Some((c, k));
     }
