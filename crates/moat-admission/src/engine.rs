@@ -38,6 +38,8 @@ pub struct Engine {
     pod_security: Vec<crate::podsecurity::PodSecurityRule>,
     /// Rules of the loaded policies moat does not evaluate, reported at start-up.
     pub unsupported: Vec<String>,
+    /// moat-sign's verifier for `verifyImages` rules and ImageValidatingPolicies.
+    verifier: std::sync::Arc<dyn moat_policy::ImageVerifier>,
 }
 
 /// What the engine decided for one request.
@@ -102,6 +104,7 @@ impl Engine {
             policies,
             pod_security,
             unsupported,
+            verifier: std::sync::Arc::new(crate::imageverify::CosignVerifier::default()),
         })
     }
 
@@ -179,6 +182,7 @@ impl Engine {
                 user_info: req.user_info.clone(),
                 // A webhook sees no namespace labels without API access; namespaceSelector matches none.
                 namespace_labels: BTreeMap::new(),
+                image_verifier: Some(std::sync::Arc::clone(&self.verifier)),
                 ..Default::default()
             };
             for o in set.evaluate(&input) {
@@ -214,6 +218,7 @@ impl Engine {
             namespace: req.namespace.clone(),
             user_info: req.user_info.clone(),
             namespace_labels: BTreeMap::new(),
+            image_verifier: Some(std::sync::Arc::clone(&self.verifier)),
             ..Default::default()
         };
         let out = set.mutate(&input);

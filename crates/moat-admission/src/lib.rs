@@ -2,9 +2,11 @@
 //! ring provider), judged by the same Pod Security Standards evaluation as `moat lint`, Kyverno
 //! policies (moat-policy), and the workshop's built-in checks (trusted registries, scanned images).
 //! Enforce failures deny with every failed rule's message; Audit failures come back as warnings.
+#![forbid(unsafe_code)]
 
 pub mod certs;
 pub mod engine;
+pub mod imageverify;
 pub mod mutate;
 pub mod podsecurity;
 pub mod review;

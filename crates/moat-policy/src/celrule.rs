@@ -272,7 +272,7 @@ pub(crate) fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(Strin
     }
 }
 
-fn run_validations(
+pub(crate) fn run_validations(
     ctx: &Context<'static, 'static>,
     validations: &[Validation],
     default_message: Option<&str>,
@@ -478,6 +478,14 @@ impl Vap {
             }
         }
         Ok(Some(ctx))
+    }
+
+    pub(crate) fn validations(&self) -> &[Validation] {
+        &self.validations
+    }
+
+    pub(crate) fn validations_len(&self) -> usize {
+        self.validations.len()
     }
 
     /// The policy's `variables`, for re-binding after a mutation changed the object.

@@ -235,7 +235,7 @@ pub(crate) fn evaluate(
                 }
                 continue;
             }
-            if let Body::Vap(vap) = &rule.body {
+            if matches!(rule.body, Body::Vap(_) | Body::Ivpol(_)) {
                 // ValidatingPolicy autogen: a pod controller is judged through its pod template.
                 let pod_info;
                 let (vinfo, vtarget) =
@@ -257,6 +257,53 @@ pub(crate) fn evaluate(
                     } else {
                         (&info, &main)
                     };
+                if let Body::Ivpol(iv) = &rule.body {
+                    use crate::images::IvpolOutcome;
+                    match iv.eval(
+                        vinfo,
+                        vtarget.obj,
+                        vtarget.cel(),
+                        input.image_verifier.as_ref(),
+                    ) {
+                        IvpolOutcome::NotMatched => {
+                            if mode == Mode::Test {
+                                out.push(mk(
+                                    RuleResult::Skip,
+                                    "policy does not match the resource".into(),
+                                ));
+                            }
+                        }
+                        IvpolOutcome::Unsupported => {
+                            if mode == Mode::Test {
+                                out.push(mk(
+                                    RuleResult::Skip,
+                                    format!(
+                                        "{}: {}",
+                                        crate::test_runner::UNSUPPORTED_PREFIX,
+                                        crate::images::NO_VERIFIER
+                                    ),
+                                ));
+                            } else {
+                                out.push(mk(
+                                    RuleResult::Error,
+                                    format!("no image verifier: {}", crate::images::NO_VERIFIER),
+                                ));
+                            }
+                        }
+                        IvpolOutcome::Pass => out.push(mk(RuleResult::Pass, String::new())),
+                        IvpolOutcome::Fail(m) => out.push(mk(RuleResult::Fail, m)),
+                        IvpolOutcome::Error(e) if iv.vap.fail_closed => {
+                            out.push(mk(RuleResult::Error, e))
+                        }
+                        IvpolOutcome::Error(e) => {
+                            out.push(mk(RuleResult::Skip, format!("failurePolicy Ignore: {e}")))
+                        }
+                    }
+                    continue;
+                }
+                let Body::Vap(vap) = &rule.body else {
+                    continue;
+                };
                 match vap.eval(vinfo, vtarget.cel()) {
                     VapOutcome::NotMatched => {
                         if mode == Mode::Test {
@@ -463,7 +510,16 @@ fn run_rule(rule: &Rule, target: &Target, values: &Values) -> (RuleResult, Strin
             RuleResult::Pass,
             "generation would apply (not done by moat)".into(),
         ),
-        Body::Vap(_) | Body::Unsupported(_) | Body::Mutate(_) | Body::Mpol(_) => {
+        Body::VerifyImages(entries) => {
+            use crate::images::{ImageVerdict, run_verify_images};
+            match run_verify_images(entries, target.obj, target.input.image_verifier.as_deref()) {
+                ImageVerdict::Pass(_) => (RuleResult::Pass, String::new()),
+                ImageVerdict::Fail(m) => (RuleResult::Fail, m),
+                ImageVerdict::Skip(m) => (RuleResult::Skip, m),
+                ImageVerdict::Error(e) => (RuleResult::Error, e),
+            }
+        }
+        Body::Vap(_) | Body::Ivpol(_) | Body::Unsupported(_) | Body::Mutate(_) | Body::Mpol(_) => {
             (RuleResult::Skip, "not evaluated".into())
         }
     }
@@ -713,7 +769,13 @@ pub(crate) fn mutate(
             continue;
         }
         for rule in &p.rules {
-            if !matches!(rule.body, Body::Mutate(_) | Body::Mpol(_)) {
+            let pins = match &rule.body {
+                Body::VerifyImages(e) => {
+                    input.image_verifier.is_some() && e.iter().any(|x| x.mutate_digest)
+                }
+                _ => false,
+            };
+            if !matches!(rule.body, Body::Mutate(_) | Body::Mpol(_)) && !pins {
                 continue;
             }
             let mk = |result: RuleResult, message: String| RuleOutcome {
@@ -749,6 +811,33 @@ pub(crate) fn mutate(
                             (RuleResult::Pass, "mutated".to_string(), Some(v))
                         }
                         crate::mpol::MpolOutcome::Error(e) => (RuleResult::Error, e, None),
+                    }
+                }
+                Body::VerifyImages(entries) => {
+                    // mutateDigest: verified images are pinned to the digest that was verified.
+                    let selects =
+                        rule_selects(rule, &info) || rule.autogen.iter().any(|c| c == info.kind);
+                    if !selects {
+                        continue;
+                    }
+                    match crate::images::run_verify_images(
+                        entries,
+                        &cur,
+                        input.image_verifier.as_deref(),
+                    ) {
+                        crate::images::ImageVerdict::Pass(d) if !d.is_empty() => {
+                            let next = crate::images::pin_digests(&cur, &d);
+                            if next == cur {
+                                continue;
+                            }
+                            (
+                                RuleResult::Pass,
+                                "image digests pinned".to_string(),
+                                Some(next),
+                            )
+                        }
+                        crate::images::ImageVerdict::Error(e) => (RuleResult::Error, e, None),
+                        _ => continue,
                     }
                 }
                 Body::Mutate(m) => {

@@ -6,6 +6,7 @@
 //! expressions are parsed, and every feature moat cannot evaluate is listed by [`PolicySet::unsupported`]
 //! with its reason — such a rule is never silently passed. [`PolicySet::evaluate`] then judges one
 //! admission request (or one manifest) without parsing anything.
+#![forbid(unsafe_code)]
 
 mod autogen;
 mod celdata;
@@ -13,6 +14,7 @@ mod celrule;
 mod cond;
 mod error;
 mod eval;
+mod images;
 mod load;
 mod matcher;
 mod mpol;
@@ -70,6 +72,27 @@ pub struct AdmissionInput {
     /// Cluster resources and image metadata supplied offline (a `kyverno test` Context file), read by
     /// Kyverno's `resource` and `image` CEL libraries. None: policies that need them are skipped.
     pub offline: Option<std::sync::Arc<OfflineData>>,
+    /// Verifies image signatures for `verifyImages` rules and ImageValidatingPolicies (the admission
+    /// webhook supplies moat-sign's, against the registry). None: those rules are skipped as
+    /// unsupported.
+    pub image_verifier: Option<std::sync::Arc<dyn ImageVerifier>>,
+}
+
+/// The result of verifying one image against cosign public keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageCheck {
+    /// A valid signature by one of the keys over the image's manifest digest.
+    Verified { digest: String },
+    /// No valid signature by these keys (unsigned, another key, a tampered payload), with why.
+    NotVerified(String),
+    /// Cannot tell: a bad reference or an unreachable registry.
+    Error(String),
+}
+
+/// Verifies cosign signatures of images (implemented by moat-admission with moat-sign).
+pub trait ImageVerifier: Send + Sync + std::fmt::Debug {
+    /// Whether `image` carries a valid cosign signature by one of `public_keys` (PEM).
+    fn verify(&self, image: &str, public_keys: &[String]) -> ImageCheck;
 }
 
 /// Data a policy would read from the cluster or a registry, supplied offline.

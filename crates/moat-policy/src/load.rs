@@ -89,6 +89,10 @@ pub(crate) enum Body {
     Mutate(Box<crate::mutate::MutateRule>),
     /// A MutatingPolicy (CEL mutations).
     Mpol(Box<crate::mpol::Mpol>),
+    /// A classic `verifyImages` rule (cosign public keys).
+    VerifyImages(Vec<crate::images::VerifyEntry>),
+    /// An ImageValidatingPolicy.
+    Ivpol(Box<crate::images::Ivpol>),
     /// A generate rule: `policy test` reports whether it applies.
     Generate,
     Vap(Box<Vap>),
@@ -280,6 +284,9 @@ pub(crate) fn add_document(
                     }
                     crate::vpol::Support::Mutate => {
                         crate::vpol::compile_mutating_policy(&doc, kind, source)?
+                    }
+                    crate::vpol::Support::Images => {
+                        crate::vpol::compile_image_policy(&doc, kind, source, unsupported)?
                     }
                     crate::vpol::Support::Unsupported(f) => {
                         crate::vpol::unsupported_kind(&doc, *f, source, unsupported)?
@@ -487,10 +494,19 @@ fn compile_rule(
     } else if r.get("generate").is_some() {
         let _ = unsup("generate rule: moat validates only; `policy test` reports whether the rule would apply".into());
         Body::Generate
-    } else if r.get("verifyImages").is_some() {
-        Body::Unsupported(unsup(
-            "verifyImages: image signature verification is not done by the policy engine".into(),
-        ))
+    } else if let Some(vi) = r.get("verifyImages") {
+        if let Some(a) = str_at(r, "failureAction").or_else(|| {
+            vi.as_array()
+                .and_then(|l| l.first())
+                .and_then(|e| str_at(e, "failureAction"))
+        }) {
+            enforce = action_is_enforce(Some(a));
+            enforce_explicit = true;
+        }
+        match crate::images::compile_verify_images(vi, source, &format!("{field}.verifyImages"))? {
+            Ok(entries) => Body::VerifyImages(entries),
+            Err(reason) => Body::Unsupported(unsup(reason)),
+        }
     } else {
         Body::Unsupported(unsup(
             "rule has no validate, mutate or generate block".into(),

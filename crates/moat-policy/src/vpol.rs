@@ -15,14 +15,8 @@ use crate::{PolicyError, Unsupported};
 pub(crate) const KYVERNO_CEL_KINDS: &[(&str, Support)] = &[
     ("ValidatingPolicy", Support::Validate),
     ("NamespacedValidatingPolicy", Support::Validate),
-    (
-        "ImageValidatingPolicy",
-        Support::Unsupported(Feature::ImageVerification),
-    ),
-    (
-        "NamespacedImageValidatingPolicy",
-        Support::Unsupported(Feature::ImageVerification),
-    ),
+    ("ImageValidatingPolicy", Support::Images),
+    ("NamespacedImageValidatingPolicy", Support::Images),
     ("MutatingPolicy", Support::Mutate),
     ("NamespacedMutatingPolicy", Support::Mutate),
     (
@@ -44,13 +38,13 @@ pub(crate) const KYVERNO_CEL_KINDS: &[(&str, Support)] = &[
 pub(crate) enum Support {
     Validate,
     Mutate,
+    Images,
     Unsupported(Feature),
 }
 
 /// A policy feature moat does not evaluate, with the reason shown to users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feature {
-    ImageVerification,
     Generation,
     Deletion,
     /// A Kyverno CEL library that reads the cluster, a registry or the network.
@@ -60,9 +54,12 @@ pub(crate) enum Feature {
 impl Feature {
     pub(crate) fn reason(self) -> String {
         match self {
-            Feature::ImageVerification => "ImageValidatingPolicy: image signature and attestation verification is not evaluated by `policy test`".into(),
-            Feature::Generation => "GeneratingPolicy: generating resources needs a live cluster".into(),
-            Feature::Deletion => "DeletingPolicy: cleanup runs on a schedule against a live cluster".into(),
+            Feature::Generation => {
+                "GeneratingPolicy: generating resources needs a live cluster".into()
+            }
+            Feature::Deletion => {
+                "DeletingPolicy: cleanup runs on a schedule against a live cluster".into()
+            }
             Feature::OnlineLibrary(lib) => format!(
                 "CEL library `{lib}`: reads {} at evaluation time, which moat does not reach{}",
                 match lib {
@@ -281,6 +278,97 @@ pub(crate) fn compile_mutating_policy(
             preconditions: None,
             context: Vec::new(),
             body: crate::load::Body::Mpol(Box::new(mpol)),
+            enforce: false,
+            enforce_explicit: true,
+            autogen: Vec::new(),
+            needs_offline: None,
+        }],
+        overrides: Vec::new(),
+        scored: true,
+        apply_one: false,
+    })
+}
+
+/// Compiles an ImageValidatingPolicy (or its namespaced form) into a one-rule policy; features moat
+/// does not verify (notary, keyless, attestations) make it unsupported, with the reason.
+pub(crate) fn compile_image_policy(
+    doc: &Value,
+    kind: &str,
+    source: &str,
+    unsupported: &mut Vec<Unsupported>,
+) -> Result<Policy, PolicyError> {
+    let spec = doc.get("spec").unwrap_or(&Value::Null);
+    let mut policy = match crate::images::Ivpol::compile(doc, source)? {
+        Ok(iv) => {
+            let mut p = compile_mutating_shell(doc, kind, source)?;
+            p.rules[0].body = crate::load::Body::Ivpol(Box::new(iv));
+            p
+        }
+        Err(reason) => {
+            let mut p = compile_mutating_shell(doc, kind, source)?;
+            unsupported.push(Unsupported {
+                policy: p.name.clone(),
+                rule: p.name.clone(),
+                reason: reason.clone(),
+            });
+            p.rules[0].body = crate::load::Body::Unsupported(reason);
+            p
+        }
+    };
+    let enforce = spec
+        .get("validationActions")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty() || a.iter().any(|x| x.as_str() == Some("Deny")));
+    policy.rules[0].enforce = enforce;
+    if selects_pods(spec) {
+        policy.rules[0].autogen = autogen_controllers(spec);
+    }
+    if let Some(s) = doc
+        .pointer("/metadata/annotations/policies.kyverno.io~1severity")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+    {
+        policy.severity = s;
+    }
+    Ok(policy)
+}
+
+/// A one-rule policy named after the document, with no body yet.
+fn compile_mutating_shell(doc: &Value, kind: &str, source: &str) -> Result<Policy, PolicyError> {
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if name.is_empty() {
+        return Err(PolicyError::invalid(
+            source,
+            "metadata.name",
+            "a policy needs a name",
+        ));
+    }
+    let title = doc
+        .pointer("/metadata/annotations/policies.kyverno.io~1title")
+        .and_then(Value::as_str)
+        .unwrap_or(&name)
+        .to_string();
+    Ok(Policy {
+        name: name.clone(),
+        namespace: kind.starts_with("Namespaced").then(|| {
+            doc.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("default")
+                .to_string()
+        }),
+        severity: moat_model::Severity::Medium,
+        title,
+        rules: vec![crate::load::Rule {
+            name,
+            matcher: None,
+            exclude: None,
+            preconditions: None,
+            context: Vec::new(),
+            body: crate::load::Body::Unsupported(String::new()),
             enforce: false,
             enforce_explicit: true,
             autogen: Vec::new(),

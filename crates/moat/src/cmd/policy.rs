@@ -138,7 +138,8 @@ fn test(a: TestArgs) -> anyhow::Result<Verdict> {
     if format == TestFormat::Json {
         eprintln!("{}", summary(&report));
     }
-    if a.fail_on_unsupported && !report.unsupported.is_empty() {
+    if a.fail_on_unsupported && (!report.unsupported.is_empty() || report.skipped_unsupported() > 0)
+    {
         return Err(InputError(format!(
             "{} unsupported policy features (--fail-on-unsupported); {} results skipped-unsupported",
             report.unsupported.len(),
