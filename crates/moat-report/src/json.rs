@@ -24,6 +24,26 @@ pub struct Report {
     /// rest of the inputs are still reported, and the command exits 2 because of these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<InputFailure>,
+    /// Per ecosystem of the target's packages, what the vulnerability database holds for it (a scan
+    /// that finds nothing where the database knows nothing must say so; each uncovered ecosystem is
+    /// also a line of `warnings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<Coverage>,
+}
+
+/// The vulnerability database's coverage of one ecosystem of the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coverage {
+    /// The OSV ecosystem (`Debian:12`, `PyPI`).
+    pub ecosystem: String,
+    /// Packages of the target in it.
+    pub packages: usize,
+    /// Records the database holds for it.
+    pub records: usize,
+    /// The newest record's `modified` date, when the database knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest: Option<String>,
+    pub covered: bool,
 }
 
 /// One input that could not be read or parsed, with where the problem is when that is known.
@@ -85,6 +105,7 @@ impl Report {
             findings,
             warnings: Vec::new(),
             errors: Vec::new(),
+            coverage: Vec::new(),
         }
     }
 

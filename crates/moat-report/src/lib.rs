@@ -10,10 +10,12 @@ mod json;
 mod sarif;
 mod table;
 mod vulns;
+mod width;
 
 pub use diff::{ReportDiff, compare, to_markdown, unrelated};
 pub use gate::{Gate, Verdict};
-pub use json::{InputFailure, REPORT_SCHEMA, Report, Summary};
+pub use json::{Coverage, InputFailure, REPORT_SCHEMA, Report, Summary};
 pub use sarif::to_sarif;
-pub use table::to_table;
-pub use vulns::to_vuln_table;
+pub use table::{to_table, to_table_at};
+pub use vulns::{to_vuln_table, to_vuln_table_at};
+pub use width::{DEFAULT_WIDTH, table_width};

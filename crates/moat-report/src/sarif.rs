@@ -92,16 +92,52 @@ pub fn to_sarif(report: &Report) -> String {
             if let Some(field) = &f.location.field {
                 loc["logicalLocations"] = json!([{"fullyQualifiedName": field, "kind": "member"}]);
             }
+            let mut locations = vec![loc];
+            // A package found in several files: one result, every file a location.
+            if let Some(v) = &f.vulnerability {
+                for l in v.locations.iter().filter(|l| **l != f.location) {
+                    if let Some(file) = &l.file {
+                        locations
+                            .push(json!({"physicalLocation": {"artifactLocation": {"uri": file}}}));
+                    }
+                }
+            }
             let mut r = json!({
                 "ruleId": f.id,
                 "ruleIndex": rule_index.get(f.id.as_str()).copied().unwrap_or(0),
                 "level": level(f.severity),
                 "message": {"text": text},
-                "locations": [loc],
+                "locations": locations,
             });
             if let Some(p) = &f.package {
                 r["properties"] =
                     json!({"purl": p.purl.to_string(), "severity": f.severity.as_str()});
+            }
+            if let Some(v) = &f.vulnerability {
+                let props = &mut r["properties"];
+                if props.is_null() {
+                    *props = json!({"severity": f.severity.as_str()});
+                }
+                props["records"] = json!(v.records.iter().map(|x| &x.id).collect::<Vec<_>>());
+                props["fixedVersions"] = json!(v.fixed_versions);
+                if let Some(target) = &v.remediation {
+                    props["remediation"] = json!(target);
+                }
+                if let Some(rating) = &v.rating {
+                    props["severitySource"] = json!(rating.source);
+                    if !rating.record.is_empty() {
+                        props["severityRecord"] = json!(rating.record);
+                    }
+                    if let Some(vec) = &rating.vector {
+                        props["cvssVector"] = json!(vec);
+                    }
+                    if let Some(score) = rating.score {
+                        props["cvssScore"] = json!(score);
+                    }
+                    if !rating.note.is_empty() {
+                        props["severityNote"] = json!(rating.note);
+                    }
+                }
             }
             if let Some(reason) = &f.suppressed {
                 r["suppressions"] = json!([{"kind": "external", "justification": reason}]);
@@ -122,11 +158,19 @@ pub fn to_sarif(report: &Report) -> String {
             "results": results
         }]
     });
-    if !report.errors.is_empty() {
-        // Inputs that could not be judged are tool execution problems, not results (SARIF 3.58.6).
-        let notes: Vec<Value> = report.errors.iter().map(failure_notification).collect();
+    if !report.errors.is_empty() || !report.warnings.is_empty() {
+        // Inputs that could not be judged are tool execution problems, not results (SARIF 3.58.6);
+        // warnings (an ecosystem the database does not cover, a stale database) are notifications
+        // of level "warning" of a run that still succeeded.
+        let mut notes: Vec<Value> = report.errors.iter().map(failure_notification).collect();
+        notes.extend(
+            report
+                .warnings
+                .iter()
+                .map(|w| json!({"level": "warning", "message": {"text": w}})),
+        );
         doc["runs"][0]["invocations"] = json!([{
-            "executionSuccessful": false,
+            "executionSuccessful": report.errors.is_empty(),
             "toolExecutionNotifications": notes
         }]);
     }
@@ -211,6 +255,26 @@ mod tests {
         assert!(errors.is_empty(), "SARIF invalid: {errors:?}");
         let n = &doc["runs"][0]["invocations"][0];
         assert_eq!(n["executionSuccessful"], false);
+        // A warning (the database does not cover an ecosystem) is a notification of a run that
+        // succeeded, and the document stays valid.
+        let mut warned = sample();
+        warned
+            .warnings
+            .push("the vulnerability database has no Debian:12 records".into());
+        let wdoc: Value = serde_json::from_str(&to_sarif(&warned)).expect("sarif is JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&wdoc)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "SARIF invalid: {errors:?}");
+        let inv = &wdoc["runs"][0]["invocations"][0];
+        assert_eq!(inv["executionSuccessful"], true);
+        assert_eq!(inv["toolExecutionNotifications"][0]["level"], "warning");
+        assert!(
+            inv["toolExecutionNotifications"][0]["message"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("Debian:12"))
+        );
         let note = &n["toolExecutionNotifications"][0];
         assert_eq!(note["level"], "error");
         assert_eq!(

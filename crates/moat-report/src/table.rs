@@ -3,8 +3,14 @@ use moat_model::Finding;
 
 use crate::Report;
 
-/// A human-readable table of findings, worst first within each location, with a one-line summary.
+/// A human-readable table of findings, worst first within each location, with a one-line summary,
+/// at the terminal's width ([`crate::table_width`]).
 pub fn to_table(report: &Report) -> String {
+    to_table_at(report, crate::table_width())
+}
+
+/// [`to_table`] at `width` columns; cells wrap at word boundaries.
+pub fn to_table_at(report: &Report, width: u16) -> String {
     let mut out = String::new();
     out.push_str(&format!(
         "{} ({})\n",
@@ -14,11 +20,8 @@ pub fn to_table(report: &Report) -> String {
     if shown.is_empty() {
         out.push_str("No findings.\n");
     } else {
-        let mut t = Table::new();
-        t.load_style(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(160)
-            .set_header(vec!["Severity", "ID", "Where", "Finding"]);
+        let header = ["Severity", "ID", "Where", "Finding"];
+        let mut rows: Vec<Vec<String>> = Vec::new();
         for f in shown {
             let sev = match &f.suppressed {
                 Some(_) => format!("{} (suppressed)", f.severity),
@@ -33,7 +36,21 @@ pub fn to_table(report: &Report) -> String {
                 what.push_str("\nfix: ");
                 what.push_str(fix);
             }
-            t.add_row(vec![sev, f.id.clone(), location(f), what]);
+            rows.push(vec![
+                sev,
+                f.id.clone(),
+                crate::width::break_paths(&location(f), 32),
+                what,
+            ]);
+        }
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width)
+            .set_header(header.to_vec());
+        crate::width::fit_columns(&mut t, &header, &rows, width);
+        for r in rows {
+            t.add_row(r);
         }
         out.push_str(&t.to_string());
         out.push('\n');
