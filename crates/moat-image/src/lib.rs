@@ -4,6 +4,7 @@
 //! layers; [`Image::collect`] streams every layer once, in order, applies whiteouts, and hands back the
 //! final view of just the files a caller selected. Nothing is ever unpacked to disk and no link is
 //! followed out of the image.
+#![forbid(unsafe_code)]
 
 mod archive;
 mod digest;

@@ -4,6 +4,7 @@
 //!
 //! The same PSS evaluation serves `moat lint` and the admission webhook, so what CI says, admission
 //! enforces.
+#![forbid(unsafe_code)]
 
 mod load;
 mod psp;

@@ -5,6 +5,7 @@
 //! `trustedRegistries`, `failure-threshold`) and inline pragmas — `# hadolint ignore=DL3008,DL3015` on the
 //! line above an instruction, `# hadolint global ignore=...`, `# hadolint stage ignore=...` — with the
 //! same forms under `# moat ...`. Ignored findings are dropped, not reported.
+#![forbid(unsafe_code)]
 
 pub mod catalog;
 pub mod config;

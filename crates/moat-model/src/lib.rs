@@ -4,6 +4,7 @@
 //! [`Package`]s in an [`Inventory`], judges (vulnerability matcher, linters, policy engine, runtime
 //! rules) produce [`Finding`]s, and reports render them. Keeping the model small and boring is what
 //! lets the crates stay independent.
+#![forbid(unsafe_code)]
 
 mod finding;
 mod inventory;

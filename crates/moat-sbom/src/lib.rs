@@ -3,6 +3,7 @@
 //! A cataloger declares the files it needs ([`Cataloger::wants`]); [`catalog`] reads each layer once,
 //! collecting only those files, then hands each cataloger its files. OS catalogers live in `os/`,
 //! language ecosystems in `lang/`, SBOM formats in `format/`: one file each.
+#![forbid(unsafe_code)]
 
 mod cataloger;
 pub mod format;

@@ -1,5 +1,6 @@
 //! moat server: the security center. One store (SQLite by default, PostgreSQL for many replicas) for
 //! scans, SBOMs, verdicts, alerts and jobs; pipelines, alert rules and the dashboard compose it.
+#![forbid(unsafe_code)]
 pub mod alerts;
 pub mod api;
 pub mod auth;

@@ -8,6 +8,7 @@
 //! - signatures live in the image's repository as an OCI manifest tagged `sha256-<hex>.sig`, one layer
 //!   per signature (`application/vnd.dev.cosign.simplesigning.v1+json`, the payload as the blob, the
 //!   base64 DER ECDSA signature in the `dev.cosignproject.cosign/signature` annotation).
+#![forbid(unsafe_code)]
 
 mod cosign;
 pub mod keys;

@@ -3,6 +3,7 @@
 //! A test that needs `../shared` (the project's read-only data and scripts) calls [`shared`] or
 //! [`shared_path`]. Where it is missing the test is *visibly* skipped (a `SKIPPED:` line on stderr and in
 //! [`SKIP_LOG`]); in CI (`CI=true`) a missing `../shared` is a failure, never a silent pass.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

@@ -6,6 +6,7 @@
 //! version-list entry matched and which comparisons were made, so a verdict can be checked by hand.
 //! Severities come from the records themselves (GHSA, OSV) or, for records without one (Debian,
 //! Alpine, Go), from NVD and CVE JSON 5 records joined by CVE id ([`cve`], [`severity`]).
+#![forbid(unsafe_code)]
 
 pub mod coverage;
 pub mod cve;
