@@ -113,6 +113,8 @@ pub(crate) struct Apply<'a> {
     pub(crate) content_links: &'a mut BTreeSet<String>,
     /// The caller's answers: recorded on the first pass, replayed on later ones.
     pub(crate) decisions: Decisions<'a>,
+    /// When the layer is being recorded for the layer cache: every change made to the view.
+    pub(crate) record: Option<&'a mut Vec<crate::cache::LayerOp>>,
 }
 
 /// What the selector said about each (layer, path) it did not skip.
@@ -323,13 +325,16 @@ impl Apply<'_> {
                 }
                 _ => EntryKind::Other,
             };
+            // A hard link carries its target's content: its size is the target's, so a selector's
+            // byte budget charges every link again (status.d entries linked 3,000 times to one file).
+            let size = match &kind {
+                EntryKind::File => entry.size(),
+                EntryKind::Hardlink(t) => self.view.get(t).map_or(0, |e| e.meta.size),
+                _ => 0,
+            };
             let meta = FileMeta {
                 path: path.clone(),
-                size: if kind == EntryKind::File {
-                    entry.size()
-                } else {
-                    0
-                },
+                size,
                 mode: header.mode().unwrap_or(0) & 0o7777,
                 uid: header.uid().unwrap_or(0),
                 gid: header.gid().unwrap_or(0),
@@ -338,6 +343,9 @@ impl Apply<'_> {
             // Anything but a directory hides what lower layers had below the same path.
             if meta.kind != EntryKind::Dir {
                 self.view.clear_dir_before(&path, self.index);
+                if let Some(r) = self.record.as_deref_mut() {
+                    r.push(crate::cache::LayerOp::ClearDir { path: path.clone() });
+                }
             }
             // The caller is asked once per entry (it may keep budgets or track what it selected): later
             // passes replay its first answers. A link target is read either way.
@@ -362,8 +370,17 @@ impl Apply<'_> {
             if want == Select::Skip {
                 // This layer's version replaces a lower one the caller may have kept.
                 self.view.remove_before(&path, self.index);
+                if let Some(r) = self.record.as_deref_mut() {
+                    r.push(crate::cache::LayerOp::Remove { path: path.clone() });
+                }
                 if let EntryKind::Symlink(t) = &meta.kind {
                     self.view.note_link(&path, t, self.index);
+                    if let Some(r) = self.record.as_deref_mut() {
+                        r.push(crate::cache::LayerOp::NoteLink {
+                            path: path.clone(),
+                            target: t.clone(),
+                        });
+                    }
                 }
                 continue;
             }
@@ -385,6 +402,7 @@ impl Apply<'_> {
                             ),
                         });
                     }
+                    self.charge(&path, meta.size)?;
                     let mut buf = Vec::with_capacity(meta.size.min(1 << 20) as usize);
                     (&mut entry)
                         .take(max)
@@ -394,11 +412,29 @@ impl Apply<'_> {
                 }
                 // A hard link shares its target's content, which is available when the target was selected.
                 (EntryKind::Hardlink(t), Select::Content) => {
-                    self.view.get(t).and_then(|e| e.content.clone())
+                    let n = self
+                        .view
+                        .get(t)
+                        .and_then(|e| e.content.as_ref())
+                        .map(|c| c.len() as u64);
+                    match n {
+                        Some(n) => {
+                            self.charge(&path, n)?;
+                            self.view.get(t).and_then(|e| e.content.clone())
+                        }
+                        None => None,
+                    }
                 }
                 _ => None,
             };
             let symlink = matches!(meta.kind, EntryKind::Symlink(_));
+            if let Some(r) = self.record.as_deref_mut() {
+                r.push(crate::cache::LayerOp::Insert {
+                    meta: meta.clone(),
+                    content: content.clone(),
+                    content_link: want == Select::Content && is_link,
+                });
+            }
             self.view.insert(FileEntry {
                 meta,
                 layer_index: self.index,
@@ -415,9 +451,28 @@ impl Apply<'_> {
         Ok(())
     }
 
+    /// Charges `n` kept bytes for `path` to the image's total content budget.
+    fn charge(&mut self, path: &str, n: u64) -> Result<(), ImageError> {
+        let max = self.limits.max_total_content;
+        self.view
+            .charge_content(n, max)
+            .map(|_| ())
+            .map_err(|total| ImageError::Limit {
+                what: format!("{}: {path}", self.name),
+                why: format!(
+                    "file content kept from the image would reach {total} bytes, over the {max} byte limit (max_total_content, every copy and hard link counted; raise it with MOAT_MAX_TOTAL_CONTENT)"
+                ),
+            })
+    }
+
     fn whiteout(&mut self, parent: &str, name: &str, raw: &str) -> Result<(), ImageError> {
         if name == ".wh..opq" {
             self.view.clear_dir_before(parent, self.index);
+            if let Some(r) = self.record.as_deref_mut() {
+                r.push(crate::cache::LayerOp::ClearDir {
+                    path: parent.to_string(),
+                });
+            }
             return Ok(());
         }
         if name.starts_with(".wh.") {
@@ -438,6 +493,9 @@ impl Apply<'_> {
             format!("{parent}/{name}")
         };
         self.view.remove_tree_before(&target, self.index);
+        if let Some(r) = self.record.as_deref_mut() {
+            r.push(crate::cache::LayerOp::RemoveTree { path: target });
+        }
         Ok(())
     }
 }

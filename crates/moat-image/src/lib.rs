@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+pub mod cache;
 mod digest;
 mod dir;
 mod error;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use moat_model::{ImageInfo, TargetInfo};
 use serde::{Deserialize, Serialize};
 
+pub use cache::{LayerCache, LayerCacheHandle, LayerChanges, LayerOp};
 pub use error::ImageError;
 pub use target::Target;
 pub use view::{EntryKind, FileEntry, FileMeta, FileView, Select};
@@ -46,6 +48,9 @@ pub struct Limits {
     /// Largest GNU long-name / long-link or PAX extended header in a layer or image archive: `tar`
     /// reads these whole into memory, so they are refused above this before any of it is read.
     pub max_tar_extension: u64,
+    /// All file content kept from one image, every copy counted (a hard link's copy of its target
+    /// too): a layer of 3,000 hard links to one selected 100 MB file stops here.
+    pub max_total_content: u64,
 }
 
 /// A budget from the environment (`MOAT_MAX_...`), or `default` when unset or not a number.
@@ -65,6 +70,7 @@ impl Default for Limits {
             max_compression_ratio: 100,
             ratio_check_after: 1 << 30,
             max_tar_extension: env_limit("MOAT_MAX_TAR_EXTENSION", 1 << 20),
+            max_total_content: env_limit("MOAT_MAX_TOTAL_CONTENT", 4 << 30),
         }
     }
 }
@@ -84,6 +90,9 @@ pub struct OpenOptions {
     /// Registry credentials in the Docker `config.json` format (`auths`); when unset:
     /// `$REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`, then `~/.docker/config.json`.
     pub auth_file: Option<std::path::PathBuf>,
+    /// Where what each layer did to the selected view is kept (by diff_id), so layers already read
+    /// for another image are replayed instead of read ([`cache`]). None: every layer is read.
+    pub layer_cache: Option<LayerCacheHandle>,
 }
 
 impl Default for OpenOptions {
@@ -95,6 +104,7 @@ impl Default for OpenOptions {
             limits: Limits::default(),
             progress: false,
             auth_file: None,
+            layer_cache: None,
         }
     }
 }
@@ -297,22 +307,47 @@ impl Image {
                 let mut wanted: BTreeSet<String> = BTreeSet::new();
                 let mut answers = layer::Answers::new();
                 let mut pass = 0;
+                // The layer cache serves the first pass only; a pass that needs link targets again
+                // starts over reading every layer (the cached layers' selector answers are not known).
+                let mut cache = self.options.layer_cache.clone();
                 let view = loop {
                     pass += 1;
                     let mut view = FileView::new();
                     let mut follow = wanted.clone();
                     let mut content_links = BTreeSet::new();
+                    let mut replayed = false;
                     for (index, layer) in layers.iter().enumerate() {
+                        let layer_id = layer.diff_id.as_ref().map(|d| d.to_string());
+                        let key = match (&cache, &layer_id) {
+                            (Some(c), Some(id)) if pass == 1 => Some(c.key(id)),
+                            _ => None,
+                        };
+                        if let (Some(c), Some(k)) = (&cache, &key)
+                            && let Some(changes) = c.cache.get(k)
+                        {
+                            replay(
+                                &mut view,
+                                &changes,
+                                index,
+                                layer_id.clone(),
+                                &mut follow,
+                                &mut content_links,
+                                &self.options.limits,
+                            )?;
+                            replayed = true;
+                            continue;
+                        }
                         let name = format!("layer {index} ({})", store.describe(&layer.location));
                         let (raw, len) = store.open(&layer.location)?;
                         let raw = progress.wrap(raw, index, layer.size.or(len));
+                        let mut ops = Vec::new();
                         let mut apply = layer::Apply {
                             view: &mut view,
                             select,
                             limits: &self.options.limits,
                             index,
                             name,
-                            layer_id: layer.diff_id.as_ref().map(|d| d.to_string()),
+                            layer_id,
                             follow: &mut follow,
                             content_links: &mut content_links,
                             decisions: if pass == 1 {
@@ -320,12 +355,24 @@ impl Image {
                             } else {
                                 layer::Decisions::Replay(&answers)
                             },
+                            record: key.is_some().then_some(&mut ops),
                         };
                         apply.run(raw, layer)?;
+                        // Stored only now: the blob and its diff_id were verified to the last byte.
+                        if let (Some(c), Some(k)) = (&cache, &key) {
+                            c.cache.put(k, &LayerChanges { ops });
+                        }
                     }
                     let missing = missing_link_targets(&view, &content_links);
                     if pass >= 4 || missing.is_subset(&wanted) {
                         break view;
+                    }
+                    if replayed {
+                        cache = None;
+                        pass = 0;
+                        answers = layer::Answers::new();
+                        wanted.clear();
+                        continue;
                     }
                     wanted.extend(missing);
                 };
@@ -334,6 +381,62 @@ impl Image {
             }
         }
     }
+}
+
+/// Applies a cached layer's changes to the view as reading the layer did.
+fn replay(
+    view: &mut FileView,
+    changes: &LayerChanges,
+    index: usize,
+    layer_id: Option<String>,
+    follow: &mut BTreeSet<String>,
+    content_links: &mut BTreeSet<String>,
+    limits: &Limits,
+) -> Result<(), ImageError> {
+    for op in &changes.ops {
+        match op {
+            LayerOp::ClearDir { path } => view.clear_dir_before(path, index),
+            LayerOp::Remove { path } => view.remove_before(path, index),
+            LayerOp::RemoveTree { path } => view.remove_tree_before(path, index),
+            LayerOp::NoteLink { path, target } => view.note_link(path, target, index),
+            LayerOp::Insert {
+                meta,
+                content,
+                content_link,
+            } => {
+                if let Some(c) = content {
+                    view.charge_content(c.len() as u64, limits.max_total_content)
+                        .map_err(|total| ImageError::Limit {
+                            what: format!("layer {index} (cached): {}", meta.path),
+                            why: format!(
+                                "file content kept from the image would reach {total} bytes, over the {} byte limit",
+                                limits.max_total_content
+                            ),
+                        })?;
+                }
+                if *content_link {
+                    content_links.insert(meta.path.clone());
+                } else {
+                    content_links.remove(&meta.path);
+                }
+                let symlink = matches!(meta.kind, EntryKind::Symlink(_));
+                let path = meta.path.clone();
+                view.insert(FileEntry {
+                    meta: meta.clone(),
+                    layer_index: index,
+                    layer: layer_id.clone(),
+                    content: content.clone(),
+                });
+                if symlink
+                    && *content_link
+                    && let Some(target) = view.resolve_path(&path)
+                {
+                    follow.insert(target);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Targets of content-selected links whose content is not in the view.

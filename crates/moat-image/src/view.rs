@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 /// What kind of filesystem entry a path is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EntryKind {
     File,
     Dir,
@@ -13,7 +13,7 @@ pub enum EntryKind {
 }
 
 /// An entry's metadata, as the tar header or the directory says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileMeta {
     /// Normalised path relative to the image root: no leading `/` or `./`, no `..`, `/`-separated.
     pub path: String,
@@ -54,6 +54,8 @@ pub struct FileView {
     /// Every symbolic link of the image (selected or not), with the layer it came from, so that paths
     /// through linked directories (`lib -> usr/lib`) resolve as in a container.
     links: BTreeMap<String, (String, usize)>,
+    /// Content bytes kept so far, every copy (a hard link's too) counted, never refunded.
+    kept: u64,
 }
 
 /// Why a path could not be resolved safely.
@@ -97,6 +99,16 @@ fn drop_tree<V>(
 impl FileView {
     pub fn new() -> Self {
         FileView::default()
+    }
+
+    /// Charges `n` content bytes against `max`; the new total, or the total it would have been.
+    pub(crate) fn charge_content(&mut self, n: u64, max: u64) -> Result<u64, u64> {
+        let total = self.kept.saturating_add(n);
+        if total > max {
+            return Err(total);
+        }
+        self.kept = total;
+        Ok(total)
     }
 
     /// Adds or replaces an entry (a later layer's version wins).

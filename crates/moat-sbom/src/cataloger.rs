@@ -6,6 +6,8 @@ use moat_model::{OsRelease, Package};
 pub struct Context<'a> {
     pub os: Option<OsRelease>,
     pub view: &'a FileView,
+    /// The run's cumulative budgets.
+    pub budget: &'a crate::budget::RunBudget,
 }
 
 /// Finds packages of one kind. Analyzers find, they never judge.
@@ -29,4 +31,7 @@ pub enum CatalogError {
     Invalid(String),
     #[error("file is larger than the {limit} byte limit for this format")]
     TooLarge { limit: u64 },
+    /// A run budget (issue 17) is spent: the catalogue stops (it is not a per-file warning).
+    #[error("limit exceeded: {0}")]
+    Budget(String),
 }

@@ -5,6 +5,7 @@
 //! language ecosystems in `lang/`, SBOM formats in `format/`: one file each.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 mod cataloger;
 pub mod format;
 pub mod lang;
@@ -37,6 +38,10 @@ pub enum SbomError {
     /// anything else in its place would give a wrong inventory, so the SBOM stops.
     #[error("{path}: {why}")]
     Link { path: String, why: String },
+    /// A budget of the run is spent (issue 17); the message names the file, the limit and the
+    /// environment variable that raises it.
+    #[error("{0}")]
+    Budget(String),
 }
 
 /// The inventory of any target: images and trees are opened and catalogued; `sbom:FILE` documents
@@ -72,6 +77,22 @@ pub fn check_links(view: &FileView) -> Result<(), SbomError> {
     );
     paths.sort();
     paths.dedup();
+    // A database hard-linked to a file that is not a package database (`var/lib/dpkg/status` ->
+    // `etc/passwd`) is refused like the same symbolic link: it is another file under the database's
+    // name.
+    for path in &paths {
+        if let Some(e) = view.get(path)
+            && let moat_image::EntryKind::Hardlink(t) = &e.meta.kind
+            && !os::is_database(t)
+        {
+            return Err(SbomError::Link {
+                path: path.clone(),
+                why: format!(
+                    "refusing to read the package database through a hard link to {t}, which is not a package database"
+                ),
+            });
+        }
+    }
     for path in &paths {
         let Err(err) = view.resolve_checked(path) else {
             continue;
@@ -153,10 +174,30 @@ pub fn catalog_with(
     let claims = claims.into_inner().unwrap_or_default();
     check_links(&view)?;
     let os = os::release::detect(&view);
+    let budget = budget::RunBudget::default();
     let ctx = Context {
         os: os.clone(),
         view: &view,
+        budget: &budget,
     };
+    // A database too big to read was kept as metadata only (see the catalogers' `wants`): refused.
+    for e in view.iter() {
+        if let Some((limit, var)) = budget::database_file_limit(&e.meta.path)
+            && os::is_database(&e.meta.path)
+            && e.content.is_none()
+            && e.meta.size > limit
+        {
+            return Err(SbomError::Budget(format!(
+                "{}{}: limit exceeded: the package database is {} bytes, over the {limit} byte limit (raise it with {var})",
+                e.layer
+                    .as_deref()
+                    .map(|l| format!("layer {l}: "))
+                    .unwrap_or_default(),
+                e.meta.path,
+                e.meta.size
+            )));
+        }
+    }
     let mut inv = Inventory {
         target: image.target_info(),
         os,
@@ -166,25 +207,38 @@ pub fn catalog_with(
         inv.image = Some(image.info().clone());
     }
     // A package database that is a link inside the image (checked above) is read where it leads, under
-    // its own name, so the cataloger recognises it.
-    let linked: Vec<moat_image::FileEntry> = view
+    // its own name, so the cataloger recognises it. Each link is charged again to the database budget
+    // before its copy is made, and copies are made one at a time.
+    let linked: Vec<&moat_image::FileEntry> = view
         .iter()
         .filter(|e| e.content.is_none() && os::is_database(&e.meta.path))
-        .filter_map(|e| {
-            let target = view.resolve_checked(&e.meta.path).ok().flatten()?;
-            let mut e = e.clone();
-            e.content = Some(target.content.clone()?);
-            Some(e)
-        })
         .collect();
     for (i, c) in cats.iter().enumerate() {
         let claimed =
             |e: &&moat_image::FileEntry| claims.get(&e.meta.path).is_some_and(|v| v.contains(&i));
-        let entries = view
+        let direct = view
             .iter()
             .filter(|e| e.content.is_some())
-            .chain(linked.iter());
-        for entry in entries.filter(claimed) {
+            .map(std::borrow::Cow::Borrowed);
+        let through_links = linked.iter().copied().filter(claimed).filter_map(|e| {
+            let target = view.resolve_checked(&e.meta.path).ok().flatten()?;
+            let content = target.content.as_ref()?;
+            let mut e = e.clone();
+            e.content = Some(content.clone());
+            Some(std::borrow::Cow::Owned(e))
+        });
+        for entry in direct.filter(|e| claimed(&e.as_ref())).chain(through_links) {
+            let entry: &moat_image::FileEntry = &entry;
+            if os::is_database(&entry.meta.path) {
+                let n = entry.content.as_ref().map_or(0, |c| c.len() as u64);
+                let named = match &entry.layer {
+                    Some(l) => format!("{} (layer {l})", entry.meta.path),
+                    None => entry.meta.path.clone(),
+                };
+                if let Err(e) = budget.db_bytes.charge(&named, n) {
+                    return Err(SbomError::Budget(e.to_string()));
+                }
+            }
             match c.catalog(entry, &ctx) {
                 Ok(mut pkgs) => {
                     for p in &mut pkgs {
@@ -197,6 +251,7 @@ pub fn catalog_with(
                     }
                     inv.packages.extend(pkgs)
                 }
+                Err(CatalogError::Budget(m)) => return Err(SbomError::Budget(m)),
                 Err(e) => inv
                     .warnings
                     .push(format!("{} ({}): {e}", entry.meta.path, c.name())),

@@ -7,7 +7,7 @@ use moat_model::{OsRelease, Package, PackageKind, Purl, SourcePackage};
 use crate::{CatalogError, Cataloger, Context};
 
 pub const INSTALLED: &str = "lib/apk/db/installed";
-const MAX_INSTALLED: u64 = 256 << 20;
+const MAX_INSTALLED: u64 = crate::budget::APK_DB_BYTES;
 
 pub struct Apk;
 
@@ -43,10 +43,19 @@ pub fn packages(text: &str, os: Option<&OsRelease>) -> Result<Vec<Package>, Cata
     let mut blocks = Vec::new();
     let mut cur = Block::default();
     let mut started = false;
+    let max = crate::budget::max_db_entries();
+    let over = || {
+        CatalogError::Budget(format!(
+            "{INSTALLED}: more than {max} package blocks (packages budget; raise it with MOAT_MAX_PACKAGES)"
+        ))
+    };
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.is_empty() {
             if started {
+                if blocks.len() as u64 >= max {
+                    return Err(over());
+                }
                 blocks.push(std::mem::take(&mut cur));
                 started = false;
             }
@@ -121,7 +130,13 @@ impl Cataloger for Apk {
 
     fn wants(&self, meta: &FileMeta) -> Select {
         if meta.path == INSTALLED {
-            Select::Content
+            // Too big to read: kept as metadata so the run is refused with its size (lib.rs).
+            let max = crate::budget::database_file_limit(INSTALLED).map_or(MAX_INSTALLED, |l| l.0);
+            if meta.size > max {
+                Select::Meta
+            } else {
+                Select::Content
+            }
         } else {
             Select::Skip
         }
@@ -131,12 +146,19 @@ impl Cataloger for Apk {
         let Some(bytes) = file.content.as_deref() else {
             return Ok(Vec::new());
         };
-        if bytes.len() as u64 > MAX_INSTALLED {
-            return Err(CatalogError::TooLarge {
-                limit: MAX_INSTALLED,
-            });
+        let max = crate::budget::database_file_limit(INSTALLED).map_or(MAX_INSTALLED, |l| l.0);
+        if bytes.len() as u64 > max {
+            return Err(CatalogError::Budget(format!(
+                "{}: {} bytes, over the {max} byte limit for an apk database (raise it with MOAT_MAX_APK_DB_BYTES)",
+                file.meta.path,
+                bytes.len()
+            )));
         }
-        packages(&String::from_utf8_lossy(bytes), ctx.os.as_ref())
+        let pkgs = packages(&String::from_utf8_lossy(bytes), ctx.os.as_ref())?;
+        ctx.budget
+            .packages
+            .charge(&file.meta.path, pkgs.len() as u64)?;
+        Ok(pkgs)
     }
 }
 

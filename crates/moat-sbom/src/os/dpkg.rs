@@ -5,6 +5,7 @@
 use moat_image::{EntryKind, FileEntry, FileMeta, FileView, Select};
 use moat_model::{OsRelease, Package, PackageKind, Purl, SourcePackage};
 
+use crate::budget::RunBudget;
 use crate::{CatalogError, Cataloger, Context};
 
 pub const STATUS: &str = "var/lib/dpkg/status";
@@ -30,6 +31,8 @@ pub const STATUS_D_BUDGET: u64 = 128 << 20;
 pub struct Dpkg {
     copyright_bytes: std::sync::atomic::AtomicU64,
     status_d_bytes: std::sync::atomic::AtomicU64,
+    /// The first `status.d` file refused by [`STATUS_D_BUDGET`]: the catalogue stops on it.
+    status_d_over: std::sync::Mutex<Option<String>>,
 }
 
 /// Books `size` bytes against `budget` in `counter`; false (and nothing booked) if they do not fit.
@@ -71,13 +74,31 @@ impl Stanza {
 /// Splits a deb822 control file into stanzas. Tolerant like dpkg: blank lines separate stanzas,
 /// lines starting with a space or tab continue the previous field, `#` lines are comments.
 pub fn parse_stanzas(text: &str) -> Result<Vec<Stanza>, CatalogError> {
+    parse_stanzas_limited(text, usize::MAX, "")
+}
+
+/// [`parse_stanzas`], refusing more than `max` stanzas before they are built (`path` names the file).
+pub fn parse_stanzas_limited(
+    text: &str,
+    max: usize,
+    path: &str,
+) -> Result<Vec<Stanza>, CatalogError> {
     let mut out = Vec::new();
+    let push = |out: &mut Vec<Stanza>, st: Stanza| {
+        if out.len() >= max {
+            return Err(CatalogError::Budget(format!(
+                "{path}: more than {max} stanzas (packages budget; raise it with MOAT_MAX_PACKAGES)"
+            )));
+        }
+        out.push(st);
+        Ok(())
+    };
     let mut cur = Stanza::default();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() {
             if !cur.fields.is_empty() {
-                out.push(std::mem::take(&mut cur));
+                push(&mut out, std::mem::take(&mut cur))?;
             }
             continue;
         }
@@ -112,7 +133,7 @@ pub fn parse_stanzas(text: &str) -> Result<Vec<Stanza>, CatalogError> {
             .push((k.trim().to_string(), v.trim().to_string()));
     }
     if !cur.fields.is_empty() {
-        out.push(cur);
+        push(&mut out, cur)?;
     }
     Ok(out)
 }
@@ -179,8 +200,29 @@ pub fn packages(
     os: Option<&OsRelease>,
     view: Option<&FileView>,
 ) -> Result<Vec<Package>, CatalogError> {
+    packages_budgeted(
+        text,
+        status_required,
+        os,
+        view,
+        &RunBudget::default(),
+        STATUS,
+    )
+}
+
+/// [`packages`] under the run's budgets: at most `MOAT_MAX_PACKAGES` stanzas in `path`, packages
+/// and copyright text charged cumulatively.
+pub fn packages_budgeted(
+    text: &str,
+    status_required: bool,
+    os: Option<&OsRelease>,
+    view: Option<&FileView>,
+    budget: &RunBudget,
+    path: &str,
+) -> Result<Vec<Package>, CatalogError> {
     let mut out = Vec::new();
-    for st in parse_stanzas(text)? {
+    let max = crate::budget::max_db_entries().min(usize::MAX as u64) as usize;
+    for st in parse_stanzas_limited(text, max, path)? {
         if !is_installed(&st, status_required) {
             continue;
         }
@@ -195,7 +237,11 @@ pub fn packages(
             .filter(|a| !a.is_empty())
             .map(str::to_string);
         let source = source_of(&st, name, version);
-        let licenses = view.map(|v| licenses_of(v, name)).unwrap_or_default();
+        let licenses = match view {
+            Some(v) => licenses_budgeted(v, name, budget)?,
+            None => Vec::new(),
+        };
+        budget.packages.charge(path, 1)?;
         let layer = view.and_then(|v| installed_by(v, name, arch.as_deref()));
         out.push(Package {
             name: name.to_string(),
@@ -227,15 +273,22 @@ fn installed_by(view: &FileView, name: &str, arch: Option<&str>) -> Option<Strin
 /// Licences recorded in `usr/share/doc/NAME/copyright`: the `License:` fields of a machine-readable
 /// (DEP-5) file; otherwise the `/usr/share/common-licenses/X` files it points to.
 pub fn licenses_of(view: &FileView, name: &str) -> Vec<String> {
+    licenses_budgeted(view, name, &RunBudget::default()).unwrap_or_default()
+}
+
+/// [`licenses_of`], charging the copyright text read (again for every package whose file is a link
+/// to the same one) to the run's copyright budget before it is parsed.
+pub fn licenses_budgeted(
+    view: &FileView,
+    name: &str,
+    budget: &RunBudget,
+) -> Result<Vec<String>, CatalogError> {
     let path = format!("{DOC}{name}/copyright");
-    let Some(text) = view
-        .resolve(&path)
-        .and_then(|e| e.content.as_deref())
-        .map(String::from_utf8_lossy)
-    else {
-        return Vec::new();
+    let Some(bytes) = view.resolve(&path).and_then(|e| e.content.as_deref()) else {
+        return Ok(Vec::new());
     };
-    parse_copyright(&text)
+    budget.copyright_bytes.charge(&path, bytes.len() as u64)?;
+    Ok(parse_copyright(&String::from_utf8_lossy(bytes)))
 }
 
 pub fn parse_copyright(text: &str) -> Vec<String> {
@@ -276,13 +329,34 @@ impl Cataloger for Dpkg {
 
     fn wants(&self, meta: &FileMeta) -> Select {
         let p = meta.path.as_str();
+        let max = crate::budget::database_file_limit(STATUS).map_or(MAX_STATUS, |l| l.0);
         if p == STATUS {
-            return Select::Content;
+            // Too big to read: kept as metadata so the run is refused with its size (lib.rs).
+            return if meta.size > max {
+                Select::Meta
+            } else {
+                Select::Content
+            };
         }
         if let Some(name) = p.strip_prefix(STATUS_D) {
             let wanted = !name.contains('/') && !name.ends_with(".md5sums") && !name.is_empty();
-            let fits = wanted && book(&self.status_d_bytes, meta.size, STATUS_D_BUDGET);
-            return if fits { Select::Content } else { Select::Skip };
+            if wanted && meta.size > max {
+                return Select::Meta;
+            }
+            if !wanted {
+                return Select::Skip;
+            }
+            let budget = crate::budget::env_limit("MOAT_MAX_STATUS_D_BYTES", STATUS_D_BUDGET);
+            if book(&self.status_d_bytes, meta.size, budget) {
+                return Select::Content;
+            }
+            // Over the budget (hard links are charged their target's size): refused, not skipped.
+            if let Ok(mut g) = self.status_d_over.lock()
+                && g.is_none()
+            {
+                *g = Some(p.to_string());
+            }
+            return Select::Meta;
         }
         if let Some(f) = p.strip_prefix(INFO) {
             return if f.ends_with(".list") && !f.contains('/') {
@@ -315,11 +389,28 @@ impl Cataloger for Dpkg {
         let Some(bytes) = file.content.as_deref() else {
             return Ok(Vec::new());
         };
-        if bytes.len() as u64 > MAX_STATUS {
-            return Err(CatalogError::TooLarge { limit: MAX_STATUS });
+        if in_status_d && let Some(over) = self.status_d_over.lock().ok().and_then(|g| g.clone()) {
+            return Err(CatalogError::Budget(format!(
+                "{over}: the status.d files pass the {} byte budget (every hard link counted at its target's size; raise it with MOAT_MAX_STATUS_D_BYTES)",
+                crate::budget::env_limit("MOAT_MAX_STATUS_D_BYTES", STATUS_D_BUDGET)
+            )));
+        }
+        let max = crate::budget::database_file_limit(p).map_or(MAX_STATUS, |l| l.0);
+        if bytes.len() as u64 > max {
+            return Err(CatalogError::Budget(format!(
+                "{p}: {} bytes, over the {max} byte limit for a dpkg database (raise it with MOAT_MAX_DPKG_STATUS_BYTES)",
+                bytes.len()
+            )));
         }
         let text = String::from_utf8_lossy(bytes);
-        packages(&text, !in_status_d, ctx.os.as_ref(), Some(ctx.view))
+        packages_budgeted(
+            &text,
+            !in_status_d,
+            ctx.os.as_ref(),
+            Some(ctx.view),
+            ctx.budget,
+            p,
+        )
     }
 }
 

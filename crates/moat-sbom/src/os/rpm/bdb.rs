@@ -90,6 +90,7 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
     }
     let last = db.u32(bytes, 32)?;
     let mut out = Vec::new();
+    let mut quota = super::Quota::new();
     for n in 0..=last {
         let page = db.page(n)?;
         let kind = page[25];
@@ -110,6 +111,7 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
                     "page {n}: value of {total} bytes is larger than the file"
                 )));
             }
+            quota.take(total as u64, &format!("bdb page {n} entry {i}"))?;
             let mut value = Vec::with_capacity(total);
             let mut seen = HashSet::new();
             let mut cur = first;

@@ -60,6 +60,9 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, DbError> {
         ))
     })?;
     let mut h = RpmHeader::default();
+    // Each field is read from its first entry only: a header of 65,535 entries all naming one tag
+    // and one unterminated 16 MiB string would otherwise be scanned 65,535 times.
+    let mut seen: Vec<i32> = Vec::with_capacity(9);
     for i in 0..il {
         let at = 8 + i * 16;
         let (Some(tag), Some(ty), Some(off), Some(count)) = (
@@ -72,6 +75,23 @@ pub fn parse(blob: &[u8]) -> Result<RpmHeader, DbError> {
         };
         let tag = tag as i32;
         let off = off as usize;
+        if matches!(
+            tag,
+            TAG_NAME
+                | TAG_VERSION
+                | TAG_RELEASE
+                | TAG_ARCH
+                | TAG_SOURCERPM
+                | TAG_LICENSE
+                | TAG_VENDOR
+                | TAG_MODULARITYLABEL
+                | TAG_EPOCH
+        ) {
+            if seen.contains(&tag) {
+                continue;
+            }
+            seen.push(tag);
+        }
         let string = || -> Result<String, DbError> {
             if !matches!(ty, TYPE_STRING | TYPE_I18NSTRING | TYPE_STRING_ARRAY) {
                 return Err(bad(&format!("tag {tag} has type {ty}, expected a string")));

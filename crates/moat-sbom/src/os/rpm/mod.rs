@@ -24,6 +24,48 @@ const FILES: [&str; 3] = ["rpmdb.sqlite", "Packages.db", "Packages"];
 #[error("{0}")]
 pub struct DbError(pub String);
 
+/// What one database may yield (issue 17): header bytes and records, counted for every slot or row
+/// even when several point at the same blob, and checked before each copy.
+pub(crate) struct Quota {
+    bytes: u64,
+    records: u64,
+    max_bytes: u64,
+    max_records: u64,
+}
+
+/// Prefix of a [`DbError`] that is a spent budget (the catalogue stops, it is not a warning).
+pub(crate) const OVER_BUDGET: &str = "limit exceeded: ";
+
+impl Quota {
+    pub(crate) fn new() -> Quota {
+        Quota {
+            bytes: 0,
+            records: 0,
+            max_bytes: crate::budget::rpm_header_bytes(),
+            max_records: crate::budget::max_db_entries(),
+        }
+    }
+
+    /// Charges one record of `len` bytes (`what` names it).
+    pub(crate) fn take(&mut self, len: u64, what: &str) -> Result<(), DbError> {
+        self.records += 1;
+        self.bytes = self.bytes.saturating_add(len);
+        if self.records > self.max_records {
+            return Err(DbError(format!(
+                "{OVER_BUDGET}{what}: more than {} package records (packages budget; raise it with MOAT_MAX_PACKAGES)",
+                self.max_records
+            )));
+        }
+        if self.bytes > self.max_bytes {
+            return Err(DbError(format!(
+                "{OVER_BUDGET}{what}: header bytes read from the database pass {} (every slot counted, duplicates too; raise it with MOAT_MAX_RPM_HEADER_BYTES)",
+                self.max_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The header blobs of a database in any of the three formats, detected from its first bytes.
 pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
     if bytes.starts_with(b"SQLite format 3\0") {
@@ -173,7 +215,14 @@ impl Cataloger for Rpm {
             if let Some(f) = meta.path.strip_prefix(d)
                 && FILES.contains(&f)
             {
-                return Select::Content;
+                // Too big to read: kept as metadata so the run is refused with its size (lib.rs).
+                let max = crate::budget::database_file_limit(&meta.path)
+                    .map_or(crate::budget::RPM_DB_BYTES, |l| l.0);
+                return if meta.size > max {
+                    Select::Meta
+                } else {
+                    Select::Content
+                };
             }
         }
         Select::Skip
@@ -192,7 +241,11 @@ impl Cataloger for Rpm {
                 }
             }
         }
-        let hs = headers(bytes).map_err(|e| CatalogError::Invalid(e.0))?;
+        let hs = headers(bytes).map_err(|e| match e.0.strip_prefix(OVER_BUDGET) {
+            Some(m) => CatalogError::Budget(format!("{path}: {m}")),
+            None => CatalogError::Invalid(e.0),
+        })?;
+        ctx.budget.packages.charge(path, hs.len() as u64)?;
         Ok(hs.iter().map(|h| package(h, ctx.os.as_ref())).collect())
     }
 }

@@ -38,6 +38,7 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
         )));
     }
     let mut out = Vec::new();
+    let mut quota = super::Quota::new();
     // The first two slots' worth of bytes are the header itself.
     for i in 2..pages * SLOTS_PER_PAGE {
         let at = i * 16;
@@ -76,6 +77,7 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
                     "package {pkg}: blob of {len} bytes runs past the end of the file"
                 ))
             })?;
+        quota.take(blob.len() as u64, &format!("ndb slot {i}"))?;
         out.push(blob.to_vec());
     }
     Ok(out)

@@ -252,9 +252,11 @@ pub fn blobs(bytes: &[u8]) -> Result<Vec<Vec<u8>>, DbError> {
     let root = u32::try_from(root)
         .map_err(|_| err(format!("Packages table root page {root} is invalid")))?;
     let mut out = Vec::new();
+    let mut quota = super::Quota::new();
     db.table(root, |_, payload| {
         let cols = record(&payload)?;
         if let Some(Value::Bytes(b)) = cols.get(1) {
+            quota.take(b.len() as u64, &format!("Packages row {}", out.len() + 1))?;
             out.push(b.to_vec());
         }
         Ok(())
