@@ -150,6 +150,32 @@ mod tests {
     }
 
     #[test]
+    fn sixty_five_thousand_name_tags_on_one_unterminated_string_stay_linear() {
+        // Issue 17: 65,535 index entries all TAG_NAME at offset 0 of a 16 MiB string: each field is
+        // read once, so this is one scan of the string, not 65,535.
+        let dl = 16 << 20;
+        let il = 0xffff;
+        let mut b = Vec::with_capacity(8 + il * 16 + dl);
+        b.extend_from_slice(&(il as u32).to_be_bytes());
+        b.extend_from_slice(&(dl as u32).to_be_bytes());
+        for _ in 0..il {
+            b.extend_from_slice(&TAG_NAME.to_be_bytes());
+            b.extend_from_slice(&TYPE_STRING.to_be_bytes());
+            b.extend_from_slice(&0u32.to_be_bytes());
+            b.extend_from_slice(&1u32.to_be_bytes());
+        }
+        b.resize(8 + il * 16 + dl, b'a');
+        let t = std::time::Instant::now();
+        let err = parse(&b).expect_err("unterminated");
+        assert!(err.0.contains("not terminated"), "{}", err.0);
+        // With the string terminated, the name is read from the first entry.
+        *b.last_mut().expect("byte") = 0;
+        let h = parse(&b).expect("parses");
+        assert_eq!(h.name.len(), dl - 1);
+        eprintln!("two parses of a 65,535-tag header in {:?}", t.elapsed());
+    }
+
+    #[test]
     fn parses_and_bounds_checks() {
         let b = blob(&[
             (TAG_NAME, TYPE_STRING, b"hello\0"),
