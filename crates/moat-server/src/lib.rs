@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod pipeline;
+pub mod reeval;
 pub mod registry;
 pub mod store;
 pub mod web;
@@ -145,7 +146,21 @@ pub async fn serve(
     if cfg.role.runs_workers() {
         // Scan on push: a bounded pool of workers over the store's queue (push lane first).
         let n = cfg.workers.unwrap_or(cfg.pipeline.scan.workers);
-        worker::Pool::new(state.clone(), scan_pipeline, n).spawn();
+        let policy = Arc::new(scan_pipeline.policy.clone());
+        worker::Pool::new(state.clone(), scan_pipeline, n)
+            // Re-evaluation after a DB change: a background lane, claimed after push scans.
+            .with_lane(
+                store::queue::LANE_REEVAL,
+                reeval::handler(cfg.db.clone(), policy),
+            )
+            .spawn();
+        // A changed snapshot (moat db update/import on the server's DB) is noticed at start and
+        // every minute.
+        reeval::spawn_watcher(
+            state.store.clone(),
+            cfg.db.clone(),
+            std::time::Duration::from_secs(60),
+        );
     }
     let router = app(state);
     let handle = axum_server::Handle::new();

@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 pub mod ingest;
+pub mod query;
 pub mod ratelimit;
 pub mod registry;
 
@@ -93,6 +94,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/metrics", get(metrics))
         .merge(ingest::routes())
         .merge(registry::routes())
+        .merge(query::routes())
 }
 
 /// The image a report is about: `metadata.image_digest`, else the target if it is a digest reference,

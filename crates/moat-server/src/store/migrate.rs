@@ -10,6 +10,7 @@ use super::{Backend, Store, StoreError, now_ms};
 const CORE: &str = include_str!("../../migrations/0001_core.sql");
 const LAYERS: &str = include_str!("../../migrations/0002_layers.sql");
 const DELIVERY: &str = include_str!("../../migrations/0003_delivery.sql");
+const REEVAL: &str = include_str!("../../migrations/0004_reeval.sql");
 
 /// (version, name, SQLite text, PostgreSQL text). Append only; a version whose DDL must differ per
 /// backend names two files.
@@ -17,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (1, "core", CORE, CORE),
     (2, "layers", LAYERS, LAYERS),
     (3, "delivery", DELIVERY, DELIVERY),
+    (4, "reeval", REEVAL, REEVAL),
 ];
 
 /// Splits a migration into statements at `;` line ends (the files hold no procedural code).

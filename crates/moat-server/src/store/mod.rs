@@ -8,6 +8,7 @@
 pub mod images;
 pub mod migrate;
 pub mod outbox;
+pub mod query;
 pub mod queue;
 
 pub mod tokens;

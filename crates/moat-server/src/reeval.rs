@@ -1,0 +1,814 @@
+//! Continuous re-evaluation: when the server's vulnerability database snapshot changes (`moat db
+//! update`/`import` on the server's DB, seen at start and by a periodic check, or `POST
+//! /api/v1/db/reload`), the stored SBOMs are matched again against the new snapshot without pulling
+//! any image.
+//!
+//! Delta-driven (Clair's `UpdateDiff` + `AffectedManifests`): every (ecosystem, name) key of the
+//! snapshot has a fingerprint of its records; the keys whose fingerprint changed since the last
+//! evaluated snapshot are looked up in the package → image index (`package.vkey`, `image_package`),
+//! and only those packages of those images are matched again. Per image, in one transaction: the
+//! package's new findings are inserted (with the snapshot digest that produced them), vanished ones
+//! are resolved (`resolved_snapshot`), the verdict is judged again by the gate policy, and
+//! `finding.new` / `image.verdict.changed` go to the outbox in the same transaction. A full re-match
+//! (`mode=full`) does the same for every stored package.
+//!
+//! The run is a job on the `reeval` lane, so the worker pool claims push scans first; images are
+//! committed in small batches so a push verdict never waits long for the write lock. The baseline
+//! (fingerprints, snapshot digest) is only advanced after every image was committed: a run killed
+//! half-way is redone from the same baseline, and the outbox dedupe keys keep it from alerting twice.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use moat_model::{Finding, FindingKind, Inventory, OsRelease, Package};
+use moat_vulndb::Snapshot;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::pipeline::gate::{Decision, GateInput, GatePolicy, SignatureStatus};
+use crate::store::images::severity_rank;
+use crate::store::queue::{self, LANE_REEVAL, NewJob};
+use crate::store::{Store, StoreError, Tx, new_id, now_ms, outbox, verdicts};
+
+/// Finding source of vulnerabilities the server matched (shared with the push pipeline).
+pub use crate::pipeline::record::SOURCE_SERVER;
+/// Concurrency key of re-evaluation jobs: one run at a time, whatever the number of replicas.
+pub const CONCURRENCY_KEY: &str = "reeval:db";
+/// Images committed per transaction.
+pub const BATCH: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReevalError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("vulnerability database: {0}")]
+    Db(String),
+}
+
+/// `delta` (only the keys whose advisories changed) or `full` (every stored package).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Delta,
+    Full,
+}
+
+impl Mode {
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "delta" => Some(Mode::Delta),
+            "full" => Some(Mode::Full),
+            _ => None,
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub snapshot: String,
+    pub previous: Option<String>,
+    pub mode: String,
+    /// (ecosystem, name) keys whose records changed (all stored keys for a full run).
+    pub changed_keys: usize,
+    /// Stored keys skipped because the snapshot has no record of their ecosystem.
+    pub uncovered_keys: usize,
+    /// Images that hold a package of a changed key.
+    pub images: usize,
+    /// Distinct stored packages matched again.
+    pub packages: usize,
+    pub new_findings: usize,
+    pub resolved_findings: usize,
+    pub verdicts_changed: usize,
+    pub elapsed_ms: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The snapshot, opened once per file version.
+
+type SnapKey = (PathBuf, u64, Option<SystemTime>);
+
+static SNAPSHOT: Mutex<Option<(SnapKey, Arc<Snapshot>)>> = Mutex::new(None);
+
+fn snap_key(db: &Path) -> Option<SnapKey> {
+    let p = moat_vulndb::store::snapshot_path(db);
+    let m = std::fs::metadata(&p).ok()?;
+    Some((p, m.len(), m.modified().ok()))
+}
+
+/// The server's snapshot, reopened when the file changed (a `moat db import` renames a new file
+/// over the old one).
+pub fn snapshot(db: &Path) -> Result<Arc<Snapshot>, ReevalError> {
+    let key = snap_key(db);
+    if let (Some(k), Ok(g)) = (&key, SNAPSHOT.lock())
+        && let Some((have, s)) = g.as_ref()
+        && have == k
+    {
+        return Ok(s.clone());
+    }
+    let s = Arc::new(Snapshot::open(db).map_err(|e| ReevalError::Db(e.to_string()))?);
+    if let (Some(k), Ok(mut g)) = (key, SNAPSHOT.lock()) {
+        *g = Some((k, s.clone()));
+    }
+    Ok(s)
+}
+
+/// Fingerprint of every (ecosystem, name) key: SHA-256 over the records naming it, by id.
+pub fn fingerprints(snap: &Snapshot) -> Result<BTreeMap<String, String>, ReevalError> {
+    let mut by_key: BTreeMap<String, Sha256> = BTreeMap::new();
+    let mut recs = snap.all().map_err(|e| ReevalError::Db(e.to_string()))?;
+    recs.sort_by(|a, b| a.id.cmp(&b.id));
+    for r in &recs {
+        let body = serde_json::to_vec(r).map_err(|e| ReevalError::Db(e.to_string()))?;
+        let mut keys = BTreeSet::new();
+        for a in &r.affected {
+            keys.insert(crate::store::query::vkey(
+                &a.package.ecosystem,
+                &a.package.name,
+            ));
+        }
+        for k in keys {
+            let h = by_key.entry(k).or_default();
+            h.update((body.len() as u64).to_le_bytes());
+            h.update(&body);
+        }
+    }
+    Ok(by_key
+        .into_iter()
+        .map(|(k, h)| (k, hex::encode(h.finalize())))
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored packages.
+
+/// The OS release a package row was stored with (`debian 12`).
+fn os_of(s: &str) -> Option<OsRelease> {
+    let mut it = s.split_whitespace();
+    let id = it.next()?.to_string();
+    let version_id = it.next().map(str::to_string);
+    Some(OsRelease {
+        id,
+        version_id,
+        version_codename: None,
+        pretty_name: None,
+    })
+}
+
+struct StoredPkg {
+    id: String,
+    purl: String,
+    package: Package,
+    os: Option<OsRelease>,
+}
+
+/// The findings of one package against the snapshot (the same matcher and grouping as `moat scan`).
+fn match_package(snap: &Snapshot, p: &StoredPkg) -> Result<Vec<Finding>, ReevalError> {
+    let inv = Inventory {
+        os: p.os.clone(),
+        packages: vec![p.package.clone()],
+        ..Inventory::default()
+    };
+    Ok(moat_vulndb::scan(snap, &inv)
+        .map_err(|e| ReevalError::Db(e.to_string()))?
+        .findings)
+}
+
+fn marks(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// digest → its packages under the given keys.
+async fn affected(
+    store: &Store,
+    keys: &[String],
+) -> Result<(BTreeMap<String, Vec<String>>, HashMap<String, StoredPkg>), ReevalError> {
+    let mut by_image: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut pkgs: HashMap<String, StoredPkg> = HashMap::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT ip.digest, p.id, p.purl, p.os, p.data FROM package p \
+             JOIN image_package ip ON ip.package_id = p.id WHERE p.vkey IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for k in chunk {
+            q = q.bind(k.as_str());
+        }
+        for r in q.fetch_all(store.pool()).await.map_err(StoreError::from)? {
+            let digest: String = r.try_get(0).map_err(StoreError::from)?;
+            let id: String = r.try_get(1).map_err(StoreError::from)?;
+            by_image.entry(digest).or_default().push(id.clone());
+            if !pkgs.contains_key(&id) {
+                let data: String = r.try_get(4).map_err(StoreError::from)?;
+                let package: Package = serde_json::from_str(&data)
+                    .map_err(|e| StoreError::Corrupt(format!("package {id}: {e}")))?;
+                let os: String = r.try_get(3).map_err(StoreError::from)?;
+                pkgs.insert(
+                    id.clone(),
+                    StoredPkg {
+                        id,
+                        purl: r.try_get(2).map_err(StoreError::from)?,
+                        package,
+                        os: os_of(&os),
+                    },
+                );
+            }
+        }
+    }
+    Ok((by_image, pkgs))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per image.
+
+#[derive(Default)]
+struct ImageDelta {
+    new: usize,
+    resolved: usize,
+    verdict_changed: bool,
+}
+
+/// Applies the new findings of `purls` (package key → findings) to one image, re-judges it and
+/// writes the events, in `tx`.
+async fn apply_image(
+    tx: &mut Tx,
+    digest: &str,
+    fresh: &BTreeMap<String, Vec<Finding>>,
+    snapshot: &str,
+    policy: &GatePolicy,
+) -> Result<ImageDelta, StoreError> {
+    let mut d = ImageDelta::default();
+    let now = now_ms();
+    let purls: Vec<&String> = fresh.keys().collect();
+    // The open vulnerability findings of these packages, from any source (an uploaded report's or
+    // the server's own): the new snapshot decides for all of them.
+    let mut open: HashMap<(String, String), (String, String)> = HashMap::new();
+    for chunk in purls.chunks(200) {
+        let sql = format!(
+            "SELECT vuln_id, package_key, source, data FROM finding WHERE digest = $1 AND kind = 'vulnerability' \
+             AND resolved_ms IS NULL AND package_key IN ({})",
+            marks(2, chunk.len())
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(digest);
+        for p in chunk {
+            q = q.bind(p.as_str());
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            open.insert(
+                (r.try_get(0)?, r.try_get(1)?),
+                (r.try_get(2)?, r.try_get(3)?),
+            );
+        }
+    }
+    let mut new_findings: Vec<&Finding> = Vec::new();
+    let mut keep: HashSet<(String, String)> = HashSet::new();
+    for (purl, findings) in fresh {
+        for f in findings {
+            let key = (f.id.clone(), purl.clone());
+            if !keep.insert(key.clone()) {
+                continue;
+            }
+            let data = serde_json::to_string(f).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let fixable = f
+                .vulnerability
+                .as_ref()
+                .is_some_and(|v| !v.fixed_versions.is_empty()) as i64;
+            match open.get(&key) {
+                Some((source, old)) => {
+                    if *old != data {
+                        sqlx::query(
+                            "UPDATE finding SET data = $1, severity = $2, fixable = $3 WHERE digest = $4 \
+                             AND source = $5 AND vuln_id = $6 AND package_key = $7",
+                        )
+                        .bind(&data)
+                        .bind(severity_rank(f.severity))
+                        .bind(fixable)
+                        .bind(digest)
+                        .bind(source)
+                        .bind(&key.0)
+                        .bind(&key.1)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO finding (digest, vuln_id, package_key, source, kind, severity, fixable, \
+                         package_name, package_version, data, first_seen_ms, snapshot_digest) \
+                         VALUES ($1, $2, $3, $4, 'vulnerability', $5, $6, $7, $8, $9, $10, $11) \
+                         ON CONFLICT (digest, source, vuln_id, package_key) DO UPDATE SET severity = excluded.severity, \
+                         fixable = excluded.fixable, data = excluded.data, resolved_ms = NULL, resolved_snapshot = NULL, \
+                         first_seen_ms = excluded.first_seen_ms, snapshot_digest = excluded.snapshot_digest",
+                    )
+                    .bind(digest)
+                    .bind(&key.0)
+                    .bind(&key.1)
+                    .bind(SOURCE_SERVER)
+                    .bind(severity_rank(f.severity))
+                    .bind(fixable)
+                    .bind(f.package.as_ref().map(|p| p.name.clone()))
+                    .bind(f.package.as_ref().map(|p| p.version.clone()))
+                    .bind(&data)
+                    .bind(now)
+                    .bind(snapshot)
+                    .execute(&mut **tx)
+                    .await?;
+                    for alias in std::iter::once(&f.id).chain(&f.aliases) {
+                        sqlx::query(
+                            "INSERT INTO vuln_alias (alias, vuln_id) VALUES ($1, $2) ON CONFLICT (alias, vuln_id) DO NOTHING",
+                        )
+                        .bind(alias)
+                        .bind(&f.id)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    new_findings.push(f);
+                }
+            }
+        }
+    }
+    for ((id, pkg), (source, _)) in &open {
+        if keep.contains(&(id.clone(), pkg.clone())) {
+            continue;
+        }
+        sqlx::query(
+            "UPDATE finding SET resolved_ms = $1, resolved_snapshot = $2 WHERE digest = $3 AND source = $4 \
+             AND vuln_id = $5 AND package_key = $6",
+        )
+        .bind(now)
+        .bind(snapshot)
+        .bind(digest)
+        .bind(source)
+        .bind(id)
+        .bind(pkg)
+        .execute(&mut **tx)
+        .await?;
+        d.resolved += 1;
+    }
+    d.new = new_findings.len();
+    let art = sqlx::query(
+        "SELECT repository, tag, config_user, signature, verdict FROM artifact WHERE digest = $1",
+    )
+    .bind(digest)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(art) = art else {
+        return Ok(d);
+    };
+    let repository: Option<String> = art.try_get(0)?;
+    let tag: Option<String> = art.try_get(1)?;
+    let user: Option<String> = art.try_get(2)?;
+    let signature: Option<String> = art.try_get(3)?;
+    let current: String = art.try_get(4)?;
+    // A pending image whose scan is queued or running is left to that scan; one that nobody is
+    // scanning (an uploaded report with its SBOM) is judged here, against this snapshot.
+    let pending = current == Decision::Pending.as_str();
+    let scanning = pending
+        && sqlx::query(
+            "SELECT 1 FROM job WHERE concurrency_key = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(digest)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    if scanning || (!pending && d.new == 0 && d.resolved == 0) {
+        return Ok(d);
+    }
+    let findings: Vec<Finding> =
+        sqlx::query("SELECT data FROM finding WHERE digest = $1 AND resolved_ms IS NULL")
+            .bind(digest)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| {
+                let s: String = r.try_get(0)?;
+                serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("finding: {e}")))
+            })
+            .collect::<Result<_, StoreError>>()?;
+    // The image configuration is known for images the server scanned itself.
+    let has_config = sqlx::query("SELECT 1 FROM report WHERE digest = $1 AND kind = 'moat.scan'")
+        .bind(digest)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    let sig = match signature.as_deref() {
+        Some("signed") | Some("verified") => SignatureStatus::Verified,
+        Some("unsigned") => SignatureStatus::Unsigned {
+            reason: "no signature by a trusted key".into(),
+        },
+        Some("invalid") => SignatureStatus::Unsigned {
+            reason: "invalid signature".into(),
+        },
+        Some(other) if other.starts_with("error") => SignatureStatus::Error {
+            reason: other.to_string(),
+        },
+        _ => SignatureStatus::NotChecked,
+    };
+    let verdict = policy.judge(&GateInput {
+        findings: &findings,
+        user: user.as_deref(),
+        has_config,
+        signature: &sig,
+    });
+    let latest = sqlx::query(
+        "SELECT decision, reasons FROM verdict WHERE digest = $1 ORDER BY decided_ms DESC, id DESC LIMIT 1",
+    )
+    .bind(digest)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| Ok::<_, sqlx::Error>((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+    .transpose()?;
+    let reasons = serde_json::to_string(&verdict.reasons).unwrap_or_default();
+    // A new history entry only when the decision or its reasons changed.
+    if latest.as_ref() != Some(&(verdict.decision.as_str().to_string(), reasons)) {
+        verdicts::record(
+            tx,
+            digest,
+            verdict.decision.as_str(),
+            &verdict.reasons,
+            &verdict.policy,
+            Some(snapshot),
+        )
+        .await?;
+        if current != verdict.decision.as_str() {
+            d.verdict_changed = true;
+            outbox::insert(
+                tx,
+                "image.verdict.changed",
+                digest,
+                &json!({
+                    "digest": digest, "repository": repository, "tag": tag,
+                    "from": current, "to": verdict.decision.as_str(),
+                    "reasons": verdict.reasons, "policy": verdict.policy,
+                    "snapshot": snapshot, "cause": "reevaluation",
+                }),
+                Some(&format!(
+                    "image.verdict.changed:{digest}:{snapshot}:{}",
+                    verdict.decision.as_str()
+                )),
+            )
+            .await?;
+        }
+    }
+    // `finding.new` is for images that had been judged: a first judgement reports its findings
+    // through the verdict, not as news.
+    for f in new_findings.into_iter().filter(|_| !pending) {
+        let purl = f
+            .package
+            .as_ref()
+            .map(|p| p.purl.to_string())
+            .unwrap_or_default();
+        outbox::insert(
+            tx,
+            "finding.new",
+            digest,
+            &json!({
+                "digest": digest, "repository": repository, "tag": tag,
+                "snapshot": snapshot, "finding": crate::pipeline::record::finding_json(f), "cause": "reevaluation",
+            }),
+            Some(&format!("finding.new:{digest}:{}:{purl}:{snapshot}", f.id)),
+        )
+        .await?;
+    }
+    Ok(d)
+}
+
+// ---------------------------------------------------------------------------------------------
+// One run.
+
+async fn state(store: &Store, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query("SELECT value FROM server_state WHERE name = $1")
+            .bind(name)
+            .fetch_optional(store.pool())
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?,
+    )
+}
+
+async fn set_state(tx: &mut Tx, name: &str, value: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO server_state (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The snapshot digest the stored findings were last evaluated against.
+pub async fn evaluated_snapshot(store: &Store) -> Result<Option<String>, StoreError> {
+    state(store, "reeval.snapshot").await
+}
+
+/// Re-evaluates the stored SBOMs against the snapshot at `db`.
+pub async fn run(
+    store: &Store,
+    db: &Path,
+    policy: &GatePolicy,
+    mode: Mode,
+) -> Result<Outcome, ReevalError> {
+    let started = now_ms();
+    let snap = snapshot(db)?;
+    let digest = snap.meta().digest.clone();
+    let previous = evaluated_snapshot(store).await?;
+    let fps = {
+        let s = snap.clone();
+        tokio::task::spawn_blocking(move || fingerprints(&s))
+            .await
+            .map_err(|e| ReevalError::Db(format!("fingerprints: {e}")))??
+    };
+    // The stored keys (distinct) and the baseline fingerprints.
+    let stored: Vec<String> = sqlx::query("SELECT DISTINCT vkey FROM package")
+        .fetch_all(store.pool())
+        .await
+        .map_err(StoreError::from)?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::from)?;
+    let base: HashMap<String, String> = sqlx::query("SELECT vkey, fingerprint FROM advisory_key")
+        .fetch_all(store.pool())
+        .await
+        .map_err(StoreError::from)?
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)?;
+    // No baseline yet: every stored package is judged once against this snapshot.
+    let full = mode == Mode::Full || previous.is_none();
+    let changed: BTreeSet<String> = fps
+        .iter()
+        .filter(|(k, v)| base.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(base.keys().filter(|k| !fps.contains_key(*k)).cloned())
+        .collect();
+    // Stored keys as written (either form), selected by their normalized form.
+    let keys: Vec<String> = if full {
+        stored.clone()
+    } else {
+        stored
+            .iter()
+            .filter(|k| changed.contains(&crate::store::query::normalize_vkey(k)))
+            .cloned()
+            .collect()
+    };
+    // A key whose ecosystem the snapshot has no record of is left alone: a database that does not
+    // cover an ecosystem must never resolve findings a better-covered scan reported.
+    let covered: HashSet<&str> = snap.meta().ecosystems.keys().map(String::as_str).collect();
+    let (keys, uncovered): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| {
+        let k = crate::store::query::normalize_vkey(k);
+        k.split('\u{1f}')
+            .next()
+            .is_some_and(|e| covered.contains(e))
+    });
+    let (by_image, pkgs) = affected(store, &keys).await?;
+    // Match each distinct package once (images share base layers, so packages).
+    // package id -> (purl, findings)
+    let fresh: HashMap<String, (String, Vec<Finding>)> = {
+        let s = snap.clone();
+        let list: Vec<StoredPkg> = pkgs.into_values().collect();
+        tokio::task::spawn_blocking(move || {
+            list.iter()
+                .map(|p| {
+                    let f: Vec<Finding> = match_package(&s, p)?
+                        .into_iter()
+                        .filter(|f| f.kind == FindingKind::Vulnerability)
+                        .collect();
+                    Ok((p.id.clone(), (p.purl.clone(), f)))
+                })
+                .collect::<Result<HashMap<String, (String, Vec<Finding>)>, ReevalError>>()
+        })
+        .await
+        .map_err(|e| ReevalError::Db(format!("matching: {e}")))??
+    };
+    let mut out = Outcome {
+        snapshot: digest.clone(),
+        previous: previous.clone(),
+        mode: if full { "full".into() } else { "delta".into() },
+        changed_keys: keys.len(),
+        uncovered_keys: uncovered.len(),
+        images: by_image.len(),
+        packages: fresh.len(),
+        ..Outcome::default()
+    };
+    let images: Vec<(&String, &Vec<String>)> = by_image.iter().collect();
+    for batch in images.chunks(BATCH) {
+        let mut tx = store.begin().await?;
+        for (img, ids) in batch {
+            let mut per: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
+            for id in ids.iter() {
+                if let Some((purl, f)) = fresh.get(id.as_str()) {
+                    per.entry(purl.clone())
+                        .or_default()
+                        .extend(f.iter().cloned());
+                }
+            }
+            let d = apply_image(&mut tx, img, &per, &digest, policy).await?;
+            out.new_findings += d.new;
+            out.resolved_findings += d.resolved;
+            out.verdicts_changed += d.verdict_changed as usize;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    // Advance the baseline only now that every image is committed.
+    let mut tx = store.begin().await?;
+    for k in base.keys().filter(|k| !fps.contains_key(*k)) {
+        sqlx::query("DELETE FROM advisory_key WHERE vkey = $1")
+            .bind(k)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+    }
+    for (k, v) in &fps {
+        if base.get(k) == Some(v) {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO advisory_key (vkey, fingerprint) VALUES ($1, $2) \
+             ON CONFLICT (vkey) DO UPDATE SET fingerprint = excluded.fingerprint",
+        )
+        .bind(k)
+        .bind(v)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::from)?;
+    }
+    set_state(&mut tx, "reeval.snapshot", &digest).await?;
+    sqlx::query(
+        "UPDATE artifact SET snapshot_digest = $1 WHERE digest IN (SELECT digest FROM sbom)",
+    )
+    .bind(&digest)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    let finished = now_ms();
+    sqlx::query(
+        "INSERT INTO db_snapshot (digest, records, loaded_ms, evaluated_ms) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (digest) DO UPDATE SET evaluated_ms = excluded.evaluated_ms",
+    )
+    .bind(&digest)
+    .bind(snap.meta().records as i64)
+    .bind(started)
+    .bind(finished)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    out.elapsed_ms = finished - started;
+    sqlx::query(
+        "INSERT INTO reeval_run (id, snapshot_digest, previous_digest, mode, changed_keys, images, packages, \
+         new_findings, resolved_findings, verdicts_changed, started_ms, finished_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(new_id())
+    .bind(&digest)
+    .bind(previous.as_deref())
+    .bind(&out.mode)
+    .bind(out.changed_keys as i64)
+    .bind(out.images as i64)
+    .bind(out.packages as i64)
+    .bind(out.new_findings as i64)
+    .bind(out.resolved_findings as i64)
+    .bind(out.verdicts_changed as i64)
+    .bind(started)
+    .bind(finished)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(out)
+}
+
+/// The last runs, newest first.
+pub async fn runs(store: &Store, limit: i64) -> Result<Vec<Value>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT snapshot_digest, previous_digest, mode, changed_keys, images, packages, new_findings, \
+         resolved_findings, verdicts_changed, started_ms, finished_ms FROM reeval_run \
+         ORDER BY finished_ms DESC, id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(json!({
+                "snapshot": r.try_get::<String, _>(0)?,
+                "previous": r.try_get::<Option<String>, _>(1)?,
+                "mode": r.try_get::<String, _>(2)?,
+                "changed_keys": r.try_get::<i64, _>(3)?,
+                "images": r.try_get::<i64, _>(4)?,
+                "packages": r.try_get::<i64, _>(5)?,
+                "new_findings": r.try_get::<i64, _>(6)?,
+                "resolved_findings": r.try_get::<i64, _>(7)?,
+                "verdicts_changed": r.try_get::<i64, _>(8)?,
+                "started": r.try_get::<i64, _>(9)?,
+                "finished": r.try_get::<i64, _>(10)?,
+            }))
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs.
+
+/// Enqueues a run on the `reeval` lane. `dedupe` (e.g. the snapshot digest seen by the watcher)
+/// makes replicas that noticed the same change enqueue it once.
+pub async fn enqueue(
+    store: &Store,
+    mode: Mode,
+    cause: &str,
+    dedupe: Option<String>,
+) -> Result<Option<String>, StoreError> {
+    let mut job = NewJob::new(
+        LANE_REEVAL,
+        CONCURRENCY_KEY,
+        json!({"kind": "reeval", "mode": mode, "cause": cause}),
+    );
+    job.dedupe_key = dedupe;
+    let mut tx = store.begin().await?;
+    let id = queue::enqueue(&mut tx, &job).await?;
+    tx.commit().await?;
+    crate::worker::wake();
+    Ok(id)
+}
+
+/// The job handler of the `reeval` lane (registered with the worker pool).
+pub fn handler(db: PathBuf, policy: Arc<GatePolicy>) -> crate::worker::Handler {
+    Arc::new(
+        move |st: crate::AppState, job: queue::Job, worker: String| {
+            let (db, policy) = (db.clone(), policy.clone());
+            Box::pin(async move {
+                let mode = job
+                    .payload
+                    .get("mode")
+                    .and_then(Value::as_str)
+                    .and_then(Mode::parse)
+                    .unwrap_or(Mode::Delta);
+                let out = run(&st.store, &db, &policy, mode)
+                    .await
+                    .map_err(|e| crate::pipeline::scan::JobError::new(e.to_string()))?;
+                eprintln!(
+                    "moat server: re-evaluation ({}) against {}: {} keys, {} images, {} new and {} resolved findings, {} verdicts changed, {} ms",
+                    out.mode,
+                    out.snapshot,
+                    out.changed_keys,
+                    out.images,
+                    out.new_findings,
+                    out.resolved_findings,
+                    out.verdicts_changed,
+                    out.elapsed_ms
+                );
+                st.store.complete_job(&job.id, &worker).await?;
+                Ok(())
+            })
+        },
+    )
+}
+
+/// Watches the server's snapshot: at start and every `every`, a snapshot whose digest differs from
+/// the one last evaluated enqueues a delta run (once per digest across replicas).
+pub fn spawn_watcher(store: Store, db: PathBuf, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen: Option<SnapKey> = None;
+        loop {
+            let k = snap_key(&db);
+            if k.is_some() && k != seen {
+                match snapshot(&db) {
+                    Ok(s) => {
+                        let d = s.meta().digest.clone();
+                        match evaluated_snapshot(&store).await {
+                            Ok(prev) if prev.as_deref() != Some(d.as_str()) => {
+                                if let Err(e) = enqueue(
+                                    &store,
+                                    Mode::Delta,
+                                    "snapshot changed",
+                                    Some(format!("reeval:auto:{d}")),
+                                )
+                                .await
+                                {
+                                    eprintln!("moat server: cannot enqueue re-evaluation: {e}");
+                                } else {
+                                    seen = k;
+                                }
+                            }
+                            Ok(_) => seen = k,
+                            Err(e) => eprintln!("moat server: re-evaluation check: {e}"),
+                        }
+                    }
+                    Err(e) => eprintln!("moat server: re-evaluation check: {e}"),
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
+}
