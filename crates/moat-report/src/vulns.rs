@@ -83,7 +83,7 @@ pub fn to_vuln_table_at(report: &Report, width: u16) -> String {
             .map(|n| format!(", newest {}", n.get(..10).unwrap_or(n)))
             .unwrap_or_default();
         out.push_str(&format!(
-            "  {}: {} package(s), {} {}\n",
+            "  {}: {} package(s), {}{}\n",
             c.ecosystem,
             c.packages,
             if c.covered {
@@ -91,7 +91,7 @@ pub fn to_vuln_table_at(report: &Report, width: u16) -> String {
             } else {
                 "no records".to_string()
             },
-            if c.covered { "" } else { "— NOT COVERED" },
+            if c.covered { "" } else { " — NOT COVERED" },
         ));
     }
     let mut by_pkg: BTreeMap<(String, String), Vec<&Finding>> = BTreeMap::new();

@@ -55,6 +55,117 @@ pub enum DbCommand {
     },
 }
 
+/// `moat db update`'s download (with its progress bar on a terminal): every export fetched and
+/// checked complete before a new snapshot replaces the old one.
+pub fn update_with_progress(
+    db: &std::path::Path,
+    mirror: &str,
+    ecos: &[String],
+) -> Result<(moat_vulndb::store::Meta, Vec<String>), moat_vulndb::update::UpdateError> {
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(0);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let mut progress = |url: &str, done: u64, total: Option<u64>| {
+        if let Some(b) = &bar {
+            b.set_message(url.rsplit('/').nth(1).unwrap_or(url).to_string());
+            b.set_length(total.unwrap_or(done));
+            b.set_position(done);
+        }
+    };
+    let result = moat_vulndb::update::update(db, mirror, ecos, &mut progress);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    result
+}
+
+/// Whether `--offline` or `MOAT_OFFLINE` (any value but empty, `0`, `false`) forbids downloads.
+pub fn offline(flag: bool) -> bool {
+    flag || std::env::var("MOAT_OFFLINE").is_ok_and(|v| {
+        !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "" | "0" | "false" | "no"
+        )
+    })
+}
+
+/// What a first run did about a missing default database.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstRun {
+    /// A database exists (or another location was named): nothing to do.
+    NotNeeded,
+    /// Downloaded into the default location.
+    Downloaded,
+    /// Not downloaded; the line already said why (first, before any scan output).
+    Missing,
+}
+
+/// The first run of `moat scan` on a machine: when the default database does not exist (no
+/// `--db`, no `MOAT_DB`), run `moat db update`'s download into it before scanning, unless offline.
+/// The mirror is `MOAT_OSV_MIRROR` or OSV.dev. A failure says so at once and the scan goes on
+/// without a database (so `--fail-on` then fails closed, exit 2).
+pub fn first_run(explicit: bool, db: &std::path::Path, offline: bool) -> FirstRun {
+    if explicit || std::env::var_os("MOAT_DB").is_some_and(|v| !v.is_empty()) {
+        return FirstRun::NotNeeded;
+    }
+    match Snapshot::open(db) {
+        Err(DbError::Missing(_)) => {}
+        _ => return FirstRun::NotNeeded,
+    }
+    if offline {
+        eprintln!(
+            "moat: no vulnerability database at {} and offline (--offline / MOAT_OFFLINE): vulnerabilities will not be checked; `moat db update` or `moat db import PATH` gets one",
+            db.display()
+        );
+        return FirstRun::Missing;
+    }
+    let mirror = std::env::var("MOAT_OSV_MIRROR")
+        .ok()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_MIRROR.to_string());
+    let ecos: Vec<String> = DEFAULT_ECOSYSTEMS.iter().map(|s| s.to_string()).collect();
+    eprintln!(
+        "moat: no vulnerability database at {}: downloading it first (`moat db update`, from {mirror}; --offline skips)",
+        db.display()
+    );
+    if let Err(e) = std::fs::create_dir_all(db) {
+        eprintln!(
+            "moat: cannot create {}: {e}: vulnerabilities will not be checked",
+            db.display()
+        );
+        return FirstRun::Missing;
+    }
+    let t = std::time::Instant::now();
+    match update_with_progress(db, &mirror, &ecos) {
+        Ok((meta, _)) => {
+            eprintln!(
+                "moat: downloaded {} records from {} ecosystem export(s) in {:.1}s into {}, digest {}",
+                meta.records,
+                ecos.len(),
+                t.elapsed().as_secs_f64(),
+                db.display(),
+                meta.digest
+            );
+            FirstRun::Downloaded
+        }
+        Err(e) => {
+            eprintln!(
+                "moat: the database download failed, vulnerabilities will not be checked: {e}"
+            );
+            FirstRun::Missing
+        }
+    }
+}
+
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
     let db = a.db.clone().unwrap_or_else(moat_vulndb::store::default_dir);
     match a.command {
@@ -137,31 +248,8 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             } else {
                 ecosystems
             };
-            let bar = if std::io::stderr().is_terminal() {
-                let b = indicatif::ProgressBar::new(0);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                Some(b)
-            } else {
-                None
-            };
-            let mut progress = |url: &str, done: u64, total: Option<u64>| {
-                if let Some(b) = &bar {
-                    b.set_message(url.rsplit('/').nth(1).unwrap_or(url).to_string());
-                    b.set_length(total.unwrap_or(done));
-                    b.set_position(done);
-                }
-            };
             let t = std::time::Instant::now();
-            let result = moat_vulndb::update::update(&db, &mirror, &ecos, &mut progress);
-            if let Some(b) = &bar {
-                b.finish_and_clear();
-            }
-            let (meta, warnings) = result
+            let (meta, warnings) = update_with_progress(&db, &mirror, &ecos)
                 .map_err(|e| InputError(format!("update failed, database unchanged: {e}")))?;
             if !warnings.is_empty() {
                 eprintln!(

@@ -63,6 +63,17 @@ pub struct Args {
     /// Allow plain HTTP to the registry (loopback test registries).
     #[arg(long)]
     pub insecure_registry: bool,
+    /// Let findings no source rated (UNKNOWN) fail --fail-on at any level. Default: they trip only
+    /// `--fail-on unknown`, and the report warns how many a higher level let through.
+    #[arg(long)]
+    pub fail_on_unknown: bool,
+    /// Warn when the vulnerability database was written more than DAYS days ago (0: never).
+    #[arg(long, value_name = "DAYS", default_value_t = moat_engine::scan::DEFAULT_DB_MAX_AGE_DAYS)]
+    pub db_max_age: u32,
+    /// Never download: without a database, scan without one (default: a first run with no database
+    /// at the default location downloads it, as `moat db update` does). Also MOAT_OFFLINE=1.
+    #[arg(long)]
+    pub offline: bool,
     #[command(flatten)]
     pub gate: GateArgs,
     #[command(flatten)]
@@ -90,13 +101,32 @@ impl Args {
             vex: self.vex.clone(),
             db: DbChoice::from_flag(self.db.clone()),
             fail_on: self.gate.fail_on,
+            fail_on_unknown: self.fail_on_unknown,
+            db_max_age_days: self.db_max_age,
             today: None,
         }
     }
 }
 
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
-    let outcome = moat_engine::scan(&a.request())?;
+    let req = a.request();
+    // First run: no database at the default location → download it before scanning (the message,
+    // when it cannot be had, comes first, not after the report).
+    let first = if req.scanners.vuln {
+        crate::cmd::db::first_run(
+            req.db.explicit,
+            &req.db.path,
+            crate::cmd::db::offline(a.offline),
+        )
+    } else {
+        crate::cmd::db::FirstRun::NotNeeded
+    };
+    let spinner = reading_spinner(&req);
+    let outcome = moat_engine::scan(&req);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    let outcome = outcome?;
     let format = a.format.unwrap_or(if a.out.is_terminal() {
         ScanFormat::Table
     } else {
@@ -107,7 +137,8 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
             Diagnostic::Ignore(w) => eprintln!("moat: warning: {w}"),
             // One line: in the table when the table goes to a terminal, else on stderr.
             Diagnostic::DbMissing { .. }
-                if !(format == ScanFormat::Table && a.out.is_terminal()) =>
+                if first != crate::cmd::db::FirstRun::Missing
+                    && !(format == ScanFormat::Table && a.out.is_terminal()) =>
             {
                 eprintln!("moat: {d}")
             }
@@ -127,4 +158,20 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     };
     a.out.write(&text)?;
     Ok(outcome.verdict)
+}
+
+/// `dir:` and `sbom:` targets have no layers to count: a spinner with the elapsed time on a
+/// terminal, as image targets get their per-layer bar.
+fn reading_spinner(req: &ScanRequest) -> Option<indicatif::ProgressBar> {
+    if !req.progress || !(req.target.starts_with("dir:") || req.target.starts_with("sbom:")) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} reading {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(req.target.clone());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(bar)
 }
