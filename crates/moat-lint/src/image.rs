@@ -8,23 +8,18 @@
 use moat_image::{EntryKind, FileMeta, FileView, ImageConfig, Select};
 use moat_model::{Finding, FindingKind};
 
-use crate::{catalog, secrets};
+use crate::catalog::{RuleMeta, ids, ids::*};
+use crate::secrets;
 
-fn finding(id: &str, target: &str, message: String) -> Finding {
-    let info = catalog::rule(id);
-    let mut f = Finding::new(
-        id,
-        FindingKind::ImageConfig,
-        info.map(|r| r.severity).unwrap_or_default(),
-        info.map(|r| r.title).unwrap_or(id),
-    );
+fn finding(rule: &'static RuleMeta, target: &str, message: String) -> Finding {
+    let kind = if rule == &ids::MOAT_IMG_009 {
+        FindingKind::Secret
+    } else {
+        FindingKind::ImageConfig
+    };
+    let mut f = crate::finding_of(rule, kind, None);
     f.message = message;
     f.location.object = Some(target.to_string());
-    if let Some(r) = info {
-        f.aliases = r.aliases.iter().map(|s| s.to_string()).collect();
-        f.why = Some(r.why.to_string());
-        f.fix = Some(r.fix.to_string());
-    }
     f
 }
 
@@ -116,7 +111,7 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
     let u = user.split(':').next().unwrap_or("");
     if u.is_empty() || u == "root" || u == "0" {
         out.push(finding(
-            "MOAT-IMG-001",
+            &MOAT_IMG_001,
             target,
             if u.is_empty() {
                 "The image config sets no User: containers run as root".into()
@@ -130,7 +125,7 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
         let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
         if port.trim() == "22" && proto.trim().eq_ignore_ascii_case("tcp") {
             let mut f = finding(
-                "MOAT-IMG-010",
+                &MOAT_IMG_010,
                 target,
                 format!("The image config exposes {p} (SSH)"),
             );
@@ -140,7 +135,7 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
     }
     if cfg.healthcheck.as_ref().is_none_or(|h| h.is_empty()) {
         out.push(finding(
-            "MOAT-IMG-002",
+            &MOAT_IMG_002,
             target,
             "The image config has no Healthcheck".into(),
         ));
@@ -148,7 +143,7 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
     for e in &cfg.env {
         if let Some(k) = secret_assignment(e) {
             let mut f = finding(
-                "MOAT-IMG-003",
+                &MOAT_IMG_003,
                 target,
                 format!("Env {k} holds a secret value"),
             );
@@ -163,7 +158,7 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
     for (n, cb) in history.enumerate() {
         if let Some(k) = secret_assignment(cb) {
             let mut f = finding(
-                "MOAT-IMG-004",
+                &MOAT_IMG_004,
                 target,
                 format!("history[{n}] created_by passes {k} with a literal value"),
             );
@@ -177,7 +172,7 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
             .unwrap_or(t);
         if t.starts_with("ADD ") && !t.starts_with("ADD file:") && !t.contains(" in / ") {
             let mut f = finding(
-                "MOAT-IMG-007",
+                &MOAT_IMG_007,
                 target,
                 format!("history[{n}]: {}", t.chars().take(120).collect::<String>()),
             );
@@ -208,7 +203,7 @@ fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
                 None => "the file tree".to_string(),
             };
             let mut x = finding(
-                "MOAT-IMG-009",
+                &MOAT_IMG_009,
                 target,
                 format!("{} holds {what}, in {layer}", f.path),
             );
@@ -229,7 +224,7 @@ fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
                 _ => "setgid",
             };
             let mut x = finding(
-                "MOAT-IMG-005",
+                &MOAT_IMG_005,
                 target,
                 format!("{} is {bits} (mode {:04o})", f.path, f.mode & 0o7777),
             );
@@ -243,7 +238,7 @@ fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
         let sticky_dir = f.is_dir && f.mode & 0o1000 != 0;
         if f.mode & 0o002 != 0 && !under_tmp && !sticky_dir {
             let mut x = finding(
-                "MOAT-IMG-006",
+                &MOAT_IMG_006,
                 target,
                 format!(
                     "{} is world-writable (mode {:04o}){}",
@@ -273,7 +268,7 @@ fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
     }
     for c in caches {
         let mut x = finding(
-            "MOAT-IMG-008",
+            &MOAT_IMG_008,
             target,
             format!("{c} still holds package-manager cache files"),
         );

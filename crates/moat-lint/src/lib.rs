@@ -19,7 +19,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use moat_model::{Finding, FindingKind};
 
-pub use catalog::{RULES, RuleInfo, RuleScope, rule};
+pub use catalog::{RULES, RuleInfo, RuleMeta, RuleScope, ids, rule};
 pub use config::Config;
 pub use dockerfile::{Dockerfile, parse};
 pub use rules::Hit;
@@ -160,43 +160,35 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
             }
         }
         hits.retain(|h| {
-            if names(&global, h.rule) {
+            if names(&global, h.rule.id) {
                 return false;
             }
             if line_ignores
                 .get(&h.line)
-                .is_some_and(|ids| names(ids, h.rule))
+                .is_some_and(|ids| names(ids, h.rule.id))
             {
                 return false;
             }
             !stage_ignores
                 .iter()
-                .any(|(a, b, ids)| (*a..=*b).contains(&h.line) && names(ids, h.rule))
+                .any(|(a, b, ids)| (*a..=*b).contains(&h.line) && names(ids, h.rule.id))
         });
     }
     hits.retain(|h| {
-        !cfg.is_ignored(h.rule)
-            && !catalog::rule(h.rule).is_some_and(|r| r.aliases.iter().any(|a| cfg.is_ignored(a)))
+        !cfg.is_ignored(h.rule.id) && !h.rule.aliases.iter().any(|a| cfg.is_ignored(a))
     });
-    hits.sort_by(|a, b| (a.line, a.column, a.rule).cmp(&(b.line, b.column, b.rule)));
+    hits.sort_by(|a, b| (a.line, a.column, a.rule.id).cmp(&(b.line, b.column, b.rule.id)));
     hits.dedup();
     hits
 }
 
-/// Turns a hit into a finding for `file`.
+/// Turns a hit into a finding for `file`: the rule's metadata (title, severity unless the
+/// configuration overrides it, aliases, why, fix, documentation) and the hit's message and position.
 pub fn to_finding(file: &str, h: &Hit, cfg: &Config) -> Finding {
-    let info = catalog::rule(h.rule);
-    let sev = cfg
-        .overrides
-        .get(h.rule)
-        .copied()
-        .or(info.map(|r| r.severity))
-        .unwrap_or_default();
-    let mut f = Finding::new(
+    let mut f = finding_of(
         h.rule,
         FindingKind::Dockerfile,
-        sev,
-        info.map(|r| r.title).unwrap_or(h.rule),
+        cfg.overrides.get(h.rule.id).copied(),
     );
     f.message = h.message.clone();
     f.location.file = Some(file.to_string());
@@ -205,11 +197,21 @@ pub fn to_finding(file: &str, h: &Hit, cfg: &Config) -> Finding {
     if h.end_line > h.line {
         f.location.end_line = Some(h.end_line);
     }
-    if let Some(r) = info {
-        f.aliases = r.aliases.iter().map(|s| s.to_string()).collect();
-        f.why = Some(r.why.to_string());
-        f.fix = Some(r.fix.to_string());
-    }
+    f
+}
+
+/// A finding of `rule` with everything its metadata says (the one place a rule's metadata goes into a
+/// report, for Dockerfile and image findings alike); `severity` overrides the rule's.
+pub(crate) fn finding_of(
+    rule: &'static catalog::RuleMeta,
+    kind: FindingKind,
+    severity: Option<moat_model::Severity>,
+) -> Finding {
+    let mut f = Finding::new(rule.id, kind, severity.unwrap_or(rule.severity), rule.title);
+    f.aliases = rule.aliases.iter().map(|s| s.to_string()).collect();
+    f.why = Some(rule.why.to_string());
+    f.fix = Some(rule.fix.to_string());
+    f.references = rule.doc_url.iter().map(|u| u.to_string()).collect();
     f
 }
 
@@ -230,7 +232,7 @@ mod tests {
         let df = parse("Dockerfile", text.as_bytes()).unwrap();
         check(&df, &Config::default())
             .into_iter()
-            .map(|h| h.rule)
+            .map(|h| h.rule.id)
             .collect()
     }
 
@@ -315,7 +317,7 @@ mod tests {
         let df = parse("D", b"FROM a:1\nLABEL author=\"\" url=notaurl created=2024-13 version=1.2 commit=xyz contact=nobody extra=1\n").unwrap();
         let got: Vec<&str> = check(&df, &cfg)
             .into_iter()
-            .map(|h| h.rule)
+            .map(|h| h.rule.id)
             .filter(|r| r.starts_with("DL30"))
             .collect();
         for want in [
@@ -326,7 +328,7 @@ mod tests {
         let ok = parse("D", b"FROM a:1\nLABEL author=me url=https://example.org created=2024-01-02T03:04:05Z version=1.2.3-rc.1 commit=0123456789abcdef0123456789abcdef01234567 contact=a@b.org\n").unwrap();
         let got: Vec<&str> = check(&ok, &cfg)
             .into_iter()
-            .map(|h| h.rule)
+            .map(|h| h.rule.id)
             .filter(|r| r.starts_with("DL30"))
             .collect();
         assert!(
@@ -337,7 +339,7 @@ mod tests {
             "{got:?}"
         );
         let missing = parse("D", b"FROM a:1\nLABEL author=me\n").unwrap();
-        assert!(check(&missing, &cfg).iter().any(|h| h.rule == "DL3049"));
+        assert!(check(&missing, &cfg).iter().any(|h| h.rule == &ids::DL3049));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! hadolint-compatible rules: same ids, same meaning, same edge cases (checked against hadolint's own
 //! test cases in `tests/hadolint_cases.rs`).
 
+use crate::catalog::RuleMeta;
+use crate::catalog::ids::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Hit, Model, drop_quotes, path_words, referenced_vars};
@@ -244,15 +246,15 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             ]
             .contains(&c.name.as_str())
         }) {
-            out.push(m.hit("DL3001", i, "Command makes no sense inside a container (ssh, vim, shutdown, service, ps, free, top, kill, mount, ifconfig)"));
+            out.push(m.hit(&DL3001, i, "Command makes no sense inside a container (ssh, vim, shutdown, service, ps, free, top, kill, mount, ifconfig)"));
         }
         // DL3003
         if !r.onbuild && cmds.iter().any(|c| c.name == "cd") {
-            out.push(m.hit("DL3003", i, "Use WORKDIR to switch to a directory"));
+            out.push(m.hit(&DL3003, i, "Use WORKDIR to switch to a directory"));
         }
         // DL3004
         if cmds.iter().any(|c| c.name == "sudo") {
-            out.push(m.hit("DL3004", i, "Do not use sudo: it leads to unpredictable behaviour; use a tool like gosu to drop privileges"));
+            out.push(m.hit(&DL3004, i, "Do not use sudo: it leads to unpredictable behaviour; use a tool like gosu to drop privileges"));
         }
         // DL3008
         let unpinned_apt: Vec<&str> = cmds
@@ -264,7 +266,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             .collect();
         if !unpinned_apt.is_empty() {
             out.push(m.hit(
-                "DL3008",
+                &DL3008,
                 i,
                 format!(
                     "Pin versions in apt-get install ({})",
@@ -285,7 +287,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 || (has_cache_mount(i, "/var/lib/apt") && has_cache_mount(i, "/var/cache/apt"));
             if update && !cleanup && !cached {
                 if r.onbuild {
-                    out.push(m.hit("DL3009", i, "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*"));
+                    out.push(m.hit(&DL3009, i, "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*"));
                 } else {
                     dl3009.push((r.index, m.stage_of[r.index]));
                 }
@@ -352,7 +354,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             !pkgs.iter().all(|p| pip_version_fixed(p))
         });
         if pip_unpinned {
-            out.push(m.hit("DL3013", i, "Pin versions in pip: pip install <package>==<version> or pip install -r <requirements file>"));
+            out.push(m.hit(&DL3013, i, "Pin versions in pip: pip install <package>==<version> or pip install -r <requirements file>"));
         }
         // DL3014
         if cmds
@@ -360,7 +362,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             .any(|c| c.is_with("apt-get", &["install"]) && !apt_assume_yes(c))
         {
             out.push(m.hit(
-                "DL3014",
+                &DL3014,
                 i,
                 "Use the -y switch: apt-get install -y <package>",
             ));
@@ -375,7 +377,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     .any(|a| a.contains("APT::Install-Recommends=false"))
         }) {
             out.push(m.hit(
-                "DL3015",
+                &DL3015,
                 i,
                 "Avoid additional packages by specifying --no-install-recommends",
             ));
@@ -406,7 +408,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             }
         }) {
             out.push(m.hit(
-                "DL3016",
+                &DL3016,
                 i,
                 "Pin versions in npm: npm install <package>@<version>",
             ));
@@ -420,7 +422,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             .any(|p| !(["=", "~", "<", ">"].iter().any(|s| p.contains(s)) || p.ends_with(".apk")));
         if apk_unpinned {
             out.push(m.hit(
-                "DL3018",
+                &DL3018,
                 i,
                 "Pin versions in apk add: apk add <package>=<version>",
             ));
@@ -431,12 +433,12 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 .iter()
                 .any(|c| c.is_with("apk", &["add"]) && !c.has_flag("no-cache"))
         {
-            out.push(m.hit("DL3019", i, "Use the --no-cache switch with apk add"));
+            out.push(m.hit(&DL3019, i, "Use the --no-cache switch with apk add"));
         }
         // DL3027
         if cmds.iter().any(|c| c.name == "apt") {
             out.push(m.hit(
-                "DL3027",
+                &DL3027,
                 i,
                 "Do not use apt: it is meant for interactive use; use apt-get or apt-cache",
             ));
@@ -457,7 +459,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
         }) {
             out.push(m.hit(
-                "DL3028",
+                &DL3028,
                 i,
                 "Pin versions in gem install: gem install <gem>:<version>",
             ));
@@ -467,7 +469,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             c.is_with("yum", &["install", "groupinstall", "localinstall"])
                 && !c.has_any_flag(&["y", "assumeyes"])
         }) {
-            out.push(m.hit("DL3030", i, "Use the -y switch: yum install -y <package>"));
+            out.push(m.hit(&DL3030, i, "Use the -y switch: yum install -y <package>"));
         }
         // DL3032
         if missing_cleanup(
@@ -478,7 +480,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 c.is_with("yum", &["clean", "all"]) || c.is_with("rm", &["-rf", "/var/cache/yum/*"])
             },
         ) {
-            out.push(m.hit("DL3032", i, "yum clean all missing after yum install"));
+            out.push(m.hit(&DL3032, i, "yum clean all missing after yum install"));
         }
         // DL3033
         let yum_bad = cmds.iter().any(|c| {
@@ -498,7 +500,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         });
         if yum_bad {
             out.push(m.hit(
-                "DL3033",
+                &DL3033,
                 i,
                 "Specify versions with yum install -y <package>-<version>",
             ));
@@ -519,7 +521,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             ) && !c.has_any_flag(&["n", "non-interactive", "y", "no-confirm"])
         }) {
             out.push(m.hit(
-                "DL3034",
+                &DL3034,
                 i,
                 "Non-interactive switch missing from zypper: zypper install -y",
             ));
@@ -529,7 +531,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             .iter()
             .any(|c| c.is_with("zypper", &["dist-upgrade", "dup"]))
         {
-            out.push(m.hit("DL3035", i, "Do not use zypper dist-upgrade"));
+            out.push(m.hit(&DL3035, i, "Do not use zypper dist-upgrade"));
         }
         // DL3036
         if !has_cache_mount(i, "/var/cache/zypp")
@@ -539,7 +541,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 |c| c.is_with("zypper", &["clean", "cc"]),
             )
         {
-            out.push(m.hit("DL3036", i, "zypper clean missing after zypper install"));
+            out.push(m.hit(&DL3036, i, "zypper clean missing after zypper install"));
         }
         // DL3037
         if cmds
@@ -552,7 +554,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             })
         {
             out.push(m.hit(
-                "DL3037",
+                &DL3037,
                 i,
                 "Specify versions with zypper install -y <package>=<version>",
             ));
@@ -570,7 +572,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 ])
                 && !c.has_any_flag(&["y", "assumeyes"])
         }) {
-            out.push(m.hit("DL3038", i, "Use the -y switch: dnf install -y <package>"));
+            out.push(m.hit(&DL3038, i, "Use the -y switch: dnf install -y <package>"));
         }
         // DL3040
         // hadolint accepts only a cache mount of dnf5's cache directory.
@@ -602,7 +604,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 )
             })
         {
-            out.push(m.hit("DL3040", i, "dnf clean all missing after dnf install"));
+            out.push(m.hit(&DL3040, i, "dnf clean all missing after dnf install"));
         }
         // DL3041
         let dnf_bad = cmds.iter().any(|c| {
@@ -625,7 +627,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         });
         if dnf_bad {
             out.push(m.hit(
-                "DL3041",
+                &DL3041,
                 i,
                 "Specify versions with dnf install -y <package>-<version>",
             ));
@@ -655,7 +657,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 });
             if fire {
                 out.push(m.hit(
-                    "DL3042",
+                    &DL3042,
                     i,
                     "Avoid the pip cache: pip install --no-cache-dir <package>",
                 ));
@@ -668,7 +670,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 && uid_of(c).is_some_and(|u| u.len() > 5)
         }) {
             out.push(m.hit(
-                "DL3046",
+                &DL3046,
                 i,
                 "useradd without -l and a high UID creates an excessively large image",
             ));
@@ -688,7 +690,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 ])
                 && !c.has_arg("-nv")
         }) {
-            out.push(m.hit("DL3047", i, "wget without --progress bloats build logs: use wget --progress=dot:giga, -q or -nv"));
+            out.push(m.hit(&DL3047, i, "wget without --progress bloats build logs: use wget --progress=dot:giga, -q or -nv"));
         }
         // DL3060 (stage-aware for RUN; always for ONBUILD RUN)
         {
@@ -704,7 +706,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 )
             {
                 if r.onbuild {
-                    out.push(m.hit("DL3060", i, "yarn cache clean missing after yarn install"));
+                    out.push(m.hit(&DL3060, i, "yarn cache clean missing after yarn install"));
                 } else {
                     dl3060.push((r.index, m.stage_of[r.index]));
                 }
@@ -721,26 +723,26 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         });
         if !local_go_run && cmds.iter().any(go_unpinned) {
             out.push(m.hit(
-                "DL3062",
+                &DL3062,
                 i,
                 "Pin versions in go install: go install <module>@<version>",
             ));
         }
         // DL4005
         if cmds.iter().any(|c| c.name == "ln" && c.has_arg("/bin/sh")) {
-            out.push(m.hit("DL4005", i, "Use SHELL to change the default shell"));
+            out.push(m.hit(&DL4005, i, "Use SHELL to change the default shell"));
         }
     }
     for idx in stage_logic_fires(m, &dl3009) {
         out.push(m.hit(
-            "DL3009",
+            &DL3009,
             &ins[idx],
             "Delete the apt-get lists after installing something: rm -rf /var/lib/apt/lists/*",
         ));
     }
     for idx in stage_logic_fires(m, &dl3060) {
         out.push(m.hit(
-            "DL3060",
+            &DL3060,
             &ins[idx],
             "yarn cache clean missing after yarn install",
         ));
@@ -766,7 +768,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         // DL3061
         if !seen_from && !i.is("FROM") && !i.is("ARG") {
             out.push(m.hit(
-                "DL3061",
+                &DL3061,
                 i,
                 "Invalid instruction order: a Dockerfile must begin with FROM, ARG or a comment",
             ));
@@ -777,7 +779,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             match &consecutive {
                 Some((fl, prev)) if *fl == i.flags && n <= 1 && *prev <= 1 => {
                     out.push(m.hit(
-                        "DL3059",
+                        &DL3059,
                         i,
                         "Multiple consecutive RUN instructions: consider consolidation",
                     ));
@@ -807,7 +809,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     && !b.image.is_empty()
                 {
                     out.push(m.hit(
-                        "DL3006",
+                        &DL3006,
                         i,
                         format!(
                             "Always tag the version of an image explicitly ({})",
@@ -816,20 +818,20 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     ));
                 }
                 if b.tag.as_deref() == Some("latest") && b.digest.is_none() {
-                    out.push(m.hit("DL3007", i, "Using latest is prone to errors if the image ever updates: pin a release tag"));
+                    out.push(m.hit(&DL3007, i, "Using latest is prone to errors if the image ever updates: pin a release tag"));
                 }
                 // DL3024
                 if let Some(a) = &b.alias {
                     if aliases.iter().any(|x| x == a) {
                         out.push(m.hit(
-                            "DL3024",
+                            &DL3024,
                             i,
                             format!("FROM aliases (stage names) must be unique: {a}"),
                         ));
                     }
                     // DL3063
                     if ["context", "scratch"].contains(&a.as_str()) {
-                        out.push(m.hit("DL3063", i, format!("Stage name {a} is a reserved word")));
+                        out.push(m.hit(&DL3063, i, format!("Stage name {a} is a reserved word")));
                     }
                 }
                 // DL3026
@@ -839,7 +841,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     && !registry_trusted(&b, &cfg.trusted_registries)
                 {
                     out.push(m.hit(
-                        "DL3026",
+                        &DL3026,
                         i,
                         format!(
                             "Use only an allowed registry in the FROM image ({})",
@@ -851,12 +853,12 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 if let Some(p) = &b.platform {
                     // Only the build's own platform variables are accepted (as hadolint).
                     if !p.contains("BUILDPLATFORM") && !p.contains("TARGETPLATFORM") {
-                        out.push(m.hit("DL3029", i, "Do not use --platform with FROM"));
+                        out.push(m.hit(&DL3029, i, "Do not use --platform with FROM"));
                     }
                     let raw = i.flag("platform").map(|f| f.raw.as_str()).unwrap_or("");
                     if raw == "$TARGETPLATFORM" || raw == "${TARGETPLATFORM}" {
                         out.push(m.hit(
-                            "DL3065",
+                            &DL3065,
                             i,
                             "FROM --platform=$TARGETPLATFORM is redundant: it is the default",
                         ));
@@ -878,7 +880,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     && p.as_bytes()[1] == b':';
                 let abs = p.starts_with('/') || p.starts_with('$') || drive;
                 if !abs {
-                    out.push(m.hit("DL3000", i, format!("Use absolute WORKDIR ({p})")));
+                    out.push(m.hit(&DL3000, i, format!("Use absolute WORKDIR ({p})")));
                 }
                 wd_map.insert(wd_current.clone(), true);
             }
@@ -898,7 +900,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 };
                 if !user.is_empty() && !from_arg && !user.chars().all(|c| c.is_ascii_digit()) {
                     out.push(m.hit(
-                        "DL3066",
+                        &DL3066,
                         i,
                         format!(
                             "Non-numeric user-id {user} may not be resolvable by the host system"
@@ -917,7 +919,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         .any(|p| p.parse::<u64>().is_ok_and(|n| n > 65535));
                     if bad {
                         out.push(m.hit(
-                            "DL3011",
+                            &DL3011,
                             i,
                             format!("Valid UNIX ports range from 0 to 65535 ({w})"),
                         ));
@@ -941,9 +943,9 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 *c += 1;
                 if *c > 1 {
                     let rule = match kw {
-                        "HEALTHCHECK" => "DL3012",
-                        "CMD" => "DL4003",
-                        _ => "DL4004",
+                        "HEALTHCHECK" => &DL3012,
+                        "CMD" => &DL4003,
+                        _ => &DL4004,
                     };
                     out.push(m.hit(rule, i, format!("Multiple {kw} instructions in one stage: only the last one takes effect")));
                 }
@@ -962,7 +964,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     && exec_form(b).is_none()
                 {
                     out.push(m.hit(
-                        "DL3025",
+                        &DL3025,
                         i,
                         format!("Use JSON (exec) notation for {kw} arguments"),
                     ));
@@ -976,20 +978,20 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     if ws.len() > 2
                         && !drop_quotes(ws.last().map(String::as_str).unwrap_or("")).ends_with('/')
                     {
-                        out.push(m.hit("DL3021", i, "COPY with more than 2 arguments requires the last argument to end with /"));
+                        out.push(m.hit(&DL3021, i, "COPY with more than 2 arguments requires the last argument to end with /"));
                     }
                     if let Some(f) = from {
                         // DL3022
                         let raw = i.flag("from").map(|fl| fl.raw.as_str()).unwrap_or(f);
                         if let Some(msg) = dl3022(raw, f, &aliases, stage) {
-                            out.push(m.hit("DL3022", i, msg));
+                            out.push(m.hit(&DL3022, i, msg));
                         }
                         // DL3023
                         if let Some(s) = stage
                             && m.stages[s].base.alias.as_deref().is_some_and(|a| a == f)
                         {
                             out.push(m.hit(
-                                "DL3023",
+                                &DL3023,
                                 i,
                                 format!("COPY --from={f} cannot reference its own FROM alias"),
                             ));
@@ -1000,7 +1002,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                             && drop_quotes(&ws[ws.len() - 1]) == "/"
                         {
                             out.push(m.hit(
-                                "DL3067",
+                                &DL3067,
                                 i,
                                 "Do not copy an entire filesystem from another stage",
                             ));
@@ -1015,7 +1017,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                             && !(d.starts_with('/') || d.starts_with('$') || is_windows_abs(d))
                         {
                             out.push(m.hit(
-                                "DL3045",
+                                &DL3045,
                                 i,
                                 format!("COPY to a relative destination ({d}) without WORKDIR set"),
                             ));
@@ -1042,7 +1044,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         .iter()
                         .any(|s| !(is_archive(s) || is_http_url(s)))
                 {
-                    out.push(m.hit("DL3020", i, "Use COPY instead of ADD for files and folders"));
+                    out.push(m.hit(&DL3020, i, "Use COPY instead of ADD for files and folders"));
                 }
             }
             "RUN" => {
@@ -1082,7 +1084,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     // DL4006
                     if !pipefail && r.script.has_pipes {
                         out.push(m.hit(
-                            "DL4006",
+                            &DL4006,
                             i,
                             "Set the SHELL option -o pipefail before RUN with a pipe in it",
                         ));
@@ -1091,7 +1093,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     let w = r.script.commands.iter().any(|c| c.name == "wget");
                     let cu = r.script.commands.iter().any(|c| c.name == "curl");
                     if (w && (cu || tools_seen.1)) || (cu && tools_seen.0) {
-                        out.push(m.hit("DL4001", i, "Either use wget or curl, but not both"));
+                        out.push(m.hit(&DL4001, i, "Either use wget or curl, but not both"));
                     }
                     tools_seen.0 |= w;
                     tools_seen.1 |= cu;
@@ -1131,14 +1133,14 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                             && !defined_before.contains(v)
                     };
                     if plain_refs(raw).iter().any(others) {
-                        out.push(m.hit("DL3044", i, format!("Do not refer to an environment variable within the same ENV statement where it is defined ({k})")));
+                        out.push(m.hit(&DL3044, i, format!("Do not refer to an environment variable within the same ENV statement where it is defined ({k})")));
                         break;
                     }
                 }
                 declared_so_far.extend(pairs.iter().map(|(k, _)| k.clone()));
                 if pairs.iter().any(|(k, _)| sensitive_name(k)) {
                     out.push(m.hit(
-                        "DL3064",
+                        &DL3064,
                         i,
                         "Potentially sensitive data should not be used in ARG or ENV",
                     ));
@@ -1151,7 +1153,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     .collect();
                 if names.iter().any(|n| sensitive_name(n)) {
                     out.push(m.hit(
-                        "DL3064",
+                        &DL3064,
                         i,
                         "Potentially sensitive data should not be used in ARG or ENV",
                     ));
@@ -1161,13 +1163,13 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             "LABEL" => {
                 for (k, _) in key_values(&i.args, esc) {
                     if !valid_label_key(&k) {
-                        out.push(m.hit("DL3048", i, format!("Invalid label key {k:?}")));
+                        out.push(m.hit(&DL3048, i, format!("Invalid label key {k:?}")));
                         break;
                     }
                 }
             }
             "MAINTAINER" => out.push(m.hit(
-                "DL4000",
+                &DL4000,
                 i,
                 "MAINTAINER is deprecated: use LABEL org.opencontainers.image.authors",
             )),
@@ -1176,7 +1178,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     && ["ONBUILD", "FROM", "MAINTAINER"].contains(&inner.keyword.as_str())
                 {
                     out.push(m.hit(
-                        "DL3043",
+                        &DL3043,
                         i,
                         format!("{} cannot be triggered from within ONBUILD", inner.keyword),
                     ));
@@ -1198,7 +1200,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     let b = BaseImage::parse(&fake);
                     if !registry_trusted(&b, &cfg.trusted_registries) {
                         out.push(m.hit(
-                            "DL3026",
+                            &DL3026,
                             i,
                             format!("Use only an allowed registry in RUN --mount from ({f})"),
                         ));
@@ -1209,7 +1211,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
     }
     for e in extracted {
         out.push(m.hit(
-            "DL3010",
+            &DL3010,
             &ins[e],
             "Use ADD for extracting archives into an image",
         ));
@@ -1218,7 +1220,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
     for (_, (idx, u)) in last_user {
         let user = u.split(':').next().unwrap_or("");
         if user == "root" || user == "0" {
-            out.push(m.hit("DL3002", &ins[idx], "Last USER should not be root"));
+            out.push(m.hit(&DL3002, &ins[idx], "Last USER should not be root"));
         }
     }
     // DL3057: no HEALTHCHECK in the final stage or the stages it builds on.
@@ -1229,7 +1231,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             .any(|s| m.stage_instructions(s).any(|(_, i)| i.is("HEALTHCHECK")));
         if !has {
             out.push(m.hit(
-                "DL3057",
+                &DL3057,
                 &ins[m.stages[f].from],
                 "HEALTHCHECK instruction missing",
             ));
@@ -1591,7 +1593,7 @@ pub fn check_labels(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
             let Some(ty) = cfg.label_schema.get(&k) else {
                 if cfg.strict_labels {
                     out.push(m.hit(
-                        "DL3050",
+                        &DL3050,
                         i,
                         format!("Superfluous label {k} is not in the label schema"),
                     ));
@@ -1599,32 +1601,35 @@ pub fn check_labels(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 continue;
             };
             if v.is_empty() {
-                out.push(m.hit("DL3051", i, format!("Label {k} is empty")));
+                out.push(m.hit(&DL3051, i, format!("Label {k} is empty")));
                 continue;
             }
             if v.contains('$') {
                 continue;
             }
-            let (rule, ok) = match ty.to_ascii_lowercase().as_str() {
-                "url" => ("DL3052", is_url(&v)),
-                "rfc3339" => ("DL3053", is_rfc3339(&v)),
-                "hash" => (
-                    "DL3055",
-                    (v.len() == 40 || v.len() == 7) && v.chars().all(|c| c.is_ascii_hexdigit()),
-                ),
-                "semver" => ("DL3056", is_semver(&v)),
-                "email" => (
-                    "DL3058",
-                    v.split_once('@').is_some_and(|(l, d)| {
-                        !l.is_empty()
-                            && !d.is_empty()
-                            && !d.contains('@')
-                            && !v.contains(char::is_whitespace)
-                    }),
-                ),
-                _ => ("", true),
-            };
-            if !ok {
+            let (rule, ok): (Option<&'static RuleMeta>, bool) =
+                match ty.to_ascii_lowercase().as_str() {
+                    "url" => (Some(&DL3052), is_url(&v)),
+                    "rfc3339" => (Some(&DL3053), is_rfc3339(&v)),
+                    "hash" => (
+                        Some(&DL3055),
+                        (v.len() == 40 || v.len() == 7) && v.chars().all(|c| c.is_ascii_hexdigit()),
+                    ),
+                    "semver" => (Some(&DL3056), is_semver(&v)),
+                    "email" => (
+                        Some(&DL3058),
+                        v.split_once('@').is_some_and(|(l, d)| {
+                            !l.is_empty()
+                                && !d.is_empty()
+                                && !d.contains('@')
+                                && !v.contains(char::is_whitespace)
+                        }),
+                    ),
+                    _ => (None, true),
+                };
+            if let Some(rule) = rule
+                && !ok
+            {
                 out.push(m.hit(rule, i, format!("Label {k} is not a valid {ty}: {v:?}")));
             }
         }
@@ -1658,7 +1663,7 @@ pub fn check_labels(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         for k in cfg.label_schema.keys() {
             if !have.contains(k) {
                 out.push(m.hit(
-                    "DL3049",
+                    &DL3049,
                     &ins[m.stages[s].from],
                     format!("Label {k} is missing"),
                 ));

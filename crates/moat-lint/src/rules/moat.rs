@@ -1,6 +1,7 @@
 //! moat's own Dockerfile rules: what the container-security workshop asks for and hadolint misses.
 
 use super::{Hit, Model, drop_quotes, path_words, referenced_vars};
+use crate::catalog::ids::*;
 use crate::dockerfile::{BaseImage, Instruction, key_values, words};
 use crate::shell::Command;
 
@@ -241,7 +242,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                     && !b.image.is_empty()
                 {
                     out.push(m.hit(
-                        "MOAT-DF-009",
+                        &MOAT_DF_009,
                         i,
                         format!(
                             "Base image {} is not pinned by digest",
@@ -253,7 +254,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
             "EXPOSE" => {
                 for w in words(&i.args, esc) {
                     if w.split('/').next() == Some("22") {
-                        out.push(m.hit("MOAT-DF-010", i, "Port 22 (SSH) is exposed"));
+                        out.push(m.hit(&MOAT_DF_010, i, "Port 22 (SSH) is exposed"));
                     }
                 }
             }
@@ -278,7 +279,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                         .filter(|v| !v.is_empty() && referenced_vars(v).is_empty());
                     if let Some(what) = v.as_deref().and_then(secret_value) {
                         out.push(m.hit(
-                            "MOAT-DF-003",
+                            &MOAT_DF_003,
                             i,
                             format!("{} {k} holds what looks like {what}", i.keyword),
                         ));
@@ -289,7 +290,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                             "its value is stored in the image config"
                         };
                         out.push(m.hit(
-                            "MOAT-DF-003",
+                            &MOAT_DF_003,
                             i,
                             format!("{} {k} looks like a secret: {how}", i.keyword),
                         ));
@@ -302,7 +303,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                     for src in &ws[..ws.len() - 1] {
                         if let Some(what) = secret_file(src) {
                             out.push(m.hit(
-                                "MOAT-DF-004",
+                                &MOAT_DF_004,
                                 i,
                                 format!(
                                     "{} copies {} ({what}) into the image",
@@ -319,7 +320,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                             && i.flag("checksum").is_none()
                         {
                             out.push(m.hit(
-                                "MOAT-DF-006",
+                                &MOAT_DF_006,
                                 i,
                                 format!("ADD fetches {s} without a checksum"),
                             ));
@@ -330,7 +331,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                     && world_writable_mode(mode)
                 {
                     out.push(m.hit(
-                        "MOAT-DF-002",
+                        &MOAT_DF_002,
                         i,
                         format!("{} --chmod={mode} makes files world-writable", i.keyword),
                     ));
@@ -341,7 +342,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                     .is_some_and(|v| v.eq_ignore_ascii_case("insecure")) =>
             {
                 out.push(m.hit(
-                    "MOAT-DF-011",
+                    &MOAT_DF_011,
                     i,
                     "RUN --security=insecure runs with full privileges",
                 ));
@@ -361,7 +362,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                     .filter(|a| world_writable_mode(a))
             {
                 out.push(m.hit(
-                    "MOAT-DF-002",
+                    &MOAT_DF_002,
                     r.ins,
                     format!("chmod {mode} makes files world-writable"),
                 ));
@@ -380,7 +381,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                 });
                 if let Some(runner) = runner {
                     out.push(m.hit(
-                        "MOAT-DF-005",
+                        &MOAT_DF_005,
                         r.ins,
                         format!("{} output is piped into {runner}", names[dl]),
                     ));
@@ -413,9 +414,9 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
             || root_base.image.contains("nonroot"))
     };
     match &last_user {
-        Some((idx, u)) if is_root(u) => out.push(m.hit("MOAT-DF-001", &ins[*idx], format!("The final stage ({}) runs as {u}", stage_name(m, fin)))),
+        Some((idx, u)) if is_root(u) => out.push(m.hit(&MOAT_DF_001, &ins[*idx], format!("The final stage ({}) runs as {u}", stage_name(m, fin)))),
         None if base_root_by_default => out.push(m.hit(
-            "MOAT-DF-001",
+            &MOAT_DF_001,
             fin_from,
             format!("The final stage ({}) has no USER instruction: it runs as root unless the base image sets a user", stage_name(m, fin)),
         )),
@@ -474,7 +475,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     }
     for (idx, ps) in by_ins {
         out.push(m.hit(
-            "MOAT-DF-007",
+            &MOAT_DF_007,
             &ins[idx],
             format!("{} installed in the final image", ps.join(", ")),
         ));
@@ -490,7 +491,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
         }
         for (idx, ps) in by_ins {
             out.push(m.hit(
-                "MOAT-DF-008",
+                &MOAT_DF_008,
                 &ins[idx],
                 format!(
                     "{} installed in a single-stage build: the final image keeps the toolchain",
@@ -506,7 +507,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
                 .as_deref()
                 .is_some_and(|t| t.contains("slim") && name != "golang")
         {
-            out.push(m.hit("MOAT-DF-008", fin_from, format!("The only stage is based on the {name} build image: the final image keeps the toolchain")));
+            out.push(m.hit(&MOAT_DF_008, fin_from, format!("The only stage is based on the {name} build image: the final image keeps the toolchain")));
         }
     }
 }

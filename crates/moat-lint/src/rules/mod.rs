@@ -12,7 +12,8 @@ use crate::shell::{self, Script};
 /// A rule firing at an instruction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
-    pub rule: &'static str,
+    /// The rule raised (its metadata: id, severity, title...).
+    pub rule: &'static crate::catalog::RuleMeta,
     pub line: u32,
     pub column: u32,
     pub end_line: u32,
@@ -219,7 +220,12 @@ impl<'a> Model<'a> {
         &self.df.instructions
     }
 
-    pub fn hit(&self, rule: &'static str, ins: &Instruction, message: impl Into<String>) -> Hit {
+    pub fn hit(
+        &self,
+        rule: &'static crate::catalog::RuleMeta,
+        ins: &Instruction,
+        message: impl Into<String>,
+    ) -> Hit {
         Hit {
             rule,
             line: ins.line,
