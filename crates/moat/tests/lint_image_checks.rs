@@ -272,6 +272,26 @@ fn secret_files_ssh_port_and_device_nodes_in_an_image() {
         assert_no_secret(format, &err);
     }
     assert_no_secret("stderr", &stderr);
+    // `moat scan` runs the same image checks in its config scanner: the same secret files, same layer.
+    let (code, out, err) = run(&["scan", "--scanners", "config", "--format", "json", &target]);
+    assert!(matches!(code, Some(0) | Some(1)), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let scanned: Vec<(&str, &str)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "MOAT-IMG-009")
+        .map(|f| {
+            (
+                f["location"]["file"].as_str().unwrap_or(""),
+                f["location"]["layer"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let linted: Vec<(&str, &str)> = secrets.iter().map(|s| (s.0, s.1)).collect();
+    assert_eq!(scanned, linted);
+    assert_no_secret("scan", &out);
+    assert_no_secret("scan stderr", &err);
 }
 
 /// The root file system of a container image unpacked on disk (debootstrap leaves /dev/null,
