@@ -25,6 +25,9 @@ pub(crate) struct Expr {
 
 impl Expr {
     pub(crate) fn run(&self, ctx: &Context) -> Result<CelValue, cel::ExecutionError> {
+        // The cost budget (issue 17): estimated before anything is evaluated.
+        crate::budget::cel_check(self.program.expression(), &self.src)
+            .map_err(|m| cel::ExecutionError::function_error("cost budget", m))?;
         self.program.execute(ctx)
     }
 }
@@ -249,6 +252,12 @@ fn base_context(input: &CelInput) -> Context<'static, 'static> {
 /// The CEL context of a request under `env`: `object`, `oldObject`, `request`, `namespaceObject`
 /// and, with offline data, Kyverno's `resource`/`image` libraries.
 pub(crate) fn context_in(env: &Arc<Env>, input: &CelInput) -> Context<'static, 'static> {
+    crate::budget::cel_begin(&[
+        &input.object,
+        &input.old_object,
+        &input.request,
+        &input.namespace_object,
+    ]);
     let mut ctx = Context::with_env(Arc::clone(env));
     ctx.add_variable_from_value("object", input.object.clone());
     ctx.add_variable_from_value("oldObject", input.old_object.clone());
@@ -264,8 +273,14 @@ pub(crate) fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(Strin
     let mut values: HashMap<String, CelValue> = HashMap::new();
     ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
     for (name, e) in vars {
-        // Kubernetes evaluates variables lazily: one that fails only matters where it is used.
+        // Kubernetes evaluates variables lazily: one that fails only matters where it is used. One
+        // over the cost budget is not evaluated; its uses are estimated as over the budget too.
+        if crate::budget::cel_check(e.program.expression(), &e.src).is_err() {
+            crate::budget::cel_variable_refused(name);
+            continue;
+        }
         if let Ok(v) = e.program.execute(ctx) {
+            crate::budget::cel_variable(name, &v);
             values.insert(name.clone(), v);
             ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
         }
@@ -278,13 +293,13 @@ pub(crate) fn run_validations(
     default_message: Option<&str>,
 ) -> CelOutcome {
     for v in validations {
-        match v.expr.program.execute(ctx) {
+        match v.expr.run(ctx) {
             Ok(CelValue::Bool(true)) => {}
             Ok(CelValue::Bool(false)) => {
                 let msg = v
                     .message_expr
                     .as_ref()
-                    .and_then(|m| match m.program.execute(ctx) {
+                    .and_then(|m| match m.run(ctx) {
                         Ok(CelValue::String(s)) => Some(s.to_string()),
                         _ => None,
                     })
@@ -469,7 +484,7 @@ impl Vap {
         // failing, so a condition that does not use them is unaffected).
         bind_variables(&mut ctx, &self.variables);
         for (name, mc) in &self.match_conditions {
-            match mc.program.execute(&ctx) {
+            match mc.run(&ctx) {
                 Ok(CelValue::Bool(true)) => {}
                 Ok(CelValue::Bool(false)) => return Ok(None),
                 Ok(_) | Err(_) if !self.fail_closed => return Ok(None),

@@ -209,6 +209,29 @@ pub(crate) fn evaluate(
             if matches!(rule.body, Body::Mutate(_) | Body::Mpol(_)) {
                 continue;
             }
+            if let Body::Gpol(g) = &rule.body {
+                if mode == Mode::Test {
+                    let (result, message) = match g.eval(&info, main.cel()) {
+                        crate::gpol::GpolOutcome::NotMatched => (
+                            RuleResult::Skip,
+                            "policy does not match the resource".to_string(),
+                        ),
+                        crate::gpol::GpolOutcome::Generated(list) if list.is_empty() => {
+                            (RuleResult::Skip, "nothing to generate".to_string())
+                        }
+                        crate::gpol::GpolOutcome::Generated(list) => (
+                            RuleResult::Pass,
+                            format!(
+                                "would generate {} resources (not created: needs a cluster)",
+                                list.len()
+                            ),
+                        ),
+                        crate::gpol::GpolOutcome::Error(e) => (RuleResult::Error, e),
+                    };
+                    out.push(mk(result, message));
+                }
+                continue;
+            }
             if let Body::Unsupported(reason) = &rule.body
                 && rule.matcher.is_none()
             {
@@ -352,7 +375,7 @@ pub(crate) fn evaluate(
                 }
                 continue;
             };
-            if mode == Mode::Admission && matches!(rule.body, Body::Generate) {
+            if mode == Mode::Admission && matches!(rule.body, Body::Generate(_)) {
                 continue;
             }
             if let Body::Unsupported(reason) = &rule.body {
@@ -506,7 +529,7 @@ fn run_rule(rule: &Rule, target: &Target, values: &Values) -> (RuleResult, Strin
             CelOutcome::Fail(m) => (RuleResult::Fail, m),
             CelOutcome::Error(e) => (RuleResult::Error, e),
         },
-        Body::Generate => (
+        Body::Generate(_) => (
             RuleResult::Pass,
             "generation would apply (not done by moat)".into(),
         ),
@@ -519,9 +542,12 @@ fn run_rule(rule: &Rule, target: &Target, values: &Values) -> (RuleResult, Strin
                 ImageVerdict::Error(e) => (RuleResult::Error, e),
             }
         }
-        Body::Vap(_) | Body::Ivpol(_) | Body::Unsupported(_) | Body::Mutate(_) | Body::Mpol(_) => {
-            (RuleResult::Skip, "not evaluated".into())
-        }
+        Body::Vap(_)
+        | Body::Ivpol(_)
+        | Body::Gpol(_)
+        | Body::Unsupported(_)
+        | Body::Mutate(_)
+        | Body::Mpol(_) => (RuleResult::Skip, "not evaluated".into()),
     }
 }
 
@@ -712,6 +738,92 @@ pub(crate) fn image_info(reference: &str) -> Value {
         "tag": tag,
         "digest": digest,
     })
+}
+
+/// What each GeneratingPolicy would create for the request.
+pub(crate) fn generated(policies: &[Policy], input: &AdmissionInput) -> Vec<(String, Vec<Value>)> {
+    let obj = &input.object;
+    let namespace = input
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            obj.pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let mut info = ResInfo::of(obj);
+    info.operation = &input.operation;
+    info.namespace = &namespace;
+    info.namespace_labels = Some(&input.namespace_labels);
+    info.user_info = Some(&input.user_info);
+    let target = Target::new(obj, input, &namespace);
+    let mut out = Vec::new();
+    for p in policies {
+        for rule in &p.rules {
+            if let Body::Gpol(g) = &rule.body
+                && let crate::gpol::GpolOutcome::Generated(list) = g.eval(&info, target.cel())
+            {
+                out.push((p.name.clone(), list));
+            }
+            if let Body::Generate(g) = &rule.body
+                && rule_selects(rule, &info)
+                && let Some(r) = classic_generated(
+                    rule,
+                    g,
+                    &target,
+                    &match input.rule_values.get(&format!("{}/{}", p.name, rule.name)) {
+                        Some(rv) => {
+                            let mut v = input.values.clone();
+                            v.extend(rv.iter().map(|(k, x)| (k.clone(), x.clone())));
+                            v
+                        }
+                        None => input.values.clone(),
+                    },
+                )
+            {
+                out.push((p.name.clone(), vec![r]));
+            }
+        }
+    }
+    out
+}
+
+/// The resource a classic `generate` rule with `data` would create (None: `clone`/`cloneList`,
+/// which read the cluster, preconditions not met, or variables that cannot be resolved).
+fn classic_generated(rule: &Rule, g: &Value, target: &Target, values: &Values) -> Option<Value> {
+    let data = g.get("data")?;
+    if rule
+        .context
+        .iter()
+        .any(|c| c.external.is_some() && !values.contains_key(&c.name))
+    {
+        return None;
+    }
+    let ctx = bind_context(target.jctx(), &rule.context, values).ok()?;
+    if let Some(pre) = &rule.preconditions
+        && !pre.eval(&ctx).ok()?
+    {
+        return None;
+    }
+    let s = |k: &str| -> Option<Value> {
+        let v = g.get(k)?;
+        vars::substitute(v, &ctx).ok()
+    };
+    let mut obj = vars::substitute(data, &ctx).ok()?;
+    let m = obj.as_object_mut()?;
+    m.insert("apiVersion".into(), s("apiVersion")?);
+    m.insert("kind".into(), s("kind")?);
+    let meta = m
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()?;
+    meta.insert("name".into(), s("name")?);
+    if let Some(ns) = s("namespace").filter(|n| n.as_str().is_some_and(|x| !x.is_empty())) {
+        meta.insert("namespace".into(), ns);
+    }
+    Some(obj)
 }
 
 /// Writes a mutated pod back into a controller's pod template.

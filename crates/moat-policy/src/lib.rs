@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 mod autogen;
+pub mod budget;
 mod celdata;
 mod celrule;
 mod cond;
 mod error;
 mod eval;
+mod gpol;
 mod images;
 mod load;
 mod matcher;
@@ -290,6 +292,12 @@ impl PolicySet {
             patch,
             outcomes,
         }
+    }
+
+    /// What the GeneratingPolicies would create for a request, per policy (evaluated without a
+    /// cluster; nothing is created): `(policy, resources)` for each policy that matches.
+    pub fn generate(&self, input: &AdmissionInput) -> Vec<(String, Vec<serde_json::Value>)> {
+        eval::generated(&self.policies, input)
     }
 
     /// Like [`PolicySet::evaluate`], but also reports rules that do not match (as Skip) and

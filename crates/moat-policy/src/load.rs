@@ -93,8 +93,11 @@ pub(crate) enum Body {
     VerifyImages(Vec<crate::images::VerifyEntry>),
     /// An ImageValidatingPolicy.
     Ivpol(Box<crate::images::Ivpol>),
-    /// A generate rule: `policy test` reports whether it applies.
-    Generate,
+    /// A GeneratingPolicy (evaluated, not applied: needs a cluster to create resources).
+    Gpol(Box<crate::gpol::Gpol>),
+    /// A generate rule (its `generate` block): `policy test` reports whether it applies and, for
+    /// `data` generation, what it would create.
+    Generate(Box<Value>),
     Vap(Box<Vap>),
     /// Left out of evaluation (reported by `unsupported`).
     Unsupported(String),
@@ -284,6 +287,9 @@ pub(crate) fn add_document(
                     }
                     crate::vpol::Support::Mutate => {
                         crate::vpol::compile_mutating_policy(&doc, kind, source)?
+                    }
+                    crate::vpol::Support::Generate => {
+                        crate::vpol::compile_generating_policy(&doc, kind, source, unsupported)?
                     }
                     crate::vpol::Support::Images => {
                         crate::vpol::compile_image_policy(&doc, kind, source, unsupported)?
@@ -491,9 +497,9 @@ fn compile_rule(
                 Err(reason) => Body::Unsupported(unsup(reason)),
             }
         }
-    } else if r.get("generate").is_some() {
+    } else if let Some(g) = r.get("generate") {
         let _ = unsup("generate rule: moat validates only; `policy test` reports whether the rule would apply".into());
-        Body::Generate
+        Body::Generate(Box::new(g.clone()))
     } else if let Some(vi) = r.get("verifyImages") {
         if let Some(a) = str_at(r, "failureAction").or_else(|| {
             vi.as_array()
@@ -512,7 +518,7 @@ fn compile_rule(
             "rule has no validate, mutate or generate block".into(),
         ))
     };
-    let autogen = if crate::autogen::eligible(r) && !matches!(body, Body::Generate) {
+    let autogen = if crate::autogen::eligible(r) && !matches!(body, Body::Generate(_)) {
         controllers.to_vec()
     } else {
         Vec::new()

@@ -171,7 +171,7 @@ pub(crate) enum MpolOutcome {
 }
 
 /// CEL to JSON (what a mutation expression returns).
-fn cel_json(v: &CelValue) -> Result<Value, String> {
+pub(crate) fn cel_json(v: &CelValue) -> Result<Value, String> {
     Ok(match v {
         CelValue::Null => Value::Null,
         CelValue::Bool(b) => Value::Bool(*b),

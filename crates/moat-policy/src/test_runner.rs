@@ -255,6 +255,32 @@ struct Evaluated {
     outcomes: Vec<crate::RuleOutcome>,
     /// The resource after every mutation of the test's policies.
     patched: Value,
+    /// What each GeneratingPolicy would create for the resource.
+    generated: Vec<(String, Vec<Value>)>,
+}
+
+/// Kyverno's `FixupGenerateLabels` (labels `generate.kyverno.io/*` dropped, managed-by set) and
+/// `TidyObject`, so a generated resource compares with the test's `generatedResource`.
+fn fixup_generated(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        let mut labels: serde_json::Map<String, Value> = m
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|l| {
+                l.iter()
+                    .filter(|(k, _)| !k.starts_with("generate.kyverno.io/"))
+                    .map(|(k, x)| (k.clone(), x.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        labels.insert(
+            "app.kubernetes.io/managed-by".into(),
+            Value::String("kyverno".into()),
+        );
+        m.insert("labels".into(), Value::Object(labels));
+    }
+    tidy(&v).unwrap_or(Value::Null)
 }
 
 /// The document of `docs` that is the patched form of the resource (same kind, name and, where
@@ -442,6 +468,7 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
         if let Some(l) = values.namespace_labels.get(&ns_key) {
             input.namespace_labels = l.clone();
         }
+        let generated = set.generate(&input);
         let mutation = set.mutate_all(&input);
         let mut outcomes = mutation.outcomes;
         outcomes.extend(set.evaluate_all(&input));
@@ -451,6 +478,7 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
             namespace,
             outcomes,
             patched: mutation.object,
+            generated,
         });
     }
 
@@ -508,6 +536,19 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
             )?),
             None => None,
         };
+        let generated_docs = match res
+            .get("generatedResource")
+            .or_else(|| res.get("generatedResources"))
+            .and_then(Value::as_str)
+        {
+            Some(p) => Some(load_docs(
+                base,
+                p,
+                &test_name,
+                "results[].generatedResource",
+            )?),
+            None => None,
+        };
         for rname in names {
             let (want_ns, want_name) = match rname.rsplit_once('/') {
                 Some((ns, n)) => (Some(ns.rsplit('/').next().unwrap_or(ns)), n),
@@ -540,7 +581,39 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
                                 None => ("pass".to_string(), o.message.clone()),
                             }
                         }
-                        _ => (o.result.as_str().to_string(), o.message.clone()),
+                        _ => match &generated_docs {
+                            // A generation that applies must create each expected resource.
+                            Some(docs) if o.result == crate::RuleResult::Pass => {
+                                let made: Vec<Value> = e
+                                    .generated
+                                    .iter()
+                                    .filter(|(p, _)| p == policy_name)
+                                    .flat_map(|(_, l)| l.iter().map(fixup_generated))
+                                    .collect();
+                                match docs
+                                    .iter()
+                                    .map(|(_, d)| d)
+                                    .find(|d| !made.contains(&fixup_generated(d)))
+                                {
+                                    Some(missing) => (
+                                        "fail".to_string(),
+                                        format!(
+                                            "the policy does not generate the expected {} {}",
+                                            missing
+                                                .get("kind")
+                                                .and_then(Value::as_str)
+                                                .unwrap_or(""),
+                                            missing
+                                                .pointer("/metadata/name")
+                                                .and_then(Value::as_str)
+                                                .unwrap_or("")
+                                        ),
+                                    ),
+                                    None => ("pass".to_string(), o.message.clone()),
+                                }
+                            }
+                            _ => (o.result.as_str().to_string(), o.message.clone()),
+                        },
                     },
                     None => (
                         "not found".to_string(),

@@ -19,14 +19,8 @@ pub(crate) const KYVERNO_CEL_KINDS: &[(&str, Support)] = &[
     ("NamespacedImageValidatingPolicy", Support::Images),
     ("MutatingPolicy", Support::Mutate),
     ("NamespacedMutatingPolicy", Support::Mutate),
-    (
-        "GeneratingPolicy",
-        Support::Unsupported(Feature::Generation),
-    ),
-    (
-        "NamespacedGeneratingPolicy",
-        Support::Unsupported(Feature::Generation),
-    ),
+    ("GeneratingPolicy", Support::Generate),
+    ("NamespacedGeneratingPolicy", Support::Generate),
     ("DeletingPolicy", Support::Unsupported(Feature::Deletion)),
     (
         "NamespacedDeletingPolicy",
@@ -39,13 +33,13 @@ pub(crate) enum Support {
     Validate,
     Mutate,
     Images,
+    Generate,
     Unsupported(Feature),
 }
 
 /// A policy feature moat does not evaluate, with the reason shown to users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Feature {
-    Generation,
     Deletion,
     /// A Kyverno CEL library that reads the cluster, a registry or the network.
     OnlineLibrary(&'static str),
@@ -54,9 +48,6 @@ pub(crate) enum Feature {
 impl Feature {
     pub(crate) fn reason(self) -> String {
         match self {
-            Feature::Generation => {
-                "GeneratingPolicy: generating resources needs a live cluster".into()
-            }
             Feature::Deletion => {
                 "DeletingPolicy: cleanup runs on a schedule against a live cluster".into()
             }
@@ -331,6 +322,35 @@ pub(crate) fn compile_image_policy(
         policy.severity = s;
     }
     Ok(policy)
+}
+
+/// Compiles a GeneratingPolicy: evaluated (what it would generate), never applied. One that reads
+/// the cluster (`resource.Get` of a source to clone) or the network is unsupported, with the reason.
+pub(crate) fn compile_generating_policy(
+    doc: &Value,
+    kind: &str,
+    source: &str,
+    unsupported: &mut Vec<Unsupported>,
+) -> Result<Policy, PolicyError> {
+    let spec = doc.get("spec").unwrap_or(&Value::Null);
+    let mut p = compile_mutating_shell(doc, kind, source)?;
+    let online = expressions(spec)
+        .into_iter()
+        .chain(crate::gpol::Gpol::expressions(spec))
+        .find_map(online_library);
+    if let Some(lib) = online {
+        let reason = format!("GeneratingPolicy: {}", Feature::OnlineLibrary(lib).reason());
+        unsupported.push(Unsupported {
+            policy: p.name.clone(),
+            rule: p.name.clone(),
+            reason: reason.clone(),
+        });
+        p.rules[0].body = crate::load::Body::Unsupported(reason);
+    } else {
+        p.rules[0].body =
+            crate::load::Body::Gpol(Box::new(crate::gpol::Gpol::compile(doc, source)?));
+    }
+    Ok(p)
 }
 
 /// A one-rule policy named after the document, with no body yet.
