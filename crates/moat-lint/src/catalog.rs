@@ -267,8 +267,8 @@ table! {
         "DL3022",
         "warning",
         "COPY --from does not name a previous stage",
-        "COPY --from with an unknown name pulls an image from a registry instead of a build stage, which is often a typo.",
-        "Reference a stage defined earlier with FROM ... AS <name>, or an explicit image reference."
+        "COPY --from with a name no earlier stage has pulls an image from a registry instead of a build stage: often a typo, and an untagged image (nginx, gcr.io/distroless/static) is whatever :latest is at build time.",
+        "Reference a stage defined earlier with FROM ... AS <name>, or an image with a tag or digest (name:tag, name@sha256:...)."
     ),
     DL3023: dl!(
         "DL3023",
