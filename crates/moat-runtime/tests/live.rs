@@ -435,6 +435,15 @@ sleep 0.5
     sensor::request_stop();
     let stats = sensor_thread.join().unwrap().expect("sensor run");
     let alerts = alerts.lock().unwrap().clone();
+    // MOAT_LIVE_ALERTS_OUT=FILE keeps this run's alerts as `moat runtime watch --format json` writes them:
+    // the dashboard test seeds the server with such a recording (crates/moat-server/tests/data).
+    if let Some(out) = std::env::var_os("MOAT_LIVE_ALERTS_OUT") {
+        let lines: String = alerts
+            .iter()
+            .map(|a| moat_runtime::alert::format_alert(a, moat_runtime::alert::Format::Json) + "\n")
+            .collect();
+        std::fs::write(&out, lines).expect("write the alerts recording");
+    }
     eprintln!(
         "sensor: {} events, {} alerts, {} lost",
         stats.events, stats.alerts, stats.lost
