@@ -257,6 +257,20 @@ mod tests {
     }
 
     #[test]
+    fn ssh_port_as_the_image_check_reads_it() {
+        for (text, fires) in [
+            ("EXPOSE 22", true),
+            ("EXPOSE 22/tcp 8080", true),
+            ("EXPOSE 22/TCP", true),
+            ("EXPOSE 22/udp 8080/tcp", false),
+            ("EXPOSE 2222", false),
+        ] {
+            let v = ids(&format!("FROM a:1\n{text}\n"));
+            assert_eq!(v.contains(&"MOAT-DF-010"), fires, "{text}: {v:?}");
+        }
+    }
+
+    #[test]
     fn pragmas() {
         assert!(!ids("FROM a:1\n# hadolint ignore=DL3004\nRUN sudo x\n").contains(&"DL3004"));
         assert!(

@@ -253,7 +253,9 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
             }
             "EXPOSE" => {
                 for w in words(&i.args, esc) {
-                    if w.split('/').next() == Some("22") {
+                    // `22` or `22/tcp`, as MOAT-IMG-010 reads ExposedPorts; `22/udp` is not SSH.
+                    let (port, proto) = w.split_once('/').unwrap_or((w.as_str(), "tcp"));
+                    if port == "22" && proto.eq_ignore_ascii_case("tcp") {
                         out.push(m.hit(&MOAT_DF_010, i, "Port 22 (SSH) is exposed"));
                     }
                 }
