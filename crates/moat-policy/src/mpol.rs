@@ -67,6 +67,67 @@ fn escape_key<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, Execu
     ))))
 }
 
+/// Kyverno's image library: `image(ref)` parses a reference into a map its accessors read
+/// (`registry()`, `repository()`, `tag()`, `digest()`, `identifier()`).
+fn image_fn<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let s = match args.first().map(|a| CelValue::try_from(a.as_ref())) {
+        Some(Ok(CelValue::String(s))) => s.to_string(),
+        _ => return Err(ExecutionError::function_error("image", "expects a string")),
+    };
+    let info = crate::eval::image_info(&s);
+    let g = |k: &str| info[k].as_str().unwrap_or("").to_string();
+    let ident = if g("digest").is_empty() {
+        g("tag")
+    } else {
+        g("digest")
+    };
+    let mut m: std::collections::HashMap<String, CelValue> = std::collections::HashMap::new();
+    for (k, v) in [
+        ("registry", g("registry")),
+        ("repository", g("path")),
+        ("tag", g("tag")),
+        ("digest", g("digest")),
+        ("identifier", ident),
+        ("reference", s.clone()),
+    ] {
+        m.insert(format!("@image.{k}"), CelValue::String(Arc::new(v)));
+    }
+    let v: Box<dyn Val> = CelValue::from(m).try_into()?;
+    Ok(CowVal::Owned(v))
+}
+
+fn image_part<'b, 'v>(
+    args: Vec<CowVal<'b, 'v>>,
+    part: &str,
+) -> Result<CowVal<'b, 'v>, ExecutionError> {
+    let this = match args.first().map(|a| CelValue::try_from(a.as_ref())) {
+        Some(Ok(CelValue::Map(m))) => m,
+        _ => return Err(ExecutionError::function_error(part, "expects an image")),
+    };
+    let key = format!("@image.{part}");
+    let v = this
+        .map
+        .iter()
+        .find(|(k, _)| matches!(k, cel::objects::Key::String(s) if **s == key))
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| ExecutionError::function_error(part, "not an image"))?;
+    let v: Box<dyn Val> = v.try_into()?;
+    Ok(CowVal::Owned(v))
+}
+
+macro_rules! image_accessor {
+    ($name:ident, $part:literal) => {
+        fn $name<'b, 'v>(args: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {
+            image_part(args, $part)
+        }
+    };
+}
+image_accessor!(image_registry, "registry");
+image_accessor!(image_repository, "repository");
+image_accessor!(image_tag, "tag");
+image_accessor!(image_digest, "digest");
+image_accessor!(image_identifier, "identifier");
+
 /// Struct type names an expression constructs: `Object`, `Object.spec.containers`, `JSONPatch`.
 fn struct_names(src: &str, out: &mut Vec<String>) {
     let b = src.as_bytes();
@@ -131,6 +192,31 @@ fn policy_env(spec: &Value) -> Result<Env, String> {
         escape_key,
     )
     .map_err(|e| e.to_string())?;
+    env.add_overload(
+        "image",
+        "image_string",
+        vec![cel::common::types::STRING_TYPE],
+        image_fn,
+    )
+    .map_err(|e| e.to_string())?;
+    type Accessor = for<'b, 'v> fn(Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError>;
+    let accessors: [(&str, Accessor); 5] = [
+        ("registry", image_registry),
+        ("repository", image_repository),
+        ("tag", image_tag),
+        ("digest", image_digest),
+        ("identifier", image_identifier),
+    ];
+    for (name, f) in accessors {
+        env.add_member_overload(
+            name,
+            &format!("image_{name}"),
+            cel::common::types::MAP_TYPE,
+            vec![],
+            f,
+        )
+        .map_err(|e| e.to_string())?;
+    }
     env.add_member_overload(
         "indexOf",
         "list_indexOf_dyn",
