@@ -10,3 +10,4 @@ pub use rules::{Alert, Engine, Loader, Priority};
 pub mod alert;
 pub mod replay;
 pub mod sensor;
+pub mod spool;

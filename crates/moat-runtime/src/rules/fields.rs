@@ -839,6 +839,16 @@ fn anc_field(id: F, a: &crate::event::Ancestor) -> V<'_> {
     }
 }
 
+/// The process name of a writer recorded as `name[pid]`.
+fn writer_name(w: &Option<String>) -> V<'_> {
+    match w {
+        Some(w) => V::S(Cow::Borrowed(
+            w.rsplit_once('[').map_or(w.as_str(), |(n, _)| n),
+        )),
+        None => V::None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -862,15 +872,5 @@ mod tests {
         assert_eq!(dir_of("/etc/shadow"), "/etc");
         assert_eq!(dir_of("/x"), "/");
         assert_eq!(base_of("/etc/shadow"), "shadow");
-    }
-}
-
-/// The process name of a writer recorded as `name[pid]`.
-fn writer_name(w: &Option<String>) -> V<'_> {
-    match w {
-        Some(w) => V::S(Cow::Borrowed(
-            w.rsplit_once('[').map_or(w.as_str(), |(n, _)| n),
-        )),
-        None => V::None,
     }
 }

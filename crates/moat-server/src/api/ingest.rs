@@ -43,6 +43,7 @@ pub fn routes() -> axum::Router<AppState> {
             post(post_admission_decisions),
         )
         .route("/api/v1/alerts/deliveries", get(get_deliveries))
+        .route("/api/v1/sboms", post(post_sbom))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1075,6 +1076,190 @@ async fn post_admission_decisions(
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"accepted": accepted, "duplicates": total - accepted})),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// SBOMs
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SbomQuery {
+    /// The image the SBOM describes (`sha256:<64 hex>`); without it, the SBOM's content digest.
+    digest: Option<String>,
+    repository: Option<String>,
+    tag: Option<String>,
+}
+
+/// A temporary file that is removed when dropped (moat's engine reads `sbom:FILE` targets).
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn create(bytes: &[u8]) -> std::io::Result<TempFile> {
+        use std::io::Write;
+        let p = std::env::temp_dir().join(format!("moat-server-sbom-{}.json", new_id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)?;
+        let t = TempFile(p);
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        Ok(t)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `POST /api/v1/sboms`: a CycloneDX or SPDX JSON SBOM (read by moat-sbom) matched against the
+/// server's vulnerability database by moat's scan engine (the `sbom:` target of `moat scan`), then
+/// stored and judged like a pushed image's scan (`pipeline::record::record_scan`: SBOM, package
+/// index, findings, verdict, `image.scanned`), in one transaction. Idempotent per (body, digest).
+async fn post_sbom(
+    State(st): State<AppState>,
+    p: Principal,
+    Query(q): Query<SbomQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    p.require(Scope::Ingest)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request(format!("sbom: body is not UTF-8: {e}")))?;
+    if let Some(d) = &q.digest
+        && !is_digest(d)
+    {
+        return Err(ApiError::bad_request(format!(
+            "query `digest` {d:?} is not sha256:<64 hex digits>"
+        )));
+    }
+    for (k, v) in [("repository", &q.repository), ("tag", &q.tag)] {
+        if let Some(v) = v
+            && (v.is_empty()
+                || v.len() > 512
+                || v.bytes().any(|b| b.is_ascii_control() || b == b' '))
+        {
+            return Err(ApiError::bad_request(format!(
+                "query `{k}` {v:?} is not an image {k}"
+            )));
+        }
+    }
+    // Parse first: a body that is not an SBOM is a 400 naming line and column, before any work.
+    let inv = moat_sbom::format::read::read_sbom_str(text, "sbom")
+        .map_err(|e| ApiError::bad_request(format!("sbom: {e}")))?;
+    if inv.packages.is_empty() {
+        return Err(ApiError::bad_request(
+            "sbom: no packages in the document (a CycloneDX `components` or SPDX `packages` list)",
+        ));
+    }
+    let digest = q.digest.clone().unwrap_or_else(|| content_digest(&body));
+    let upload_key = content_digest(format!("{digest}\n{text}").as_bytes());
+    let db = st.config.db.clone();
+    let file = TempFile::create(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("sbom: temporary file: {e}"),
+        )
+    })?;
+    let target = format!("sbom:{}", file.0.display());
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut req = moat_engine::ScanRequest::new(target);
+        req.ignore = moat_engine::IgnoreChoice::None;
+        req.scanners.config = false;
+        req.db = moat_engine::DbChoice {
+            path: db,
+            explicit: true,
+        };
+        moat_engine::scan(&req)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("scan task: {e}")))?
+    .map_err(|e| ApiError::bad_request(format!("sbom: {e}")))?;
+    drop(file);
+    if !outcome.vulnerabilities_checked() {
+        // Fail closed: an SBOM whose packages were not matched is never judged or stored.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the server has no vulnerability database at {} (moat db update / moat db import --db on the server); nothing stored",
+                st.config.db.display()
+            ),
+        ));
+    }
+    let policy = crate::pipeline::gate::GatePolicy::load(st.config.pipeline.gate.clone())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut report = outcome.report;
+    report.target.name = match (&q.repository, &q.tag) {
+        (Some(r), Some(t)) => format!("sbom:{r}:{t}@{digest}"),
+        (Some(r), None) => format!("sbom:{r}@{digest}"),
+        _ => format!("sbom:{digest}"),
+    };
+    let meta = crate::store::images::ImageMeta {
+        digest: digest.clone(),
+        repository: q.repository.clone(),
+        tag: q.tag.clone(),
+        ..Default::default()
+    };
+    let mut tx = st
+        .store
+        .begin()
+        .await
+        .inspect_err(|_| st.metrics.store_error())?;
+    // The upload itself, keyed by its content: a retried upload is a duplicate.
+    let fresh = sqlx::query(
+        "INSERT INTO report (id, content_digest, kind, digest, target, body, received_ms) \
+         VALUES ($1, $2, 'sbom', $3, $4, $5, $6) ON CONFLICT (content_digest) DO NOTHING RETURNING id",
+    )
+    .bind(new_id())
+    .bind(&upload_key)
+    .bind(&digest)
+    .bind(&report.target.name)
+    .bind(text)
+    .bind(now_ms())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(StoreError::from)
+    .inspect_err(|_| st.metrics.store_error())?;
+    let Some(row) = fresh else {
+        drop(tx);
+        let v = st.store.verdict(&digest).await?;
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"digest": digest, "duplicate": true, "verdict": v.map(|v| v.decision)})),
+        )
+            .into_response());
+    };
+    let id: String = row.try_get(0).map_err(StoreError::from)?;
+    let rec = crate::pipeline::record::record_scan(
+        &mut tx,
+        &meta,
+        &report,
+        &outcome.inventory,
+        false,
+        &policy,
+        &crate::pipeline::gate::SignatureStatus::NotChecked,
+        &json!({"source": "sbom"}),
+    )
+    .await
+    .inspect_err(|_| st.metrics.store_error())?;
+    commit(&st, tx).await?;
+    st.metrics.sboms_ingested.fetch_add(1, Ordering::Relaxed);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id,
+            "digest": digest,
+            "duplicate": false,
+            "packages": outcome.inventory.packages.len(),
+            "findings": report.findings.len(),
+            "new_findings": rec.new_findings,
+            "verdict": rec.verdict.decision.as_str(),
+            "reasons": rec.verdict.reasons,
+            "snapshot": report.metadata.get("db_digest"),
+        })),
     )
         .into_response())
 }

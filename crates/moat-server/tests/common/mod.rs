@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 pub const ADMIN: &str = "bootstrap-secret-0123456789";
 
 /// The moat binary of this build (beside this test binary's `deps/`). `cargo test -p moat-server`
-/// does not build it, so it is brought up to date once per test binary (a no-op when fresh): a stale
-/// binary would test yesterday's server.
+/// does not build it, so it is built once per test binary when missing or older than this test
+/// binary (a stale binary would test yesterday's server).
 pub fn moat() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
@@ -24,6 +24,14 @@ pub fn moat() -> PathBuf {
     let bin = profile_dir.join("moat");
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
+        let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let stale = match (mtime(&bin), mtime(&exe)) {
+            (Some(b), Some(t)) => b < t,
+            _ => true,
+        };
+        if !stale {
+            return;
+        }
         let target_dir = profile_dir.parent().expect("target dir");
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut args = vec!["build", "-q", "-p", "moat"];
@@ -36,7 +44,7 @@ pub fn moat() -> PathBuf {
             .current_dir(&root)
             .status()
             .expect("cargo build moat");
-        assert!(st.success());
+        assert!(st.success(), "cargo build -p moat failed");
     });
     bin
 }

@@ -257,16 +257,52 @@ pub struct RuleArgs {
     /// Also load moat's default rules when --rules is given.
     #[arg(long)]
     pub with_default_rules: bool,
+    /// A path glob that is not drift (`/opt/app/plugins/*`): added to the `allowed_paths` exceptions
+    /// of moat's drift rules; repeatable.
+    #[arg(long = "drift-allow", value_name = "GLOB")]
+    pub drift_allow: Vec<String>,
+}
+
+/// moat's drift rules and the field their `allowed_paths` exception matches.
+const DRIFT_RULES: &[(&str, &str)] = &[
+    ("moat Drift executable not in the image", "proc.exepath"),
+    ("moat Drift script not in the image", "proc.script"),
+];
+
+/// Rule text appending `--drift-allow` globs to the drift rules' `allowed_paths` exceptions.
+fn drift_allow_rules(globs: &[String]) -> String {
+    let values: Vec<Vec<&str>> = globs.iter().map(|g| vec![g.as_str()]).collect();
+    let values = serde_json::to_string(&values).unwrap_or_default();
+    DRIFT_RULES
+        .iter()
+        .map(|(rule, _)| {
+            format!(
+                "- rule: {}\n  exceptions:\n    - name: allowed_paths\n      values: {values}\n  override:\n    exceptions: append\n",
+                serde_json::to_string(rule).unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 impl RuleArgs {
     fn engine(&self) -> anyhow::Result<Engine> {
-        if self.rules.is_empty() {
+        let defaults = self.rules.is_empty() || self.with_default_rules;
+        if !self.drift_allow.is_empty() && !defaults {
+            return Err(InputError(
+                "--drift-allow applies to moat's drift rules: use it without --rules, or with --with-default-rules".into(),
+            )
+            .into());
+        }
+        if self.rules.is_empty() && self.drift_allow.is_empty() {
             return Ok(Engine::default_rules());
         }
         let mut l = moat_runtime::Loader::new();
-        if self.with_default_rules {
+        if defaults {
             l.add_str("moat_rules.yaml", moat_runtime::rules::DEFAULT_RULES)
+                .map_err(|e| InputError(e.to_string()))?;
+        }
+        if !self.drift_allow.is_empty() {
+            l.add_str("--drift-allow", &drift_allow_rules(&self.drift_allow))
                 .map_err(|e| InputError(e.to_string()))?;
         }
         for f in &self.rules {
@@ -330,6 +366,24 @@ pub struct WatchArgs {
     /// Also POST every alert as JSON to this URL (http://HOST:PORT/PATH), with retries.
     #[arg(long = "output-webhook", value_name = "URL")]
     pub webhook: Option<String>,
+    /// Also send every alert to moat server at this URL (POST /api/v1/runtime/alerts), through a
+    /// durable on-disk spool (--spool): alerts survive a crash, an unreachable server and a restart.
+    #[arg(long = "output-server", value_name = "URL", requires = "token_file")]
+    pub output_server: Option<String>,
+    /// The token for --output-server (an `ingest` token from `moat server token create`): the file's
+    /// first line.
+    #[arg(long = "token-file", value_name = "FILE", requires = "output_server")]
+    pub token_file: Option<PathBuf>,
+    /// Spool directory for --output-server (created 0700; what is left there is sent on the next start).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/moat/runtime-spool"
+    )]
+    pub spool: PathBuf,
+    /// Bound on the spool's size; past it new alerts are refused and counted (still printed).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    pub spool_max_bytes: u64,
     /// Only report events from containers.
     #[arg(long)]
     pub container_only: bool,
@@ -540,6 +594,35 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
         Some(u) => Some(alert::Webhook::start(u, 4096).map_err(|e| InputError(e.to_string()))?),
         None => None,
     };
+    let spool = match (&w.output_server, &w.token_file) {
+        (Some(url), Some(tf)) => {
+            let token = moat_server::client::read_token(tf).map_err(InputError)?;
+            let sender =
+                moat_runtime::spool::server_sender(url, token, std::time::Duration::from_secs(10))
+                    .map_err(InputError)?;
+            let sp = moat_runtime::spool::Spool::start(
+                moat_runtime::spool::SpoolConfig {
+                    dir: w.spool.clone(),
+                    max_bytes: w.spool_max_bytes,
+                },
+                sender,
+            )
+            .map_err(|e| InputError(e.to_string()))?;
+            let replayed = sp
+                .stats()
+                .replayed
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if replayed > 0 {
+                eprintln!(
+                    "moat: spool {}: {replayed} alerts of an earlier run are being sent first",
+                    w.spool.display()
+                );
+            }
+            Some(sp)
+        }
+        _ => None,
+    };
+    let mut spool_error_shown = false;
     let mut record = match &w.record {
         // A link planted at the recording's name is refused, not written through.
         Some(p) => Some(std::io::BufWriter::new(
@@ -567,6 +650,13 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
                 h.send(a);
             }
         }
+        if let Some(sp) = &spool
+            && let Err(e) = sp.push(alerts)
+            && !spool_error_shown
+        {
+            spool_error_shown = true;
+            eprintln!("moat: error: {e} (alerts are still printed)");
+        }
         let _ = o.flush();
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -577,6 +667,23 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
         "moat: sensor {}: {} events, {} alerts, {} lost in the ring buffer",
         stats.sensor, stats.events, stats.alerts, stats.lost
     );
+    if let Some(sp) = spool {
+        let f = sp.finish(std::time::Duration::from_secs(10));
+        eprintln!(
+            "moat: server: {} alerts spooled, {} delivered, {} left in {} (sent on the next start), \
+             {} rejected (kept as rejected-*.ndjson), {} refused (spool full), {} torn lines dropped",
+            f.spooled,
+            f.delivered,
+            f.left,
+            w.spool.display(),
+            f.rejected,
+            f.refused_full,
+            f.torn
+        );
+        if let Some(e) = f.last_error.filter(|_| f.left > 0 || f.rejected > 0) {
+            eprintln!("moat: server: last error: {e}");
+        }
+    }
     if let Some(h) = webhook {
         let (dropped, failed) = h.finish();
         if dropped + failed > 0 {

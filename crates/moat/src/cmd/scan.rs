@@ -11,7 +11,7 @@ use moat_engine::{DbChoice, Diagnostic, IgnoreChoice, ScanRequest, Scanners};
 use moat_model::Severity;
 use moat_report::Verdict;
 
-use crate::common::{GateArgs, OutputArgs};
+use crate::common::{GateArgs, InputError, OutputArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ScanFormat {
@@ -78,6 +78,14 @@ pub struct Args {
     pub gate: GateArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+    /// Upload the report to moat server at this URL (`https://moat.example:8080`), whatever the
+    /// output format. Fails closed: a report the server did not store is exit 2.
+    #[arg(long, value_name = "URL", requires = "token_file")]
+    pub server: Option<String>,
+    /// The token for --server (an `ingest` token from `moat server token create`): the file's
+    /// first line.
+    #[arg(long = "token-file", value_name = "FILE", requires = "server")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -109,6 +117,14 @@ impl Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Verdict> {
+    // The token is read before the scan: a missing file fails fast.
+    let upload = match (&a.server, &a.token_file) {
+        (Some(s), Some(f)) => Some((
+            s.clone(),
+            moat_server::client::read_token(f).map_err(InputError)?,
+        )),
+        _ => None,
+    };
     let req = a.request();
     // First run: no database at the default location → download it before scanning (the message,
     // when it cannot be had, comes first, not after the report).
@@ -157,6 +173,29 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
         ),
     };
     a.out.write(&text)?;
+    if let Some((server, token)) = upload {
+        let json = if format == ScanFormat::Json {
+            text
+        } else {
+            report.to_json()
+        };
+        let up = moat_server::client::upload_report(
+            &server,
+            &token,
+            json.as_bytes(),
+            std::time::Duration::from_secs(120),
+        )
+        .map_err(|e| InputError(format!("upload failed: {e}")))?;
+        eprintln!(
+            "moat: report {} to {server} ({})",
+            if up.duplicate {
+                "already stored"
+            } else {
+                "stored"
+            },
+            up.digest
+        );
+    }
     Ok(outcome.verdict)
 }
 
