@@ -11,5 +11,5 @@ pub mod scan;
 
 pub use scan::{
     DbChoice, Diagnostic, IgnoreChoice, InputSource, ScanError, ScanOutcome, ScanRequest, Scanners,
-    scan,
+    layer_cache_scope, scan, scan_with_cache,
 };

@@ -316,6 +316,7 @@ impl Image {
                     let mut follow = wanted.clone();
                     let mut content_links = BTreeSet::new();
                     let mut replayed = false;
+                    let mut restart = false;
                     for (index, layer) in layers.iter().enumerate() {
                         let layer_id = layer.diff_id.as_ref().map(|d| d.to_string());
                         let key = match (&cache, &layer_id) {
@@ -325,17 +326,24 @@ impl Image {
                         if let (Some(c), Some(k)) = (&cache, &key)
                             && let Some(changes) = c.cache.get(k)
                         {
-                            replay(
+                            let served = replay(
                                 &mut view,
                                 &changes,
                                 index,
                                 layer_id.clone(),
+                                select,
                                 &mut follow,
                                 &mut content_links,
                                 &self.options.limits,
                             )?;
-                            replayed = true;
-                            continue;
+                            if served {
+                                replayed = true;
+                                continue;
+                            }
+                            // The selector now wants content the cached layer did not keep: read
+                            // every layer again, without the cache.
+                            restart = true;
+                            break;
                         }
                         let name = format!("layer {index} ({})", store.describe(&layer.location));
                         let (raw, len) = store.open(&layer.location)?;
@@ -364,10 +372,10 @@ impl Image {
                         }
                     }
                     let missing = missing_link_targets(&view, &content_links);
-                    if pass >= 4 || missing.is_subset(&wanted) {
+                    if !restart && (pass >= 4 || missing.is_subset(&wanted)) {
                         break view;
                     }
-                    if replayed {
+                    if replayed || restart {
                         cache = None;
                         pass = 0;
                         answers = layer::Answers::new();
@@ -383,16 +391,20 @@ impl Image {
     }
 }
 
-/// Applies a cached layer's changes to the view as reading the layer did.
+/// Applies a cached layer's changes to the view as reading the layer did. The selector is asked
+/// again about every entry the layer kept (selectors keep state about what they claimed), and its
+/// answer holds; false when it wants content the cache does not have (the layer must be read).
+#[allow(clippy::too_many_arguments)]
 fn replay(
     view: &mut FileView,
     changes: &LayerChanges,
     index: usize,
     layer_id: Option<String>,
+    select: &dyn Fn(&FileMeta) -> Select,
     follow: &mut BTreeSet<String>,
     content_links: &mut BTreeSet<String>,
     limits: &Limits,
-) -> Result<(), ImageError> {
+) -> Result<bool, ImageError> {
     for op in &changes.ops {
         match op {
             LayerOp::ClearDir { path } => view.clear_dir_before(path, index),
@@ -404,6 +416,23 @@ fn replay(
                 content,
                 content_link,
             } => {
+                let asked = select(meta);
+                let want = if follow.contains(&meta.path) {
+                    Select::Content
+                } else {
+                    asked
+                };
+                let has_content = meta.kind == EntryKind::File;
+                let content = match want {
+                    Select::Skip => {
+                        view.remove_before(&meta.path, index);
+                        continue;
+                    }
+                    Select::Meta => &None,
+                    Select::Content if has_content && content.is_none() => return Ok(false),
+                    Select::Content => content,
+                };
+                let content_link = &(*content_link && want == Select::Content);
                 if let Some(c) = content {
                     view.charge_content(c.len() as u64, limits.max_total_content)
                         .map_err(|total| ImageError::Limit {
@@ -436,7 +465,7 @@ fn replay(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Targets of content-selected links whose content is not in the view.

@@ -367,6 +367,60 @@ fn job_and_event(store: &str, digest: &str) -> (Option<JobRow>, Option<String>) 
     .expect("runtime")
 }
 
+/// The payload of the `image.scanned` event of `digest`.
+fn scanned_payload(store: &str, digest: &str) -> Value {
+    use sqlx::Row;
+    moat_server::block_on(async {
+        let st = moat_server::store::Store::connect(store)
+            .await
+            .expect("store");
+        let body: String = sqlx::query(
+            "SELECT payload FROM outbox WHERE event_type = 'image.scanned' AND subject = $1",
+        )
+        .bind(digest)
+        .fetch_one(st.pool())
+        .await
+        .expect("image.scanned event")
+        .get(0);
+        st.close().await;
+        serde_json::from_str(&body).expect("payload JSON")
+    })
+    .expect("runtime")
+}
+
+/// `moat scan TARGET --format json` with the test database (no server, no layer cache).
+fn cli_scan(target: &str, db: &Path) -> Value {
+    let o = Command::new(moat())
+        .args(["scan", target, "--db", &p(db), "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "moat scan {target} ({e}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+/// Sorted (id, package) of a report's or an event's findings.
+fn finding_keys(findings: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = findings
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let pkg = f["package"]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| f["package"]["name"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            (f["id"].as_str().unwrap_or("").to_string(), pkg)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn review(uid: &str, image: &str) -> String {
     json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -535,6 +589,26 @@ fn exercise(store: &str) {
     assert!(
         alerts_for(&rx, &clean).is_empty(),
         "alert for a clean image"
+    );
+    // The layer cache: the language image's layers were all read; the clean image shares its only
+    // layer (bookworm's) with it, so nothing was read for it, and the replayed layer judges exactly as
+    // a full read does (the CLI, which has no cache).
+    let lp = scanned_payload(store, &lang);
+    assert_eq!(lp["layers"]["from_cache"], 0, "{}", lp["layers"]);
+    assert!(lp["layers"]["read"].as_u64() >= Some(3), "{}", lp["layers"]);
+    let cp = scanned_payload(store, &clean);
+    assert_eq!(cp["layers"]["total"], 1, "{}", cp["layers"]);
+    assert_eq!(cp["layers"]["from_cache"], 1, "{}", cp["layers"]);
+    assert_eq!(cp["layers"]["read"], 0, "{}", cp["layers"]);
+    let full = cli_scan(&fx.clean, &fx.db);
+    assert_eq!(
+        cp["packages"].as_u64().map(|n| n.to_string()),
+        full["metadata"]["packages"].as_str().map(str::to_string),
+        "packages of the cached scan"
+    );
+    assert_eq!(
+        finding_keys(&cp["findings"]),
+        finding_keys(&full["findings"])
     );
     assert_eq!(alerts_for(&rx, &lang).len(), 1, "the alert is sent once");
     // A second push of the same digest (a new tag) is not a second scan.

@@ -2,6 +2,7 @@
 //! what a finished scan stores, and the gate policy that turns a scan into a verdict.
 
 pub mod gate;
+pub mod layers;
 pub mod record;
 pub mod scan;
 pub mod settings;

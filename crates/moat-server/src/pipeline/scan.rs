@@ -150,10 +150,14 @@ async fn scan_manifest(
         explicit: true,
     };
     let target = sj.target();
-    let outcome = tokio::task::spawn_blocking(move || moat_engine::scan(&req))
-        .await
-        .map_err(|e| JobError::new(format!("scan task: {e}")))?
-        .map_err(|e| JobError::new(format!("{target}: {e}")))?;
+    let cache =
+        super::layers::StoreLayerCache::new(st.store.clone(), tokio::runtime::Handle::current());
+    let handle = cache.handle(&req.scanners);
+    let outcome =
+        tokio::task::spawn_blocking(move || moat_engine::scan_with_cache(&req, Some(handle)))
+            .await
+            .map_err(|e| JobError::new(format!("scan task: {e}")))?
+            .map_err(|e| JobError::new(format!("{target}: {e}")))?;
     if !outcome.vulnerabilities_checked() {
         // No database: an image whose vulnerabilities were not checked is never judged.
         return Err(JobError::new(format!(
@@ -197,6 +201,11 @@ async fn scan_manifest(
         "platform": sj.platform,
         "index": sj.index,
         "received_ms": sj.received_ms,
+        "layers": {
+            "total": info.map_or(0, |i| i.layers.len()),
+            "from_cache": cache.hits.load(std::sync::atomic::Ordering::Relaxed),
+            "read": cache.misses.load(std::sync::atomic::Ordering::Relaxed),
+        },
     });
     let mut tx = st.store.begin().await?;
     let rec = record::record_scan(
@@ -219,12 +228,14 @@ async fn scan_manifest(
     st.metrics.observe_scan(started.elapsed());
     let latency = now_ms() - sj.received_ms;
     eprintln!(
-        "moat server: {} {} -> {} ({} findings, {} new; {} ms after the push event)",
+        "moat server: {} {} -> {} ({} findings, {} new; layers: {} read, {} from the layer cache; {} ms after the push event)",
         sj.image_name(),
         sj.digest,
         rec.verdict.decision.as_str(),
         outcome.report.findings.len(),
         rec.new_findings,
+        cache.misses.load(std::sync::atomic::Ordering::Relaxed),
+        cache.hits.load(std::sync::atomic::Ordering::Relaxed),
         latency
     );
     Ok(())
