@@ -65,6 +65,14 @@ impl Query {
         if src.len() > 16 * 1024 {
             return Err("JMESPath expression longer than 16 KiB".into());
         }
+        // The parser recurses once per nesting level: bounded before it runs (issue 17).
+        let depth = nesting_depth(src);
+        if depth > crate::budget::MAX_DEPTH {
+            return Err(format!(
+                "JMESPath expression nested {depth} deep, over the depth limit {}",
+                crate::budget::MAX_DEPTH
+            ));
+        }
         RUNTIME
             .compile(src)
             .map(|expr| {
@@ -79,6 +87,7 @@ impl Query {
     }
 
     pub(crate) fn search(&self, ctx: &Ctx) -> Result<Value, String> {
+        crate::budget::jmes_begin();
         let narrowed;
         let data = match (&self.roots, &*ctx.root) {
             (Some(keys), Variable::Object(all)) => {
@@ -94,9 +103,78 @@ impl Query {
         let r = self
             .expr
             .search(data)
-            .map_err(|e| format!("JMESPath `{}`: {e}", self.expr.as_str()))?;
-        Ok(to_json(&r))
+            .map_err(|e| match crate::budget::jmes_over() {
+                Some(m) => format!("JMESPath `{}`: {m}", self.expr.as_str()),
+                None => format!("JMESPath `{}`: {e}", self.expr.as_str()),
+            })?;
+        to_json_budgeted(&r).map_err(|e| format!("JMESPath `{}`: {e}", self.expr.as_str()))
     }
+}
+
+/// Deepest nesting of brackets, braces and parentheses outside quoted literals.
+fn nesting_depth(src: &str) -> usize {
+    let (mut depth, mut max, mut quote) = (0usize, 0usize, None::<char>);
+    let mut escaped = false;
+    for c in src.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+/// [`to_json`] under the search's budget: one unit per node and per string byte, so a value that
+/// shares one array 2^40 times is refused instead of expanded.
+fn to_json_budgeted(v: &Variable) -> Result<Value, String> {
+    fn walk(v: &Variable, depth: usize) -> Result<Value, String> {
+        if depth > crate::budget::MAX_DEPTH {
+            return Err(format!(
+                "result nested deeper than {}",
+                crate::budget::MAX_DEPTH
+            ));
+        }
+        let n = match v {
+            Variable::String(s) => s.len() as u64 + 1,
+            _ => 1,
+        };
+        crate::budget::jmes_charge(n, "the result")?;
+        Ok(match v {
+            Variable::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| walk(x, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Variable::Object(o) => Value::Object(
+                o.iter()
+                    .map(|(k, x)| walk(x, depth + 1).map(|x| (k.clone(), x)))
+                    .collect::<Result<_, _>>()?,
+            ),
+            other => to_json(other),
+        })
+    }
+    walk(v, 0)
+}
+
+/// Charges `n` to the search's budget as a JMESPath error.
+fn charge(n: usize, what: &str) -> Result<(), jmespath::JmespathError> {
+    crate::budget::jmes_charge(n as u64, what)
+        .map_err(|m| jmespath::JmespathError::new("", 0, jmespath::ErrorReason::Parse(m)))
 }
 
 /// Strips one `{{ }}` around a foreach list expression, which Kyverno accepts either way.
@@ -349,7 +427,9 @@ fn string_fn(rt: &mut Runtime, name: &str, f: fn(&str) -> String) {
         Box::new(CustomFunction::new(
             Signature::new(vec![ArgumentType::String], None),
             Box::new(move |args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                Ok(Arc::new(Variable::String(f(s(&args[0]).unwrap_or("")))))
+                let x = s(&args[0]).unwrap_or("");
+                charge(x.len() * 2 + 1, "a string function")?;
+                Ok(Arc::new(Variable::String(f(x))))
             }),
         )),
     );
@@ -361,10 +441,9 @@ fn string2_fn(rt: &mut Runtime, name: &str, f: fn(&str, &str) -> Variable) {
         Box::new(CustomFunction::new(
             Signature::new(vec![ArgumentType::String, ArgumentType::String], None),
             Box::new(move |args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
-                Ok(Arc::new(f(
-                    s(&args[0]).unwrap_or(""),
-                    s(&args[1]).unwrap_or(""),
-                )))
+                let (a, b) = (s(&args[0]).unwrap_or(""), s(&args[1]).unwrap_or(""));
+                charge(a.len() + b.len() + 1, "a string function")?;
+                Ok(Arc::new(f(a, b)))
             }),
         )),
     );
@@ -372,6 +451,45 @@ fn string2_fn(rt: &mut Runtime, name: &str, f: fn(&str, &str) -> Variable) {
 
 /// The Kyverno JMESPath extensions that policies commonly use.
 fn register_kyverno_functions(rt: &mut Runtime) {
+    // The builtins that build strings, under the search's budget (`join` doubling).
+    rt.register_function(
+        "join",
+        Box::new(CustomFunction::new(
+            Signature::new(
+                vec![
+                    ArgumentType::String,
+                    ArgumentType::TypedArray(Box::new(ArgumentType::String)),
+                ],
+                None,
+            ),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                let glue = s(&args[0]).unwrap_or("");
+                let parts: Vec<&str> = match &*args[1] {
+                    Variable::Array(a) => a.iter().filter_map(|v| s(v)).collect(),
+                    _ => Vec::new(),
+                };
+                let len = parts.iter().map(|p| p.len()).sum::<usize>()
+                    + glue.len().saturating_mul(parts.len().saturating_sub(1));
+                charge(len + 1, "join")?;
+                Ok(Arc::new(Variable::String(parts.join(glue))))
+            }),
+        )),
+    );
+    rt.register_function(
+        "to_string",
+        Box::new(CustomFunction::new(
+            Signature::new(vec![ArgumentType::Any], None),
+            Box::new(|args: &[Rcvar], _ctx: &mut jmespath::Context<'_>| {
+                if let Variable::String(x) = &*args[0] {
+                    return Ok(Arc::new(Variable::String(x.clone())));
+                }
+                let v = to_json_budgeted(&args[0]).map_err(|m| {
+                    jmespath::JmespathError::new("", 0, jmespath::ErrorReason::Parse(m))
+                })?;
+                Ok(Arc::new(Variable::String(v.to_string())))
+            }),
+        )),
+    );
     string_fn(rt, "to_upper", |x| x.to_uppercase());
     string_fn(rt, "to_lower", |x| x.to_lowercase());
     string_fn(rt, "trim_space", |x| x.trim().to_string());
@@ -429,6 +547,15 @@ fn register_kyverno_functions(rt: &mut Runtime) {
                     s(&args[1]).unwrap_or(""),
                     s(&args[2]).unwrap_or(""),
                 );
+                // The exact output size, charged before it is built (`replace` doubling).
+                let out_len = if from.is_empty() {
+                    x.chars().count() + 1
+                } else {
+                    x.matches(from).count()
+                }
+                .saturating_mul(to.len())
+                .saturating_add(x.len());
+                charge(out_len, "replace_all")?;
                 Ok(Arc::new(Variable::String(x.replace(from, to))))
             }),
         )),
@@ -449,6 +576,13 @@ fn register_kyverno_functions(rt: &mut Runtime) {
                     Variable::String(x) => x.clone(),
                     other => to_json(other).to_string(),
                 };
+                let repl = s(&args[2]).unwrap_or("");
+                charge(
+                    (src.len() + 1)
+                        .saturating_mul(repl.len())
+                        .saturating_add(src.len()),
+                    "regex_replace_all",
+                )?;
                 let out = match regex::Regex::new(s(&args[0]).unwrap_or("")) {
                     Ok(r) => r.replace_all(&src, s(&args[2]).unwrap_or("")).into_owned(),
                     Err(_) => src,

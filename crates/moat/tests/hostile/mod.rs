@@ -124,6 +124,7 @@ pub fn tree(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
+#[allow(clippy::large_enum_variant)]
 /// One tar member; `Zeros` is `size` bytes of NULs written sparse (a hole) on disk.
 pub enum Part<'a> {
     Header(tar::Header),
