@@ -158,17 +158,29 @@ fn assert_valid_sarif(doc: &Value, what: &str) {
     }
 }
 
-/// All of `../shared/data/osv` imported once per test process into the target's tmp dir.
+/// All of `../shared/data/osv` and the NVD / CVE JSON 5 severity records of `../shared/data/nvd`
+/// imported once per test process into the target's tmp dir.
 fn db() -> Option<PathBuf> {
     static DB: OnceLock<Option<PathBuf>> = OnceLock::new();
     DB.get_or_init(|| {
         let osv = shared()?.join("data/osv");
-        if !osv.is_dir() {
-            eprintln!("SKIPPED: ../shared/data/osv is missing: no vulnerability database");
+        let nvd = shared()?.join("data/nvd");
+        if !osv.is_dir() || !nvd.is_dir() {
+            eprintln!(
+                "SKIPPED: ../shared/data/osv or data/nvd is missing: no vulnerability database"
+            );
             return None;
         }
         let db = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("workshop-db");
-        let o = moat(&["db", "import", "--replace", "--db", p(&db), p(&osv)]);
+        let o = moat(&[
+            "db",
+            "import",
+            "--replace",
+            "--db",
+            p(&db),
+            p(&osv),
+            p(&nvd),
+        ]);
         assert_eq!(
             code(&o),
             0,
@@ -484,6 +496,24 @@ fn exercise3_pipeline_gate_on_the_bookworm_image() {
     let target = format!("docker-archive:{}", image.display());
     let report = pipeline_scan(&target, &db, &w, tmp.path());
     assert_eq!(report["metadata"]["os"], "debian 12");
+    // The shared data has no Debian 12 advisories: the report says so instead of looking clean.
+    let deb = report["coverage"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["ecosystem"] == "Debian:12"))
+        .expect("Debian:12 coverage");
+    assert_eq!(
+        (deb["covered"].clone(), deb["records"].clone()),
+        (Value::Bool(false), Value::from(0))
+    );
+    assert!(
+        report["warnings"]
+            .as_array()
+            .is_some_and(|ws| ws.iter().any(|w| w
+                .as_str()
+                .is_some_and(|w| w.contains("no Debian:12 records")))),
+        "{}",
+        report["warnings"]
+    );
     // Every installed package was looked at (dpkg-query lists 88).
     assert_eq!(report["metadata"]["packages"], "88");
     // The same image in its OCI form gives the same verdict.
@@ -500,6 +530,104 @@ fn exercise3_pipeline_gate_on_the_bookworm_image() {
         assert_eq!(same_image(&o), same_image(&report));
         assert_eq!(o["metadata"]["packages"], "88");
     }
+}
+
+/// Writes `root` as a one-layer `docker save` archive (manifest.json, config, layer tar).
+fn docker_archive(root: &Path, out: &Path, user: &str) {
+    use sha2::{Digest, Sha256};
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.append_dir_all(".", root).expect("layer");
+    let layer = layer.into_inner().expect("layer bytes");
+    let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(&layer)));
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {"User": user},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [{"created_by": "workshop: Debian 11 with OpenSSL 1.1.1k-1, zlib 1.2.11.dfsg-2, gzip 1.10-4"}]})
+    .to_string();
+    let config_name = format!("{}.json", hex::encode(Sha256::digest(config.as_bytes())));
+    let manifest = serde_json::json!([{"Config": config_name, "RepoTags": ["workshop/old-openssl:1"], "Layers": ["layer/layer.tar"]}]).to_string();
+    let mut t = tar::Builder::new(std::fs::File::create(out).expect("create"));
+    for (name, bytes) in [
+        ("manifest.json", manifest.as_bytes()),
+        (config_name.as_str(), config.as_bytes()),
+        ("layer/layer.tar", layer.as_slice()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, name, bytes).expect("append");
+    }
+    t.finish().expect("finish");
+}
+
+/// The synthetic old-OpenSSL image of issue 14: Debian 11 with the OpenSSL, zlib and gzip releases
+/// that eight DSAs of the shared data fix. In OSV those DSAs carry no severity; with the NVD records
+/// imported beside them the image fails the pipeline's `--fail-on high` through NVD's CVSS.
+#[test]
+fn exercise3_old_openssl_image_fails_the_gate_through_nvd_severities() {
+    let Some(w) = workshop() else { return };
+    let Some(db) = db() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("rootfs");
+    std::fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "PRETTY_NAME=\"Debian GNU/Linux 11 (bullseye)\"\nID=debian\nVERSION_ID=\"11\"\nVERSION_CODENAME=bullseye\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: libssl1.1\nStatus: install ok installed\nSource: openssl\nVersion: 1.1.1k-1\nArchitecture: amd64\n\n\
+         Package: zlib1g\nStatus: install ok installed\nSource: zlib\nVersion: 1:1.2.11.dfsg-2\nArchitecture: amd64\n\n\
+         Package: gzip\nStatus: install ok installed\nVersion: 1.10-4\nArchitecture: amd64\n\n",
+    )
+    .unwrap();
+    let image = tmp.path().join("old-openssl.tar");
+    // A non-root user, so the image-configuration checks do not decide the gate.
+    docker_archive(&root, &image, "1001");
+    let target = format!("docker-archive:{}", image.display());
+    let report = pipeline_scan(&target, &db, &w, tmp.path());
+    let vulns: Vec<&Value> = findings(&report)
+        .iter()
+        .filter(|f| f["kind"] == "vulnerability")
+        .collect();
+    assert_eq!(vulns.len(), 8, "the eight OpenSSL/zlib/gzip DSAs");
+    // HIGH or CRITICAL by NVD's CVSS, each naming the CVE and carrying the vector.
+    let by_nvd: Vec<&&Value> = vulns
+        .iter()
+        .filter(|f| rank(f["severity"].as_str().unwrap()) >= rank("HIGH"))
+        .filter(|f| f["vulnerability"]["rating"]["source"] == "nvd")
+        .collect();
+    assert_eq!(by_nvd.len(), 7, "{vulns:#?}");
+    for f in &by_nvd {
+        assert!(f["id"].as_str().unwrap().starts_with("CVE-"), "{}", f["id"]);
+        assert!(
+            f["vulnerability"]["rating"]["vector"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("CVSS:3.1/"))
+        );
+    }
+    // The gate on what NVD rates CRITICAL alone (the OS end-of-life finding is HIGH) exits 1: it
+    // exited 0 when every DSA was UNKNOWN.
+    let o = moat(&[
+        "scan",
+        &target,
+        "--db",
+        p(&db),
+        "--scanners",
+        "vuln",
+        "--fail-on",
+        "critical",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        findings(&json(&o))
+            .iter()
+            .any(|f| f["kind"] == "vulnerability" && f["severity"] == "CRITICAL")
+    );
 }
 
 /// The image's configuration (the build-time checks on what was built): a Debian base runs as root and
