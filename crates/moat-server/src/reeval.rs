@@ -229,6 +229,17 @@ async fn affected(
 // ---------------------------------------------------------------------------------------------
 // Per image.
 
+/// A matched finding and its stored JSON (serialized once per package, shared by every image).
+type Matched = (Finding, String);
+
+/// Whether a finding can change a verdict of `policy` (the conditions of `GatePolicy::judge`).
+fn gate_relevant(policy: &GatePolicy, id: &str, severity: i64, fixable: bool) -> bool {
+    let c = &policy.config;
+    c.deny_severity
+        .is_some_and(|m| severity >= severity_rank(m) && (fixable || !c.only_fixable))
+        || c.deny_ids.iter().any(|d| d == id)
+}
+
 #[derive(Default)]
 struct ImageDelta {
     new: usize,
@@ -241,55 +252,76 @@ struct ImageDelta {
 async fn apply_image(
     tx: &mut Tx,
     digest: &str,
-    fresh: &BTreeMap<String, Vec<Finding>>,
+    fresh: &[(&str, &[Matched])],
     snapshot: &str,
     policy: &GatePolicy,
+    aliases_seen: &mut HashSet<(String, String)>,
 ) -> Result<ImageDelta, StoreError> {
     let mut d = ImageDelta::default();
     let now = now_ms();
-    let purls: Vec<&String> = fresh.keys().collect();
+    let purls: Vec<&str> = fresh.iter().map(|(p, _)| *p).collect();
     // The open vulnerability findings of these packages, from any source (an uploaded report's or
     // the server's own): the new snapshot decides for all of them.
-    let mut open: HashMap<(String, String), (String, String)> = HashMap::new();
+    let mut open: HashMap<(String, String), (String, String, i64, i64)> = HashMap::new();
     for chunk in purls.chunks(200) {
         let sql = format!(
-            "SELECT vuln_id, package_key, source, data FROM finding WHERE digest = $1 AND kind = 'vulnerability' \
+            "SELECT vuln_id, package_key, source, data, severity, fixable FROM finding WHERE digest = $1 AND kind = 'vulnerability' \
              AND resolved_ms IS NULL AND package_key IN ({})",
             marks(2, chunk.len())
         );
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(digest);
         for p in chunk {
-            q = q.bind(p.as_str());
+            q = q.bind(*p);
         }
         for r in q.fetch_all(&mut **tx).await? {
             open.insert(
                 (r.try_get(0)?, r.try_get(1)?),
-                (r.try_get(2)?, r.try_get(3)?),
+                (r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?),
             );
         }
     }
     let mut new_findings: Vec<&Finding> = Vec::new();
     let mut keep: HashSet<(String, String)> = HashSet::new();
+    // New rows, written below in multi-row statements (one round trip per chunk).
+    #[allow(clippy::type_complexity)]
+    let mut inserts: Vec<(
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+        Option<String>,
+        String,
+    )> = Vec::new();
+    let mut aliases: Vec<(String, String)> = Vec::new();
+    let relevant = |id: &str, sev: i64, fixable: i64| gate_relevant(policy, id, sev, fixable != 0);
+    let mut gate_changed = false;
     for (purl, findings) in fresh {
-        for f in findings {
-            let key = (f.id.clone(), purl.clone());
+        for (f, data) in findings.iter() {
+            let key = (f.id.clone(), purl.to_string());
             if !keep.insert(key.clone()) {
                 continue;
             }
-            let data = serde_json::to_string(f).map_err(|e| StoreError::Invalid(e.to_string()))?;
             let fixable = f
                 .vulnerability
                 .as_ref()
                 .is_some_and(|v| !v.fixed_versions.is_empty()) as i64;
+            let sev = severity_rank(f.severity);
             match open.get(&key) {
-                Some((source, old)) => {
-                    if *old != data {
+                Some((source, old, old_sev, old_fix)) => {
+                    if old != data {
+                        if (*old_sev, *old_fix) != (sev, fixable)
+                            && (relevant(&f.id, *old_sev, *old_fix)
+                                || relevant(&f.id, sev, fixable))
+                        {
+                            gate_changed = true;
+                        }
                         sqlx::query(
                             "UPDATE finding SET data = $1, severity = $2, fixable = $3 WHERE digest = $4 \
                              AND source = $5 AND vuln_id = $6 AND package_key = $7",
                         )
-                        .bind(&data)
-                        .bind(severity_rank(f.severity))
+                        .bind(data.as_str())
+                        .bind(sev)
                         .bind(fixable)
                         .bind(digest)
                         .bind(source)
@@ -300,45 +332,88 @@ async fn apply_image(
                     }
                 }
                 None => {
-                    sqlx::query(
-                        "INSERT INTO finding (digest, vuln_id, package_key, source, kind, severity, fixable, \
-                         package_name, package_version, data, first_seen_ms, snapshot_digest) \
-                         VALUES ($1, $2, $3, $4, 'vulnerability', $5, $6, $7, $8, $9, $10, $11) \
-                         ON CONFLICT (digest, source, vuln_id, package_key) DO UPDATE SET severity = excluded.severity, \
-                         fixable = excluded.fixable, data = excluded.data, resolved_ms = NULL, resolved_snapshot = NULL, \
-                         first_seen_ms = excluded.first_seen_ms, snapshot_digest = excluded.snapshot_digest",
-                    )
-                    .bind(digest)
-                    .bind(&key.0)
-                    .bind(&key.1)
-                    .bind(SOURCE_SERVER)
-                    .bind(severity_rank(f.severity))
-                    .bind(fixable)
-                    .bind(f.package.as_ref().map(|p| p.name.clone()))
-                    .bind(f.package.as_ref().map(|p| p.version.clone()))
-                    .bind(&data)
-                    .bind(now)
-                    .bind(snapshot)
-                    .execute(&mut **tx)
-                    .await?;
+                    gate_changed |= relevant(&f.id, sev, fixable);
+                    inserts.push((
+                        key.0.clone(),
+                        key.1.clone(),
+                        sev,
+                        fixable,
+                        f.package.as_ref().map(|p| p.name.clone()),
+                        f.package.as_ref().map(|p| p.version.clone()),
+                        data.clone(),
+                    ));
                     for alias in std::iter::once(&f.id).chain(&f.aliases) {
-                        sqlx::query(
-                            "INSERT INTO vuln_alias (alias, vuln_id) VALUES ($1, $2) ON CONFLICT (alias, vuln_id) DO NOTHING",
-                        )
-                        .bind(alias)
-                        .bind(&f.id)
-                        .execute(&mut **tx)
-                        .await?;
+                        if aliases_seen.insert((alias.clone(), f.id.clone())) {
+                            aliases.push((alias.clone(), f.id.clone()));
+                        }
                     }
                     new_findings.push(f);
                 }
             }
         }
     }
-    for ((id, pkg), (source, _)) in &open {
+    for chunk in inserts.chunks(50) {
+        let mut sql = String::from(
+            "INSERT INTO finding (digest, vuln_id, package_key, source, kind, severity, fixable, \
+             package_name, package_version, data, first_seen_ms, snapshot_digest) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "($1, ${}, ${}, $2, 'vulnerability', ${}, ${}, ${}, ${}, ${}, $3, $4)",
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10,
+                b + 11
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (digest, source, vuln_id, package_key) DO UPDATE SET severity = excluded.severity, \
+             fixable = excluded.fixable, data = excluded.data, resolved_ms = NULL, resolved_snapshot = NULL, \
+             first_seen_ms = excluded.first_seen_ms, snapshot_digest = excluded.snapshot_digest",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(digest)
+            .bind(SOURCE_SERVER)
+            .bind(now)
+            .bind(snapshot);
+        for (id, pkg, sev, fixable, name, version, data) in chunk {
+            q = q
+                .bind(id.as_str())
+                .bind(pkg.as_str())
+                .bind(*sev)
+                .bind(*fixable)
+                .bind(name.as_deref())
+                .bind(version.as_deref())
+                .bind(data.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in aliases.chunks(200) {
+        let sql = format!(
+            "INSERT INTO vuln_alias (alias, vuln_id) VALUES {} ON CONFLICT (alias, vuln_id) DO NOTHING",
+            (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (a, v) in chunk {
+            q = q.bind(a.as_str()).bind(v.as_str());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for ((id, pkg), (source, _, sev, fixable)) in &open {
         if keep.contains(&(id.clone(), pkg.clone())) {
             continue;
         }
+        gate_changed |= relevant(id, *sev, *fixable);
         sqlx::query(
             "UPDATE finding SET resolved_ms = $1, resolved_snapshot = $2 WHERE digest = $3 AND source = $4 \
              AND vuln_id = $5 AND package_key = $6",
@@ -379,7 +454,10 @@ async fn apply_image(
         .fetch_optional(&mut **tx)
         .await?
         .is_some();
-    if scanning || (!pending && d.new == 0 && d.resolved == 0) {
+    // Findings that cannot change what the gate decides (below its severity, unfixed when only
+    // fixable ones count) leave the verdict as it is: judged images are judged again only when a
+    // gate-relevant finding appeared, went or changed.
+    if scanning || (!pending && !gate_changed) {
         return Ok(d);
     }
     let findings: Vec<Finding> =
@@ -460,23 +538,49 @@ async fn apply_image(
     }
     // `finding.new` is for images that had been judged: a first judgement reports its findings
     // through the verdict, not as news.
-    for f in new_findings.into_iter().filter(|_| !pending) {
-        let purl = f
-            .package
-            .as_ref()
-            .map(|p| p.purl.to_string())
-            .unwrap_or_default();
-        outbox::insert(
-            tx,
-            "finding.new",
-            digest,
-            &json!({
-                "digest": digest, "repository": repository, "tag": tag,
-                "snapshot": snapshot, "finding": crate::pipeline::record::finding_json(f), "cause": "reevaluation",
-            }),
-            Some(&format!("finding.new:{digest}:{}:{purl}:{snapshot}", f.id)),
-        )
-        .await?;
+    let events: Vec<(String, String)> = if pending {
+        Vec::new()
+    } else {
+        new_findings
+            .iter()
+            .map(|f| {
+                let purl = f
+                    .package
+                    .as_ref()
+                    .map(|p| p.purl.to_string())
+                    .unwrap_or_default();
+                let payload = json!({
+                    "digest": digest, "repository": repository, "tag": tag,
+                    "snapshot": snapshot, "finding": crate::pipeline::record::finding_json(f),
+                    "cause": "reevaluation",
+                });
+                (
+                    payload.to_string(),
+                    format!("finding.new:{digest}:{}:{purl}:{snapshot}", f.id),
+                )
+            })
+            .collect()
+    };
+    // The same rows `outbox::insert` writes, many per statement.
+    for chunk in events.chunks(100) {
+        let sql = format!(
+            "INSERT INTO outbox (id, created_ms, event_type, subject, payload, dedupe_key, state, attempts) \
+             VALUES {} ON CONFLICT (dedupe_key) DO NOTHING",
+            (0..chunk.len())
+                .map(|i| format!(
+                    "(${}, $1, 'finding.new', $2, ${}, ${}, 'pending', 0)",
+                    3 * i + 3,
+                    3 * i + 4,
+                    3 * i + 5
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now).bind(digest);
+        for (payload, key) in chunk {
+            q = q.bind(new_id()).bind(payload.as_str()).bind(key.as_str());
+        }
+        q.execute(&mut **tx).await?;
     }
     Ok(d)
 }
@@ -575,19 +679,24 @@ pub async fn run(
     let (by_image, pkgs) = affected(store, &keys).await?;
     // Match each distinct package once (images share base layers, so packages).
     // package id -> (purl, findings)
-    let fresh: HashMap<String, (String, Vec<Finding>)> = {
+    let fresh: HashMap<String, (String, Vec<Matched>)> = {
         let s = snap.clone();
         let list: Vec<StoredPkg> = pkgs.into_values().collect();
         tokio::task::spawn_blocking(move || {
             list.iter()
                 .map(|p| {
-                    let f: Vec<Finding> = match_package(&s, p)?
+                    let f: Vec<Matched> = match_package(&s, p)?
                         .into_iter()
                         .filter(|f| f.kind == FindingKind::Vulnerability)
-                        .collect();
+                        .map(|f| {
+                            let data = serde_json::to_string(&f)
+                                .map_err(|e| ReevalError::Db(e.to_string()))?;
+                            Ok((f, data))
+                        })
+                        .collect::<Result<_, ReevalError>>()?;
                     Ok((p.id.clone(), (p.purl.clone(), f)))
                 })
-                .collect::<Result<HashMap<String, (String, Vec<Finding>)>, ReevalError>>()
+                .collect::<Result<HashMap<String, (String, Vec<Matched>)>, ReevalError>>()
         })
         .await
         .map_err(|e| ReevalError::Db(format!("matching: {e}")))??
@@ -603,18 +712,17 @@ pub async fn run(
         ..Outcome::default()
     };
     let images: Vec<(&String, &Vec<String>)> = by_image.iter().collect();
+    // (alias, id) pairs already written in this run: every image shares the same advisories.
+    let mut aliases_seen: HashSet<(String, String)> = HashSet::new();
     for batch in images.chunks(BATCH) {
         let mut tx = store.begin().await?;
         for (img, ids) in batch {
-            let mut per: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
-            for id in ids.iter() {
-                if let Some((purl, f)) = fresh.get(id.as_str()) {
-                    per.entry(purl.clone())
-                        .or_default()
-                        .extend(f.iter().cloned());
-                }
-            }
-            let d = apply_image(&mut tx, img, &per, &digest, policy).await?;
+            let per: Vec<(&str, &[Matched])> = ids
+                .iter()
+                .filter_map(|id| fresh.get(id.as_str()))
+                .map(|(purl, f)| (purl.as_str(), f.as_slice()))
+                .collect();
+            let d = apply_image(&mut tx, img, &per, &digest, policy, &mut aliases_seen).await?;
             out.new_findings += d.new;
             out.resolved_findings += d.resolved;
             out.verdicts_changed += d.verdict_changed as usize;

@@ -328,12 +328,7 @@ fn exercise(store_url: &str) {
         let pk = &a["images"][0]["packages"][0];
         assert_eq!(pk["name"], "lodash");
         assert_eq!(pk["version"], "4.17.15");
-        assert!(
-            pk["layer"]
-                .as_str()
-                .is_some_and(|l| l.starts_with("sha256:")),
-            "{pk}"
-        );
+        assert_eq!(pk["purl"], "pkg:npm/lodash@4.17.15", "{pk}");
         assert_eq!(a["workloads"][0]["workload"], "deployment/api", "{a}");
         assert_eq!(a["namespaces"], json!(["payments"]));
     }

@@ -448,7 +448,7 @@ pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Valu
     let ids = resolve_ids(store, id).await?;
     let sql = format!(
         "SELECT f.digest, a.repository, a.tag, a.verdict, f.vuln_id, f.severity, f.fixable, f.package_name, \
-         f.package_version, f.package_key, f.first_seen_ms, f.snapshot_digest, f.data \
+         f.package_version, f.package_key, f.first_seen_ms, f.snapshot_digest \
          FROM finding f JOIN artifact a ON a.digest = f.digest \
          WHERE f.vuln_id IN ({}) AND f.resolved_ms IS NULL AND a.deleted_ms IS NULL \
          ORDER BY f.digest, f.package_key LIMIT {}",
@@ -470,24 +470,9 @@ pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Valu
     let mut severity = 0;
     for r in rows.iter().take(limit as usize) {
         let digest: String = r.try_get(0)?;
-        let data = parse(&r.try_get::<String, _>(12)?, "finding")?;
-        if title.is_empty() {
-            title = data
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-        }
-        for al in std::iter::once(r.try_get::<String, _>(4)?).chain(
-            data.get("aliases")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string)),
-        ) {
-            if !aliases.contains(&al) {
-                aliases.push(al);
-            }
+        let vid: String = r.try_get(4)?;
+        if !aliases.contains(&vid) {
+            aliases.push(vid);
         }
         severity = severity.max(n(r, 5)?);
         let e = images
@@ -504,12 +489,40 @@ pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Valu
                 "name": s(r, 7)?,
                 "version": s(r, 8)?,
                 "purl": s(r, 9)?,
-                "fixed_versions": data.pointer("/vulnerability/fixed_versions").cloned().unwrap_or(json!([])),
-                "layer": data.pointer("/location/layer").cloned().unwrap_or(Value::Null),
-                "file": data.pointer("/location/file").cloned().unwrap_or(Value::Null),
                 "first_seen": n(r, 10)?,
                 "snapshot": s(r, 11)?,
             }));
+        }
+    }
+    // Title and aliases from one finding of each id (not from every row: an answer can list
+    // thousands of images).
+    for vid in aliases.clone() {
+        if let Some(r) = sqlx::query(
+            "SELECT data FROM finding WHERE vuln_id = $1 AND resolved_ms IS NULL LIMIT 1",
+        )
+        .bind(&vid)
+        .fetch_optional(store.pool())
+        .await?
+        {
+            let data = parse(&r.try_get::<String, _>(0)?, "finding")?;
+            if title.is_empty() {
+                title = data
+                    .get("title")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            for al in data
+                .get("aliases")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+            {
+                if !aliases.contains(&al) {
+                    aliases.push(al);
+                }
+            }
         }
     }
     let digests: Vec<String> = images.keys().cloned().collect();
