@@ -198,6 +198,71 @@ fn kill9_with_pending_alerts(store: &str) {
     assert_eq!(v, json!({"accepted": 0, "duplicates": 15}));
 }
 
+/// A receiver that keeps failing: after `max_attempts` the delivery is `failed` with the receiver's
+/// answer as its last error; an admin retry sends it again.
+#[test]
+fn delivery_gives_up_and_is_retried_by_an_admin() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = format!("sqlite:{}", dir.path().join("s.db").display());
+    let up = Arc::new(AtomicBool::new(false));
+    let u2 = up.clone();
+    let rx = Receiver::start(move |_, _| if u2.load(Ordering::SeqCst) { 204 } else { 502 });
+    let cfg = alert_config(dir.path(), rx.port, 50, "");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace("max_attempts: 50", "max_attempts: 3")).expect("config");
+    let s = start(
+        &store,
+        dir.path(),
+        &["--config", cfg.to_str().expect("utf8")],
+    );
+    let p = s.port;
+    let (st, _) = post(
+        p,
+        "/api/v1/runtime/alerts",
+        falco_alert(5, "Terminal shell in container", "prod")
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(st, 202);
+    assert!(
+        wait_for(
+            Duration::from_secs(20),
+            || deliveries(p)["counts"]["failed"] == 1
+        ),
+        "{}",
+        deliveries(p)
+    );
+    let d = deliveries(p);
+    let row = &d["deliveries"][0];
+    assert_eq!(row["attempts"], 3);
+    assert!(
+        row["last_error"]
+            .as_str()
+            .expect("last_error")
+            .contains("attempt 3")
+            && row["last_error"]
+                .as_str()
+                .expect("last_error")
+                .contains("HTTP 502"),
+        "{row}"
+    );
+    assert_eq!(rx.received().len(), 3, "no attempt after the last one");
+    up.store(true, Ordering::SeqCst);
+    let id = row["id"].as_str().expect("id").to_string();
+    let (st, v) = post(p, &format!("/api/v1/alerts/deliveries/{id}/retry"), b"");
+    assert_eq!(st, 202, "{v}");
+    assert!(wait_for(
+        Duration::from_secs(10),
+        || deliveries(p)["counts"]["delivered"] == 1
+    ));
+    assert_eq!(
+        rx.accepted_per_key().values().copied().collect::<Vec<_>>(),
+        [1]
+    );
+    let (st, _) = post(p, &format!("/api/v1/alerts/deliveries/{id}/retry"), b"");
+    assert_eq!(st, 404, "a delivered alert is not retried");
+}
+
 #[test]
 fn delivery_retries_on_sqlite() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -5,8 +5,9 @@
 //! 1. **Route.** Claim a batch of outbox events (leased, so a dead dispatcher's claim expires and
 //!    another one takes it), match every configured rule against each event, and — in the one
 //!    transaction that marks the events done — write one `alert_delivery` row per (rule, subject,
-//!    target). `UNIQUE (dedupe_key, target)` with `dedupe_key = rule + subject` is the dedupe: a
-//!    second event about the same subject for the same rule adds nothing, so an alert is sent once.
+//!    target). `UNIQUE (dedupe_key, target)` with `dedupe_key = rule + subject` ([`dedupe_subject`]:
+//!    the image for `image.scanned`, image + finding for `finding.new`, ...) is the dedupe: a second
+//!    event about the same subject for the same rule adds nothing, so an alert is sent once.
 //! 2. **Deliver.** Claim due delivery rows (`pending` with `next_ms <= now`, or `sending` whose lease
 //!    expired because the process that held it died), POST them, then record `delivered`, or
 //!    `pending` again with `next_ms` pushed by exponential backoff and `last_error`, or `failed`
@@ -256,6 +257,24 @@ pub async fn list(store: &Store, q: &DeliveryQuery) -> Result<Vec<DeliveryRecord
     rows.iter().map(record).collect()
 }
 
+/// Puts a `failed` delivery back to `pending` (due now), keeping its attempt count and last error;
+/// false when there is no failed delivery with this id.
+pub async fn retry(store: &Store, id: &str) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let mut tx = store.begin().await?;
+    let n = sqlx::query(
+        "UPDATE alert_delivery SET state = 'pending', next_ms = $1, updated_ms = $1 \
+         WHERE id = $2 AND state = 'failed'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n > 0)
+}
+
 /// Deliveries per state (`pending`, `sending`, `delivered`, `failed`).
 pub async fn counts(store: &Store) -> Result<BTreeMap<String, i64>, StoreError> {
     let rows = sqlx::query(
@@ -272,6 +291,23 @@ pub async fn counts(store: &Store) -> Result<BTreeMap<String, i64>, StoreError> 
 pub fn alert_id(rule_id: &str, subject: &str) -> String {
     let d = store::content_digest(format!("{rule_id}\u{1f}{subject}").as_bytes());
     d.trim_start_matches("sha256:")[..32].to_string()
+}
+
+/// What "the same alert" means per event type (an alert is sent once per rule and this key):
+/// - `image.scanned`: the image digest — one push alert per image, however often it is rescanned;
+/// - `finding.new`: the image digest, the finding id and its package — each new finding once;
+/// - `image.verdict.changed`: the event itself — every change of verdict is news;
+/// - `runtime.alert`, `admission.denied`: the alert's / decision's content digest (their subject).
+pub fn dedupe_subject(ev: &outbox::OutboxEvent) -> String {
+    match ev.event_type.as_str() {
+        "finding.new" => {
+            let f = ev.payload.get("finding").unwrap_or(&Value::Null);
+            let s = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("");
+            format!("{}\u{1f}{}\u{1f}{}", ev.subject, s("id"), s("purl"))
+        }
+        "image.verdict.changed" => format!("{}\u{1f}{}", ev.subject, ev.id),
+        _ => ev.subject.clone(),
+    }
 }
 
 /// One claimed delivery.
@@ -360,15 +396,16 @@ impl Dispatcher {
                 subject: ev.subject.clone(),
                 payload: ev.payload.clone(),
             };
+            let key = dedupe_subject(ev);
             for (rule, matched) in self.rules.matching(&event) {
-                let dedupe = format!("{}\u{1f}{}", rule.id, ev.subject);
+                let dedupe = format!("{}\u{1f}{key}", rule.id);
                 let stored = json!({
                     "rule_description": rule.description,
                     "event": ev.payload,
                     "matched": matched,
                 })
                 .to_string();
-                let aid = alert_id(&rule.id, &ev.subject);
+                let aid = alert_id(&rule.id, &key);
                 for target in &rule.targets {
                     sqlx::query(
                         "INSERT INTO alert_delivery (id, alert_id, dedupe_key, rule_id, target, outbox_id, \
@@ -630,6 +667,42 @@ mod tests {
         assert_eq!(
             AlertsConfig::from_config_text(Path::new("s.yaml"), "gate: {}\n").expect("no section"),
             AlertsConfig::new()
+        );
+    }
+
+    #[test]
+    fn dedupe_keys_per_event_type() {
+        let ev = |t: &str, id: &str, payload: Value| outbox::OutboxEvent {
+            id: id.into(),
+            event_type: t.into(),
+            subject: "sha256:aa".into(),
+            payload,
+            created_ms: 0,
+            attempts: 1,
+        };
+        assert_eq!(
+            dedupe_subject(&ev("image.scanned", "1", json!({}))),
+            "sha256:aa"
+        );
+        assert_eq!(
+            dedupe_subject(&ev("image.scanned", "1", json!({}))),
+            dedupe_subject(&ev("image.scanned", "2", json!({}))),
+            "a rescan is the same push alert"
+        );
+        let f = |id: &str| json!({"finding": {"id": id, "purl": "pkg:npm/lodash@4.17.15"}});
+        assert_ne!(
+            dedupe_subject(&ev("finding.new", "1", f("GHSA-1"))),
+            dedupe_subject(&ev("finding.new", "2", f("GHSA-2"))),
+            "each new finding of an image alerts"
+        );
+        assert_eq!(
+            dedupe_subject(&ev("finding.new", "1", f("GHSA-1"))),
+            dedupe_subject(&ev("finding.new", "2", f("GHSA-1")))
+        );
+        assert_ne!(
+            dedupe_subject(&ev("image.verdict.changed", "1", json!({}))),
+            dedupe_subject(&ev("image.verdict.changed", "2", json!({}))),
+            "every verdict change alerts"
         );
     }
 

@@ -44,6 +44,10 @@ pub fn routes() -> axum::Router<AppState> {
         )
         .route("/api/v1/alerts/deliveries", get(get_deliveries))
         .route("/api/v1/sboms", post(post_sbom))
+        .route(
+            "/api/v1/alerts/deliveries/{id}/retry",
+            post(post_delivery_retry),
+        )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1276,6 +1280,24 @@ async fn get_deliveries(
     let rows = delivery::list(&st.store, &q).await?;
     let counts = delivery::counts(&st.store).await?;
     Ok(Json(json!({"counts": counts, "deliveries": rows})).into_response())
+}
+
+/// `POST /api/v1/alerts/deliveries/{id}/retry` (admin): a delivery that gave up goes back to pending.
+async fn post_delivery_retry(
+    State(st): State<AppState>,
+    p: Principal,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    p.require(Scope::Admin)?;
+    if delivery::retry(&st.store, &id).await? {
+        Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "state": "pending"})),
+        )
+            .into_response())
+    } else {
+        Err(ApiError::not_found(format!("no failed delivery {id}")))
+    }
 }
 
 #[cfg(test)]
