@@ -189,6 +189,21 @@ fn element(
             Some(Value::Array(r)) => array(r, p, path, depth),
             _ => Err(fail(path, "expected a list")),
         },
+        // Kyverno applies a scalar pattern to each element of a list of scalars
+        // (`supplementalGroups: ">0"` over `[32, 94]`).
+        leaf if matches!(resource, Some(Value::Array(a)) if !a.is_empty() && a.iter().all(|x| !x.is_object() && !x.is_array())) =>
+        {
+            let Some(Value::Array(items)) = resource else {
+                return Err(fail(path, "expected a list"));
+            };
+            match items.iter().position(|x| !value_matches(x, leaf)) {
+                None => Ok(()),
+                Some(i) => Err(fail(
+                    path,
+                    format!("element {i} ({}) does not match {leaf}", items[i]),
+                )),
+            }
+        }
         leaf => {
             if value_matches(resource.unwrap_or(&Value::Null), leaf) {
                 Ok(())

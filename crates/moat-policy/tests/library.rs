@@ -146,9 +146,9 @@ fn kyverno_policy_library_agreement() {
         "{} test files could not be run",
         crashes.len()
     );
-    // The goal is 0.98, reached with mutation (classic and MutatingPolicy) applied and
+    // The goal is 0.98; 0.984 is reached with mutation (classic and MutatingPolicy) applied and
     // compared with `patchedResources`. Every remaining shortfall (podSecurity subrules,
     // cluster-only context entries, ...) is listed with its count in docs/policy.md. This floor
     // keeps what is reached from regressing.
-    assert!(rate >= 0.98, "agreement {rate:.3} below the 0.98 reached");
+    assert!(rate >= 0.984, "agreement {rate:.3} below the 0.984 reached");
 }
