@@ -548,6 +548,77 @@ fn bench(r: &ReplayArgs, rounds: u32) -> anyhow::Result<Verdict> {
     Ok(Verdict::Pass)
 }
 
+/// Where `replay` streams its alerts: standard output, a temporary sibling of `-o FILE` renamed over
+/// it at the end (all or nothing, as every report), or a device/FIFO/link written in place.
+enum Sink {
+    Stdout(std::io::BufWriter<std::io::StdoutLock<'static>>),
+    Atomic(std::io::BufWriter<moat_fsio::AtomicFile>, PathBuf),
+    InPlace(std::io::BufWriter<std::fs::File>, PathBuf),
+}
+
+impl Sink {
+    fn open(out: &OutputArgs) -> anyhow::Result<Sink> {
+        let Some(path) = &out.output else {
+            return Ok(Sink::Stdout(std::io::BufWriter::new(
+                std::io::stdout().lock(),
+            )));
+        };
+        let fail = |e: &dyn std::fmt::Display| -> anyhow::Error {
+            InputError(format!("cannot write {}: {e}", path.display())).into()
+        };
+        if moat_fsio::link_is_planted(path).map_err(|e| fail(&e))? {
+            return Err(InputError(format!(
+                "cannot write {}: a symbolic link owned by another user in a shared directory; refused",
+                path.display()
+            ))
+            .into());
+        }
+        let regular_or_new = match std::fs::symlink_metadata(path) {
+            Ok(m) => m.file_type().is_file(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(fail(&e)),
+        };
+        Ok(if regular_or_new {
+            let f = moat_fsio::AtomicFile::create(path, 0o644).map_err(|e| fail(&e))?;
+            Sink::Atomic(std::io::BufWriter::new(f), path.clone())
+        } else {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .map_err(|e| fail(&e))?;
+            Sink::InPlace(std::io::BufWriter::new(f), path.clone())
+        })
+    }
+
+    fn line(&mut self, text: &str) -> std::io::Result<()> {
+        let w: &mut dyn Write = match self {
+            Sink::Stdout(w) => w,
+            Sink::Atomic(w, _) => w,
+            Sink::InPlace(w, _) => w,
+        };
+        w.write_all(text.as_bytes())?;
+        w.write_all(b"\n")
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        let fail = |p: &Path, e: &dyn std::fmt::Display| -> anyhow::Error {
+            InputError(format!("cannot write {}: {e}", p.display())).into()
+        };
+        match self {
+            Sink::Stdout(mut w) => {
+                let _ = w.flush();
+                Ok(())
+            }
+            Sink::Atomic(w, p) => {
+                let f = w.into_inner().map_err(|e| fail(&p, e.error()))?;
+                f.commit().map_err(|e| fail(&p, &e))
+            }
+            Sink::InPlace(mut w, p) => w.flush().map_err(|e| fail(&p, &e)),
+        }
+    }
+}
+
 fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
     if let Some(n) = r.bench {
         return bench(&r, n);
@@ -555,32 +626,40 @@ fn replay(r: ReplayArgs) -> anyhow::Result<Verdict> {
     let fail_on = parse_priority(&r.fail_on)?;
     let mut engine = r.rules.engine()?;
     let fmt: Format = pick(r.format, r.out.is_terminal()).into();
-    let mut out = String::new();
     let mut worst: Option<Priority> = None;
-    // To standard output, alerts stream as they fire (memory stays flat however many there are);
-    // `-o FILE` keeps its all-or-nothing write of the whole report.
-    let streaming = r.out.output.is_none();
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    // Alerts stream as they fire, to standard output or to -o FILE's temporary sibling: memory stays
+    // flat however many alerts there are (the file still appears whole or not at all).
+    let mut sink = Sink::open(&r.out)?;
+    let to_stdout = matches!(sink, Sink::Stdout(_));
     let mut broken = false;
+    let mut write_error: Option<std::io::Error> = None;
     each_event(&r.file, |mut ev| {
         for a in engine.process(&mut ev) {
             worst = Some(worst.map_or(a.priority, |w| w.min(a.priority)));
-            if streaming {
-                if !broken && writeln!(stdout, "{}", alert::format_alert(&a, fmt)).is_err() {
+            if broken || write_error.is_some() {
+                continue;
+            }
+            if let Err(e) = sink.line(&alert::format_alert(&a, fmt)) {
+                if to_stdout {
                     // A reader that stops early (`| head`) is not an error; keep the verdict.
                     broken = true;
+                } else {
+                    write_error = Some(e);
                 }
-            } else {
-                out.push_str(&alert::format_alert(&a, fmt));
-                out.push('\n');
             }
         }
     })?;
-    if streaming {
-        let _ = stdout.flush();
-    } else {
-        r.out.write(&out)?;
+    if let Some(e) = write_error {
+        let name = r
+            .out
+            .output
+            .as_deref()
+            .unwrap_or(Path::new("-"))
+            .display()
+            .to_string();
+        return Err(InputError(format!("cannot write {name}: {e}")).into());
     }
+    sink.finish()?;
     Ok(match (fail_on, worst) {
         (Some(f), Some(w)) if w <= f => Verdict::Fail,
         _ => Verdict::Pass,
