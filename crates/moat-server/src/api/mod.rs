@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
+pub mod harbor;
 pub mod ingest;
 pub mod query;
 pub mod ratelimit;
@@ -94,6 +95,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/metrics", get(metrics))
         .merge(ingest::routes())
         .merge(registry::routes())
+        .merge(harbor::routes())
         .merge(query::routes())
 }
 
