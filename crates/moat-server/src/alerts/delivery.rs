@@ -578,6 +578,8 @@ impl Dispatcher {
         let me = Arc::new(self);
         let mut inflight = tokio::task::JoinSet::new();
         loop {
+            // Reap finished sends, so `inflight.len()` counts only the running ones.
+            while inflight.try_join_next().is_some() {}
             let mut busy = false;
             match me.route_once().await {
                 Ok(n) => busy |= n > 0,

@@ -241,11 +241,27 @@ pub fn endpoint(target: &Target) -> String {
     }
 }
 
+/// `scheme://host[:port]/…`: a URL as errors and logs show it. The path and query are left out, since
+/// for Slack-style webhooks they are the secret (`hooks.slack.com/services/T…/B…/…`).
+pub fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+            // user:password@host: keep only the host.
+            let host = host.rsplit('@').next().unwrap_or(host);
+            let more = rest.len() > host.len() && rest.trim_start_matches(host) != "/";
+            format!("{scheme}://{host}{}", if more { "/…" } else { "/" })
+        }
+        None => "(invalid URL)".into(),
+    }
+}
+
 /// Posts one alert (blocking; run off the async workers). Ok on 2xx; the error says what the
-/// receiver answered (never the headers, which may hold secrets).
+/// receiver answered (never the headers or the URL's path, which may hold secrets).
 pub fn send(target: &Target, alert: &Alert) -> Result<(), String> {
     let (body, content_type) = render(target, alert);
     let url = endpoint(target);
+    let shown = redacted(&url);
     let t = Some(target.timeout);
     let mut cfg = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -270,14 +286,16 @@ pub fn send(target: &Target, alert: &Alert) -> Result<(), String> {
     for (k, v) in &target.headers {
         req = req.header(k.as_str(), v.as_str());
     }
-    let resp = req
-        .send(&body[..])
-        .map_err(|e| format!("POST {url}: {e}"))?;
+    let resp = req.send(&body[..]).map_err(|e| {
+        // ureq's messages may quote the URL: keep only what `redacted` shows.
+        let m = e.to_string().replace(&url, &shown);
+        format!("POST {shown}: {m}")
+    })?;
     let status = resp.status().as_u16();
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        Err(format!("POST {url}: HTTP {status}"))
+        Err(format!("POST {shown}: HTTP {status}"))
     }
 }
 
@@ -311,6 +329,35 @@ mod tests {
             timeout: Duration::from_secs(2),
             origin: "f:1".into(),
         }
+    }
+
+    #[test]
+    fn urls_in_errors_hide_their_path() {
+        assert_eq!(
+            redacted("https://hooks.slack.com/services/T000/B000/XXXXSECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redacted("http://u:pw@127.0.0.1:9093/api/v2/alerts"),
+            "http://127.0.0.1:9093/…"
+        );
+        assert_eq!(redacted("http://127.0.0.1:9099"), "http://127.0.0.1:9099/");
+        assert_eq!(redacted("http://127.0.0.1:9099/"), "http://127.0.0.1:9099/");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let t = target(
+            TargetKind::Slack,
+            &format!("http://127.0.0.1:{port}/services/T0/B0/SECRET"),
+        );
+        let e = send(&t, &alert()).unwrap_err();
+        assert!(!e.contains("SECRET"), "{e}");
+        assert!(
+            e.starts_with(&format!("POST http://127.0.0.1:{port}/…")),
+            "{e}"
+        );
     }
 
     #[test]
