@@ -3,6 +3,10 @@
 //! server in a container answers curl from the host, and root uses su to drop to another user. No
 //! alert of Warning or above may fire. Needs root, BPF and podman; prints `SKIPPED:` otherwise.
 
+mod common;
+
+use common::{IMAGE, podman, podman_env, shared, skip};
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -10,50 +14,6 @@ use std::time::{Duration, Instant};
 
 use moat_runtime::rules::{Alert, Priority};
 use moat_runtime::sensor::{self, Options};
-
-const IMAGE: &str = "localhost/debian-mini:bookworm";
-
-fn shared() -> PathBuf {
-    std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("required in CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
-
-fn podman_env(shared: &Path) -> Option<Vec<(String, String)>> {
-    let script = shared.join("scripts/podman-env.sh");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(". '{}' >/dev/null 2>&1; env -0", script.display()))
-        .output()
-        .ok()?;
-    let keep = ["CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "TMPDIR"];
-    let env: Vec<(String, String)> = out
-        .stdout
-        .split(|b| *b == 0)
-        .filter_map(|kv| {
-            let s = String::from_utf8_lossy(kv);
-            let (k, v) = s.split_once('=')?;
-            keep.contains(&k).then(|| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    (env.len() == keep.len()).then_some(env)
-}
-
-fn podman(env: &[(String, String)], args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("timeout");
-    c.arg("120").arg("podman").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run podman")
-}
 
 /// A real .deb built with dpkg-deb: a binary, a config file below /etc and a postinst script.
 fn build_deb(dir: &Path) -> PathBuf {

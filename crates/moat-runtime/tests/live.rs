@@ -7,6 +7,10 @@
 //! case says, and checks the named Falco rule fires with the expected output fields.
 //! Needs root and BPF; prints `SKIPPED:` otherwise.
 
+mod common;
+
+use common::{IMAGE, podman, podman_env, shared, skip};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,48 +20,6 @@ use std::time::{Duration, Instant};
 use moat_runtime::rules::{Alert, Loader};
 use moat_runtime::sensor::{self, Options};
 use serde_json::Value;
-
-const IMAGE: &str = "localhost/debian-mini:bookworm";
-
-fn shared() -> PathBuf {
-    std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-fn skip(why: &str) {
-    eprintln!("SKIPPED: {why}");
-}
-
-/// The environment `podman-env.sh` sets up.
-fn podman_env(shared: &Path) -> Option<Vec<(String, String)>> {
-    let script = shared.join("scripts/podman-env.sh");
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(". '{}' >/dev/null 2>&1; env -0", script.display()))
-        .output()
-        .ok()?;
-    let keep = ["CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "TMPDIR"];
-    let env: Vec<(String, String)> = out
-        .stdout
-        .split(|b| *b == 0)
-        .filter_map(|kv| {
-            let s = String::from_utf8_lossy(kv);
-            let (k, v) = s.split_once('=')?;
-            keep.contains(&k).then(|| (k.to_string(), v.to_string()))
-        })
-        .collect();
-    (env.len() == keep.len()).then_some(env)
-}
-
-fn podman(env: &[(String, String)], args: &[&str]) -> std::process::Output {
-    let mut c = Command::new("timeout");
-    c.arg("120").arg("podman").args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run podman")
-}
 
 /// Expands an event-generator test's matrix cases (`%{ item.x }` substitution).
 fn expand(test: &Value) -> Vec<Value> {
