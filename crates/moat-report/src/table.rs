@@ -48,7 +48,7 @@ pub fn to_table_at(report: &Report, width: u16) -> String {
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_width(width)
             .set_header(header.to_vec());
-        crate::width::fit_columns(&mut t, &header, &rows, width);
+        crate::width::fit_columns(&mut t, &header, &rows, width, &[2, 3]);
         for r in rows {
             t.add_row(r);
         }

@@ -159,24 +159,25 @@ pub fn to_vuln_table_at(report: &Report, width: u16) -> String {
                         }
                     })
                     .unwrap_or_default();
+                // Every place the package was found, once, on its first row.
+                let mut title = f.title.clone();
                 let (n, v, u) = if i == 0 {
-                    let mut n = name.clone();
                     for p in &places {
-                        n.push('\n');
-                        n.push_str(p);
+                        title.push_str("\nin ");
+                        title.push_str(p);
                     }
-                    (n, version.clone(), upgrade.clone())
+                    (name.clone(), version.clone(), upgrade.clone())
                 } else {
                     (String::new(), String::new(), String::new())
                 };
                 rows.push(vec![
-                    crate::width::break_paths(&n, 24),
+                    n,
                     v,
                     vuln_cell(f),
                     severity_cell(f),
                     fixed,
                     u,
-                    f.title.clone(),
+                    crate::width::break_paths(&title, 16),
                 ]);
             }
         }
@@ -185,7 +186,7 @@ pub fn to_vuln_table_at(report: &Report, width: u16) -> String {
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_width(width)
             .set_header(header.to_vec());
-        crate::width::fit_columns(&mut t, &header, &rows, width);
+        crate::width::fit_columns(&mut t, &header, &rows, width, &[6]);
         for r in rows {
             t.add_row(r);
         }
@@ -308,7 +309,7 @@ mod tests {
         assert!(row.contains("4.17.21") && row.contains("4.18.0"), "{row}");
         assert_eq!(t.matches("CVE-2021-23337").count(), 1, "one row: {t}");
         assert!(
-            t.contains("srv/a/node_modules") && t.contains("srv/b/node_modules"),
+            t.contains("in srv/a/") && t.contains("in srv/b/"),
             "{t}"
         );
     }

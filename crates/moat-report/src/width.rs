@@ -70,9 +70,16 @@ pub fn break_paths(cell: &str, max: usize) -> String {
 }
 
 /// Gives every column at least its longest word, so cells wrap between words, when the table can
-/// still fit `width` that way (a terminal too narrow for that gets words cut, but never a table
-/// wider than the terminal).
-pub fn fit_columns(t: &mut comfy_table::Table, header: &[&str], rows: &[Vec<String>], width: u16) {
+/// still fit `width` that way. When it cannot, the columns in `cut_first` (paths, long titles) lose
+/// that guarantee first, one by one; a terminal too narrow even then gets words cut, but never a
+/// table wider than the terminal.
+pub fn fit_columns(
+    t: &mut comfy_table::Table,
+    header: &[&str],
+    rows: &[Vec<String>],
+    width: u16,
+    cut_first: &[usize],
+) {
     use comfy_table::{ColumnConstraint, Width};
     let longest = |s: &str| {
         s.split_whitespace()
@@ -88,16 +95,33 @@ pub fn fit_columns(t: &mut comfy_table::Table, header: &[&str], rows: &[Vec<Stri
             }
         }
     }
-    // Two spaces of padding and one border per column, plus the closing border.
-    let need: usize = mins.iter().map(|m| m + 3).sum::<usize>() + 1;
-    if need > width as usize {
-        return;
+    // Two spaces of padding and one border per column, plus the closing border; a column left free
+    // still needs a few characters.
+    let need = |free: &[usize]| -> usize {
+        mins.iter()
+            .enumerate()
+            .map(|(i, m)| if free.contains(&i) { 15 } else { m + 3 })
+            .sum::<usize>()
+            + 1
+    };
+    let mut free: Vec<usize> = Vec::new();
+    let mut candidates = cut_first.iter();
+    while need(&free) > width as usize {
+        match candidates.next() {
+            Some(&c) => free.push(c),
+            None => return,
+        }
     }
     let constraints: Vec<ColumnConstraint> = mins
         .iter()
-        // The boundary counts the padding too.
-        .map(|&m| {
-            ColumnConstraint::LowerBoundary(Width::Fixed((m + 2).min(u16::MAX as usize) as u16))
+        .enumerate()
+        .map(|(i, &m)| {
+            if free.contains(&i) {
+                ColumnConstraint::LowerBoundary(Width::Fixed(14))
+            } else {
+                // The boundary counts the padding too.
+                ColumnConstraint::LowerBoundary(Width::Fixed((m + 2).min(u16::MAX as usize) as u16))
+            }
         })
         .collect();
     t.set_constraints(constraints);
