@@ -154,7 +154,45 @@ struct Fixtures {
     lang: String,
     clean: String,
     down: String,
+    /// An OCI index: bookworm (root, blocked) as linux/amd64 and `clean` as linux/arm64.
+    multi: String,
+    multi_digest: String,
     db: PathBuf,
+}
+
+/// Adds an image index to an OCI layout naming two of its manifests as platforms; its digest.
+fn add_index(layout: &Path, tag: &str, platforms: &[(&str, &str)]) -> String {
+    use sha2::Digest;
+    let index_path = layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let by_tag = |t: &str| -> Value {
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {t} in {}", index_path.display()))
+    };
+    let manifests: Vec<Value> = platforms
+        .iter()
+        .map(|(t, arch)| {
+            let m = by_tag(t);
+            json!({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+                   "platform": {"architecture": arch, "os": "linux"}})
+        })
+        .collect();
+    let doc = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}))
+    .unwrap();
+    let hex = hex::encode(sha2::Sha256::digest(&doc));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &doc).unwrap();
+    index["manifests"].as_array_mut().unwrap().push(json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": format!("sha256:{hex}"), "size": doc.len(),
+        "annotations": {"org.opencontainers.image.ref.name": tag}}));
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    format!("sha256:{hex}")
 }
 
 /// The language image (scripts/deps.d/40-lang-image.sh), two non-root variants of the bookworm image
@@ -209,6 +247,7 @@ fn fixtures() -> Option<&'static Fixtures> {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
+        let multi_digest = add_index(&base, "multi", &[("bookworm", "amd64"), ("clean", "arm64")]);
         let db = tmp.join("db");
         let o = Command::new(moat())
             .args(["db", "import", "--db", &p(&db)])
@@ -224,6 +263,8 @@ fn fixtures() -> Option<&'static Fixtures> {
             lang: format!("oci:{}:lang", p(&lang)),
             clean: format!("oci:{}:clean", p(&base)),
             down: format!("oci:{}:down", p(&base)),
+            multi: format!("oci:{}:multi", p(&base)),
+            multi_digest,
             db,
         })
     })
@@ -622,6 +663,19 @@ fn exercise(store: &str) {
         "scanned once per digest"
     );
 
+    // An index: one scan per platform (the clean one is already judged), the index gets the worst.
+    moat_testkit::registry::push(
+        &fx.multi,
+        &format!("{}/moat/multi:1", reg.addr()),
+        &["--all"],
+    );
+    let v = wait_decision(&server, &fx.multi_digest, "block", Duration::from_secs(60));
+    assert!(
+        v["reasons"].to_string().contains("platform linux/amd64"),
+        "{v}"
+    );
+    assert!(!v["reasons"].to_string().contains("linux/arm64"), "{v}");
+
     // 3. The admission webhook asks the server: the first digest is denied (the annotation alone no
     //    longer admits), the second admitted.
     let certs = tmp.path().join("certs");
@@ -763,6 +817,9 @@ fn exercise(store: &str) {
     let log = server.log();
     for secret in [ADMIN, ingest.as_str(), read.as_str()] {
         assert!(!log.contains(secret), "a token secret in the server log");
+    }
+    for l in log.lines().filter(|l| l.contains("after the push event")) {
+        eprintln!("{l}");
     }
     eprintln!(
         "registry_push on {}: {:?}",

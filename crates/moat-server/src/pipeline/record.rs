@@ -35,16 +35,6 @@ pub fn finding_json(f: &Finding) -> Value {
     })
 }
 
-/// The separator inside a stored `package.vkey` (PostgreSQL TEXT cannot hold the NUL that
-/// `moat_vulndb::ecosystem::key` uses).
-pub const VKEY_SEP: char = '\u{1f}';
-
-/// The stored (ecosystem, name) key of a package: `moat_vulndb::ecosystem::key` with [`VKEY_SEP`]
-/// for its NUL, so it is the same on SQLite and PostgreSQL.
-pub fn vkey(ecosystem: &str, name: &str) -> String {
-    moat_vulndb::ecosystem::key(ecosystem, name).replace('\0', &VKEY_SEP.to_string())
-}
-
 /// What [`record_scan`] stored.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -53,72 +43,6 @@ pub struct Recorded {
     pub previous: String,
     /// Findings that were not open before.
     pub new_findings: usize,
-}
-
-/// The SBOM and the package → image index (what re-evaluation and "which images have CVE-X" read).
-pub async fn store_inventory(tx: &mut Tx, digest: &str, inv: &Inventory) -> Result<(), StoreError> {
-    let body = serde_json::to_string(inv).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let now = now_ms();
-    sqlx::query(
-        "INSERT INTO sbom (digest, format, inventory, created_ms) VALUES ($1, 'moat.inventory', $2, $3) \
-         ON CONFLICT (digest) DO UPDATE SET format = excluded.format, inventory = excluded.inventory, \
-         created_ms = excluded.created_ms",
-    )
-    .bind(digest)
-    .bind(body)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("DELETE FROM image_package WHERE digest = $1")
-        .bind(digest)
-        .execute(&mut **tx)
-        .await?;
-    let os = inv
-        .os
-        .as_ref()
-        .map(|o| format!("{} {}", o.id, o.version_id.clone().unwrap_or_default()))
-        .unwrap_or_default();
-    let mut seen = std::collections::HashSet::new();
-    for p in &inv.packages {
-        let purl = p.purl.to_string();
-        let id = content_digest(format!("{purl}\u{0}{os}").as_bytes());
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        // The (ecosystem, name) key the vulnerability index is looked up by; packages without an
-        // advisory ecosystem keep their purl type as the key, so they are still listed.
-        let vkey = match moat_vulndb::ecosystem::query_for(p, inv.os.as_ref()) {
-            Ok(q) => vkey(&q.ecosystem, &q.name),
-            Err(_) => format!("{}{VKEY_SEP}{}", p.purl.ty, p.name),
-        };
-        let data = serde_json::to_string(p).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO package (id, vkey, purl, name, version, os, data) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(vkey)
-        .bind(&purl)
-        .bind(&p.name)
-        .bind(&p.version)
-        .bind(&os)
-        .bind(data)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO image_package (digest, package_id) VALUES ($1, $2) ON CONFLICT (digest, package_id) DO NOTHING",
-        )
-        .bind(digest)
-        .bind(&id)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query("UPDATE artifact SET package_count = $1 WHERE digest = $2")
-        .bind(seen.len() as i64)
-        .bind(digest)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// Stores a server scan of the image `meta` describes and judges it.
@@ -150,7 +74,8 @@ pub async fn record_scan(
     .bind(now_ms())
     .execute(&mut **tx)
     .await?;
-    store_inventory(tx, digest, inventory).await?;
+    // The SBOM and the package → image index (re-evaluation and "which images have CVE-X").
+    crate::store::query::index_inventory(tx, digest, inventory).await?;
     sqlx::query("UPDATE artifact SET snapshot_digest = $1 WHERE digest = $2")
         .bind(snapshot)
         .bind(digest)
