@@ -41,6 +41,19 @@ pub struct ServeConfig {
     pub signatures: crate::signatures::SignatureConfig,
     /// "Image must be scanned and passed" from moat server's verdict by digest (empty server: off).
     pub verdicts: crate::verdicts::VerdictConfig,
+    /// Most open connections (TLS HTTP/1.1 and HTTP/2 together); one more is closed on accept, so a
+    /// flood of idle connections cannot take the file descriptors `/healthz` needs.
+    pub max_connections: usize,
+    /// A connection with no byte read or written for this long is closed (HTTP/1.1 keep-alive and
+    /// idle HTTP/2 connections alike).
+    pub idle_timeout: Duration,
+    /// Policy evaluations running at once, on blocking threads off the async workers.
+    pub eval_workers: usize,
+    /// Time one request's evaluation may take (waiting for a worker included); past it the request
+    /// is answered as the failure policy says.
+    pub eval_deadline: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
 }
 
 impl ServeConfig {
@@ -56,7 +69,125 @@ impl ServeConfig {
             reload_interval: Duration::from_secs(2),
             signatures: Default::default(),
             verdicts: Default::default(),
+            max_connections: 512,
+            idle_timeout: Duration::from_secs(30),
+            eval_workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+            eval_deadline: Duration::from_secs(8),
+            max_streams_per_connection: 32,
         }
+    }
+}
+
+/// A connection counted against [`ServeConfig::max_connections`] and closed when idle.
+pub(crate) struct Limited<I> {
+    inner: I,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    idle: Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<I> Limited<I> {
+    fn touch(&mut self) {
+        let at = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(at);
+    }
+
+    fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        self.deadline.as_mut().poll(cx).is_ready()
+    }
+}
+
+use std::future::Future as _;
+use std::task::Poll;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+fn idle_error() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "connection idle too long")
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Limited<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    self.touch();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Limited<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
+            // Only the client's bytes count as activity (a server PING or a slow reader does not).
+            Poll::Pending if self.expired(cx) => Poll::Ready(Err(idle_error())),
+            other => other,
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The innermost acceptor: takes a connection slot (or closes the connection at once) and arms the
+/// idle timer; TLS runs on top of it.
+#[derive(Clone)]
+pub(crate) struct LimitAcceptor {
+    slots: Arc<tokio::sync::Semaphore>,
+    idle: Duration,
+    refused: Arc<AtomicU64>,
+}
+
+impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for LimitAcceptor {
+    type Stream = Limited<tokio::net::TcpStream>;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(Self::Stream, Self::Service)>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        let Ok(permit) = self.slots.clone().try_acquire_owned() else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            // Dropping the stream closes the connection.
+            return std::future::ready(Err(std::io::Error::other("connection limit reached")));
+        };
+        let _ = stream.set_nodelay(true);
+        let deadline = Box::pin(tokio::time::sleep(self.idle));
+        std::future::ready(Ok((
+            Limited {
+                inner: stream,
+                _permit: permit,
+                idle: self.idle,
+                deadline,
+            },
+            service,
+        )))
     }
 }
 
@@ -79,6 +210,10 @@ struct Metrics {
     count: AtomicU64,
     sum_micros: AtomicU64,
     reloads: AtomicU64,
+    /// Connections closed on accept because `max_connections` were open.
+    refused_connections: Arc<AtomicU64>,
+    /// Evaluations that passed the per-request deadline.
+    deadline_exceeded: AtomicU64,
 }
 
 impl Metrics {
@@ -132,6 +267,16 @@ impl Metrics {
         ));
         s.push_str("# HELP moat_admission_policies Kyverno policies loaded.\n# TYPE moat_admission_policies gauge\n");
         s.push_str(&format!("moat_admission_policies {policies}\n"));
+        s.push_str("# HELP moat_admission_refused_connections_total Connections closed at the connection limit.\n# TYPE moat_admission_refused_connections_total counter\n");
+        s.push_str(&format!(
+            "moat_admission_refused_connections_total {}\n",
+            self.refused_connections.load(Ordering::Relaxed)
+        ));
+        s.push_str("# HELP moat_admission_deadline_exceeded_total Evaluations past the per-request deadline.\n# TYPE moat_admission_deadline_exceeded_total counter\n");
+        s.push_str(&format!(
+            "moat_admission_deadline_exceeded_total {}\n",
+            self.deadline_exceeded.load(Ordering::Relaxed)
+        ));
         s.push_str("# HELP moat_admission_reloads_total Certificate and policy reloads.\n# TYPE moat_admission_reloads_total counter\n");
         s.push_str(&format!(
             "moat_admission_reloads_total {}\n",
@@ -150,9 +295,42 @@ pub(crate) struct AppState {
     ready: AtomicBool,
     signatures: Option<Arc<crate::signatures::SignatureCheck>>,
     verdicts: Option<Arc<crate::verdicts::VerdictCheck>>,
+    /// Slots of the bounded evaluation pool.
+    eval_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) eval_deadline: Duration,
 }
 
 impl AppState {
+    /// Runs `f` (a policy evaluation) on a blocking thread of the bounded pool, within the
+    /// per-request deadline; `None` when the deadline passed (waiting for a slot included). A
+    /// runaway evaluation keeps its slot until it ends, so at most `eval_workers` run at once and
+    /// the async workers (`/healthz`, other requests) are never blocked by one.
+    pub(crate) async fn evaluate<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let slots = self.eval_slots.clone();
+        let run = async move {
+            let permit = slots.acquire_owned().await.ok()?;
+            tokio::task::spawn_blocking(move || {
+                let out = f();
+                drop(permit);
+                out
+            })
+            .await
+            .ok()
+        };
+        match tokio::time::timeout(self.eval_deadline, run).await {
+            Ok(out) => out,
+            Err(_) => {
+                self.metrics
+                    .deadline_exceeded
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     pub(crate) fn engine(&self) -> Arc<Engine> {
         match self.engine.read() {
             Ok(g) => g.clone(),
@@ -231,11 +409,27 @@ async fn validate(State(st): State<Arc<AppState>>, req: axum::extract::Request) 
         }
     };
     let engine = st.engine();
-    // A panic while judging is an internal error like any other: decided by the failure policy.
-    let decision = std::panic::catch_unwind(AssertUnwindSafe(|| engine.decide(&parsed.request)))
-        .unwrap_or_else(|_| crate::engine::Decision {
+    // Off the async workers, on the bounded pool, within the deadline. A panic or a deadline
+    // passed is an internal error like any other: decided by the failure policy.
+    let request = parsed.request.clone();
+    let deadline = st.eval_deadline;
+    let decision = st
+        .evaluate(move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| engine.decide(&request))).unwrap_or_else(
+                |_| crate::engine::Decision {
+                    allowed: true,
+                    errors: vec!["the engine panicked on this object".into()],
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap_or_else(|| crate::engine::Decision {
             allowed: true,
-            errors: vec!["the engine panicked on this object".into()],
+            errors: vec![format!(
+                "policy evaluation did not finish within the {} s deadline (eval_deadline)",
+                deadline.as_secs_f64()
+            )],
             ..Default::default()
         });
     let mut decision = decision;
@@ -381,9 +575,15 @@ impl Server {
         for u in &engine.unsupported {
             eprintln!("moat admission: warning: not evaluated: {u}");
         }
+        let refused = Arc::new(AtomicU64::new(0));
         let state = Arc::new(AppState {
             engine: RwLock::new(Arc::new(engine)),
-            metrics: Metrics::default(),
+            metrics: Metrics {
+                refused_connections: refused.clone(),
+                ..Metrics::default()
+            },
+            eval_slots: Arc::new(tokio::sync::Semaphore::new(cfg.eval_workers.max(1))),
+            eval_deadline: cfg.eval_deadline,
             failure: cfg.failure,
             max_body: cfg.max_body_bytes,
             timeout: cfg.request_timeout,
@@ -412,7 +612,16 @@ impl Server {
             .map_err(|e| AdmissionError::Config(e.to_string()))?;
         let handle: Handle<SocketAddr> = Handle::new();
         let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls.clone())
-            .handshake_timeout(cfg.request_timeout);
+            .handshake_timeout(cfg.request_timeout)
+            .acceptor(LimitAcceptor {
+                slots: Arc::new(tokio::sync::Semaphore::new(cfg.max_connections.max(1))),
+                // Never shorter than a request may legitimately take (its body, then its evaluation):
+                // the timer only sees the client's bytes.
+                idle: cfg
+                    .idle_timeout
+                    .max(cfg.request_timeout + cfg.eval_deadline),
+                refused,
+            });
         let mut server = axum_server::from_tcp(listener)
             .map_err(|e| AdmissionError::Config(e.to_string()))?
             .acceptor(acceptor)
@@ -421,6 +630,11 @@ impl Server {
             .http_builder()
             .http1()
             .header_read_timeout(Some(cfg.request_timeout));
+        server
+            .http_builder()
+            .http2()
+            .max_concurrent_streams(cfg.max_streams_per_connection)
+            .max_pending_accept_reset_streams(Some(20));
         let task = tokio::spawn(server.serve(app.into_make_service()));
 
         // Reload certificates and policies when their files change; keep the old ones on error.

@@ -30,8 +30,9 @@ fn env_limit(var: &str, default: u64) -> u64 {
 
 /// Estimated cost of one CEL expression (`MOAT_CEL_COST_LIMIT`).
 pub const CEL_COST_LIMIT: u64 = 100_000_000;
-/// Estimated size of one CEL value, elements plus string bytes (`MOAT_CEL_SIZE_LIMIT`).
-pub const CEL_SIZE_LIMIT: u64 = 64 << 20;
+/// Estimated size of one CEL value, elements plus string bytes (`MOAT_CEL_SIZE_LIMIT`); a 3 MiB
+/// request object fits.
+pub const CEL_SIZE_LIMIT: u64 = 4 << 20;
 /// Estimated cost of all expressions of one evaluation of a rule or policy (`MOAT_CEL_RUNTIME_BUDGET`).
 pub const CEL_RUNTIME_BUDGET: u64 = 1_000_000_000;
 /// Units (bytes of strings, elements of lists and objects) one JMESPath search may produce
