@@ -247,6 +247,100 @@ struct ImageDelta {
     verdict_changed: bool,
 }
 
+/// Judges one image again from every open finding and records the verdict (and its event when the
+/// decision changed).
+#[allow(clippy::too_many_arguments)]
+async fn judge(
+    tx: &mut Tx,
+    digest: &str,
+    snapshot: &str,
+    policy: &GatePolicy,
+    current: &str,
+    repository: &Option<String>,
+    tag: &Option<String>,
+    user: &Option<String>,
+    signature: &Option<String>,
+    d: &mut ImageDelta,
+) -> Result<(), StoreError> {
+    let findings: Vec<Finding> =
+        sqlx::query("SELECT data FROM finding WHERE digest = $1 AND resolved_ms IS NULL")
+            .bind(digest)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| {
+                let s: String = r.try_get(0)?;
+                serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("finding: {e}")))
+            })
+            .collect::<Result<_, StoreError>>()?;
+    // The image configuration is known for images the server scanned itself.
+    let has_config = sqlx::query("SELECT 1 FROM report WHERE digest = $1 AND kind = 'moat.scan'")
+        .bind(digest)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+    let sig = match signature.as_deref() {
+        Some("signed") | Some("verified") => SignatureStatus::Verified,
+        Some("unsigned") => SignatureStatus::Unsigned {
+            reason: "no signature by a trusted key".into(),
+        },
+        Some("invalid") => SignatureStatus::Unsigned {
+            reason: "invalid signature".into(),
+        },
+        Some(other) if other.starts_with("error") => SignatureStatus::Error {
+            reason: other.to_string(),
+        },
+        _ => SignatureStatus::NotChecked,
+    };
+    let verdict = policy.judge(&GateInput {
+        findings: &findings,
+        user: user.as_deref(),
+        has_config,
+        signature: &sig,
+    });
+    let latest = sqlx::query(
+        "SELECT decision, reasons FROM verdict WHERE digest = $1 ORDER BY decided_ms DESC, id DESC LIMIT 1",
+    )
+    .bind(digest)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| Ok::<_, sqlx::Error>((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+    .transpose()?;
+    let reasons = serde_json::to_string(&verdict.reasons).unwrap_or_default();
+    // A new history entry only when the decision or its reasons changed.
+    if latest.as_ref() != Some(&(verdict.decision.as_str().to_string(), reasons)) {
+        verdicts::record(
+            tx,
+            digest,
+            verdict.decision.as_str(),
+            &verdict.reasons,
+            &verdict.policy,
+            Some(snapshot),
+        )
+        .await?;
+        if current != verdict.decision.as_str() {
+            d.verdict_changed = true;
+            outbox::insert(
+                tx,
+                "image.verdict.changed",
+                digest,
+                &json!({
+                    "digest": digest, "repository": repository, "tag": tag,
+                    "from": current, "to": verdict.decision.as_str(),
+                    "reasons": verdict.reasons, "policy": verdict.policy,
+                    "snapshot": snapshot, "cause": "reevaluation",
+                }),
+                Some(&format!(
+                    "image.verdict.changed:{digest}:{snapshot}:{}",
+                    verdict.decision.as_str()
+                )),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies the new findings of `purls` (package key → findings) to one image, re-judges it and
 /// writes the events, in `tx`.
 async fn apply_image(
@@ -457,84 +551,20 @@ async fn apply_image(
     // Findings that cannot change what the gate decides (below its severity, unfixed when only
     // fixable ones count) leave the verdict as it is: judged images are judged again only when a
     // gate-relevant finding appeared, went or changed.
-    if scanning || (!pending && !gate_changed) {
-        return Ok(d);
-    }
-    let findings: Vec<Finding> =
-        sqlx::query("SELECT data FROM finding WHERE digest = $1 AND resolved_ms IS NULL")
-            .bind(digest)
-            .fetch_all(&mut **tx)
-            .await?
-            .iter()
-            .map(|r| {
-                let s: String = r.try_get(0)?;
-                serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("finding: {e}")))
-            })
-            .collect::<Result<_, StoreError>>()?;
-    // The image configuration is known for images the server scanned itself.
-    let has_config = sqlx::query("SELECT 1 FROM report WHERE digest = $1 AND kind = 'moat.scan'")
-        .bind(digest)
-        .fetch_optional(&mut **tx)
-        .await?
-        .is_some();
-    let sig = match signature.as_deref() {
-        Some("signed") | Some("verified") => SignatureStatus::Verified,
-        Some("unsigned") => SignatureStatus::Unsigned {
-            reason: "no signature by a trusted key".into(),
-        },
-        Some("invalid") => SignatureStatus::Unsigned {
-            reason: "invalid signature".into(),
-        },
-        Some(other) if other.starts_with("error") => SignatureStatus::Error {
-            reason: other.to_string(),
-        },
-        _ => SignatureStatus::NotChecked,
-    };
-    let verdict = policy.judge(&GateInput {
-        findings: &findings,
-        user: user.as_deref(),
-        has_config,
-        signature: &sig,
-    });
-    let latest = sqlx::query(
-        "SELECT decision, reasons FROM verdict WHERE digest = $1 ORDER BY decided_ms DESC, id DESC LIMIT 1",
-    )
-    .bind(digest)
-    .fetch_optional(&mut **tx)
-    .await?
-    .map(|r| Ok::<_, sqlx::Error>((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
-    .transpose()?;
-    let reasons = serde_json::to_string(&verdict.reasons).unwrap_or_default();
-    // A new history entry only when the decision or its reasons changed.
-    if latest.as_ref() != Some(&(verdict.decision.as_str().to_string(), reasons)) {
-        verdicts::record(
+    if !scanning && (pending || gate_changed) {
+        judge(
             tx,
             digest,
-            verdict.decision.as_str(),
-            &verdict.reasons,
-            &verdict.policy,
-            Some(snapshot),
+            snapshot,
+            policy,
+            &current,
+            &repository,
+            &tag,
+            &user,
+            &signature,
+            &mut d,
         )
         .await?;
-        if current != verdict.decision.as_str() {
-            d.verdict_changed = true;
-            outbox::insert(
-                tx,
-                "image.verdict.changed",
-                digest,
-                &json!({
-                    "digest": digest, "repository": repository, "tag": tag,
-                    "from": current, "to": verdict.decision.as_str(),
-                    "reasons": verdict.reasons, "policy": verdict.policy,
-                    "snapshot": snapshot, "cause": "reevaluation",
-                }),
-                Some(&format!(
-                    "image.verdict.changed:{digest}:{snapshot}:{}",
-                    verdict.decision.as_str()
-                )),
-            )
-            .await?;
-        }
     }
     // `finding.new` is for images that had been judged: a first judgement reports its findings
     // through the verdict, not as news.
@@ -900,7 +930,17 @@ pub fn spawn_watcher(store: Store, db: PathBuf, every: Duration) -> tokio::task:
                                     &store,
                                     Mode::Delta,
                                     "snapshot changed",
-                                    Some(format!("reeval:auto:{d}")),
+                                    // Once per digest and file version: a snapshot that comes back
+                                    // to an earlier digest later is evaluated again.
+                                    Some(format!(
+                                        "reeval:auto:{d}:{}",
+                                        k.as_ref()
+                                            .and_then(|k| k.2)
+                                            .and_then(|t| t
+                                                .duration_since(std::time::UNIX_EPOCH)
+                                                .ok())
+                                            .map_or(0, |t| t.as_nanos())
+                                    )),
                                 )
                                 .await
                                 {
