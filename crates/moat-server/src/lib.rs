@@ -80,7 +80,8 @@ pub fn app(state: AppState) -> Router {
             state.store.pool().clone(),
             state.config.tls.is_some(),
             Arc::new(state.store.clone()),
-        )))
+        )
+        .with_db(state.config.db.clone())))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| async move {

@@ -1,412 +1,286 @@
-//! The dashboard in a real headless Chromium (Debian's `chromium`, scripts/deps.d/75-chromium.sh),
-//! over the DevTools protocol, against the dashboard's routes on a real loopback listener and a real
-//! SQLite store created with the server's own migration.
+//! The dashboard in a real headless Chromium (Debian's `chromium`, scripts/deps.d/75-chromium.sh), over the
+//! DevTools protocol, against a real `moat server` process on SQLite, seeded only through its API:
 //!
-//! Seed: real `moat scan -f json` reports of the shared bookworm image and the language image
-//! (tests/data/*.report.json), written into the store's tables as the server core's ingest does;
-//! runtime alerts in moat's alert JSON shape, admission decisions, workloads, and a hostile image whose
-//! package, label and alert command line carry HTML/JS.
-//! NOTE: the seed goes through SQL, not `POST /api/v1/reports`: the server core's ingest API was not in
-//! the tree when this test was written (see docs/dashboard.md).
+//! - images: a real registry notifies the server, which scans and judges what is pushed — the language
+//!   image (old npm/PyPI packages: blocked), a non-root bookworm (allowed), and a hostile image whose label
+//!   and npm package name carry HTML/JS — and `POST /api/v1/reports` of a real `moat scan -f json` report of
+//!   the bookworm image as the runtime test ran it (`localhost/debian-mini:bookworm`);
+//! - runtime alerts: `POST /api/v1/runtime/alerts` of alerts recorded from the runtime live test
+//!   (tests/data/live-alerts.ndjson), plus one whose command line carries HTML/JS;
+//! - admission: `POST /api/v1/admission/decisions` of AdmissionReview request/response pairs.
 //!
-//! Checks: sign-in is required and sets a HttpOnly, SameSite=Strict cookie; a token without the read
-//! scope is refused; every page loads with no console error (CSP violations included) and no failed
-//! request, at 1440x900 and 390x844, with a screenshot of each under target/dashboard-screenshots/;
-//! counts and names in the DOM; links image -> advisory -> image and alert -> image work; hostile
-//! markup renders as text with the CSP bypassed (escaping alone keeps it inert); sign-out works.
+//! Checks: sign-in is required (a server token with the read scope) and sets a HttpOnly, SameSite=Strict
+//! cookie; a token without the read scope is refused; every page loads with no console error (CSP
+//! violations included) and no failed request, at 1440x900 and 390x844, with a screenshot of each under
+//! target/dashboard-screenshots/ and its weight (< 300 KB, every asset included); counts and names in the
+//! DOM agree with what was seeded; links image -> advisory -> image and alert -> image work; hostile markup
+//! renders as text with the CSP bypassed (escaping alone keeps it inert); sign-out works.
 
-use std::future::Future;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
-use moat_server::web::{TokenVerifier, WebState, routes};
+use common::{ADMIN, free_port, http, moat, wait_for};
 use moat_testkit::chromium::{Browser, Error, png_size};
+use moat_testkit::registry::Registry;
 use serde_json::{Value, json};
-use sqlx::AnyPool;
 
-const READ_TOKEN: &str = "moat_read_0123456789abcdef";
-const INGEST_TOKEN: &str = "moat_ingest_0123456789abcdef";
 const XSS: &str = "<script>window.__xss=1</script><img src=x onerror=\"window.__xss=2\">";
-const LANG: &str = "sha256:ba2bcafcbb396c8f04f3d45b610225c38dc935ca78b8a06308ea1d21d3a4ce8b";
-const BOOKWORM: &str = "sha256:9fa40a6a8b632eb99dd2f3e0a1481f162eba0722ae4634c4c1565d94dc441d29";
-const EVIL: &str = "sha256:00000000000000000000000000000000000000000000000000000000000000ee";
 
-/// Two fixed tokens with their scopes (the server core's token store plugs in the same trait).
-struct Tokens;
+fn p(x: &Path) -> String {
+    x.display().to_string()
+}
 
-impl TokenVerifier for Tokens {
-    fn verify<'a>(&'a self, secret: &'a str) -> moat_server::web::Verified<'a> {
-        Box::pin(async move {
-            match secret {
-                READ_TOKEN => Some(("t-read".into(), vec!["read".into()])),
-                INGEST_TOKEN => Some(("t-ingest".into(), vec!["ingest".into()])),
-                _ => None,
-            }
-        })
-    }
-    fn is_live<'a>(&'a self, id: &'a str) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        Box::pin(async move { id == "t-read" || id == "t-ingest" })
+fn run(cmd: &mut Command) -> String {
+    let o = cmd.output().expect("run");
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// `moat server token create --scope SCOPE`: the secret.
+fn token(store: &str, scope: &str) -> String {
+    run(Command::new(moat())
+        .args([
+            "server", "token", "create", "--scope", scope, "--name", scope,
+        ])
+        .args(["--store", store]))
 }
 
-async fn exec(pool: &AnyPool, sql: &'static str, binds: Vec<Value>) {
-    let mut q = sqlx::query(sql);
-    for b in &binds {
-        q = match b {
-            Value::Number(n) => q.bind(n.as_i64().unwrap_or(0)),
-            Value::Null => q.bind(None::<String>),
-            Value::String(s) => q.bind(s.clone()),
-            other => q.bind(other.to_string()),
-        };
-    }
-    q.execute(pool).await.expect(sql);
+fn api(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    let (st, _, b) = http(port, method, path, Some(ADMIN), body).expect("API request");
+    (st, serde_json::from_str(&b).unwrap_or(Value::String(b)))
 }
 
-fn sev_index(s: &str) -> i64 {
-    ["UNKNOWN", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
-        .iter()
-        .position(|x| x.eq_ignore_ascii_case(s))
-        .unwrap_or(0) as i64
+/// The seeded images, by role.
+struct Seeded {
+    lang: String,
+    clean: String,
+    evil: String,
+    bookworm: String,
+    registry: String,
+    alerts: Vec<Value>,
 }
 
-/// One image from a moat JSON report: the artifact, its findings, the packages they name, aliases.
-async fn put_report(
-    pool: &AnyPool,
-    digest: &str,
-    repo: &str,
-    tag: &str,
-    report: &Value,
-    labels: Value,
-) {
-    let t = now_ms();
-    let findings = report["findings"].as_array().cloned().unwrap_or_default();
-    let mut pkgs = std::collections::BTreeSet::new();
-    let mut block = false;
-    for (i, f) in findings.iter().enumerate() {
-        let kind = f["kind"].as_str().unwrap_or("vulnerability").to_string();
-        let sev = sev_index(f["severity"].as_str().unwrap_or(""));
-        let fixable = f
-            .pointer("/vulnerability/fixed_versions")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty());
-        block |= kind == "vulnerability" && sev >= 4 && fixable;
-        let name = f
-            .pointer("/package/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let version = f
-            .pointer("/package/version")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        if !name.is_empty() {
-            pkgs.insert((
-                name.to_string(),
-                version.to_string(),
-                f.pointer("/package/purl")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            ));
-        }
-        // First seen spread over the last days, so the trend has a shape; a few resolved.
-        let first = t - (i as i64 % 20) * 86_400_000;
-        let resolved = if i % 17 == 5 {
-            json!(t - 86_400_000)
-        } else {
-            Value::Null
-        };
-        exec(
-            pool,
-            "INSERT INTO finding (digest, vuln_id, package_key, source, kind, severity, fixable, package_name, \
-             package_version, data, first_seen_ms, snapshot_digest, resolved_ms) \
-             VALUES ($1,$2,$3,'report',$4,$5,$6,$7,$8,$9,$10,'sha256:snap',$11)",
-            vec![
-                json!(digest),
-                f["id"].clone(),
-                json!(format!("{name}@{version}#{i}")),
-                json!(kind),
-                json!(sev),
-                json!(i64::from(fixable)),
-                json!(name),
-                json!(version),
-                json!(f.to_string()),
-                json!(first),
-                resolved,
-            ],
-        )
-        .await;
-        for a in f["aliases"].as_array().cloned().unwrap_or_default() {
-            let _ = sqlx::query("INSERT INTO vuln_alias (alias, vuln_id) VALUES ($1, $2)")
-                .bind(a.as_str().unwrap_or("").to_string())
-                .bind(f["id"].as_str().unwrap_or("").to_string())
-                .execute(pool)
-                .await;
-        }
-    }
-    for (name, version, purl) in &pkgs {
-        let id = format!("{purl}|{name}|{version}");
-        let _ = sqlx::query(
-            "INSERT INTO package (id, vkey, purl, name, version, os, data) VALUES ($1,$2,$3,$4,$5,'',$6)",
-        )
-        .bind(id.clone())
-        .bind(name.clone())
-        .bind(purl.clone())
-        .bind(name.clone())
-        .bind(version.clone())
-        .bind(json!({"kind": purl.split(['/', ':']).nth(1).unwrap_or("")}).to_string())
-        .execute(pool)
-        .await;
-        exec(
-            pool,
-            "INSERT INTO image_package (digest, package_id) VALUES ($1, $2)",
-            vec![json!(digest), json!(id)],
-        )
-        .await;
-    }
-    let verdict = if block { "block" } else { "allow" };
-    exec(
-        pool,
-        "INSERT INTO artifact (digest, media_type, repository, tag, os, arch, config_user, labels, signature, \
-         package_count, verdict, verdict_ms, snapshot_digest, first_seen_ms, last_scanned_ms) \
-         VALUES ($1,'application/vnd.oci.image.manifest.v1+json',$2,$3,'debian 12','amd64','',$4,'unsigned',$5,$6,$7,'sha256:snap',$7,$7)",
-        vec![
-            json!(digest),
-            json!(repo),
-            json!(tag),
-            json!(labels.to_string()),
-            json!(pkgs.len() as i64),
-            json!(verdict),
-            json!(t),
-        ],
+/// Builds the hostile image: bookworm with a label and an npm package whose name carry `XSS`.
+fn evil_layout(tmp: &Path, bookworm: &Path) -> String {
+    let base = tmp.join("images");
+    run(Command::new("cp").args(["-a", &p(bookworm), &p(&base)]));
+    run(Command::new("umoci")
+        .args(["config", "--image", &format!("{}:bookworm", p(&base))])
+        .args(["--tag", "clean", "--config.user", "65532:65532"]));
+    run(Command::new("umoci")
+        .args(["config", "--image", &format!("{}:bookworm", p(&base))])
+        .args(["--tag", "evil"])
+        .args([
+            "--config.label",
+            &format!("org.opencontainers.image.description={XSS}"),
+        ]));
+    let layer = tmp.join("evil-layer");
+    let pkg = layer.join("srv/app/node_modules/evil");
+    std::fs::create_dir_all(&pkg).expect("mkdir");
+    std::fs::write(
+        pkg.join("package.json"),
+        serde_json::to_vec(&json!({"name": XSS, "version": "1.0.0", "license": "MIT"}))
+            .expect("json"),
     )
-    .await;
-    exec(
-        pool,
-        "INSERT INTO verdict (id, digest, decision, reasons, policy, snapshot_digest, decided_ms) \
-         VALUES ($1,$2,$3,$4,'no-fixable:HIGH','sha256:snap',$5)",
-        vec![
-            json!(format!("v-{digest}")),
-            json!(digest),
-            json!(verdict),
-            json!(
-                json!([if block {
-                    "fixable HIGH findings"
-                } else {
-                    "no fixable HIGH finding"
-                }])
-                .to_string()
-            ),
-            json!(t),
-        ],
-    )
-    .await;
+    .expect("package.json");
+    let tar = tmp.join("evil-layer.tar");
+    run(Command::new("tar")
+        .args([
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-C",
+            &p(&layer),
+        ])
+        .args(["-cf", &p(&tar), "srv"]));
+    run(Command::new("umoci")
+        .args(["raw", "add-layer", "--image", &format!("{}:evil", p(&base))])
+        .arg(&tar));
+    p(&base)
 }
 
-async fn put_alert(pool: &AnyPool, id: &str, ts: i64, alert: &Value, digest: &str) {
-    let c = &alert["container"];
-    exec(
-        pool,
-        "INSERT INTO runtime_alert (id, content_digest, ts_ms, source, rule, priority, severity, namespace, pod, \
-         container_id, image, digest, output, data, received_ms) VALUES ($1,$2,$3,'syscall',$4,$5,3,$6,$7,$8,$9,$10,$11,$12,$3)",
-        vec![
-            json!(id),
-            json!(format!("c-{id}")),
-            json!(ts),
-            alert["rule"].clone(),
-            alert["priority"].clone(),
-            c["k8s_ns"].clone(),
-            c["k8s_pod"].clone(),
-            c["id"].clone(),
-            c["image"].clone(),
-            json!(digest),
-            alert["output"].clone(),
-            json!(alert.to_string()),
-        ],
-    )
-    .await;
-}
-
-fn alert_json(
-    rule: &str,
-    prio: &str,
-    cmdline: &str,
-    pod: &str,
-    extra: Value,
-    tags: &[&str],
-    mitre: &[&str],
-) -> Value {
-    let mut fields = json!({"proc.name": "sh", "proc.cmdline": cmdline, "proc.pname": "python3",
-        "proc.pcmdline": "python3 app.py", "proc.aname[2]": "conmon", "user.name": "root"});
-    if let (Some(f), Some(e)) = (fields.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            f.insert(k.clone(), v.clone());
-        }
+fn seed(tmp: &Path) -> Option<(Proc, u16, String, Seeded, Registry)> {
+    let osv = moat_testkit::shared_path("data/osv")?;
+    let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
+    let lang = home.join(".cache/moat-fixtures/lang-image/oci");
+    let bookworm = home.join(".cache/moat-fixtures/bookworm/oci");
+    if !lang.join("index.json").is_file() || !bookworm.join("index.json").is_file() {
+        moat_testkit::skip(
+            "the language and bookworm images (scripts/deps.d 00-images, 40-lang-image)",
+        );
+        return None;
     }
-    json!({
-        "time": "2026-12-02T09:00:00Z", "rule": rule, "priority": prio,
-        "output": format!("{rule}: {cmdline}"), "output_fields": fields, "tags": tags,
-        "source": "syscall", "hostname": "node-1",
-        "container": {"id": "4f2a9c1d8e7b", "runtime": "podman", "name": pod, "image": "registry.local/shop/web:1.0",
-            "k8s_ns": "shop", "k8s_pod": pod},
-        "mitre": mitre,
-        "response": "Isolate the pod (NetworkPolicy deny-all), capture the process tree, then rebuild the image."
-    })
-}
+    let images = evil_layout(tmp, &bookworm);
+    let db = tmp.join("db");
+    run(Command::new(moat())
+        .args(["db", "import", "--db", &p(&db)])
+        .args(["npm", "PyPI", "Go"].map(|e| p(&osv.join(e)))));
 
-async fn seed(pool: &AnyPool) {
+    let store = format!("sqlite://{}", p(&tmp.join("store.db")));
+    let port = free_port();
+    let notify = format!("http://127.0.0.1:{port}/api/v1/registry/events");
+    let reg = Registry::start_with(Some(&notify), Some(ADMIN))?;
+    let config = tmp.join("server.yaml");
+    std::fs::write(
+        &config,
+        format!("scan:\n  insecure_registries: [\"{}\"]\n", reg.addr()),
+    )
+    .expect("config");
+    let log = tmp.join("server.log");
+    let child = Command::new(moat())
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--store", &store, "--db", &p(&db), "--config", &p(&config)])
+        .env("MOAT_SERVER_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("moat server");
+    let server = Proc(child);
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(30), || matches!(
+            http(port, "GET", "/healthz", None, b""),
+            Ok((200, _, _))
+        )),
+        "server did not start: {}",
+        log_text()
+    );
+
+    // Pushes: the server scans and judges each on the registry's notification.
+    reg.push(&format!("oci:{}:lang", p(&lang)), "shop/web:1.0");
+    reg.push(&format!("oci:{images}:clean"), "base/debian:bookworm");
+    reg.push(&format!("oci:{images}:evil"), "lab/evil:latest");
+    let (lang_d, clean_d, evil_d) = (
+        reg.digest("shop/web:1.0"),
+        reg.digest("base/debian:bookworm"),
+        reg.digest("lab/evil:latest"),
+    );
+    for d in [&lang_d, &clean_d, &evil_d] {
+        assert!(
+            wait_for(Duration::from_secs(120), || {
+                let (st, v) = api(port, "GET", &format!("/api/v1/verdicts/{d}"), b"");
+                st == 200 && v["decision"] != "pending"
+            }),
+            "no verdict for {d}: {}",
+            log_text()
+        );
+    }
+
+    // A report from CI: the real scan of the bookworm image, named as the runtime test ran it.
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let read = |n: &str| -> Value {
-        serde_json::from_slice(&std::fs::read(data.join(n)).expect("report")).expect("report JSON")
-    };
-    put_report(
-        pool,
-        LANG,
-        "registry.local/shop/web",
-        "1.0",
-        &read("lang-image.report.json"),
-        json!({"org.opencontainers.image.source": "https://example.invalid/shop"}),
-    )
-    .await;
-    put_report(
-        pool,
-        BOOKWORM,
-        "registry.local/base/debian",
-        "bookworm",
-        &read("bookworm.report.json"),
-        json!({}),
-    )
-    .await;
-    // The hostile image: a package, a label and (below) an alert command line carrying markup.
-    let evil_report = json!({"findings": [{
-        "id": "CVE-2099-0001", "kind": "vulnerability", "severity": "CRITICAL", "title": XSS,
-        "package": {"name": XSS, "version": "1.0", "purl": "pkg:npm/evil@1.0"},
-        "vulnerability": {"installed_version": "1.0", "ecosystem": "npm", "fixed_versions": ["1.1"],
-            "matched": {"ecosystem": "npm", "queried_name": "evil", "by": "range", "entry": XSS, "comparison": XSS}}
-    }]});
-    put_report(
-        pool,
-        EVIL,
-        &format!("registry.local/{XSS}"),
-        "latest",
-        &evil_report,
-        json!({"description": XSS}),
-    )
-    .await;
+    let mut report: Value =
+        serde_json::from_slice(&std::fs::read(data.join("bookworm.report.json")).expect("report"))
+            .expect("report JSON");
+    report["target"]["name"] = json!("oci:localhost/debian-mini:bookworm");
+    let (st, out) = api(
+        port,
+        "POST",
+        "/api/v1/reports",
+        &serde_json::to_vec(&report).expect("json"),
+    );
+    assert!(st == 201 || st == 200, "{st} {out}");
+    let (_, listed) = api(
+        port,
+        "GET",
+        "/api/v1/images?repository=localhost/debian-mini",
+        b"",
+    );
+    eprintln!("images of localhost/debian-mini: {listed}");
+    let bookworm_d = listed["images"][0]["digest"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("the posted report's image is not listed: {listed} ({out})"));
 
-    let t = now_ms();
-    for (pod, digest) in [("web-1", LANG), ("web-2", LANG), ("base-1", BOOKWORM)] {
-        exec(pool, "INSERT INTO workload_image (cluster, namespace, workload, pod, container, image, digest, source, last_seen_ms) \
-            VALUES ('default','shop','Deployment/web',$1,'app','registry.local/shop/web:1.0',$2,'admission',$3)",
-            vec![json!(pod), json!(digest), json!(t)]).await;
-    }
-    let alerts = [
-        alert_json(
-            "Terminal shell in container",
-            "Notice",
-            "sh -i",
-            "web-1",
-            json!({}),
-            &["container", "shell", "process"],
-            &["T1059"],
-        ),
-        alert_json(
-            "Outbound connection to C2 port",
-            "Critical",
-            "nc 203.0.113.7 4444",
-            "web-1",
-            json!({"fd.sip": "203.0.113.7", "fd.sport": 4444}),
-            &["network", "container"],
-            &["T1071"],
-        ),
-        alert_json(
-            "Outbound connection to C2 port",
-            "Critical",
-            "nc 203.0.113.7 4444",
-            "web-2",
-            json!({"fd.sip": "203.0.113.7", "fd.sport": 4444}),
-            &["network", "container"],
-            &["T1071"],
-        ),
-        alert_json(
-            "Write below etc",
-            "Error",
-            XSS,
-            "web-2",
-            json!({"fd.name": "/etc/passwd"}),
-            &["filesystem", "container"],
-            &["T1098"],
-        ),
-    ];
-    for (i, a) in alerts.iter().enumerate() {
-        put_alert(
-            pool,
-            &format!("alert-{i}"),
-            t - (10 - i as i64) * 60_000,
-            a,
-            LANG,
-        )
-        .await;
-    }
-    for (i, (allowed, ns, name, reasons)) in [
-        (
-            0,
+    // Runtime alerts recorded from the live test, and one carrying markup in its command line.
+    let recorded = std::fs::read_to_string(data.join("live-alerts.ndjson")).expect("recording");
+    let mut alerts: Vec<Value> = recorded
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert JSON"))
+        .collect();
+    let mut evil = alerts
+        .iter()
+        .find(|a| a["rule"] == "moat Write below etc")
+        .cloned()
+        .expect("a Write below etc alert in the recording");
+    evil["output_fields"]["proc.cmdline"] = json!(XSS);
+    evil["output"] = json!(format!(
+        "File below /etc opened for writing | command={XSS}"
+    ));
+    alerts.push(evil);
+    let body: String = alerts.iter().map(|a| format!("{a}\n")).collect();
+    let (st, out) = api(port, "POST", "/api/v1/runtime/alerts", body.as_bytes());
+    assert_eq!(st, 202, "{out}");
+    assert_eq!(out["accepted"], alerts.len(), "{out}");
+
+    // Admission decisions as the webhook saw them (AdmissionReview request + response).
+    let review = |uid: &str, ns: &str, pod: &str, image: &str, allowed: bool, msg: &str| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": uid, "kind": {"kind": "Pod"}, "namespace": ns, "operation": "CREATE",
+                "name": pod,
+                "object": {"kind": "Pod", "metadata": {"name": pod, "namespace": ns},
+                    "spec": {"containers": [{"name": "app", "image": image}]}}},
+            "response": {"uid": uid, "allowed": allowed, "status": {"message": msg}}
+        })
+    };
+    let (lang_ref, clean_ref) = (
+        format!("{}/shop/web@{lang_d}", reg.addr()),
+        format!("{}/base/debian@{clean_d}", reg.addr()),
+    );
+    let decisions = json!([
+        review("u1", "shop", "web-1", &lang_ref, true, ""),
+        review("u2", "shop", "web-2", &lang_ref, true, ""),
+        review(
+            "u3",
             "shop",
             "web-3",
-            json!(["disallow-privileged: privileged containers are not allowed"]),
+            &lang_ref,
+            false,
+            "moat denied the request: image-scanned: verdict is block"
         ),
-        (
-            0,
-            "shop",
-            "web-4",
-            json!(["require-verdict: image sha256:ba2b is blocked by moat server"]),
-        ),
-        (1, "shop", "web-1", json!([])),
-        (
-            0,
+        review(
+            "u4",
             "batch",
             "job-1",
-            json!(["disallow-privileged: privileged containers are not allowed"]),
+            &clean_ref,
+            false,
+            "moat denied the request: disallow-privileged: privileged containers are not allowed"
         ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        exec(pool, "INSERT INTO admission_decision (id, content_digest, ts_ms, allowed, namespace, kind, name, images, reasons, data) \
-            VALUES ($1,$2,$3,$4,$5,'Pod',$6,$7,$8,'{}')",
-            vec![json!(format!("adm-{i}")), json!(format!("c-adm-{i}")), json!(t - i as i64 * 1000), json!(allowed),
-                json!(ns), json!(name), json!(json!(["registry.local/shop/web:1.0"]).to_string()), json!(reasons.to_string())]).await;
-    }
-    exec(pool, "INSERT INTO outbox (id, created_ms, event_type, subject, payload, state) VALUES ('o1',$1,'image.scanned',$2,'{}','done')",
-        vec![json!(t), json!(LANG)]).await;
-    exec(pool, "INSERT INTO outbox (id, created_ms, event_type, subject, payload, state) VALUES ('o2',$1,'runtime.alert','shop/web-1','{}','pending')",
-        vec![json!(t)]).await;
-}
+        review("u5", "base", "base-1", &clean_ref, true, ""),
+    ]);
+    let (st, out) = api(
+        port,
+        "POST",
+        "/api/v1/admission/decisions",
+        &serde_json::to_vec(&decisions).expect("json"),
+    );
+    assert!((200..300).contains(&st), "{st} {out}");
 
-async fn migrate(pool: &AnyPool) {
-    let sql = include_str!("../migrations/0001_core.sql");
-    let mut cur = String::new();
-    for line in sql.lines() {
-        let t = line.trim();
-        if t.starts_with("--") || t.is_empty() {
-            continue;
-        }
-        cur.push_str(line);
-        cur.push('\n');
-        if t.ends_with(';') {
-            sqlx::query(sqlx::AssertSqlSafe(std::mem::take(&mut cur)))
-                .execute(pool)
-                .await
-                .expect("migration");
-        }
-    }
+    let seeded = Seeded {
+        lang: lang_d,
+        clean: clean_d,
+        evil: evil_d,
+        bookworm: bookworm_d,
+        registry: reg.addr(),
+        alerts,
+    };
+    Some((server, port, store, seeded, reg))
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -446,32 +320,32 @@ fn dashboard_in_headless_chromium() {
         }
         Err(e) => panic!("{e}"),
     };
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let db = work.path().join("store.db");
-    let (base, pool) = rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = AnyPool::connect(&format!("sqlite:{}?mode=rwc", db.display()))
-            .await
-            .expect("sqlite");
-        migrate(&pool).await;
-        seed(&pool).await;
-        let app: axum::Router = routes(WebState::new(pool.clone(), false, Arc::new(Tokens)));
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = l.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(l, app).await });
-        (format!("http://127.0.0.1:{}", addr.port()), pool)
-    });
-    let _keep = pool;
+    let Some((_server, port, store, s, _reg)) = seed(work.path()) else {
+        return;
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let read_token = token(&store, "read");
+    let ingest_token = token(&store, "ingest");
+    let verdict = |d: &str| -> String {
+        let (_, v) = api(port, "GET", &format!("/api/v1/verdicts/{d}"), b"");
+        v["decision"].as_str().unwrap_or("pending").to_string()
+    };
+    let images = [&s.lang, &s.clean, &s.evil, &s.bookworm];
+    let by = |want: &str| images.iter().filter(|d| verdict(d) == want).count();
+    assert_eq!(
+        verdict(&s.lang),
+        "block",
+        "the language image has fixable HIGH findings"
+    );
+    assert_eq!(verdict(&s.clean), "allow", "bookworm as non-root");
 
     // Sign-in is required: every page sends the browser to the sign-in form.
     for p in [
-        "/",
-        "/images",
-        &format!("/images/{LANG}"),
-        "/runtime",
-        "/admission",
+        "/".to_string(),
+        "/images".to_string(),
+        format!("/images/{}", s.lang),
+        "/runtime".to_string(),
+        "/admission".to_string(),
     ] {
         b.navigate(&format!("{base}{p}")).expect("load");
         assert!(
@@ -484,7 +358,7 @@ fn dashboard_in_headless_chromium() {
     // A token without the read scope is refused with a message.
     b.eval(&format!(
         "document.querySelector('#token').value = {:?}",
-        INGEST_TOKEN
+        ingest_token
     ))
     .expect("type");
     b.click_and_wait("form button[type=submit]")
@@ -492,29 +366,36 @@ fn dashboard_in_headless_chromium() {
     assert!(text(&mut b, "#login-error").contains("no read scope"));
     b.eval(&format!(
         "document.querySelector('#token').value = {:?}",
-        READ_TOKEN
+        read_token
     ))
     .expect("type");
     b.click_and_wait("form button[type=submit]")
         .expect("submit");
     assert_eq!(b.url().expect("url"), format!("{base}/"));
     let cookies = b.cookies(&base).expect("cookies");
-    let s = cookies
+    let c = cookies
         .iter()
         .find(|c| c["name"] == "moat_session")
         .expect("session cookie");
-    assert_eq!(s["httpOnly"], true);
-    assert_eq!(s["sameSite"], "Strict");
+    assert_eq!(c["httpOnly"], true);
+    assert_eq!(c["sameSite"], "Strict");
 
-    // Every page, clean, at both sizes, with screenshots.
+    // The id of the hostile alert and of one recorded shell alert, from the runtime page's links.
+    clean(&mut b, &format!("{base}/runtime?mitre=T1098"));
+    let evil_alert = b
+        .eval("document.querySelector('#timeline tbody a').getAttribute('href')")
+        .expect("href");
+    let evil_alert = evil_alert.as_str().expect("an alert link").to_string();
+
+    // Every page, clean, at both sizes, with screenshots and weights.
     let shots = screenshots_dir();
     let pages = [
         ("overview", "/".to_string()),
         ("images", "/images".to_string()),
-        ("image", format!("/images/{LANG}")),
+        ("image", format!("/images/{}", s.lang)),
         ("advisory", "/advisories/CVE-2021-23337".to_string()),
         ("runtime", "/runtime".to_string()),
-        ("alert", "/runtime/alerts/alert-1".to_string()),
+        ("alert", evil_alert.clone()),
         ("admission", "/admission".to_string()),
     ];
     let mut weights = Vec::new();
@@ -534,23 +415,24 @@ fn dashboard_in_headless_chromium() {
     }
     b.set_viewport(1440, 900, false).expect("viewport");
 
-    // Overview: counts and names.
+    // Overview: counts and names agree with what the server judged.
     clean(&mut b, &format!("{base}/"));
-    assert_eq!(text(&mut b, "#images-total"), "3");
-    assert_eq!(
-        text(&mut b, "#images-block"),
-        "2",
-        "lang (fixable HIGH) and the hostile image (CRITICAL)"
-    );
-    assert_eq!(text(&mut b, "#images-allow"), "1");
+    assert_eq!(text(&mut b, "#images-total"), images.len().to_string());
+    assert_eq!(text(&mut b, "#images-block"), by("block").to_string());
+    assert_eq!(text(&mut b, "#images-allow"), by("allow").to_string());
+    assert_eq!(text(&mut b, "#images-pending"), by("pending").to_string());
     let urgent = b.texts("#urgent a.image-link").expect("urgent");
+    let lang_name = format!("{}/shop/web:1.0", s.registry);
     assert_eq!(
         urgent.first().map(String::as_str),
-        Some("registry.local/shop/web:1.0"),
-        "{urgent:?}"
+        Some(lang_name.as_str()),
+        "the blocked image with HIGH findings that runs in two pods comes first: {urgent:?}"
     );
-    assert_eq!(b.count("#latest-alerts tbody tr").expect("rows"), 4);
-    assert_eq!(b.count("#latest-denials tbody tr").expect("rows"), 3);
+    assert_eq!(
+        b.count("#latest-alerts tbody tr").expect("rows"),
+        s.alerts.len().min(8) as u64
+    );
+    assert_eq!(b.count("#latest-denials tbody tr").expect("rows"), 2);
     assert!(b.count("#trend polyline").expect("trend") == 1);
 
     // Images: search, sort, pagination.
@@ -560,48 +442,52 @@ fn dashboard_in_headless_chromium() {
         &mut b,
         &format!("{base}/images?sort=repository&dir=asc&per_page=1&page=2"),
     );
-    assert_eq!(text(&mut b, "#page"), "Page 2 of 3");
-    assert_eq!(
-        b.texts("#images a.image-link").expect("rows"),
-        vec!["registry.local/base/debian"]
-    );
+    assert_eq!(text(&mut b, "#page"), format!("Page 2 of {}", images.len()));
+    let mut repos = vec![
+        format!("{}/shop/web", s.registry),
+        format!("{}/base/debian", s.registry),
+        format!("{}/lab/evil", s.registry),
+        "localhost/debian-mini".to_string(),
+    ];
+    repos.sort();
+    let row = b.texts("#images a.image-link").expect("rows");
+    assert_eq!(row.len(), 1, "{row:?}");
+    assert!(row[0].starts_with(&repos[1]), "{row:?} vs {repos:?}");
 
     // Image -> advisory -> image.
     clean(&mut b, &format!("{base}/images?q=web"));
     b.click_and_wait("#images a.image-link")
         .expect("open image");
-    assert_eq!(text(&mut b, "#digest"), LANG);
+    assert_eq!(text(&mut b, "#digest"), s.lang);
     let pkgs = b.texts("#by-package .pkg-name").expect("packages");
     assert!(pkgs.contains(&"lodash".to_string()), "{pkgs:?}");
-    // The remediation clears every lodash finding: the highest of each finding's lowest fix, computed
-    // here from the report itself.
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lang-image.report.json"),
-        )
-        .expect("report"),
-    )
-    .expect("json");
-    let num = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    let want = report["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f.pointer("/package/name") == Some(&json!("lodash")))
-        .filter_map(|f| {
-            f.pointer("/vulnerability/fixed_versions")?
-                .as_array()?
-                .iter()
-                .filter_map(Value::as_str)
-                .min_by_key(|v| num(v))
-                .map(str::to_string)
-        })
-        .max_by_key(|v| num(v))
-        .expect("lodash has fixed findings");
+    // The remediation shown is the server's: the lowest version that clears every lodash finding.
+    let (st, plan) = api(
+        port,
+        "GET",
+        &format!("/api/v1/images/{}/remediation", s.lang),
+        b"",
+    );
+    assert_eq!(st, 200, "{plan}");
+    fn lodash_target(v: &Value) -> Option<String> {
+        match v {
+            Value::Object(m) if m.get("name") == Some(&json!("lodash")) => {
+                m.get("target_version")?.as_str().map(str::to_string)
+            }
+            Value::Object(m) => m.values().find_map(lodash_target),
+            Value::Array(a) => a.iter().find_map(lodash_target),
+            _ => None,
+        }
+    }
+    let want = lodash_target(&plan).unwrap_or_else(|| panic!("no lodash plan: {plan}"));
     assert_eq!(
         text(&mut b, "tr[data-package=lodash] .remediation code"),
-        want
+        want,
+        "the dashboard shows the API's plan"
     );
+    // Kept honest against the advisories themselves: lodash 4.17.23 still matches a CVE-2025-13465
+    // record (RETIREJS-lodash-1097db52, fixed in 4.18.0), so the plan must not stop there.
+    assert_eq!(want, "4.18.0", "{plan}");
     assert_eq!(b.count("#where tbody tr").expect("workloads"), 2);
     let log = b
         .click_and_wait("tr[data-package=lodash] a.advisory-link")
@@ -610,45 +496,59 @@ fn dashboard_in_headless_chromium() {
         log.console_errors.is_empty() && log.failed_requests.is_empty(),
         "{log:?}"
     );
-    assert!(text(&mut b, "#aliases").contains("CVE-2021-23337"));
     assert!(
         b.texts("#affected a.image-link")
             .expect("affected")
-            .contains(&"registry.local/shop/web:1.0".to_string())
+            .contains(&lang_name)
     );
     b.click_and_wait("#affected a.image-link")
         .expect("back to image");
-    assert_eq!(text(&mut b, "#digest"), LANG);
+    assert_eq!(text(&mut b, "#digest"), s.lang);
 
-    // Runtime: filters, widgets, alert -> image.
+    // Runtime: filters and widgets agree with the recording; alert -> image.
+    let count_where = |f: &dyn Fn(&Value) -> bool| s.alerts.iter().filter(|a| f(a)).count();
     clean(&mut b, &format!("{base}/runtime?priority=Critical"));
-    assert_eq!(text(&mut b, "#alert-count"), "(2 alerts)");
-    assert!(text(&mut b, "#connections").contains("203.0.113.7:4444"));
+    assert_eq!(
+        text(&mut b, "#alert-count"),
+        format!("({} alerts)", count_where(&|a| a["priority"] == "Critical"))
+    );
+    assert!(text(&mut b, "#connections").contains("203.0.113.5:80"));
+    // A technique includes its sub-techniques (T1059 matches T1059.004), as ATT&CK nests them.
     clean(&mut b, &format!("{base}/runtime?mitre=T1059"));
-    assert_eq!(text(&mut b, "#alert-count"), "(1 alerts)");
+    assert_eq!(
+        text(&mut b, "#alert-count"),
+        format!(
+            "({} alerts)",
+            count_where(&|a| a["mitre"].as_array().is_some_and(|m| m
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|x| x == "T1059" || x.starts_with("T1059."))))
+        )
+    );
     b.click_and_wait("#timeline tbody a").expect("open alert");
-    assert_eq!(text(&mut b, "#cmdline"), "sh -i");
-    assert_eq!(text(&mut b, "#mitre"), "T1059");
-    assert!(text(&mut b, "#playbook").contains("Isolate the pod"));
-    assert_eq!(b.count("#process-tree li").expect("tree"), 3);
+    assert!(text(&mut b, "#mitre").contains("T1059"));
+    assert!(!text(&mut b, "#playbook").is_empty());
+    assert!(b.count("#process-tree li").expect("tree") >= 2);
     b.click_and_wait("#alert-image").expect("alert -> image");
-    assert_eq!(text(&mut b, "#digest"), LANG);
+    assert_eq!(
+        text(&mut b, "#digest"),
+        s.bookworm,
+        "the recorded alerts ran localhost/debian-mini:bookworm, whose CI report the server has"
+    );
 
     // Admission.
     clean(&mut b, &format!("{base}/admission"));
     assert!(text(&mut b, "#denials-by-rule").contains("disallow-privileged"));
-    assert_eq!(b.count("#decisions tbody tr").expect("rows"), 4);
+    assert_eq!(b.count("#decisions tbody tr").expect("rows"), 5);
 
     // Hostile markup is text on every page that shows it, even with the CSP switched off.
     b.bypass_csp(true).expect("bypass csp");
     for p in [
         "/".to_string(),
         "/images".to_string(),
-        format!("/images/{EVIL}"),
-        "/advisories/CVE-2099-0001".to_string(),
+        format!("/images/{}", s.evil),
         "/runtime".to_string(),
-        "/runtime/alerts/alert-3".to_string(),
-        format!("/images/{LANG}"),
+        evil_alert.clone(),
     ] {
         let log = b.navigate(&format!("{base}{p}")).expect("load");
         assert!(
@@ -665,19 +565,30 @@ fn dashboard_in_headless_chromium() {
             0,
             "{p}: markup parsed"
         );
-        let body = b.eval("document.body.textContent").expect("text");
-        assert!(
-            body.as_str()
-                .unwrap_or("")
-                .contains("<script>window.__xss=1</script>"),
-            "{p}: payload not shown as text"
-        );
+        // The image page shows the label and the package, the alert page the command line.
+        if p.starts_with("/images/") || p == evil_alert {
+            let body = b.eval("document.body.textContent").expect("text");
+            assert!(
+                body.as_str()
+                    .unwrap_or("")
+                    .contains("<script>window.__xss=1</script>"),
+                "{p}: payload not shown as text"
+            );
+        }
     }
-    b.navigate(&format!("{base}/images/{EVIL}"))
+    b.navigate(&format!("{base}/images/{}", s.evil))
         .expect("evil image");
-    assert_eq!(text(&mut b, "#labels .label-value"), XSS);
-    assert_eq!(text(&mut b, "#by-package .pkg-name"), XSS);
-    b.navigate(&format!("{base}/runtime/alerts/alert-3"))
+    assert!(
+        b.texts("#labels .label-value")
+            .expect("labels")
+            .contains(&XSS.to_string())
+    );
+    assert!(
+        b.texts("#sbom .sbom-name")
+            .expect("packages")
+            .contains(&XSS.to_string())
+    );
+    b.navigate(&format!("{base}{evil_alert}"))
         .expect("evil alert");
     assert_eq!(text(&mut b, "#cmdline"), XSS);
     b.bypass_csp(false).expect("csp back on");

@@ -331,7 +331,14 @@ fn finding_row(data: &Value, severity: i64, kind: &str) -> FindingRow {
     }
 }
 
-pub async fn image(pool: &AnyPool, digest: &str) -> R<Option<ImageDetail>> {
+/// One image. `db` is the server's vulnerability database: the remediation plan re-matches each
+/// package's advisories at candidate versions there (the same plan as `GET /api/v1/images/{digest}/remediation`);
+/// without it the plan compares the findings' own fixed versions.
+pub async fn image(
+    pool: &AnyPool,
+    digest: &str,
+    db: Option<&std::path::Path>,
+) -> R<Option<ImageDetail>> {
     let Some(r) = sqlx::query(
         "SELECT digest, repository, tag, os, package_count, verdict, signature, last_scanned_ms, \
          snapshot_digest, arch, config_user, labels FROM artifact WHERE digest = $1",
@@ -375,6 +382,7 @@ pub async fn image(pool: &AnyPool, digest: &str) -> R<Option<ImageDetail>> {
         });
     }
     let mut groups: BTreeMap<(String, String), Vec<FindingRow>> = BTreeMap::new();
+    let mut model_findings: Vec<moat_model::Finding> = Vec::new();
     for r in sqlx::query(
         "SELECT kind, severity, data FROM finding WHERE digest = $1 AND resolved_ms IS NULL \
          ORDER BY severity DESC, vuln_id",
@@ -384,8 +392,12 @@ pub async fn image(pool: &AnyPool, digest: &str) -> R<Option<ImageDetail>> {
     .await?
     {
         let kind = s(&r, 0);
-        let f = finding_row(&json(&s(&r, 2)), n(&r, 1), &kind);
+        let data = s(&r, 2);
+        let f = finding_row(&json(&data), n(&r, 1), &kind);
         if kind == "vulnerability" {
+            if let Ok(m) = serde_json::from_str::<moat_model::Finding>(&data) {
+                model_findings.push(m);
+            }
             groups
                 .entry((f.package.clone(), f.version.clone()))
                 .or_default()
@@ -394,8 +406,20 @@ pub async fn image(pool: &AnyPool, digest: &str) -> R<Option<ImageDetail>> {
             d.checks.push(f);
         }
     }
+    let plans = remediation_plans(model_findings, db).await;
     for ((package, version), findings) in groups {
-        let (remediation, left_open) = remediation(&findings);
+        let plan = plans.iter().find(|pl| {
+            pl.installed_version == version
+                && (pl.name == package
+                    || pl
+                        .packages
+                        .iter()
+                        .any(|p| p == &package || p.contains(&format!("/{package}@"))))
+        });
+        let remediation = plan.and_then(|pl| pl.target_version.clone());
+        let left_open = plan
+            .map(|pl| pl.left_open.iter().map(|o| o.id.clone()).collect())
+            .unwrap_or_default();
         d.by_package.push(PackageFindings {
             package,
             version,
@@ -449,59 +473,29 @@ pub async fn image(pool: &AnyPool, digest: &str) -> R<Option<ImageDetail>> {
     Ok(Some(d))
 }
 
-/// The version that clears every finding of one package: the highest of the per-finding lowest fixes
-/// (a later release carries the earlier fixes), or None when a finding has no fixed version.
-fn remediation(findings: &[FindingRow]) -> (Option<String>, Vec<String>) {
-    let mut need: Option<String> = None;
-    let mut open = Vec::new();
-    for f in findings {
-        let lowest = f
-            .fixed_versions
-            .iter()
-            .min_by(|a, b| version_cmp(a, b))
-            .cloned();
-        match lowest {
-            None => open.push(f.id.clone()),
-            Some(v) => {
-                if need.as_ref().is_none_or(|cur| version_cmp(&v, cur).is_gt()) {
-                    need = Some(v);
-                }
-            }
-        }
-    }
-    (need, open)
-}
-
-/// A version order good enough to pick among a package's own fixed versions: numeric runs compare as
-/// numbers, everything else as text (the API's remediation plan uses each ecosystem's exact order).
-fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn parts(s: &str) -> Vec<Result<u64, String>> {
-        let mut out = Vec::new();
-        let mut cur = String::new();
-        let mut digit = None;
-        for c in s.chars() {
-            let d = c.is_ascii_digit();
-            if digit.is_some_and(|x| x != d) {
-                out.push(if digit == Some(true) {
-                    cur.parse().map_err(|_| cur.clone())
-                } else {
-                    Err(cur.clone())
-                });
-                cur.clear();
-            }
-            digit = Some(d);
-            cur.push(c);
-        }
-        if !cur.is_empty() {
-            out.push(if digit == Some(true) {
-                cur.parse().map_err(|_| cur.clone())
-            } else {
-                Err(cur)
-            });
-        }
-        out
-    }
-    parts(a).cmp(&parts(b))
+/// The remediation plans of one image's open findings: per package the lowest version that clears every
+/// finding, from moat-vulndb's planner (the same plan the API serves). The advisories come from the server's
+/// database when it opens; otherwise the planner compares each finding's own fixed versions.
+async fn remediation_plans(
+    findings: Vec<moat_model::Finding>,
+    db: Option<&std::path::Path>,
+) -> Vec<moat_vulndb::remediation::PackagePlan> {
+    let db = db.map(std::path::Path::to_path_buf);
+    tokio::task::spawn_blocking(move || {
+        let records = db
+            .and_then(|db| crate::reeval::snapshot(&db).ok())
+            .map(|snap| {
+                moat_vulndb::remediation::lookup_keys(&findings)
+                    .iter()
+                    .filter_map(|(e, n)| snap.lookup(e, n).ok())
+                    .flatten()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        moat_vulndb::remediation::plan(&findings, &records)
+    })
+    .await
+    .unwrap_or_default()
 }
 
 async fn workloads(pool: &AnyPool, digest: &str) -> R<Vec<WorkloadRow>> {
@@ -956,22 +950,6 @@ pub async fn admission(pool: &AnyPool) -> R<Admission> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn remediation_is_the_highest_lowest_fix_and_lists_what_stays_open() {
-        let f = |id: &str, fixed: &[&str]| FindingRow {
-            id: id.into(),
-            fixed_versions: fixed.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        let (v, open) = remediation(&[
-            f("A", &["1.2.10", "1.3.0"]),
-            f("B", &["1.2.9"]),
-            f("C", &[]),
-        ]);
-        assert_eq!(v.as_deref(), Some("1.2.10"));
-        assert_eq!(open, vec!["C"]);
-    }
 
     #[test]
     fn like_patterns_take_wildcards_literally() {

@@ -58,6 +58,8 @@ pub struct WebState {
     pool: AnyPool,
     tls: bool,
     verifier: Arc<dyn TokenVerifier>,
+    /// The server's vulnerability database, for remediation plans (see [`WebState::with_db`]).
+    db: Option<std::path::PathBuf>,
     /// SHA-256 of the session cookie value -> session. A stolen memory dump holds no usable cookie.
     sessions: Arc<Mutex<HashMap<String, Session>>>,
 }
@@ -68,8 +70,16 @@ impl WebState {
             pool,
             tls,
             verifier,
+            db: None,
             sessions: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The vulnerability database the server judges with: image pages then show the same remediation
+    /// plan as the API (advisories re-matched at candidate versions).
+    pub fn with_db(mut self, db: std::path::PathBuf) -> WebState {
+        self.db = Some(db);
+        self
     }
 }
 
@@ -370,7 +380,7 @@ async fn image(
     Path(digest): Path<String>,
 ) -> Response {
     let s = signed_in!(st, headers, &format!("/images/{digest}"));
-    match data::image(&st.pool, &digest).await {
+    match data::image(&st.pool, &digest, st.db.as_deref()).await {
         Ok(Some(d)) => html(pages::image(&d, &pages::Ctx { csrf: &s.csrf })),
         Ok(None) => failure(
             StatusCode::NOT_FOUND,
