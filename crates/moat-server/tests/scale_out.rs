@@ -193,6 +193,31 @@ impl Drop for Proc {
     }
 }
 
+/// CPU seconds (user + system) a process has used, from /proc (clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
+            let (u, k): (f64, f64) = (rest.get(11)?.parse().ok()?, rest.get(12)?.parse().ok()?);
+            Some((u + k) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+/// CPU seconds of every process of the `postgres` user (this test's cluster when run alone, as the bench does).
+fn postgres_cpu_seconds() -> f64 {
+    let o = Command::new("ps")
+        .args(["-u", "postgres", "-o", "pid="])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    o.split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(cpu_seconds)
+        .sum()
+}
+
 fn server(role: &str, port: u16, store: &str, db: &Path, config: &Path, dir: &Path) -> Proc {
     let log = dir.join(format!("{role}-{port}.log"));
     let child = Command::new(moat())
@@ -424,12 +449,19 @@ fn scenario(workers: usize, kill_one: bool) {
     assert!(probes > 0);
     assert_eq!(failures, 0, "the API failed {failures} of {probes} probes");
 
+    let worker_cpu: f64 = pool.iter().map(|p| cpu_seconds(p.child.id())).sum();
+    let api_cpu = cpu_seconds(api.child.id());
+    let pg_cpu = postgres_cpu_seconds();
     let secs = elapsed.as_secs_f64();
     eprintln!(
         "SCALE workers={workers} kill_one={kill_one} images={total} pushed_in={:.1}s judged_in={secs:.1}s \
-         scans_per_min={:.0} taken_over={taken_over} api_probes={probes} api_failures={failures}",
+         scans_per_min={:.0} taken_over={taken_over} api_probes={probes} api_failures={failures} \
+         cpu_ms_per_scan: workers={:.0} api={:.0} postgres={:.0}",
         pushed.as_secs_f64(),
-        total as f64 / secs * 60.0
+        total as f64 / secs * 60.0,
+        worker_cpu * 1000.0 / total as f64,
+        api_cpu * 1000.0 / total as f64,
+        pg_cpu * 1000.0 / total as f64,
     );
 }
 
