@@ -88,6 +88,21 @@ fn db() -> Option<PathBuf> {
             "import: {}",
             String::from_utf8_lossy(&o.stderr)
         );
+        // `moat db status` shows the severity records beside the advisories.
+        let st = json(&moat(
+            &["db", "status", "--db", p(&db), "--format", "json"],
+            &[],
+        ));
+        assert_eq!(st["rated_cves"], 40, "{st}");
+        assert_eq!(
+            st["records"], 21622,
+            "the ratings are not advisory records: {st}"
+        );
+        assert!(
+            st["newest"]["Debian:11"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("2023-"))
+        );
         Some(db)
     })
     .clone()

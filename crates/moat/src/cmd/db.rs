@@ -212,6 +212,9 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                     "withdrawn": m.withdrawn,
                     "created_at": m.created_at,
                     "ecosystems": m.ecosystems,
+                    "newest": m.newest,
+                    "cve_ratings": m.ratings,
+                    "rated_cves": m.rated_cves,
                     "sources": m.sources,
                 });
                 crate::outln!("{}", serde_json::to_string_pretty(&v)?);
@@ -227,9 +230,19 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                     snap.key_count(),
                     size as f64 / 1e6
                 );
+                crate::outln!(
+                    "severities {} CVE ratings (NVD, CVE JSON 5) for {} CVEs",
+                    m.ratings,
+                    m.rated_cves
+                );
                 crate::outln!("ecosystems:");
                 for (e, n) in &m.ecosystems {
-                    crate::outln!("  {e:<28} {n}");
+                    match m.newest.get(e) {
+                        Some(d) => {
+                            crate::outln!("  {e:<28} {n:<8} newest {}", d.get(..10).unwrap_or(d))
+                        }
+                        None => crate::outln!("  {e:<28} {n}"),
+                    }
                 }
                 crate::outln!("sources:");
                 for s in &m.sources {
