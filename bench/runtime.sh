@@ -3,15 +3,20 @@
 #  1. sensor overhead: 10,000 `/bin/true` execs from a shell loop, without and with `moat runtime watch`
 #     (moat's default rules + Falco's stable rules loaded), and the ring-buffer losses at that rate;
 #  2. replay throughput: the events recorded during (1) evaluated against Falco's stable rules on one core.
-# No peer runs here: Falco cannot be installed on these machines (no registry ships it), so the figures
-# stand alone. Usage: bash bench/runtime.sh   (prints a Markdown block for docs/benchmarks.md)
+# No peer runs here: Falco and Tetragon are not installable on these machines (no registry ships them);
+# Debian's sysdig 0.29.3 (Falco's libscap) installs but cannot capture: it needs the scap kernel module
+# (dkms, no headers for this kernel) or a prebuilt legacy BPF probe, and predates the modern eBPF probe.
+# Usage: bash bench/runtime.sh   (prints a Markdown block for docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED=${MOAT_SHARED:-$(cd .. && pwd)/shared}
 FALCO=$SHARED/data/falco/rules/rules/falco_rules.yaml
 [ "$(id -u)" = 0 ] || { echo "SKIPPED: needs root (eBPF)"; exit 0; }
-cargo build --release -q -p moat
-M=$PWD/target/release/moat
+# MOAT_BIN=path uses an already built binary (a busy shared machine rebuilds slowly).
+if [ -n "${MOAT_BIN:-}" ]; then M=$MOAT_BIN; else
+  cargo build --release -q -p moat
+  M=$PWD/target/release/moat
+fi
 T=$(mktemp -d)
 trap 'kill -INT $WPID 2>/dev/null || true; rm -rf "$T"' EXIT
 N=${N:-10000}
@@ -48,7 +53,7 @@ Machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%d). Command: \`ba
 |---|---|
 | $N execs of /bin/true, no sensor | ${base} s |
 | $N execs of /bin/true, \`moat runtime watch\` (default + Falco stable rules) | ${with} s (overhead $(echo "scale=1; ($with - $base) * 100 / $base" | bc) %) |
-| events the sensor delivered during the run | $events |
+| events the sensor delivered during the run | $events ($(echo "scale=0; $events / $with" | bc) events/s) |
 | ring-buffer losses | $lost |
 | replay, evaluation only, whole recording per round (Falco stable rules, one core) | $(echo "$replay" | sed -E 's/.*; evaluate ([0-9]+) events\/s.*/\1/') events/s |
 | replay, evaluation only, each event while in cache as in the sensor (one core) | $(echo "$replay" | sed -E 's/.*evaluate-in-cache ([0-9]+) events\/s.*/\1/') events/s |
