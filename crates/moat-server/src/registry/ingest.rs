@@ -213,6 +213,82 @@ fn valid_repository(r: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::payload;
+    use crate::store::Store;
+
+    fn envelope(digest: &str, id: &str, url_host: &str) -> Parsed {
+        let body = serde_json::json!({"events": [
+            {"id": id, "action": "push", "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                "repository": "team-a/app", "tag": "1",
+                "url": format!("http://{url_host}/v2/team-a/app/manifests/{digest}")}},
+            {"id": "p", "action": "pull", "target": {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                "repository": "team-a/app"}}
+        ]});
+        payload::parse(body.to_string().as_bytes()).expect("envelope")
+    }
+
+    #[test]
+    fn one_job_per_digest_revived_when_dead_and_refused_hosts_store_nothing() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let st = Store::connect("sqlite::memory:").await.expect("store");
+            let d = format!("sha256:{}", "ab".repeat(32));
+            let s = ScanSettings::default();
+            let mut tx = st.begin().await.unwrap();
+            let o = enqueue_pushes(&mut tx, &envelope(&d, "e1", "127.0.0.1:5000"), &s)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!((o.queued, o.duplicates, o.ignored), (1, 0, 1));
+            // The same digest again (a retried delivery, another tag): not a second job.
+            let mut tx = st.begin().await.unwrap();
+            let o = enqueue_pushes(&mut tx, &envelope(&d, "e2", "127.0.0.1:5000"), &s)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!((o.queued, o.duplicates), (0, 1));
+            let v = st.verdict(&d).await.unwrap().expect("recorded");
+            assert_eq!(v.decision, "pending");
+            // A dead job (its pulls kept failing) is queued again by a new push.
+            sqlx::query("UPDATE job SET state = 'dead', attempts = 8")
+                .execute(st.pool())
+                .await
+                .unwrap();
+            let mut tx = st.begin().await.unwrap();
+            let o = enqueue_pushes(&mut tx, &envelope(&d, "e3", "127.0.0.1:5000"), &s)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(o.queued, 1);
+            let r = sqlx::query("SELECT state, attempts FROM job")
+                .fetch_all(st.pool())
+                .await
+                .unwrap();
+            assert_eq!(r.len(), 1);
+            use sqlx::Row;
+            assert_eq!(r[0].get::<String, _>(0), "queued");
+            assert_eq!(r[0].get::<i64, _>(1), 0);
+            // A registry outside scan.registries: refused before anything is stored.
+            let only = ScanSettings {
+                registries: vec!["registry.example".into()],
+                ..ScanSettings::default()
+            };
+            let other = format!("sha256:{}", "cd".repeat(32));
+            let mut tx = st.begin().await.unwrap();
+            let e = enqueue_pushes(&mut tx, &envelope(&other, "e4", "evil.example"), &only)
+                .await
+                .unwrap_err();
+            drop(tx);
+            assert!(matches!(e, IngestError::Refused(_)), "{e}");
+            assert!(e.to_string().contains("evil.example"), "{e}");
+            assert!(st.verdict(&other).await.unwrap().is_none());
+        });
+    }
 
     #[test]
     fn names() {
