@@ -380,10 +380,30 @@ impl Dispatcher {
         }
         let now = now_ms();
         let mut tx = self.store.begin().await?;
+        // Mark the whole batch done in one statement (the same condition as `outbox::done_tx`): the
+        // ids it returns are the events this dispatcher still owns; one whose claim expired and was
+        // taken by another dispatcher is routed there, not here.
+        let mut owned = std::collections::HashSet::new();
+        for chunk in events.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE outbox SET state = 'done', done_ms = $1, lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE state = 'claimed' AND lease_owner = $2 AND id IN ({}) RETURNING id",
+                list.join(",")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(&self.owner);
+            for ev in chunk {
+                q = q.bind(ev.id.clone());
+            }
+            for r in q.fetch_all(&mut *tx).await? {
+                owned.insert(r.try_get::<String, _>(0)?);
+            }
+        }
         let mut handled = 0;
         for ev in &events {
-            if !outbox::done_tx(&mut tx, &ev.id, &self.owner).await? {
-                // The claim expired and another dispatcher took the event: it routes it.
+            if !owned.contains(&ev.id) {
                 continue;
             }
             handled += 1;
