@@ -71,7 +71,17 @@ pub fn load(paths: &[PathBuf]) -> (Vec<PodSecurityRule>, Vec<String>) {
     let mut rules = Vec::new();
     let mut unsupported = Vec::new();
     for f in all {
-        let Ok(text) = std::fs::read_to_string(&f) else {
+        // Opened without blocking, regular files only, bounded like the policy loader (a link to
+        // /dev/zero is refused, not read until memory runs out; the engine names it).
+        let Ok(file) = moat_fsio::open_regular(&f, moat_fsio::Follow::Always) else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut std::io::Read::take(file, 64 << 20), &mut bytes).is_err()
+        {
+            continue;
+        }
+        let Ok(text) = String::from_utf8(bytes) else {
             continue;
         };
         // Unreadable documents are the policy engine's to report; here only podSecurity rules matter.

@@ -149,7 +149,9 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), PolicyEr
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             walk(&path, depth + 1, out)?;
-        } else if ft.is_file() || ft.is_symlink() && path.is_file() {
+        } else if ft.is_file() || ft.is_symlink() && !path.is_dir() {
+            // A link to anything but a directory is read as a file, where a FIFO, a device
+            // (`zero.yaml -> /dev/zero`) or a dangling link is refused by name (never skipped).
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             if matches!(ext, "yaml" | "yml" | "json") {
                 out.push(path);

@@ -138,10 +138,39 @@ fn load_docs(
         ));
     }
     let path = base.join(rel);
+    // A test reads only files under its own directory or the one above it (Kyverno's layout puts
+    // the policy beside `.kyverno-test/`): never `/etc/passwd` or a link out of the tree, so no host
+    // file is read, and no line of one can appear in an error (issue 17).
+    let root = base
+        .canonicalize()
+        .map(|b| b.parent().map(Path::to_path_buf).unwrap_or(b))
+        .map_err(|e| PolicyError::invalid(test, field, format!("{}: {e}", base.display())))?;
+    let inside = |p: &Path| p.canonicalize().is_ok_and(|c| c.starts_with(&root));
+    if Path::new(rel).is_absolute() || !inside(&path) {
+        return Err(PolicyError::invalid(
+            test,
+            field,
+            format!(
+                "{rel}: outside the test's directory tree {} (a test reads only the files beside it); not read",
+                root.display()
+            ),
+        ));
+    }
     let files = crate::load::collect_files(&path)
         .map_err(|e| PolicyError::invalid(test, field, format!("{}: {e}", path.display())))?;
     let mut out = Vec::new();
     for f in files {
+        if !inside(&f) {
+            return Err(PolicyError::invalid(
+                test,
+                field,
+                format!(
+                    "{}: a link out of the test's directory tree {}; not read",
+                    f.display(),
+                    root.display()
+                ),
+            ));
+        }
         let text = read_file(&f)?;
         let name = f.display().to_string();
         for d in parse_yaml_documents(&text, &name)? {
@@ -366,6 +395,40 @@ pub fn run_test_file(path: &Path) -> Result<(Vec<TestRow>, Vec<Unsupported>), Po
             "empty test file",
         ));
     };
+    // A test file that parses but is not a test (a list, a scalar, `results: 5`) is an input error,
+    // never an empty list of results.
+    if !test.is_object() {
+        return Err(PolicyError::invalid(
+            &test_name,
+            "(document)",
+            "not a Kyverno test: expected a mapping with policies, resources and results",
+        ));
+    }
+    for key in ["policies", "resources"] {
+        match test.get(key) {
+            None | Some(Value::String(_)) => {}
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+            Some(_) => {
+                return Err(PolicyError::invalid(
+                    &test_name,
+                    key,
+                    "expected a list of file paths",
+                ));
+            }
+        }
+    }
+    match test.get("results") {
+        // Kyverno accepts a test without results (it only applies the policies).
+        None => {}
+        Some(Value::Array(a)) if a.iter().all(Value::is_object) => {}
+        Some(_) => {
+            return Err(PolicyError::invalid(
+                &test_name,
+                "results",
+                "expected a list of result mappings",
+            ));
+        }
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let mut policy_docs = Vec::new();
     for (i, p) in str_list(test.get("policies")).iter().enumerate() {
