@@ -86,8 +86,22 @@ async fn counts_for(pool: &AnyPool, digests: &[String]) -> R<BTreeMap<String, Se
     Ok(out)
 }
 
+/// The overview: the portfolio figures and what changes by the second (alerts, denials, deliveries).
 pub async fn overview(pool: &AnyPool, now_ms: i64) -> R<Overview> {
-    let mut o = Overview::default();
+    let mut o = portfolio(pool, now_ms).await?;
+    overview_live(pool, &mut o).await?;
+    Ok(o)
+}
+
+/// The portfolio figures of the overview: images by verdict, open findings by severity and fixability,
+/// the 30-day trend and the most urgent images. Each is an aggregate over every open finding, so the web
+/// layer computes them once and serves them for a few seconds (see `web::Portfolio`), the way
+/// Dependency-Track serves portfolio metrics from a periodic computation.
+pub async fn portfolio(pool: &AnyPool, now_ms: i64) -> R<Overview> {
+    let mut o = Overview {
+        computed_ms: now_ms,
+        ..Overview::default()
+    };
     for r in sqlx::query(
         "SELECT verdict, COUNT(*) FROM artifact WHERE deleted_ms IS NULL GROUP BY verdict",
     )
@@ -188,6 +202,12 @@ pub async fn overview(pool: &AnyPool, now_ms: i64) -> R<Overview> {
             digest: d,
         });
     }
+    Ok(o)
+}
+
+/// The parts of the overview that are cheap and change by the second: latest alerts and denials, their
+/// counts, alert delivery by state.
+pub async fn overview_live(pool: &AnyPool, o: &mut Overview) -> R<()> {
     o.alerts = alerts_page(pool, &AlertQuery::default(), 8).await?.0;
     o.alert_count = count(pool, "SELECT COUNT(*) FROM runtime_alert").await?;
     o.denial_count = count(
@@ -204,7 +224,7 @@ pub async fn overview(pool: &AnyPool, now_ms: i64) -> R<Overview> {
     {
         o.delivery.push((s(&r, 0), s(&r, 1), n(&r, 2)));
     }
-    Ok(o)
+    Ok(())
 }
 
 async fn count(pool: &AnyPool, sql: &'static str) -> R<i64> {

@@ -284,6 +284,7 @@ pub fn overview(o: &Overview, stamp: &str, ctx: &Ctx) -> Markup {
         ctx,
         html! {
             p #live .banner hidden data-stamp=(stamp) {}
+            p.muted #portfolio-asof { "Verdicts, findings, trend and most urgent images as of " (when(o.computed_ms)) " (recomputed when older than 10 s)." }
             div.grid {
                 section.card #verdicts {
                     h2 { "Images by verdict" }

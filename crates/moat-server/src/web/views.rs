@@ -45,6 +45,8 @@ pub struct Overview {
     pub delivery: Vec<(String, String, i64)>,
     pub alert_count: i64,
     pub denial_count: i64,
+    /// When the portfolio figures (verdicts, findings, trend, most urgent) were computed, unix ms.
+    pub computed_ms: i64,
 }
 
 #[derive(Debug, Clone)]
