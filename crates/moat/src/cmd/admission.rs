@@ -87,6 +87,19 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers, and then its body.
     #[arg(long = "request-timeout", value_name = "SECONDS", default_value_t = 10)]
     pub request_timeout: u64,
+    /// Most open connections (HTTP/1.1 and HTTP/2); one more is closed at once.
+    #[arg(long = "max-connections", value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+    /// Seconds without a byte from the client after which a connection is closed (never shorter
+    /// than --request-timeout plus --eval-deadline).
+    #[arg(long = "idle-timeout", value_name = "SECONDS", default_value_t = 30)]
+    pub idle_timeout: u64,
+    /// Policy evaluations run at once, off the async workers (default: the number of CPUs, at least 2).
+    #[arg(long = "eval-workers", value_name = "N")]
+    pub eval_workers: Option<usize>,
+    /// Seconds one request's evaluation may take; past it the failure policy answers.
+    #[arg(long = "eval-deadline", value_name = "SECONDS", default_value_t = 8)]
+    pub eval_deadline: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -191,6 +204,12 @@ fn serve(s: ServeArgs) -> anyhow::Result<Verdict> {
     }
     cfg.max_body_bytes = s.max_body_bytes;
     cfg.request_timeout = Duration::from_secs(s.request_timeout.max(1));
+    cfg.max_connections = s.max_connections.max(1);
+    cfg.idle_timeout = Duration::from_secs(s.idle_timeout.max(1));
+    if let Some(n) = s.eval_workers {
+        cfg.eval_workers = n.max(1);
+    }
+    cfg.eval_deadline = Duration::from_secs(s.eval_deadline.max(1));
     moat_admission::serve_blocking(cfg).map_err(|e| match e {
         moat_admission::AdmissionError::Config(m) => InputError(m).into(),
         other => anyhow::anyhow!(other),
