@@ -111,9 +111,23 @@ pub(crate) async fn handler(
     };
     let engine = st.engine();
     let failure = st.failure;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        review(&body, &engine, failure)
-    }));
+    // Off the async workers, on the webhook's bounded pool, within its deadline (issue 17).
+    let Some(outcome) = st
+        .evaluate(move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                review(&body, &engine, failure)
+            }))
+        })
+        .await
+    else {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "mutation evaluation did not finish within the {} s deadline (eval_deadline)",
+                st.eval_deadline.as_secs_f64()
+            ),
+        );
+    };
     match outcome {
         Ok(Ok((_, out))) => (
             [(header::CONTENT_TYPE, "application/json")],
