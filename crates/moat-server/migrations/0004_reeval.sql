@@ -6,7 +6,9 @@ CREATE INDEX artifact_first_seen ON artifact(first_seen_ms);
 -- `?package=NAME` and the remediation plan's package locations.
 CREATE INDEX package_name ON package(name);
 -- "Which images have CVE-X": alias -> primary id is the primary key; primary id -> open findings.
-CREATE INDEX finding_vuln_open ON finding(vuln_id, resolved_ms);
+-- Covering: the answer is read from the index alone, never from the finding rows (their JSON is large).
+CREATE INDEX finding_vuln_open ON finding(vuln_id, resolved_ms, digest, package_key, severity, fixable,
+    package_name, package_version, first_seen_ms, snapshot_digest);
 -- Re-evaluation replaces one package's open findings of one image.
 CREATE INDEX finding_pkg ON finding(digest, package_key);
 
