@@ -76,12 +76,14 @@ pub fn app(state: AppState) -> Router {
         .merge(public_routes())
         .merge(protected)
         // The dashboard does its own (session) auth, outside the bearer layer.
-        .merge(web::routes(web::WebState::new(
-            state.store.pool().clone(),
-            state.config.tls.is_some(),
-            Arc::new(state.store.clone()),
-        )
-        .with_db(state.config.db.clone())))
+        .merge(web::routes(
+            web::WebState::new(
+                state.store.pool().clone(),
+                state.config.tls.is_some(),
+                Arc::new(state.store.clone()),
+            )
+            .with_db(state.config.db.clone()),
+        ))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| async move {

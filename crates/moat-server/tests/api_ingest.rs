@@ -14,7 +14,10 @@ fn moat() -> PathBuf {
     // is (CI sets CARGO_TARGET_DIR). `cargo test --workspace` builds it; `-p moat-server` may not, so it
     // is built into the same target dir when missing.
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
     let bin = profile_dir.join("moat");
     if !bin.exists() {
         let target_dir = profile_dir.parent().expect("target dir");
