@@ -77,18 +77,19 @@ pub fn check_links(view: &FileView) -> Result<(), SbomError> {
     );
     paths.sort();
     paths.dedup();
-    // A database hard-linked to a file that is not a package database (`var/lib/dpkg/status` ->
-    // `etc/passwd`) is refused like the same symbolic link: it is another file under the database's
-    // name.
+    // A database hard-linked to a file that is not a package database and whose content is not in
+    // the view (`var/lib/dpkg/status` -> `etc/passwd`) is refused like the same dangling symbolic
+    // link, never silently read as nothing.
     for path in &paths {
         if let Some(e) = view.get(path)
             && let moat_image::EntryKind::Hardlink(t) = &e.meta.kind
             && !os::is_database(t)
+            && view.get(t).and_then(|x| x.content.as_ref()).is_none()
         {
             return Err(SbomError::Link {
                 path: path.clone(),
                 why: format!(
-                    "refusing to read the package database through a hard link to {t}, which is not a package database"
+                    "refusing to read the package database through a hard link to {t}, which is not a package database moat read (like a link that dangles)"
                 ),
             });
         }
