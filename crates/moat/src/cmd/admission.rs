@@ -19,6 +19,8 @@ pub struct Args {
     pub command: Sub,
 }
 
+// Parsed once per run: the size of the serve arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(clap::Subcommand, Debug)]
 pub enum Sub {
     /// Serve the validating webhook over HTTPS (AdmissionReview v1 and v1beta1) until SIGTERM/SIGINT.
