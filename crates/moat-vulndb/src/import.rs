@@ -43,6 +43,9 @@ pub enum ImportError {
         "{0}: no OSV, NVD or CVE JSON 5 records found (expected *.json records or an all.zip export)"
     )]
     Empty(PathBuf),
+    /// Records were found but none could be read: the first reasons, each naming its file and field.
+    #[error("{path}: no record could be read: {why}")]
+    Unreadable { path: PathBuf, why: String },
     /// A path that is not a regular file or directory (a FIFO, a device), or a refused link.
     #[error("{0}")]
     Refused(String),
@@ -113,15 +116,35 @@ fn parse_into(batch: &mut Batch, name: &str, bytes: &[u8]) {
         }
         None => {}
     }
+    let culprit = bad_field(&value);
     match serde_json::from_value::<Record>(value) {
         Ok(r) if !r.id.trim().is_empty() => batch.records.push(r.slim()),
         Ok(_) => batch
             .warnings
             .push(format!("{name}: record has an empty id")),
-        Err(e) => batch
-            .warnings
-            .push(format!("{name}: not an OSV record: {e}")),
+        Err(e) => batch.warnings.push(match culprit {
+            Some(field) => format!("{name}: not an OSV record: field `{field}`: {e}"),
+            None => format!("{name}: not an OSV record: {e}"),
+        }),
     }
+}
+
+/// The top-level field whose value makes a record fail to deserialize (a wrong-typed `affected`,
+/// `aliases` or `id`), found only when it fails: each field is tried alone beside a valid id.
+fn bad_field(value: &serde_json::Value) -> Option<String> {
+    let obj = value.as_object()?;
+    if serde_json::from_value::<Record>(value.clone()).is_ok() {
+        return None;
+    }
+    for (k, v) in obj {
+        let mut one = serde_json::Map::new();
+        one.insert("id".into(), serde_json::Value::String("X".into()));
+        one.insert(k.clone(), v.clone());
+        if serde_json::from_value::<Record>(serde_json::Value::Object(one)).is_err() {
+            return Some(k.clone());
+        }
+    }
+    None
 }
 
 /// Reads every record under `path` (directory, `.json` file or `.zip` archive).
@@ -145,6 +168,16 @@ pub fn read_path(path: &Path) -> Result<Batch, ImportError> {
         parse_into(&mut batch, &path.display().to_string(), &bytes);
     }
     if batch.records.is_empty() && batch.cve_documents == 0 {
+        if !batch.warnings.is_empty() {
+            let mut why: Vec<String> = batch.warnings.iter().take(3).cloned().collect();
+            if batch.warnings.len() > 3 {
+                why.push(format!("and {} more", batch.warnings.len() - 3));
+            }
+            return Err(ImportError::Unreadable {
+                path: path.to_path_buf(),
+                why: why.join("; "),
+            });
+        }
         return Err(ImportError::Empty(path.to_path_buf()));
     }
     Ok(batch)

@@ -144,3 +144,22 @@ fn cel_variables_doubling_45_times_are_refused_by_the_cost_budget() {
     assert!(run.elapsed.as_secs() < 30, "{:?}", run.elapsed);
     assert_eq!(tree(dir.path()), before);
 }
+
+#[test]
+fn wrong_typed_osv_fields_are_named() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let osv = dir.path().join("osv");
+    std::fs::create_dir(&osv).expect("dir");
+    std::fs::write(
+        osv.join("a.json"),
+        r#"{"id":"GHSA-xxxx-xxxx-xxxx","modified":"2024-01-01T00:00:00Z","affected":5}"#,
+    )
+    .expect("record");
+    std::fs::write(
+        osv.join("b.json"),
+        r#"{"id":"GHSA-yyyy-yyyy-yyyy","modified":"2024-01-01T00:00:00Z","aliases":"CVE-1"}"#,
+    )
+    .expect("record");
+    let run = moat_in(dir.path(), &["db", "import", "osv", "--db", "db"], &[]);
+    run.assert_input_error(&["a.json", "field `affected`", "b.json", "field `aliases`"]);
+}
