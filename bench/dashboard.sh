@@ -43,7 +43,8 @@ MOAT_SERVER_TOKEN=$ADMIN "$MOAT" server --listen "127.0.0.1:$PORT" --store "$STO
   2> "$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-READ=$("$MOAT" server token create --scope read --name bench --store "$STORE" 2>/dev/null)
+READ=$("$MOAT" server token create --scope read --name bench --store "$STORE" 2>"$WORK/token.err") ||
+  { cat "$WORK/token.err"; exit 1; }
 BASE="http://127.0.0.1:$PORT"
 JAR="$WORK/cookies"
 csrf=$(curl -s -c "$JAR" "$BASE/login" | grep -o 'name="csrf" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
@@ -52,7 +53,7 @@ curl -s -b "$JAR" -c "$JAR" -o /dev/null -w '' --data-urlencode "token=$READ" --
 grep -q moat_session "$JAR" || { echo "sign-in failed"; cat "$WORK/server.log"; exit 1; }
 DIGEST=$(curl -s -H "Authorization: Bearer $READ" "$BASE/api/v1/images?limit=1" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["images"][0]["digest"])')
-pages=("/" "/images" "/images?page=200" "/images?sort=findings&dir=desc" "/images?q=bookworm" "/images/$DIGEST")
+pages=("/" "/images" "/images?page=200" "/images?sort=packages&dir=desc" "/images?q=team-7" "/images/$DIGEST")
 printf '%-36s %8s %8s %8s %8s %10s\n' page p50_ms p95_ms p99_ms max_ms bytes
 for p in "${pages[@]}"; do
   curl -s -b "$JAR" -o /dev/null "$BASE$p"   # warm

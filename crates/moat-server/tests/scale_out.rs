@@ -466,7 +466,7 @@ fn scenario(workers: usize, kill_one: bool) {
 }
 
 #[test]
-fn two_workers_scan_every_pushed_image_exactly_once() {
+fn workers_scan_every_pushed_image_exactly_once() {
     let workers = std::env::var("MOAT_SCALE_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
