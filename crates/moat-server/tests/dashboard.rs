@@ -115,7 +115,7 @@ fn evil_layout(tmp: &Path, bookworm: &Path) -> String {
     p(&base)
 }
 
-fn seed(tmp: &Path) -> Option<(Proc, u16, String, Seeded, Registry)> {
+fn seed(tmp: &Path) -> Option<(Proc, u16, String, Seeded, Registry, common::Receiver)> {
     let osv = moat_testkit::shared_path("data/osv")?;
     let home = PathBuf::from(std::env::var_os("HOME").unwrap_or_default());
     let lang = home.join(".cache/moat-fixtures/lang-image/oci");
@@ -137,9 +137,23 @@ fn seed(tmp: &Path) -> Option<(Proc, u16, String, Seeded, Registry)> {
     let notify = format!("http://127.0.0.1:{port}/api/v1/registry/events");
     let reg = Registry::start_with(Some(&notify), Some(ADMIN))?;
     let config = tmp.join("server.yaml");
+    // One alert rule (every scanned image) to a loopback receiver: the overview shows its delivery state.
+    let rx = common::Receiver::start(|_, _| 200);
+    std::fs::write(
+        tmp.join("rules.yaml"),
+        format!(
+            "targets:\n  - name: receiver\n    type: webhook\n    url: http://127.0.0.1:{}/hook\n\
+             rules:\n  - id: dashboard-every-scan\n    description: every scanned image\n    event: image.scanned\n    targets: [receiver]\n",
+            rx.port
+        ),
+    )
+    .expect("rules");
     std::fs::write(
         &config,
-        format!("scan:\n  insecure_registries: [\"{}\"]\n", reg.addr()),
+        format!(
+            "scan:\n  insecure_registries: [\"{}\"]\nalerts:\n  rules: [rules.yaml]\n  poll_ms: 50\n",
+            reg.addr()
+        ),
     )
     .expect("config");
     let log = tmp.join("server.log");
@@ -280,7 +294,7 @@ fn seed(tmp: &Path) -> Option<(Proc, u16, String, Seeded, Registry)> {
         registry: reg.addr(),
         alerts,
     };
-    Some((server, port, store, seeded, reg))
+    Some((server, port, store, seeded, reg, rx))
 }
 
 fn screenshots_dir() -> PathBuf {
@@ -320,7 +334,7 @@ fn dashboard_in_headless_chromium() {
         }
         Err(e) => panic!("{e}"),
     };
-    let Some((_server, port, store, s, _reg)) = seed(work.path()) else {
+    let Some((_server, port, store, s, _reg, rx)) = seed(work.path()) else {
         return;
     };
     let base = format!("http://127.0.0.1:{port}");
@@ -434,6 +448,20 @@ fn dashboard_in_headless_chromium() {
     );
     assert_eq!(b.count("#latest-denials tbody tr").expect("rows"), 2);
     assert!(b.count("#trend polyline").expect("trend") == 1);
+    // Alert delivery per rule: the three pushed images' scans, each delivered once to the receiver.
+    assert!(
+        wait_for(Duration::from_secs(30), || rx.accepted_per_key().len() == 3),
+        "deliveries: {:?}",
+        rx.accepted_per_key()
+    );
+    clean(&mut b, &format!("{base}/"));
+    let rows = b.texts("#delivery tbody tr").expect("delivery rows");
+    assert!(
+        rows.iter().any(|r| r.contains("dashboard-every-scan")
+            && r.contains("delivered")
+            && r.ends_with('3')),
+        "{rows:?}"
+    );
 
     // Images: search, sort, pagination.
     clean(&mut b, &format!("{base}/images?q=shop"));

@@ -217,7 +217,7 @@ pub async fn overview_live(pool: &AnyPool, o: &mut Overview) -> R<()> {
     .await?;
     o.denials = admission_rows(pool, true, 8).await?;
     for r in sqlx::query(
-        "SELECT event_type, state, COUNT(*) FROM outbox GROUP BY event_type, state ORDER BY event_type, state",
+        "SELECT rule_id, state, COUNT(*) FROM alert_delivery GROUP BY rule_id, state ORDER BY rule_id, state",
     )
     .fetch_all(pool)
     .await?

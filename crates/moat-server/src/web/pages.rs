@@ -339,10 +339,10 @@ pub fn overview(o: &Overview, stamp: &str, ctx: &Ctx) -> Markup {
                 section.card #delivery {
                     h2 { "Alert delivery" }
                     table {
-                        thead { tr { th { "Event" } th { "State" } th.num { "Events" } } }
+                        thead { tr { th { "Rule" } th { "State" } th.num { "Alerts" } } }
                         tbody {
                             @for (e, s, n) in &o.delivery { tr { td { (e) } td { (s) } td.num { (n) } } }
-                            @if o.delivery.is_empty() { tr { td colspan="3" .muted { "No events for alert rules yet." } } }
+                            @if o.delivery.is_empty() { tr { td colspan="3" .muted { "No alerts from alert rules yet." } } }
                         }
                     }
                 }

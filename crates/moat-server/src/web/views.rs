@@ -41,7 +41,7 @@ pub struct Overview {
     pub urgent: Vec<UrgentImage>,
     pub alerts: Vec<AlertRow>,
     pub denials: Vec<AdmissionRow>,
-    /// Alert-rule delivery status: (event type, state) -> events.
+    /// Alert-rule delivery status, from the delivery records: (rule id, state) -> alerts.
     pub delivery: Vec<(String, String, i64)>,
     pub alert_count: i64,
     pub denial_count: i64,
