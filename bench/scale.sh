@@ -22,3 +22,19 @@ for w in $WORKERS; do
     workers_scan_every -- --nocapture 2>&1 | grep -E '^SCALE|panicked|FAILED' || true
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Queue claim latency on its own (crates/moat-server/examples/bench_queue.rs): a temporary PostgreSQL 15
+# cluster, 10,000 queued push jobs, 1-3 claimers each claiming and completing as a worker does.
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+PGDIR=$(mktemp -d /tmp/moat-bench-pg.XXXXXX)
+chown postgres:postgres "$PGDIR"
+PGPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -A trust --no-sync -E UTF8 >/dev/null
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -o "-k $PGDIR -p $PGPORT -h 127.0.0.1" -l "$PGDIR/log" -w start >/dev/null
+trap 'runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1; rm -rf "$PGDIR"' EXIT
+cargo build -q "${flags[@]}" -p moat-server --example bench_queue
+BQ=target/$([ "$PROFILE" = release ] && echo release || echo debug)/examples/bench_queue
+for c in 1 2 3; do
+  runuser -u postgres -- "$PGBIN/psql" -h 127.0.0.1 -p "$PGPORT" -U postgres -qc "DROP DATABASE IF EXISTS q$c" -c "CREATE DATABASE q$c" >/dev/null
+  "$BQ" --store "postgres://postgres@127.0.0.1:$PGPORT/q$c" --jobs 10000 --claimers "$c"
+done
