@@ -308,10 +308,7 @@ mod tests {
         assert!(row.contains("HIGH 7.2 ghsa"), "{row}");
         assert!(row.contains("4.17.21") && row.contains("4.18.0"), "{row}");
         assert_eq!(t.matches("CVE-2021-23337").count(), 1, "one row: {t}");
-        assert!(
-            t.contains("in srv/a/") && t.contains("in srv/b/"),
-            "{t}"
-        );
+        assert!(t.contains("in srv/a/") && t.contains("in srv/b/"), "{t}");
     }
 
     #[test]

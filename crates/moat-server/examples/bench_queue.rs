@@ -69,7 +69,11 @@ async fn main() -> Result<(), E> {
                     break;
                 };
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                if !seen.lock().map_err(|e| e.to_string())?.insert(job.id.clone()) {
+                if !seen
+                    .lock()
+                    .map_err(|e| e.to_string())?
+                    .insert(job.id.clone())
+                {
                     dup.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 store.complete_job(&job.id, &worker).await?;
