@@ -1111,9 +1111,11 @@ fn admission_image_security_policy() {
             );
         }
     }
+    // A test reads only the files of its own tree (issue 17): the workshop's policy sits beside it, as in
+    // Kyverno's layout.
+    std::fs::copy(&policy, tmp.path().join("image-security-policy.yaml")).unwrap();
     let test = format!(
-        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: workshop\npolicies:\n- {}\nresources:\n- pods.yaml\nresults:\n{results}",
-        policy.display()
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata:\n  name: workshop\npolicies:\n- image-security-policy.yaml\nresources:\n- pods.yaml\nresults:\n{results}"
     );
     std::fs::write(tmp.path().join("kyverno-test.yaml"), &test).unwrap();
     let o = moat(&["policy", "test", p(tmp.path()), "--format", "json"]);
@@ -1132,6 +1134,7 @@ fn admission_image_security_policy() {
     let wrong = tmp.path().join("wrong");
     std::fs::create_dir(&wrong).unwrap();
     std::fs::copy(&pods, wrong.join("pods.yaml")).unwrap();
+    std::fs::copy(&policy, wrong.join("image-security-policy.yaml")).unwrap();
     std::fs::write(
         wrong.join("kyverno-test.yaml"),
         test.replacen("result: fail", "result: pass", 1),
