@@ -27,4 +27,6 @@ if [ -s /tmp/moat-test-skips.log ]; then
   echo "== skipped tests: $(wc -l < /tmp/moat-test-skips.log)"
   cat /tmp/moat-test-skips.log
 fi
+# The habits CI enforces besides the tests: cargo fmt --check, clippy -D warnings, cargo deny (scripts/checks.sh).
+bash scripts/checks.sh || status=1
 exit $status
