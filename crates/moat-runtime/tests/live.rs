@@ -379,7 +379,12 @@ sleep 0.5
             "-e",
             &format!("MOAT_EG_PLAN={plan}"),
             IMAGE,
-            "/eg/moat-evtgen",
+            // The container stays up 2 s after the cases, as the workshop container sleeps at its end: the
+            // sensor reads a process's container from /proc while it runs, so a container removed before
+            // a loaded consumer reaches its events would leave them unattributed.
+            "/bin/sh",
+            "-c",
+            "/eg/moat-evtgen; s=$?; sleep 2; exit $s",
         ],
     );
     let _ = podman(&env, &["rm", "-f", &ename]);
