@@ -100,6 +100,51 @@ fn snap_key(db: &Path) -> Option<SnapKey> {
     Some((p, m.len(), m.modified().ok()))
 }
 
+/// Remediation plans for an image's open findings (what `GET /api/v1/images/{digest}/remediation` serves and
+/// the dashboard's image page shows): moat-vulndb's planner over the advisories of the server's snapshot.
+pub struct Remediation {
+    pub plans: Vec<moat_vulndb::remediation::PackagePlan>,
+    /// The snapshot the advisories came from; None when the database could not be opened.
+    pub snapshot: Option<String>,
+    /// Why the plan fell back to the findings' own fixed versions.
+    pub warning: Option<String>,
+}
+
+/// Plans `findings` against the snapshot at `db`. A database that does not open is not an error: the plan
+/// then compares each finding's own fixed versions and says so; a lookup that fails in an open database is.
+pub async fn remediation(db: &Path, findings: Vec<Finding>) -> Result<Remediation, ReevalError> {
+    let snap = match snapshot(db) {
+        Ok(s) => s,
+        Err(e) => {
+            return Ok(Remediation {
+                plans: moat_vulndb::remediation::plan(&findings, &[]),
+                snapshot: None,
+                warning: Some(format!(
+                    "{e}; the plan compares each finding's own fixed versions instead of re-matching the advisories"
+                )),
+            });
+        }
+    };
+    let digest = snap.meta().digest.clone();
+    let plans = tokio::task::spawn_blocking(move || {
+        let mut records = Vec::new();
+        for (e, n) in moat_vulndb::remediation::lookup_keys(&findings) {
+            records.extend(
+                snap.lookup(&e, &n)
+                    .map_err(|e| ReevalError::Db(e.to_string()))?,
+            );
+        }
+        Ok::<_, ReevalError>(moat_vulndb::remediation::plan(&findings, &records))
+    })
+    .await
+    .map_err(|e| ReevalError::Db(e.to_string()))??;
+    Ok(Remediation {
+        plans,
+        snapshot: Some(digest),
+        warning: None,
+    })
+}
+
 /// The server's snapshot, reopened when the file changed (a `moat db import` renames a new file
 /// over the old one).
 pub fn snapshot(db: &Path) -> Result<Arc<Snapshot>, ReevalError> {

@@ -141,31 +141,14 @@ async fn get_remediation(
         .open_findings(&digest)
         .await
         .inspect_err(|e| store_err(&st, e))?;
-    let keys = moat_vulndb::remediation::lookup_keys(&findings);
-    let mut warnings = Vec::new();
-    let (records, snapshot) = match reeval::snapshot(&st.config.db) {
-        Ok(snap) => {
-            let s = snap.clone();
-            let recs = tokio::task::spawn_blocking(move || {
-                let mut out = Vec::new();
-                for (e, n) in &keys {
-                    out.extend(s.lookup(e, n)?);
-                }
-                Ok::<_, moat_vulndb::DbError>(out)
-            })
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            (recs, Some(snap.meta().digest.clone()))
-        }
-        Err(e) => {
-            warnings.push(format!(
-                "{e}; the plan compares each finding's own fixed versions instead of re-matching the advisories"
-            ));
-            (Vec::new(), None)
-        }
-    };
-    let mut plans = moat_vulndb::remediation::plan(&findings, &records);
+    let reeval::Remediation {
+        mut plans,
+        snapshot,
+        warning,
+    } = reeval::remediation(&st.config.db, findings)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let warnings: Vec<String> = warning.into_iter().collect();
     // Where each package sits, from the SBOM when the findings do not say.
     let pkgs = query::packages_of(&st.store, &digest)
         .await

@@ -493,29 +493,20 @@ pub async fn image(
     Ok(Some(d))
 }
 
-/// The remediation plans of one image's open findings: per package the lowest version that clears every
-/// finding, from moat-vulndb's planner (the same plan the API serves). The advisories come from the server's
-/// database when it opens; otherwise the planner compares each finding's own fixed versions.
+/// The remediation plans of one image's open findings: the server's one implementation
+/// ([`crate::reeval::remediation`], what the API serves). Without a database path (a dashboard built without
+/// one) the planner compares each finding's own fixed versions.
 async fn remediation_plans(
     findings: Vec<moat_model::Finding>,
     db: Option<&std::path::Path>,
 ) -> Vec<moat_vulndb::remediation::PackagePlan> {
-    let db = db.map(std::path::Path::to_path_buf);
-    tokio::task::spawn_blocking(move || {
-        let records = db
-            .and_then(|db| crate::reeval::snapshot(&db).ok())
-            .map(|snap| {
-                moat_vulndb::remediation::lookup_keys(&findings)
-                    .iter()
-                    .filter_map(|(e, n)| snap.lookup(e, n).ok())
-                    .flatten()
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        moat_vulndb::remediation::plan(&findings, &records)
-    })
-    .await
-    .unwrap_or_default()
+    match db {
+        Some(db) => crate::reeval::remediation(db, findings)
+            .await
+            .map(|r| r.plans)
+            .unwrap_or_default(),
+        None => moat_vulndb::remediation::plan(&findings, &[]),
+    }
 }
 
 async fn workloads(pool: &AnyPool, digest: &str) -> R<Vec<WorkloadRow>> {
