@@ -6,78 +6,18 @@
 //! /api/v1/images/{digest}/remediation (lodash 4.17.15 → 4.18.0, urllib3 1.24.1 → 1.26.18, each with
 //! the layer and file), POST /api/v1/db/reload scopes.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn moat() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("moat");
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "moat"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(&root)
-            .status()
-            .expect("cargo build moat");
-        assert!(st.success());
-    }
-    bin
-}
+mod common;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+use common::{ADMIN, moat};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const ADMIN: &str = "queries-admin-secret-0123456789";
-
-fn start(store: &str, db: &Path, log: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(moat())
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            store,
-        ])
-        .arg("--db")
-        .arg(db)
-        .env("MOAT_SERVER_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log"))
-        .spawn()
-        .expect("moat server");
-    let s = Server { child, port };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, _)) = http(port, "GET", "/healthz", None, b"") {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("moat server did not start on {port}");
+/// The shared harness's server (tests/common), with this test's vulnerability database.
+fn start(store: &str, db: &Path, dir: &Path) -> common::Server {
+    common::start(store, dir, &["--db", &db.display().to_string()])
 }
 
 fn http(
@@ -87,30 +27,7 @@ fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    common::http(port, method, path, token, body).map(|(st, _, body)| (st, body))
 }
 
 fn get(port: u16, path: &str) -> (u16, Value) {
@@ -161,8 +78,7 @@ fn exercise(store_url: &str) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let log = dir.path().join("server.log");
-    let s = start(store_url, &db, &log);
+    let s = start(store_url, &db, dir.path());
     let p = s.port;
     let lang = data("lang-image.report.json");
     let bookworm = data("bookworm.report.json");

@@ -9,105 +9,23 @@
 //! answered by alias (CVE-2023-43804). No registry is involved at all: the image is never pulled
 //! again (the only image read is the CLI's scan of the local OCI layout before the server starts).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn moat() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("moat");
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "moat"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(&root)
-            .status()
-            .expect("cargo build moat");
-        assert!(st.success());
-    }
-    bin
-}
+mod common;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+use common::{ADMIN, moat};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const ADMIN: &str = "reeval-admin-secret-0123456789";
-
-fn start(store: &str, db: &Path, log: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(moat())
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            store,
-        ])
-        .arg("--db")
-        .arg(db)
-        .env("MOAT_SERVER_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("moat server");
-    let s = Server { child, port };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, _)) = http(port, "GET", "/healthz", b"") {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "moat server did not start on {port}: {}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
+/// The shared harness's server (tests/common), with this test's vulnerability database.
+fn start(store: &str, db: &Path, dir: &Path) -> common::Server {
+    common::start(store, dir, &["--db", &db.display().to_string()])
 }
 
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    common::http(port, method, path, Some(ADMIN), body).map(|(st, _, body)| (st, body))
 }
 
 fn get_json(port: u16, path: &str) -> (u16, Value) {
@@ -208,8 +126,8 @@ fn exercise(store_url: &str) {
     ))
     .expect("inventory JSON");
 
-    let log = dir.path().join("server.log");
-    let s = start(store_url, &db, &log);
+    let s = start(store_url, &db, dir.path());
+    let log = s.log.clone();
     let p = s.port;
     // The snapshot seen at start is the baseline (no SBOM stored yet).
     let first = wait_runs(p, 1, &log);
