@@ -312,7 +312,7 @@ pub fn scan_with_cache(
         .unwrap_or_else(moat_vulndb::coverage::today);
     if req.scanners.vuln {
         findings.extend(eol_finding(&inv, &today));
-        match Snapshot::open(&req.db.path) {
+        match Snapshot::open_shared(&req.db.path) {
             Ok(snap) => {
                 let result =
                     moat_vulndb::scan(&snap, &inv).map_err(|error| ScanError::Database {

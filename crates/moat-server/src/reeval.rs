@@ -19,8 +19,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use moat_model::{Finding, FindingKind, Inventory, OsRelease, Package};
 use moat_vulndb::Snapshot;
@@ -87,19 +87,6 @@ pub struct Outcome {
     pub elapsed_ms: i64,
 }
 
-// ---------------------------------------------------------------------------------------------
-// The snapshot, opened once per file version.
-
-type SnapKey = (PathBuf, u64, Option<SystemTime>);
-
-static SNAPSHOT: Mutex<Option<(SnapKey, Arc<Snapshot>)>> = Mutex::new(None);
-
-fn snap_key(db: &Path) -> Option<SnapKey> {
-    let p = moat_vulndb::store::snapshot_path(db);
-    let m = std::fs::metadata(&p).ok()?;
-    Some((p, m.len(), m.modified().ok()))
-}
-
 /// Remediation plans for an image's open findings (what `GET /api/v1/images/{digest}/remediation` serves and
 /// the dashboard's image page shows): moat-vulndb's planner over the advisories of the server's snapshot.
 pub struct Remediation {
@@ -148,18 +135,7 @@ pub async fn remediation(db: &Path, findings: Vec<Finding>) -> Result<Remediatio
 /// The server's snapshot, reopened when the file changed (a `moat db import` renames a new file
 /// over the old one).
 pub fn snapshot(db: &Path) -> Result<Arc<Snapshot>, ReevalError> {
-    let key = snap_key(db);
-    if let (Some(k), Ok(g)) = (&key, SNAPSHOT.lock())
-        && let Some((have, s)) = g.as_ref()
-        && have == k
-    {
-        return Ok(s.clone());
-    }
-    let s = Arc::new(Snapshot::open(db).map_err(|e| ReevalError::Db(e.to_string()))?);
-    if let (Some(k), Ok(mut g)) = (key, SNAPSHOT.lock()) {
-        *g = Some((k, s.clone()));
-    }
-    Ok(s)
+    Snapshot::open_shared(db).map_err(|e| ReevalError::Db(e.to_string()))
 }
 
 /// Fingerprint of every (ecosystem, name) key: SHA-256 over the records naming it, by id.
@@ -962,9 +938,9 @@ pub fn handler(db: PathBuf, policy: Arc<GatePolicy>) -> crate::worker::Handler {
 /// the one last evaluated enqueues a delta run (once per digest across replicas).
 pub fn spawn_watcher(store: Store, db: PathBuf, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seen: Option<SnapKey> = None;
+        let mut seen: Option<moat_vulndb::store::SnapshotVersion> = None;
         loop {
-            let k = snap_key(&db);
+            let k = moat_vulndb::store::snapshot_version(&db);
             if k.is_some() && k != seen {
                 match snapshot(&db) {
                     Ok(s) => {

@@ -200,7 +200,39 @@ fn write_index(out: &mut Vec<u8>, idx: &BTreeMap<String, Vec<u32>>) {
     }
 }
 
+/// Which file a database's snapshot is, as far as a reader can tell without reading it: its path, length
+/// and modification time. An import renames a new file over the old one, which changes it.
+pub type SnapshotVersion = (PathBuf, u64, Option<std::time::SystemTime>);
+
+/// The [`SnapshotVersion`] of the snapshot at `db`; None when there is none.
+pub fn snapshot_version(db: &Path) -> Option<SnapshotVersion> {
+    let p = snapshot_path(db);
+    std::fs::metadata(&p)
+        .ok()
+        .map(|m| (p, m.len(), m.modified().ok()))
+}
+
 impl Snapshot {
+    /// The snapshot at `db`, opened once per process while its file is the same (path, length, mtime):
+    /// a long-running server scans every pushed image with one opened index instead of reading it again
+    /// per scan. An import replaces the file by rename, so the next call opens the new one.
+    pub fn open_shared(db: &Path) -> Result<std::sync::Arc<Snapshot>, DbError> {
+        static SHARED: std::sync::Mutex<Option<(SnapshotVersion, std::sync::Arc<Snapshot>)>> =
+            std::sync::Mutex::new(None);
+        let key = snapshot_version(db);
+        if let (Some(k), Ok(g)) = (&key, SHARED.lock())
+            && let Some((have, s)) = g.as_ref()
+            && have == k
+        {
+            return Ok(s.clone());
+        }
+        let s = std::sync::Arc::new(Snapshot::open(db)?);
+        if let (Some(k), Ok(mut g)) = (key, SHARED.lock()) {
+            *g = Some((k, s.clone()));
+        }
+        Ok(s)
+    }
+
     /// Opens the snapshot of a database directory (or snapshot file).
     pub fn open(db: &Path) -> Result<Snapshot, DbError> {
         let path = snapshot_path(db);
