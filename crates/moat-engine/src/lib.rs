@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod lint;
+pub mod policy;
 pub mod scan;
 
 pub use scan::{

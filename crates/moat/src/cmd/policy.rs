@@ -1,12 +1,15 @@
 //! `moat policy`: policy as code. `policy test DIR` runs Kyverno's test format (`kyverno-test.yaml`)
 //! with moat's engine and compares every expected result.
+//!
+//! Flags → [`PolicyTestRequest`] → [`moat_engine::policy::test`] → render.
 
 use std::path::PathBuf;
 
-use moat_policy::test_runner::{TestReport, run_dir};
+use moat_engine::policy::{PolicyDiagnostic, PolicyTestRequest};
+use moat_policy::test_runner::TestReport;
 use moat_report::Verdict;
 
-use crate::common::{InputError, OutputArgs};
+use crate::common::OutputArgs;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -111,12 +114,13 @@ fn summary(report: &TestReport) -> String {
     )
 }
 
+/// Flags → [`PolicyTestRequest`] → [`moat_engine::policy::test`] → render.
 fn test(a: TestArgs) -> anyhow::Result<Verdict> {
-    let report = run_dir(&a.dir).map_err(|e| InputError(e.to_string()))?;
-    // Nothing ran: the error alone, no empty table a CI log could mistake for a pass.
-    if report.rows.is_empty() && !report.errors.is_empty() {
-        return Err(InputError(report.errors.join("\n")).into());
-    }
+    let outcome = moat_engine::policy::test(&PolicyTestRequest {
+        path: a.dir.clone(),
+        fail_on_unsupported: a.fail_on_unsupported,
+    })?;
+    let report = &outcome.report;
     let format = a.format.unwrap_or(if a.out.is_terminal() {
         TestFormat::Table
     } else {
@@ -124,35 +128,21 @@ fn test(a: TestArgs) -> anyhow::Result<Verdict> {
     });
     let text = match format {
         TestFormat::Json => serde_json::to_string_pretty(&report.rows)? + "\n",
-        TestFormat::Table => table(&report),
+        TestFormat::Table => table(report),
     };
     a.out.write(&text)?;
     // Named at load time, one line per rule: never silently dropped.
-    for u in &report.unsupported {
-        if u.rule.is_empty() || u.rule == u.policy {
-            eprintln!("unsupported: {}: {}", u.reason, u.policy);
-        } else {
-            eprintln!("unsupported: {}: {}/{}", u.reason, u.policy, u.rule);
+    for d in &outcome.diagnostics {
+        if let PolicyDiagnostic::Unsupported(u) = d {
+            if u.rule.is_empty() || u.rule == u.policy {
+                eprintln!("unsupported: {}: {}", u.reason, u.policy);
+            } else {
+                eprintln!("unsupported: {}: {}/{}", u.reason, u.policy, u.rule);
+            }
         }
     }
     if format == TestFormat::Json {
-        eprintln!("{}", summary(&report));
+        eprintln!("{}", summary(report));
     }
-    if a.fail_on_unsupported && (!report.unsupported.is_empty() || report.skipped_unsupported() > 0)
-    {
-        return Err(InputError(format!(
-            "{} unsupported policy features (--fail-on-unsupported); {} results skipped-unsupported",
-            report.unsupported.len(),
-            report.skipped_unsupported()
-        ))
-        .into());
-    }
-    if !report.errors.is_empty() {
-        return Err(InputError(report.errors.join("\n")).into());
-    }
-    Ok(if report.mismatches() > 0 {
-        Verdict::Fail
-    } else {
-        Verdict::Pass
-    })
+    Ok(outcome.verdict()?)
 }
