@@ -294,10 +294,7 @@ async fn real_main() -> Result<(), String> {
                 .await
                 .map_err(|x| e(&x))?;
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
-            hits.push(
-                v.map(|v| v["image_count"].as_u64().unwrap_or(0) as usize)
-                    .unwrap_or(0),
-            );
+            hits.push(v.map_or(0, |v| v.image_count));
         }
     }
     lat.sort_by(|x, y| x.total_cmp(y));

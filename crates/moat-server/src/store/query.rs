@@ -442,9 +442,52 @@ pub async fn image_detail(store: &Store, digest: &str) -> Result<Option<Value>, 
     })))
 }
 
+/// One package of an image that has an open finding of the advisory.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdvisoryPackage {
+    /// The finding's vulnerability id (the primary id the alias resolved to).
+    pub finding: String,
+    pub severity: &'static str,
+    pub fixable: bool,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub purl: String,
+    pub first_seen: i64,
+    pub snapshot: Option<String>,
+}
+
+/// One image of an advisory's answer (field order is the API's).
+#[derive(Debug, Clone, Serialize)]
+pub struct AdvisoryImage {
+    pub digest: String,
+    pub packages: Vec<AdvisoryPackage>,
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+    pub verdict: Option<String>,
+}
+
+/// `GET /api/v1/advisories/{id}`, serialized as is (typed, so an answer of thousands of images
+/// is not built as a tree of JSON values first).
+#[derive(Debug, Clone, Serialize)]
+pub struct Advisory {
+    pub id: String,
+    pub ids: Vec<String>,
+    pub aliases: Vec<String>,
+    pub title: String,
+    pub severity: &'static str,
+    pub image_count: usize,
+    /// More finding rows matched than `limit`.
+    pub truncated: bool,
+    pub images: Vec<AdvisoryImage>,
+    pub repositories: Vec<String>,
+    pub workloads: Vec<Value>,
+    pub namespaces: Vec<String>,
+}
+
 /// `GET /api/v1/advisories/{id}`: every image with an open finding of the advisory (by its id or any
-/// alias) and every workload running one of them. None when no stored image has it.
-pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Value>, StoreError> {
+/// alias) and every workload running one of them, images by digest and each image's packages by
+/// package key. `limit` bounds the finding rows read. None when no stored image has it.
+pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Advisory>, StoreError> {
     let ids = resolve_ids(store, id).await?;
     let sql = format!(
         "SELECT f.digest, a.repository, a.tag, a.verdict, f.vuln_id, f.severity, f.fixable, f.package_name, \
@@ -464,38 +507,46 @@ pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Valu
         return Ok(None);
     }
     let truncated = rows.len() as i64 > limit;
-    let mut images: BTreeMap<String, Value> = BTreeMap::new();
-    let mut title = String::new();
+    // Rows come ordered by digest: consecutive rows of one digest are one image.
+    let mut images: Vec<AdvisoryImage> = Vec::new();
     let mut aliases: Vec<String> = Vec::new();
     let mut severity = 0;
     for r in rows.iter().take(limit as usize) {
         let digest: String = r.try_get(0)?;
         let vid: String = r.try_get(4)?;
-        if !aliases.contains(&vid) {
-            aliases.push(vid);
+        let sev = n(r, 5)?;
+        severity = severity.max(sev);
+        let pkg = AdvisoryPackage {
+            severity: severity_name(sev),
+            fixable: n(r, 6)? != 0,
+            name: s(r, 7)?,
+            version: s(r, 8)?,
+            purl: r.try_get(9)?,
+            first_seen: n(r, 10)?,
+            snapshot: s(r, 11)?,
+            finding: vid,
+        };
+        if !aliases.contains(&pkg.finding) {
+            aliases.push(pkg.finding.clone());
         }
-        severity = severity.max(n(r, 5)?);
-        let e = images
-            .entry(digest.clone())
-            .or_insert_with(|| json!({"digest": digest, "packages": []}));
-        e["repository"] = json!(s(r, 1)?);
-        e["tag"] = json!(s(r, 2)?);
-        e["verdict"] = json!(s(r, 3)?);
-        if let Some(arr) = e["packages"].as_array_mut() {
-            arr.push(json!({
-                "finding": r.try_get::<String, _>(4)?,
-                "severity": severity_name(n(r, 5)?),
-                "fixable": n(r, 6)? != 0,
-                "name": s(r, 7)?,
-                "version": s(r, 8)?,
-                "purl": s(r, 9)?,
-                "first_seen": n(r, 10)?,
-                "snapshot": s(r, 11)?,
-            }));
+        let (repository, tag, verdict) = (s(r, 1)?, s(r, 2)?, s(r, 3)?);
+        match images.last_mut() {
+            Some(last) if last.digest == digest => {
+                last.packages.push(pkg);
+                (last.repository, last.tag, last.verdict) = (repository, tag, verdict);
+            }
+            _ => images.push(AdvisoryImage {
+                digest,
+                packages: vec![pkg],
+                repository,
+                tag,
+                verdict,
+            }),
         }
     }
     // Title and aliases from one finding of each id (not from every row: an answer can list
     // thousands of images).
+    let mut title = String::new();
     for vid in aliases.clone() {
         if let Some(r) = sqlx::query(
             "SELECT data FROM finding WHERE vuln_id = $1 AND resolved_ms IS NULL LIMIT 1",
@@ -525,12 +576,12 @@ pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Valu
             }
         }
     }
-    let digests: Vec<String> = images.keys().cloned().collect();
+    // The API's order whatever the backend's collation.
+    images.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let digests: Vec<String> = images.iter().map(|i| i.digest.clone()).collect();
     let workloads = workloads_of(store, &digests).await?;
-    let mut repositories: Vec<String> = images
-        .values()
-        .filter_map(|v| v["repository"].as_str().map(str::to_string))
-        .collect();
+    let mut repositories: Vec<String> =
+        images.iter().filter_map(|i| i.repository.clone()).collect();
     repositories.sort();
     repositories.dedup();
     let mut namespaces: Vec<String> = workloads
@@ -539,19 +590,19 @@ pub async fn advisory(store: &Store, id: &str, limit: i64) -> Result<Option<Valu
         .collect();
     namespaces.sort();
     namespaces.dedup();
-    Ok(Some(json!({
-        "id": id,
-        "ids": ids,
-        "aliases": aliases,
-        "title": title,
-        "severity": severity_name(severity),
-        "image_count": images.len(),
-        "truncated": truncated,
-        "images": images.into_values().collect::<Vec<_>>(),
-        "repositories": repositories,
-        "workloads": workloads,
-        "namespaces": namespaces,
-    })))
+    Ok(Some(Advisory {
+        id: id.to_string(),
+        ids,
+        aliases,
+        title,
+        severity: severity_name(severity),
+        image_count: images.len(),
+        truncated,
+        images,
+        repositories,
+        workloads,
+        namespaces,
+    }))
 }
 
 /// The advisory index key of a package as stored (`package.vkey`, `advisory_key.vkey`): the
