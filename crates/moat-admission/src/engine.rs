@@ -34,8 +34,8 @@ pub struct EngineConfig {
 pub struct Engine {
     pub config: EngineConfig,
     policies: Option<moat_policy::PolicySet>,
-    /// Kyverno `validate.podSecurity` subrules, judged with moat-kube's PSS.
-    pod_security: Vec<crate::podsecurity::PodSecurityRule>,
+    /// Kyverno `validate.podSecurity` subrules of the policies, judged with moat-kube's PSS.
+    pod_security: Vec<moat_policy::podsecurity::PodSecurityRule>,
     /// Rules of the loaded policies moat does not evaluate, reported at start-up.
     pub unsupported: Vec<String>,
     /// moat-sign's verifier for `verifyImages` rules and ImageValidatingPolicies.
@@ -68,8 +68,8 @@ pub struct Request {
 
 impl Engine {
     pub fn new(config: EngineConfig) -> Result<Engine, AdmissionError> {
-        let (policies, unsupported) = if config.policies.is_empty() {
-            (None, Vec::new())
+        let (policies, pod_security, unsupported) = if config.policies.is_empty() {
+            (None, Vec::new(), Vec::new())
         } else {
             let set = moat_policy::PolicySet::load_paths(&config.policies)
                 .map_err(|e| AdmissionError::Config(format!("cannot load policies: {e}")))?;
@@ -85,20 +85,21 @@ impl Engine {
                     )));
                 }
             }
+            // podSecurity subrules the policy engine leaves out are judged here (`decide`): what
+            // nothing evaluates is what is reported.
             let unsupported = set
-                .unsupported()
-                .iter()
-                .map(|u| format!("{}/{}: {}", u.policy, u.rule, u.reason))
+                .not_evaluated()
+                .into_iter()
+                .map(|n| match n {
+                    moat_policy::NotEvaluated::Rule(u) => {
+                        format!("{}/{}: {}", u.policy, u.rule, u.reason)
+                    }
+                    moat_policy::NotEvaluated::PodSecurity(g) => g.to_string(),
+                })
                 .collect();
-            (Some(set), unsupported)
+            let pod_security = set.pod_security().rules.clone();
+            (Some(set), pod_security, unsupported)
         };
-        let (pod_security, ps_unsupported) = crate::podsecurity::load(&config.policies);
-        // podSecurity subrules the policy engine left out are judged here: drop them from its list.
-        let mut unsupported: Vec<String> = unsupported
-            .into_iter()
-            .filter(|u: &String| !u.contains("validate.podSecurity"))
-            .collect();
-        unsupported.extend(ps_unsupported);
         Ok(Engine {
             config,
             policies,

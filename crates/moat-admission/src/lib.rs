@@ -8,7 +8,6 @@ pub mod certs;
 pub mod engine;
 pub mod imageverify;
 pub mod mutate;
-pub mod podsecurity;
 pub mod review;
 pub mod server;
 pub mod signatures;

@@ -100,7 +100,7 @@ pub enum LintDiagnostic {
     /// A rule of a `--policy` file that moat does not evaluate.
     Unsupported(moat_policy::Unsupported),
     /// A Kyverno `validate.podSecurity` subrule that moat does not evaluate, with why.
-    UnsupportedPodSecurity(String),
+    UnsupportedPodSecurity(moat_policy::podsecurity::PodSecurityGap),
 }
 
 impl std::fmt::Display for LintDiagnostic {
@@ -653,13 +653,13 @@ fn policy_findings(
         path: paths.first().cloned().unwrap_or_default(),
         message: e.to_string(),
     })?;
-    diagnostics.extend(
-        set.unsupported()
-            .iter()
-            .filter(|u| !u.reason.contains("validate.podSecurity"))
-            .cloned()
-            .map(LintDiagnostic::Unsupported),
-    );
+    // What nothing evaluates; the podSecurity subrules the engine leaves out are judged below.
+    diagnostics.extend(set.not_evaluated().into_iter().map(|n| match n {
+        moat_policy::NotEvaluated::Rule(u) => LintDiagnostic::Unsupported(u.clone()),
+        moat_policy::NotEvaluated::PodSecurity(g) => {
+            LintDiagnostic::UnsupportedPodSecurity(g.clone())
+        }
+    }));
     let mut out = Vec::new();
     for d in docs {
         let mut input = moat_policy::AdmissionInput::create(d.value.clone());
@@ -685,31 +685,9 @@ fn policy_findings(
         }
     }
     // Kyverno `validate.podSecurity` subrules: the same PSS evaluation, with the rule's exclusions.
-    let (rules, unsupported) = moat_admission::podsecurity::load(paths);
-    diagnostics.extend(
-        unsupported
-            .into_iter()
-            .map(LintDiagnostic::UnsupportedPodSecurity),
-    );
     for d in docs {
-        for r in rules
-            .iter()
-            .filter(|r| r.applies(d.kind(), d.effective_namespace()))
-        {
-            for mut f in moat_kube::pss_findings_excluding(
-                d,
-                r.level,
-                r.version,
-                PssOptions::default(),
-                &r.exclusions,
-            ) {
-                f.aliases.push(std::mem::replace(
-                    &mut f.id,
-                    format!("{}/{}", r.policy, r.rule),
-                ));
-                f.kind = moat_model::FindingKind::Policy;
-                out.push(f);
-            }
+        for r in &set.pod_security().rules {
+            out.extend(r.findings(d));
         }
     }
     Ok(out)

@@ -273,22 +273,32 @@ pub fn pss_findings(
     version: PssVersion,
     opts: PssOptions,
 ) -> Vec<Finding> {
-    pss_findings_excluding(doc, level, version, opts, &[])
+    pss_findings_adjusted(doc, level, version, opts, &|_, _, f| f)
 }
 
-/// Like [`pss_findings`], with Kyverno-style `podSecurity.exclude` entries applied.
-pub fn pss_findings_excluding(
+/// Rewrites the failed checks of one pod (its metadata, its spec): Kyverno-style exemptions.
+pub type AdjustFailures<'a> = dyn Fn(Option<&serde_json::Value>, &serde_json::Value, Vec<CheckFailure>) -> Vec<CheckFailure>
+    + 'a;
+
+/// Like [`pss_findings`], with the failures passed through `adjust` (given the pod's metadata and
+/// spec) first: moat-policy drops the violations a Kyverno `podSecurity.exclude` exempts.
+pub fn pss_findings_adjusted(
     doc: &Document,
     level: Level,
     version: PssVersion,
     opts: PssOptions,
-    exclusions: &[pss::Exclusion],
+    adjust: &AdjustFailures<'_>,
 ) -> Vec<Finding> {
     let Some(t) = pod_template(&doc.value, doc.kind()) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for failure in pss::evaluate_with_exclusions(t.meta, t.spec, level, version, opts, exclusions) {
+    let failures = adjust(
+        t.meta,
+        t.spec,
+        pss::evaluate(t.meta, t.spec, level, version, opts),
+    );
+    for failure in failures {
         let (sev, title, why, fix) = pss_info(failure.id);
         for v in &failure.violations {
             let path = workload_path(&t, &v.field);

@@ -22,6 +22,7 @@ mod matcher;
 mod mpol;
 pub mod mutate;
 mod pattern;
+pub mod podsecurity;
 pub mod test_runner;
 
 mod vars;
@@ -44,6 +45,17 @@ pub const MAX_DEPTH: usize = 64;
 pub struct PolicySet {
     policies: Vec<load::Policy>,
     unsupported: Vec<Unsupported>,
+    /// Kyverno `validate.podSecurity` subrules, judged by moat-kube's PSS (not by `evaluate`).
+    pod_security: podsecurity::PodSecurity,
+}
+
+/// A rule nothing in moat evaluates, by where it was left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotEvaluated<'a> {
+    /// A feature the policy engine does not evaluate.
+    Rule(&'a Unsupported),
+    /// A `validate.podSecurity` subrule whose match or options moat cannot honour.
+    PodSecurity(&'a podsecurity::PodSecurityGap),
 }
 
 /// A policy feature moat does not evaluate: the rule is left out of evaluation and reported here.
@@ -228,6 +240,7 @@ impl PolicySet {
         let mut set = PolicySet::default();
         let mut bindings = Vec::new();
         for (source, doc) in docs {
+            podsecurity::compile(&doc, &mut set.pod_security);
             load::add_document(
                 &mut set.policies,
                 &mut set.unsupported,
@@ -245,6 +258,24 @@ impl PolicySet {
     /// Rules left out of evaluation, with the reason.
     pub fn unsupported(&self) -> &[Unsupported] {
         &self.unsupported
+    }
+
+    /// The `validate.podSecurity` subrules: those judged with moat-kube's Pod Security Standards
+    /// (by whoever judges workloads) and those moat cannot honour.
+    pub fn pod_security(&self) -> &podsecurity::PodSecurity {
+        &self.pod_security
+    }
+
+    /// The rules no part of moat evaluates: [`PolicySet::unsupported`] without the `podSecurity`
+    /// subrules (the policy engine leaves those to [`PolicySet::pod_security`]), then the
+    /// `podSecurity` subrules that are not judged either.
+    pub fn not_evaluated(&self) -> Vec<NotEvaluated<'_>> {
+        self.unsupported
+            .iter()
+            .filter(|u| !self.pod_security.has_rule(&u.policy, &u.rule))
+            .map(NotEvaluated::Rule)
+            .chain(self.pod_security.gaps.iter().map(NotEvaluated::PodSecurity))
+            .collect()
     }
 
     /// Number of policies loaded.
