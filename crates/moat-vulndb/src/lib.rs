@@ -12,6 +12,7 @@ pub mod coverage;
 pub mod cve;
 pub mod ecosystem;
 pub mod explain;
+pub mod feeds;
 pub mod ignore;
 pub mod import;
 pub mod matcher;

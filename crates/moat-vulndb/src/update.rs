@@ -1,11 +1,13 @@
-//! `moat db update`: downloads OSV.dev's bulk exports (`<mirror>/<Ecosystem>/all.zip`), checks each
-//! is complete (length, zip central directory, at least one record), and only then writes a new
-//! snapshot. Any failure leaves the current snapshot as it was.
+//! `moat db update`: downloads OSV.dev's bulk exports (`<mirror>/<Ecosystem>/all.zip`) and the
+//! severity sources ([`crate::feeds`]: NVD's JSON 2.0 feeds, the CVE list's CVE JSON 5 records),
+//! checks each is complete (length, gzip or zip integrity, at least one record), and only then
+//! writes a new snapshot. Any failure leaves the current snapshot as it was.
 
 use std::io::{Cursor, Read};
 use std::path::Path;
 use std::time::Duration;
 
+use crate::feeds::{self, FeedError};
 use crate::import::{Batch, ImportError, read_zip};
 use crate::store::{self, DbError, Meta, Snapshot, SourceInfo};
 
@@ -38,6 +40,13 @@ pub enum UpdateError {
     Status { url: String, status: u16 },
     #[error("{url}: download incomplete: {msg}")]
     Truncated { url: String, msg: String },
+    /// A severity feed or archive that downloaded but does not read whole.
+    #[error("{url}: {source}")]
+    Feed {
+        url: String,
+        #[source]
+        source: FeedError,
+    },
     #[error(transparent)]
     Import(#[from] ImportError),
     #[error(transparent)]
@@ -132,20 +141,80 @@ pub fn export_url(mirror: &str, ecosystem: &str) -> String {
     format!("{}/{enc}/all.zip", mirror.trim_end_matches('/'))
 }
 
-/// Downloads the exports of `ecosystems` and writes a new snapshot: the current records, replaced
-/// by id with the downloaded ones.
+/// NVD's JSON 2.0 feeds to fetch: `<mirror>/nvdcve-2.0-<feed>.json.gz` for each feed name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvdFeeds {
+    pub mirror: String,
+    /// Years and `modified`, in the order read (a later feed's rating of a CVE wins).
+    pub feeds: Vec<String>,
+}
+
+/// How one severity download is read and checked.
+type ReadFeed = fn(&[u8]) -> Result<feeds::RatingBatch, FeedError>;
+
+/// Everything one `moat db update` fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Base URL of the OSV exports.
+    pub mirror: String,
+    pub ecosystems: Vec<String>,
+    /// `None`: NVD is not fetched.
+    pub nvd: Option<NvdFeeds>,
+    /// The URL of a zip of CVE JSON 5 records; `None`: the CVE list is not fetched.
+    pub cve_list: Option<String>,
+}
+
+impl Plan {
+    /// OSV exports of `ecosystems` from `mirror` and the default severity sources.
+    pub fn with_defaults(mirror: &str, ecosystems: Vec<String>) -> Plan {
+        let year = store::now_rfc3339()
+            .get(..4)
+            .and_then(|y| y.parse().ok())
+            .unwrap_or(feeds::FIRST_NVD_YEAR);
+        Plan {
+            mirror: mirror.to_string(),
+            ecosystems,
+            nvd: Some(NvdFeeds {
+                mirror: feeds::DEFAULT_NVD_MIRROR.to_string(),
+                feeds: feeds::default_nvd_feeds(year),
+            }),
+            cve_list: Some(feeds::DEFAULT_CVE_LIST.to_string()),
+        }
+    }
+
+    /// How many downloads the plan makes.
+    pub fn downloads(&self) -> usize {
+        self.ecosystems.len()
+            + self.nvd.as_ref().map_or(0, |n| n.feeds.len())
+            + usize::from(self.cve_list.is_some())
+    }
+}
+
+/// What an update fetched, beside the snapshot's own description.
+#[derive(Debug, Default)]
+pub struct Fetched {
+    /// Records skipped, each naming its source.
+    pub warnings: Vec<String>,
+    /// CVE ratings read from NVD feeds and the CVE list.
+    pub ratings: usize,
+    /// NVD and CVE JSON 5 records read.
+    pub cve_records: usize,
+}
+
+/// Downloads everything `plan` names and writes a new snapshot: the current records and ratings,
+/// replaced by id (by CVE and rater) with the downloaded ones. Nothing is written unless every
+/// download was complete.
 pub fn update(
     db: &Path,
-    mirror: &str,
-    ecosystems: &[String],
+    plan: &Plan,
     progress: Progress<'_>,
-) -> Result<(Meta, Vec<String>), UpdateError> {
+) -> Result<(Meta, Fetched), UpdateError> {
     let mut fresh = Vec::new();
     let mut fresh_ratings = Vec::new();
     let mut sources = Vec::new();
-    let mut warnings = Vec::new();
-    for e in ecosystems {
-        let url = export_url(mirror, e);
+    let mut fetched = Fetched::default();
+    for e in &plan.ecosystems {
+        let url = export_url(&plan.mirror, e);
         let bytes = download(&url, progress)?;
         let mut batch = Batch::default();
         read_zip(Cursor::new(bytes), Path::new(&url), &mut batch)?;
@@ -157,8 +226,35 @@ pub fn update(
             records: batch.records.len(),
             imported_at: store::now_rfc3339(),
         });
-        warnings.extend(batch.warnings);
+        fetched.warnings.extend(batch.warnings);
         fresh.extend(batch.records);
+        fresh_ratings.extend(batch.ratings);
+    }
+    let mut severity_urls: Vec<(String, ReadFeed)> = Vec::new();
+    if let Some(nvd) = &plan.nvd {
+        for f in &nvd.feeds {
+            severity_urls.push((feeds::nvd_feed_url(&nvd.mirror, f), feeds::read_nvd_feed));
+        }
+    }
+    if let Some(url) = &plan.cve_list {
+        severity_urls.push((url.clone(), feeds::read_cve_list));
+    }
+    for (url, read) in severity_urls {
+        let bytes = download(&url, progress)?;
+        let batch = read(&bytes).map_err(|source| UpdateError::Feed {
+            url: url.clone(),
+            source,
+        })?;
+        sources.push(SourceInfo {
+            source: url.clone(),
+            records: batch.records,
+            imported_at: store::now_rfc3339(),
+        });
+        fetched
+            .warnings
+            .extend(batch.warnings.into_iter().map(|w| format!("{url}: {w}")));
+        fetched.cve_records += batch.records;
+        fetched.ratings += batch.ratings.len();
         fresh_ratings.extend(batch.ratings);
     }
     let (mut records, mut ratings, mut old_sources) = match Snapshot::open(db) {
@@ -172,7 +268,7 @@ pub fn update(
     ratings.extend(fresh_ratings);
     Ok((
         store::write_with(db, records, ratings, old_sources)?,
-        warnings,
+        fetched,
     ))
 }
 

@@ -40,6 +40,9 @@ fn moat(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.args(args)
         .env("MOAT_DB", "/nonexistent/moat-db")
         .env_remove("MOAT_OSV_MIRROR")
+        // The first-run test serves OSV only: never NVD's or the CVE list's real hosts.
+        .env("MOAT_NVD_MIRROR", "none")
+        .env("MOAT_CVE_MIRROR", "none")
         .env_remove("MOAT_OFFLINE")
         .env_remove("COLUMNS");
     for (k, v) in env {

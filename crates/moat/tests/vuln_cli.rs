@@ -28,7 +28,10 @@ fn moat(args: &[&str], db: Option<&Path>) -> Output {
     let mut c = Command::new(MOAT);
     c.args(args)
         .env_remove("MOAT_DB")
-        .env_remove("MOAT_OSV_MIRROR");
+        .env_remove("MOAT_OSV_MIRROR")
+        // Only the OSV mirror these tests serve: never NVD's or the CVE list's real hosts.
+        .env("MOAT_NVD_MIRROR", "none")
+        .env("MOAT_CVE_MIRROR", "none");
     if let Some(d) = db {
         c.env("MOAT_DB", d);
     } else {

@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use moat_report::Verdict;
-use moat_vulndb::update::{DEFAULT_ECOSYSTEMS, DEFAULT_MIRROR};
+use moat_vulndb::feeds::{DEFAULT_CVE_LIST, DEFAULT_NVD_MIRROR};
+use moat_vulndb::update::{DEFAULT_ECOSYSTEMS, DEFAULT_MIRROR, Plan};
 use moat_vulndb::{DbError, Snapshot};
 
 use crate::common::InputError;
@@ -44,29 +45,79 @@ pub enum DbCommand {
         #[arg(long, hide = true)]
         json: bool,
     },
-    /// Download OSV.dev bulk exports (<mirror>/<Ecosystem>/all.zip) and import them.
+    /// Download OSV.dev bulk exports (<mirror>/<Ecosystem>/all.zip), NVD's JSON 2.0 feeds and the CVE list (severities), and import them.
     Update {
         /// Ecosystems to fetch (repeatable). Default: Alpine, Debian, Ubuntu, Go, PyPI, npm, crates.io, Maven, RubyGems, NuGet, Packagist.
         #[arg(long = "ecosystem", value_name = "ECOSYSTEM")]
         ecosystems: Vec<String>,
-        /// Base URL of the exports.
+        /// Base URL of the OSV exports.
         #[arg(long, env = "MOAT_OSV_MIRROR", default_value = DEFAULT_MIRROR)]
         mirror: String,
+        /// Base URL of NVD's JSON 2.0 feeds (<URL>/nvdcve-2.0-<feed>.json.gz); `none` skips NVD.
+        #[arg(long, env = "MOAT_NVD_MIRROR", default_value = DEFAULT_NVD_MIRROR, value_name = "URL")]
+        nvd_mirror: String,
+        /// NVD feeds to fetch (repeatable): a year or `modified`. Default: every year from 2002, then `modified`.
+        #[arg(long = "nvd-feed", value_name = "FEED")]
+        nvd_feeds: Vec<String>,
+        /// URL of a zip of CVE JSON 5 records (the CVE list, e.g. a cvelistV5 release's *_all_CVEs_at_midnight.zip.zip); `none` skips it.
+        #[arg(long, env = "MOAT_CVE_MIRROR", default_value = DEFAULT_CVE_LIST, value_name = "URL")]
+        cve_mirror: String,
     },
 }
 
-/// `moat db update`'s download (with its progress bar on a terminal): every export fetched and
-/// checked complete before a new snapshot replaces the old one.
+/// A mirror setting: `none` (or `off`, empty) means the source is not fetched.
+fn source(url: &str) -> Option<String> {
+    let u = url.trim();
+    (!matches!(u.to_ascii_lowercase().as_str(), "" | "none" | "off")).then(|| u.to_string())
+}
+
+/// The plan of `moat db update` (and of a first run): OSV exports of `ecos` from `mirror`, NVD
+/// feeds from `nvd_mirror` (`feeds`, or the defaults), the CVE list from `cve_list`.
+pub fn plan(
+    mirror: &str,
+    ecos: Vec<String>,
+    nvd_mirror: &str,
+    feeds: Vec<String>,
+    cve_list: &str,
+) -> Plan {
+    let mut plan = Plan::with_defaults(mirror, ecos);
+    match (source(nvd_mirror), plan.nvd.as_mut()) {
+        (Some(m), Some(nvd)) => {
+            nvd.mirror = m;
+            if !feeds.is_empty() {
+                nvd.feeds = feeds;
+            }
+        }
+        _ => plan.nvd = None,
+    }
+    plan.cve_list = source(cve_list);
+    plan
+}
+
+/// What the progress bar calls a download: the ecosystem of an OSV export, else the file name.
+fn label(url: &str) -> &str {
+    let mut parts = url.rsplit('/');
+    match parts.next() {
+        Some("all.zip") => parts.next().unwrap_or(url),
+        Some(name) if !name.is_empty() => name,
+        _ => url,
+    }
+}
+
+/// `moat db update`'s download (with its progress bar on a terminal): every export and feed
+/// fetched and checked complete before a new snapshot replaces the old one.
 pub fn update_with_progress(
     db: &std::path::Path,
-    mirror: &str,
-    ecos: &[String],
-) -> Result<(moat_vulndb::store::Meta, Vec<String>), moat_vulndb::update::UpdateError> {
+    plan: &Plan,
+) -> Result<
+    (moat_vulndb::store::Meta, moat_vulndb::update::Fetched),
+    moat_vulndb::update::UpdateError,
+> {
     let bar = if std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+                "{prefix} {msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
@@ -74,14 +125,22 @@ pub fn update_with_progress(
     } else {
         None
     };
-    let mut progress = |url: &str, done: u64, total: Option<u64>| {
+    let total = plan.downloads();
+    let mut current = String::new();
+    let mut n = 0usize;
+    let mut progress = |url: &str, done: u64, size: Option<u64>| {
         if let Some(b) = &bar {
-            b.set_message(url.rsplit('/').nth(1).unwrap_or(url).to_string());
-            b.set_length(total.unwrap_or(done));
+            if current != url {
+                current = url.to_string();
+                n += 1;
+                b.set_prefix(format!("[{n}/{total}]"));
+                b.set_message(label(url).to_string());
+            }
+            b.set_length(size.unwrap_or(done));
             b.set_position(done);
         }
     };
-    let result = moat_vulndb::update::update(db, mirror, ecos, &mut progress);
+    let result = moat_vulndb::update::update(db, plan, &mut progress);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -128,14 +187,32 @@ pub fn first_run(explicit: bool, db: &std::path::Path, offline: bool) -> FirstRu
         );
         return FirstRun::Missing;
     }
-    let mirror = std::env::var("MOAT_OSV_MIRROR")
-        .ok()
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_MIRROR.to_string());
+    let env_or = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let mirror = env_or("MOAT_OSV_MIRROR", DEFAULT_MIRROR);
     let ecos: Vec<String> = DEFAULT_ECOSYSTEMS.iter().map(|s| s.to_string()).collect();
+    let plan = plan(
+        &mirror,
+        ecos,
+        &env_or("MOAT_NVD_MIRROR", DEFAULT_NVD_MIRROR),
+        Vec::new(),
+        &env_or("MOAT_CVE_MIRROR", DEFAULT_CVE_LIST),
+    );
     eprintln!(
-        "moat: no vulnerability database at {}: downloading it first (`moat db update`, from {mirror}; --offline skips)",
-        db.display()
+        "moat: no vulnerability database at {}: downloading it first (`moat db update`, from {mirror}{}{}; --offline skips)",
+        db.display(),
+        plan.nvd
+            .as_ref()
+            .map(|n| format!(", NVD feeds from {}", n.mirror))
+            .unwrap_or_default(),
+        plan.cve_list
+            .as_ref()
+            .map(|u| format!(", the CVE list from {u}"))
+            .unwrap_or_default(),
     );
     if let Err(e) = std::fs::create_dir_all(db) {
         eprintln!(
@@ -145,12 +222,13 @@ pub fn first_run(explicit: bool, db: &std::path::Path, offline: bool) -> FirstRu
         return FirstRun::Missing;
     }
     let t = std::time::Instant::now();
-    match update_with_progress(db, &mirror, &ecos) {
-        Ok((meta, _)) => {
+    match update_with_progress(db, &plan) {
+        Ok((meta, fetched)) => {
             eprintln!(
-                "moat: downloaded {} records from {} ecosystem export(s) in {:.1}s into {}, digest {}",
+                "moat: downloaded {} records from {} ecosystem export(s) and {} CVE ratings in {:.1}s into {}, digest {}",
                 meta.records,
-                ecos.len(),
+                plan.ecosystems.len(),
+                fetched.ratings,
                 t.elapsed().as_secs_f64(),
                 db.display(),
                 meta.digest
@@ -255,27 +333,40 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
                 }
             }
         }
-        DbCommand::Update { ecosystems, mirror } => {
+        DbCommand::Update {
+            ecosystems,
+            mirror,
+            nvd_mirror,
+            nvd_feeds,
+            cve_mirror,
+        } => {
             let ecos: Vec<String> = if ecosystems.is_empty() {
                 DEFAULT_ECOSYSTEMS.iter().map(|s| s.to_string()).collect()
             } else {
                 ecosystems
             };
+            let plan = plan(&mirror, ecos, &nvd_mirror, nvd_feeds, &cve_mirror);
             let t = std::time::Instant::now();
-            let (meta, warnings) = update_with_progress(&db, &mirror, &ecos)
+            let (meta, fetched) = update_with_progress(&db, &plan)
                 .map_err(|e| InputError(format!("update failed, database unchanged: {e}")))?;
-            if !warnings.is_empty() {
+            if let Some(first) = fetched.warnings.first() {
                 eprintln!(
-                    "moat: warning: {} records skipped (first: {})",
-                    warnings.len(),
-                    warnings[0]
+                    "moat: warning: {} records skipped (first: {first})",
+                    fetched.warnings.len(),
                 );
             }
             crate::outln!(
-                "updated {}: {} records from {} ecosystem export(s) in {:.1}s, digest {}",
+                "updated {}: {} records from {} ecosystem export(s), {} CVE ratings from {} NVD feed(s){} in {:.1}s, digest {}",
                 db.display(),
                 meta.records,
-                ecos.len(),
+                plan.ecosystems.len(),
+                fetched.ratings,
+                plan.nvd.as_ref().map_or(0, |n| n.feeds.len()),
+                if plan.cve_list.is_some() {
+                    " and the CVE list"
+                } else {
+                    ""
+                },
                 t.elapsed().as_secs_f64(),
                 meta.digest
             );
