@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use cache::{LayerCache, LayerCacheHandle, LayerChanges, LayerOp};
 pub use error::ImageError;
 pub use target::Target;
-pub use view::{EntryKind, FileEntry, FileMeta, FileView, Select};
+pub use view::{EntryKind, FileEntry, FileMeta, FileView, Removal, Select, Shadowed};
 
 /// Bounds that keep hostile images from exhausting memory or time.
 #[derive(Debug, Clone, Copy)]
@@ -319,6 +319,7 @@ impl Image {
                     let mut restart = false;
                     for (index, layer) in layers.iter().enumerate() {
                         let layer_id = layer.diff_id.as_ref().map(|d| d.to_string());
+                        view.set_layer_id(index, layer_id.clone());
                         let key = match (&cache, &layer_id) {
                             (Some(c), Some(id)) if pass == 1 => Some(c.key(id)),
                             _ => None,

@@ -47,10 +47,36 @@ pub struct FileEntry {
     pub content: Option<Vec<u8>>,
 }
 
+/// How a later layer took a file out of the container's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// A whiteout (`.wh.<name>`, or an opaque `.wh..wh..opq` of its directory) deleted it.
+    Deleted,
+    /// The later layer wrote another entry at the same path.
+    Replaced,
+}
+
+/// A selected file with content that a later layer deleted or replaced: gone from what a container
+/// sees, still in the earlier layer's blob (anyone who pulls the image can read it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadowed {
+    /// The file as the earlier layer added it (`layer_index`, `layer` name that layer).
+    pub entry: FileEntry,
+    /// The layer that deleted or replaced it.
+    pub by_layer_index: usize,
+    pub by_layer: Option<String>,
+    pub how: Removal,
+}
+
 /// The selected files of an image after all layers and whiteouts: what a container would see.
 #[derive(Debug, Clone, Default)]
 pub struct FileView {
     files: BTreeMap<String, FileEntry>,
+    /// Selected files with content that later layers deleted or replaced, in the order it happened.
+    /// Their bytes were charged when read and are never refunded, so keeping them costs no budget.
+    shadowed: Vec<Shadowed>,
+    /// The diff id of each layer read so far, by index.
+    layer_ids: BTreeMap<usize, String>,
     /// Every symbolic link of the image (selected or not), with the layer it came from, so that paths
     /// through linked directories (`lib -> usr/lib`) resolve as in a container.
     links: BTreeMap<String, (String, usize)>,
@@ -70,15 +96,17 @@ enum Unresolved {
 /// Most symbolic links followed for one path, as Linux allows.
 const MAX_HOPS: usize = 40;
 
-/// Removes `key` and everything below `key/` from `map` when `keep` says so.
+/// Removes `key` and everything below `key/` from `map` when `doomed_if` says so; returns what it
+/// removed.
 fn drop_tree<V>(
     map: &mut BTreeMap<String, V>,
     dir: &str,
     include_self: bool,
     doomed_if: impl Fn(&V) -> bool,
-) {
+) -> Vec<V> {
+    let mut gone = Vec::new();
     if include_self && map.get(dir).is_some_and(&doomed_if) {
-        map.remove(dir);
+        gone.extend(map.remove(dir));
     }
     let prefix = if dir.is_empty() {
         String::new()
@@ -92,8 +120,9 @@ fn drop_tree<V>(
         .map(|(k, _)| k.clone())
         .collect();
     for k in doomed {
-        map.remove(&k);
+        gone.extend(map.remove(&k));
     }
+    gone
 }
 
 impl FileView {
@@ -122,7 +151,12 @@ impl FileView {
                 self.links.remove(&entry.meta.path);
             }
         }
-        self.files.insert(entry.meta.path.clone(), entry);
+        let by = entry.layer_index;
+        if let Some(old) = self.files.insert(entry.meta.path.clone(), entry)
+            && old.layer_index < by
+        {
+            self.shadow(old, by, Removal::Replaced);
+        }
     }
 
     /// Records a symbolic link the caller did not select, so paths through it still resolve.
@@ -137,20 +171,47 @@ impl FileView {
         drop_tree(&mut self.links, path, true, |_| true);
     }
 
+    /// Names layer `index` by its diff id, for [`Shadowed::by_layer`].
+    pub fn set_layer_id(&mut self, index: usize, id: Option<String>) {
+        match id {
+            Some(id) => self.layer_ids.insert(index, id),
+            None => self.layer_ids.remove(&index),
+        };
+    }
+
+    /// Keeps a removed entry that had content as [`Shadowed`].
+    fn shadow(&mut self, entry: FileEntry, by_layer_index: usize, how: Removal) {
+        if entry.content.is_some() && entry.meta.kind == EntryKind::File {
+            self.shadowed.push(Shadowed {
+                entry,
+                by_layer_index,
+                by_layer: self.layer_ids.get(&by_layer_index).cloned(),
+                how,
+            });
+        }
+    }
+
     /// Applies an opaque whiteout: removes everything below `dir` that came from layers before `layer_index`.
     pub fn clear_dir_before(&mut self, dir: &str, layer_index: usize) {
-        drop_tree(&mut self.files, dir, false, |e| e.layer_index < layer_index);
+        for e in drop_tree(&mut self.files, dir, false, |e| e.layer_index < layer_index) {
+            self.shadow(e, layer_index, Removal::Deleted);
+        }
         drop_tree(&mut self.links, dir, false, |l| l.1 < layer_index);
     }
 
     /// Removes `path` itself if it came from a layer before `layer_index` (a later layer replaced it).
     pub fn remove_before(&mut self, path: &str, layer_index: usize) {
+        self.remove_before_as(path, layer_index, Removal::Replaced);
+    }
+
+    fn remove_before_as(&mut self, path: &str, layer_index: usize, how: Removal) {
         if self
             .files
             .get(path)
             .is_some_and(|e| e.layer_index < layer_index)
+            && let Some(e) = self.files.remove(path)
         {
-            self.files.remove(path);
+            self.shadow(e, layer_index, how);
         }
         if self.links.get(path).is_some_and(|l| l.1 < layer_index) {
             self.links.remove(path);
@@ -160,7 +221,7 @@ impl FileView {
     /// Applies a whiteout from layer `layer_index`: removes `path` and everything below it that came
     /// from lower layers (a whiteout never hides its own layer's entries).
     pub fn remove_tree_before(&mut self, path: &str, layer_index: usize) {
-        self.remove_before(path, layer_index);
+        self.remove_before_as(path, layer_index, Removal::Deleted);
         if !path.is_empty() {
             self.clear_dir_before(path, layer_index);
         }
@@ -173,6 +234,11 @@ impl FileView {
     /// Entries in path order.
     pub fn iter(&self) -> impl Iterator<Item = &FileEntry> {
         self.files.values()
+    }
+
+    /// Selected files with content that later layers deleted or replaced, in layer order.
+    pub fn shadowed(&self) -> &[Shadowed] {
+        &self.shadowed
     }
 
     pub fn len(&self) -> usize {

@@ -182,7 +182,47 @@ fn check_config(target: &str, cfg: &ImageConfig, out: &mut Vec<Finding>) {
     }
 }
 
+/// Secret files a later layer deleted or overwrote: the container no longer sees them, but the
+/// earlier layer's blob still holds them, so anyone who can pull the image can read them.
+fn check_shadowed_secrets(target: &str, files: &FileView, out: &mut Vec<Finding>) {
+    let name = |index: usize, id: &Option<String>| match id {
+        Some(id) => format!("layer {index} ({id})"),
+        None => format!("layer {index}"),
+    };
+    for s in files.shadowed() {
+        let path = format!("/{}", s.entry.meta.path);
+        let Some(kind) = secrets::candidate(&path) else {
+            continue;
+        };
+        let Some(what) = s
+            .entry
+            .content
+            .as_deref()
+            .and_then(|c| secrets::confirm(kind, c))
+        else {
+            continue;
+        };
+        let how = match s.how {
+            moat_image::Removal::Deleted => "deleted",
+            moat_image::Removal::Replaced => "overwritten",
+        };
+        let mut x = finding(
+            &MOAT_IMG_009,
+            target,
+            format!(
+                "{path} holds {what}, added in {} and {how} in {}: the container does not see it, but the image's layers still carry it to anyone who pulls them",
+                name(s.entry.layer_index, &s.entry.layer),
+                name(s.by_layer_index, &s.by_layer),
+            ),
+        );
+        x.location.file = Some(path);
+        x.location.layer = s.entry.layer.clone();
+        out.push(x);
+    }
+}
+
 fn check_files(target: &str, files: &FileView, out: &mut Vec<Finding>) {
+    check_shadowed_secrets(target, files, out);
     let mut caches: std::collections::BTreeSet<&str> = Default::default();
     for e in files.iter() {
         if matches!(e.meta.kind, EntryKind::Symlink(_)) {
