@@ -14,6 +14,20 @@ pub(crate) fn collect(
     root: &Path,
     select: &dyn Fn(&FileMeta) -> Select,
     limits: &Limits,
+    progress: bool,
+) -> Result<FileView, ImageError> {
+    let mut progress =
+        crate::progress::WalkProgress::new(progress, &format!("dir:{}", root.display()));
+    let view = walk(root, select, limits, &mut progress);
+    progress.finish();
+    view
+}
+
+fn walk(
+    root: &Path,
+    select: &dyn Fn(&FileMeta) -> Select,
+    limits: &Limits,
+    progress: &mut crate::progress::WalkProgress,
 ) -> Result<FileView, ImageError> {
     let mut view = FileView::new();
     let host_root = root
@@ -77,6 +91,7 @@ pub(crate) fn collect(
                 uid: u64::from(md.uid()),
                 gid: u64::from(md.gid()),
             };
+            progress.entry(&path, meta.size);
             // Never descend into another filesystem (mounts) or through a symlink.
             if kind == EntryKind::Dir && md.dev() == root_dev {
                 stack.push((child.path(), path.clone()));
@@ -105,6 +120,7 @@ pub(crate) fn collect(
                 std::fs::File::open(child.path())
                     .and_then(|f| f.take(limits.max_file_content).read_to_end(&mut buf))
                     .map_err(|e| ImageError::io(&child.path(), e))?;
+                progress.read(buf.len() as u64);
                 Some(buf)
             } else {
                 None

@@ -299,7 +299,9 @@ impl Image {
     /// whether to keep nothing, the metadata, or the content too.
     pub fn collect(&self, select: &dyn Fn(&FileMeta) -> Select) -> Result<FileView, ImageError> {
         match &self.source {
-            Source::Dir(root) => dir::collect(root, select, &self.options.limits),
+            Source::Dir(root) => {
+                dir::collect(root, select, &self.options.limits, self.options.progress)
+            }
             Source::Layers { store, layers } => {
                 let progress = progress::Progress::new(self.options.progress, layers.len());
                 // Links the caller selected with content lead to files that may come earlier in the

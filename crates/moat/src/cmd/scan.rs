@@ -199,10 +199,10 @@ pub fn run(a: Args) -> anyhow::Result<Verdict> {
     Ok(outcome.verdict)
 }
 
-/// `dir:` and `sbom:` targets have no layers to count: a spinner with the elapsed time on a
-/// terminal, as image targets get their per-layer bar.
+/// `sbom:` targets are one file: a spinner with the elapsed time on a terminal. Image targets get
+/// their per-layer bar and `dir:` targets their walk's counts from moat-image.
 fn reading_spinner(req: &ScanRequest) -> Option<indicatif::ProgressBar> {
-    if !req.progress || !(req.target.starts_with("dir:") || req.target.starts_with("sbom:")) {
+    if !req.progress || !req.target.starts_with("sbom:") {
         return None;
     }
     let bar = indicatif::ProgressBar::new_spinner();
