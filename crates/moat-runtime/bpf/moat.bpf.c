@@ -77,6 +77,16 @@ struct {
 	__type(value, struct stash);
 } scratch SEC(".maps");
 
+/* Wake the user-space reader only once this much is waiting (or when its poll times out): one
+ * wakeup per event would put a context switch on the workload's path for every exec and open. */
+#define MOAT_WAKEUP_BYTES (512 * 1024)
+
+static __always_inline __u64 rb_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= MOAT_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+										   : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void count_lost(void)
 {
 	__u32 k = 0;
@@ -102,6 +112,76 @@ static __always_inline void cgroup_names(struct task_struct *t, char *leaf, char
 
 static __always_inline void fill_hdr(struct moat_hdr *h, __u32 kind);
 
+/* Inode timestamps moved: i_ctime (< 6.6), __i_ctime/__i_mtime (6.6-6.10), i_*_sec/nsec (6.11+). */
+struct inode___v67 {
+	struct timespec64 __i_ctime;
+	struct timespec64 __i_mtime;
+} __attribute__((preserve_access_index));
+struct inode___v66 {
+	struct timespec64 __i_ctime;
+	struct timespec64 i_mtime;
+} __attribute__((preserve_access_index));
+struct inode___old {
+	struct timespec64 i_ctime;
+	struct timespec64 i_mtime;
+} __attribute__((preserve_access_index));
+
+#define NS(ts) ((__u64)(ts).tv_sec * 1000000000ULL + (__u64)(ts).tv_nsec)
+
+/* (ctime, mtime) of an inode in ns; 0 when this kernel's layout is none of the known ones (user
+ * space then falls back to stat). */
+static __always_inline void inode_times(struct inode *ino, __u64 *ctime, __u64 *mtime)
+{
+	*ctime = 0;
+	*mtime = 0;
+	if (bpf_core_field_exists(ino->i_ctime_sec)) {
+		*ctime = (__u64)BPF_CORE_READ(ino, i_ctime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_ctime_nsec);
+		*mtime = (__u64)BPF_CORE_READ(ino, i_mtime_sec) * 1000000000ULL + BPF_CORE_READ(ino, i_mtime_nsec);
+	} else if (bpf_core_field_exists(((struct inode___v67 *)ino)->__i_mtime)) {
+		struct timespec64 c = BPF_CORE_READ((struct inode___v67 *)ino, __i_ctime);
+		struct timespec64 m = BPF_CORE_READ((struct inode___v67 *)ino, __i_mtime);
+		*ctime = NS(c);
+		*mtime = NS(m);
+	} else if (bpf_core_field_exists(((struct inode___v66 *)ino)->__i_ctime)) {
+		struct timespec64 c = BPF_CORE_READ((struct inode___v66 *)ino, __i_ctime);
+		struct timespec64 m = BPF_CORE_READ((struct inode___v66 *)ino, i_mtime);
+		*ctime = NS(c);
+		*mtime = NS(m);
+	} else if (bpf_core_field_exists(((struct inode___old *)ino)->i_ctime)) {
+		struct timespec64 c = BPF_CORE_READ((struct inode___old *)ino, i_ctime);
+		struct timespec64 m = BPF_CORE_READ((struct inode___old *)ino, i_mtime);
+		*ctime = NS(c);
+		*mtime = NS(m);
+	}
+}
+
+/* numbers[level].nr of a struct pid (numbers is a flexible array: read by offset, not by a CO-RE
+ * array access aya cannot relocate). */
+static __always_inline __u32 pid_nr_at(struct pid *pid, unsigned int level)
+{
+	if (!pid)
+		return 0;
+	struct upid up = {};
+	bpf_probe_read_kernel(&up, sizeof(up),
+			      (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+				      (level & 31) * bpf_core_type_size(struct upid));
+	return up.nr;
+}
+
+/* A pid's number in the host (initial) pid namespace. */
+static __always_inline __u32 pid_nr_host(struct pid *pid)
+{
+	return pid_nr_at(pid, 0);
+}
+
+/* A pid's number in its own (innermost) pid namespace. */
+static __always_inline __u32 pid_nr_own(struct pid *pid)
+{
+	if (!pid)
+		return 0;
+	return pid_nr_at(pid, BPF_CORE_READ(pid, level));
+}
+
 /* Announces the current task's cgroup once (first event from it). */
 static __always_inline void note_cgroup(void)
 {
@@ -117,7 +197,7 @@ static __always_inline void note_cgroup(void)
 	c->h.nr = 0;
 	c->h.ret = 0;
 	cgroup_names(bpf_get_current_task_btf(), c->cg_leaf, c->cg_parent);
-	bpf_ringbuf_submit(c, 0);
+	bpf_ringbuf_submit(c, rb_flags());
 	__u8 one = 1;
 	bpf_map_update_elem(&cgroups_seen, &id, &one, BPF_ANY);
 }
@@ -187,7 +267,13 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	} else {
 		e->tty = 0;
 	}
-	bpf_ringbuf_submit(e, 0);
+	inode_times(BPF_CORE_READ(f, f_inode), &e->exe_ctime, &e->exe_mtime);
+	struct signal_struct *sig = BPF_CORE_READ(p, signal);
+	e->pgid = pid_nr_host(BPF_CORE_READ(sig, pids[2])); /* PIDTYPE_PGID */
+	e->sid = pid_nr_host(BPF_CORE_READ(sig, pids[3]));  /* PIDTYPE_SID */
+	e->vpid = pid_nr_own(BPF_CORE_READ(p, thread_pid));
+	e->_pad3 = 0;
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }
 
@@ -207,7 +293,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	fill_hdr(h, MOAT_EV_FORK);
 	h->nr = 0;
 	h->ret = BPF_CORE_READ(child, tgid);
-	bpf_ringbuf_submit(h, 0);
+	bpf_ringbuf_submit(h, rb_flags());
 	return 0;
 }
 
@@ -228,7 +314,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	fill_hdr(h, MOAT_EV_EXIT);
 	h->nr = 60;
 	h->ret = BPF_CORE_READ(p, exit_code);
-	bpf_ringbuf_submit(h, 0);
+	bpf_ringbuf_submit(h, rb_flags());
 	return 0;
 }
 
@@ -242,7 +328,7 @@ static __always_inline int wanted(long id)
 	case SYS_setuid: case SYS_setgid: case SYS_setreuid: case SYS_setregid: case SYS_setresuid:
 	case SYS_setresgid: case SYS_symlink: case SYS_symlinkat: case SYS_link: case SYS_linkat:
 	case SYS_bind: case SYS_listen: case SYS_rename: case SYS_renameat: case SYS_renameat2:
-	case SYS_recvfrom:
+	case SYS_recvfrom: case SYS_chdir: case SYS_fchdir:
 		return 1;
 	}
 	return 0;
@@ -284,7 +370,7 @@ int BPF_PROG(on_enter, struct pt_regs *regs, long id)
 	s->path[0] = 0;
 	s->path2[0] = 0;
 	switch (id) {
-	case SYS_open: case SYS_creat: case SYS_memfd_create: case SYS_init_module:
+	case SYS_open: case SYS_creat: case SYS_memfd_create: case SYS_init_module: case SYS_chdir:
 		if (id != SYS_init_module)
 			read_path(s->path, s->args[0]);
 		break;
@@ -376,11 +462,19 @@ static __always_inline void sock_info(struct file *f, struct moat_sys *e)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_exit_sys, struct pt_regs *regs, long ret)
 {
+	/* Most syscalls are none of ours: skip them before the hash lookup. */
+	if (!wanted(BPF_CORE_READ(regs, orig_ax)))
+		return 0;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)pid_tgid;
 	struct stash *s = bpf_map_lookup_elem(&stashes, &tid);
 	if (!s)
 		return 0;
+	/* A working-directory change only updates the process table: reported when it succeeded. */
+	if ((s->nr == SYS_chdir || s->nr == SYS_fchdir) && ret != 0) {
+		bpf_map_delete_elem(&stashes, &tid);
+		return 0;
+	}
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (s->nr == SYS_recvfrom) {
 		/* Only data received on sockets that carry a payload matters (evt.buffer); a failed or
@@ -431,6 +525,6 @@ int BPF_PROG(on_exit_sys, struct pt_regs *regs, long ret)
 	else if (ret >= 0 && (nr == SYS_dup || nr == SYS_dup2 || nr == SYS_dup3))
 		sock_info(fd_file(t, ret), e);
 	bpf_map_delete_elem(&stashes, &tid);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, rb_flags());
 	return 0;
 }

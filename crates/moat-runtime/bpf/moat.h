@@ -18,6 +18,8 @@
 #define SYS_dup 32
 #define SYS_recvfrom 45
 #define SYS_rename 82
+#define SYS_chdir 80
+#define SYS_fchdir 81
 #define SYS_renameat 264
 #define SYS_renameat2 316
 #define SYS_dup2 33
@@ -82,6 +84,13 @@ struct moat_exec {
 	__u32 env_len;
 	__u32 _pad2;
 	char env[MOAT_ENV];
+	/* What user space used to read from /proc after every exec, read here from the task at exec. */
+	__u64 exe_ctime; /* executable inode change time, ns since the epoch */
+	__u64 exe_mtime;
+	__u32 sid;  /* session id (host pid namespace) */
+	__u32 pgid; /* process group id (host pid namespace) */
+	__u32 vpid; /* pid in the process's own pid namespace */
+	__u32 _pad3;
 };
 
 /* Sent before the first event of each cgroup-v2 id: the names of its directory and parent, so user

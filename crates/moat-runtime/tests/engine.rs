@@ -529,6 +529,13 @@ fn default_rules_fire_on_the_workshop_incidents() {
     drop.args.insert("lost".into(), "12".into());
     drop.proc.name = "moat".into();
     assert_eq!(f(&mut e, drop), vec!["moat Kernel events lost"]);
+    let mut detached = Event {
+        evt_type: "sensor_detached".into(),
+        ..Default::default()
+    };
+    detached.args.insert("programs".into(), "on_exec".into());
+    detached.proc.name = "moat".into();
+    assert_eq!(f(&mut e, detached), vec!["moat Sensor programs detached"]);
 }
 
 #[test]

@@ -121,6 +121,8 @@ pub const NAMES: &[&str] = &[
     "mknod",
     "mknodat",
     "drop",
+    // moat's own: a check found one of the sensor's BPF programs detached.
+    "sensor_detached",
 ];
 
 /// The id of an event type name; 0 when moat does not know the name.

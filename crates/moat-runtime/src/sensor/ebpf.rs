@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{PerCpuArray, RingBuf};
 use aya::programs::BtfTracePoint;
+use aya::programs::tp_btf::BtfTracePointLinkId;
 use aya::{Btf, EbpfLoader};
 
 use super::procs::{self, Table};
@@ -21,6 +22,8 @@ const EV_FORK: u32 = 2;
 const EV_EXIT: u32 = 3;
 const EV_SYSCALL: u32 = 4;
 const EV_CGROUP: u32 = 5;
+const SYS_CHDIR: u32 = 80;
+const SYS_FCHDIR: u32 = 81;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -59,6 +62,12 @@ struct Exec {
     env_len: u32,
     _pad2: u32,
     env: [u8; 2048],
+    exe_ctime: u64,
+    exe_mtime: u64,
+    sid: u32,
+    pgid: u32,
+    vpid: u32,
+    _pad3: u32,
 }
 
 #[repr(C)]
@@ -521,36 +530,147 @@ fn decode_sys(s: &Sys, table: &Table) -> Event {
     ev
 }
 
-fn load() -> Result<aya::Ebpf, SensorError> {
+/// The sensor's programs and the tracepoints they attach to.
+const PROGRAMS: [(&str, &str); 5] = [
+    ("on_exec", "sched_process_exec"),
+    ("on_fork", "sched_process_fork"),
+    ("on_exit", "sched_process_exit"),
+    ("on_enter", "sys_enter"),
+    ("on_exit_sys", "sys_exit"),
+];
+
+/// One attached program: its kernel program id (what a link names) and aya's handle of its link.
+struct Attached {
+    name: &'static str,
+    prog_id: u32,
+    link: Option<BtfTracePointLinkId>,
+}
+
+fn tracepoint<'a>(
+    bpf: &'a mut aya::Ebpf,
+    prog: &str,
+) -> Result<&'a mut BtfTracePoint, SensorError> {
+    bpf.program_mut(prog)
+        .ok_or_else(|| SensorError::Bpf(format!("program {prog} missing from the object")))?
+        .try_into()
+        .map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))
+}
+
+fn load() -> Result<(aya::Ebpf, Vec<Attached>), SensorError> {
     let me = std::process::id();
     let mut bpf = EbpfLoader::new()
         .set_global("self_tgid", &me, true)
         .load(OBJECT)
         .map_err(|e| SensorError::Bpf(e.to_string()))?;
     let btf = Btf::from_sys_fs().map_err(|e| SensorError::Bpf(format!("BTF: {e}")))?;
-    for (prog, tp) in [
-        ("on_exec", "sched_process_exec"),
-        ("on_fork", "sched_process_fork"),
-        ("on_exit", "sched_process_exit"),
-        ("on_enter", "sys_enter"),
-        ("on_exit_sys", "sys_exit"),
-    ] {
-        let p: &mut BtfTracePoint = bpf
-            .program_mut(prog)
-            .ok_or_else(|| SensorError::Bpf(format!("program {prog} missing from the object")))?
-            .try_into()
-            .map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))?;
+    let mut attached = Vec::new();
+    for (prog, tp) in PROGRAMS {
+        let p = tracepoint(&mut bpf, prog)?;
         p.load(tp, &btf)
             .map_err(|e| SensorError::Bpf(format!("{prog}: {e:?}")))?;
-        p.attach()
+        let link = p
+            .attach()
             .map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))?;
+        let prog_id = p
+            .info()
+            .map_err(|e| SensorError::Bpf(format!("{prog}: {e}")))?
+            .id();
+        attached.push(Attached {
+            name: prog,
+            prog_id,
+            link: Some(link),
+        });
     }
-    Ok(bpf)
+    Ok((bpf, attached))
+}
+
+/// The sensor's programs that are not attached: those no kernel link runs (`linked` holds the
+/// program ids of every BPF link on the host), and `on_enter` when syscall tracing stopped counting
+/// (its heartbeat did not advance although moat itself made syscalls since the last check).
+fn detached_programs(
+    attached: &[(&'static str, u32)],
+    linked: &std::collections::HashSet<u32>,
+    heartbeat_advanced: bool,
+) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = attached
+        .iter()
+        .filter(|(_, id)| !linked.contains(id))
+        .map(|(n, _)| *n)
+        .collect();
+    if !heartbeat_advanced && !out.contains(&"on_enter") {
+        out.push("on_enter");
+    }
+    out
+}
+
+/// Checks that every program is still attached; on a detachment emits a `sensor_detached` event
+/// (moat's rule "moat Sensor programs detached" alerts on it) and re-attaches what is missing.
+fn check_attachment(
+    bpf: &mut aya::Ebpf,
+    progs: &mut [Attached],
+    heartbeat_advanced: bool,
+    metrics: &super::metrics::Metrics,
+) -> Option<Event> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let linked: std::collections::HashSet<u32> = aya::programs::loaded_links()
+        .filter_map(Result::ok)
+        .map(|l| l.prog_id)
+        .collect();
+    let ids: Vec<(&'static str, u32)> = progs.iter().map(|p| (p.name, p.prog_id)).collect();
+    let missing = detached_programs(&ids, &linked, heartbeat_advanced);
+    if missing.is_empty() {
+        metrics.attached.store(1, Relaxed);
+        return None;
+    }
+    metrics.attached.store(0, Relaxed);
+    metrics.detached.fetch_add(1, Relaxed);
+    let mut reattached = Vec::new();
+    for a in progs.iter_mut().filter(|a| missing.contains(&a.name)) {
+        let Ok(p) = tracepoint(bpf, a.name) else {
+            continue;
+        };
+        if let Some(old) = a.link.take() {
+            let _ = p.detach(old);
+        }
+        if let Ok(l) = p.attach() {
+            a.link = Some(l);
+            reattached.push(a.name);
+        }
+    }
+    if !reattached.is_empty() {
+        metrics.restarts.fetch_add(1, Relaxed);
+    }
+    let mut ev = Event {
+        evt_type: "sensor_detached".into(),
+        ..Default::default()
+    };
+    ev.args.insert("programs".into(), missing.join(","));
+    ev.args.insert("reattached".into(), reattached.join(","));
+    ev.proc.name = "moat".into();
+    ev.proc.pid = std::process::id() as i64;
+    ev.ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    Some(ev)
 }
 
 /// Runs the eBPF sensor; returns the number of lost events.
 pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, SensorError> {
-    let mut bpf = load()?;
+    let (mut bpf, mut progs) = load()?;
+    let metrics = opts.metrics.clone();
+    metrics
+        .attached
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    let heartbeat: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        bpf.take_map("heartbeat")
+            .ok_or_else(|| SensorError::Bpf("no heartbeat map".into()))?,
+    )
+    .map_err(|e| SensorError::Bpf(e.to_string()))?;
+    let beats =
+        |h: &PerCpuArray<_, u64>| -> u64 { h.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0) };
+    let mut last_beats = beats(&heartbeat);
+    let mut last_attach_check = Instant::now();
     let mut ring = RingBuf::try_from(
         bpf.take_map("events")
             .ok_or_else(|| SensorError::Bpf("no events map".into()))?,
@@ -578,8 +698,10 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
             events: libc::POLLIN,
             revents: 0,
         };
+        // The kernel wakes this reader only once 512 KiB are waiting (a wakeup per event would put a
+        // context switch on the workload's path); otherwise it drains every 50 ms.
         // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        unsafe { libc::poll(&mut pfd, 1, 50) };
         while let Some(item) = ring.next() {
             let b: &[u8] = &item;
             let Some(h) = read_as::<Hdr>(b) else { continue };
@@ -638,6 +760,12 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                         table.wall(h.start_ns),
                         h.mntns as u64,
                         env,
+                        Some(&procs::KernelExec {
+                            sid: x.sid as i64,
+                            pgid: x.pgid as i64,
+                            vpid: x.vpid as i64,
+                            exe_times: (x.exe_ctime != 0).then_some((x.exe_ctime, x.exe_mtime)),
+                        }),
                     );
                     let mut ev = Event {
                         evt_type: "execve".into(),
@@ -669,6 +797,11 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                 }
                 EV_SYSCALL => {
                     let Some(s) = read_as::<Sys>(b) else { continue };
+                    if s.h.nr == SYS_CHDIR || s.h.nr == SYS_FCHDIR {
+                        // Reported only when it succeeded: the working directory forks inherit.
+                        table.chdir(pid, &cstr(&s.path));
+                        continue;
+                    }
                     let mut ev = decode_sys(&s, &table);
                     note_writes(&mut table, &ev, &h, &comm);
                     let setid = matches!(ev.evt_type.as_str(), "setuid" | "setreuid" | "setresuid");
@@ -695,9 +828,25 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
             ev.ts = ts;
             handle(&mut ev);
         }
+        if last_attach_check.elapsed() >= Duration::from_secs(1) {
+            last_attach_check = Instant::now();
+            // moat's own poll() calls pass through sys_enter, so the count advances while attached.
+            let now = beats(&heartbeat);
+            let advanced = now != last_beats;
+            last_beats = now;
+            if let Some(mut ev) = check_attachment(&mut bpf, &mut progs, advanced, &metrics) {
+                num += 1;
+                ev.num = num;
+                handle(&mut ev);
+                last_beats = beats(&heartbeat);
+            }
+        }
         if last_lost_check.elapsed() > Duration::from_millis(500) {
             last_lost_check = Instant::now();
             let total: u64 = lost_map.get(&0, 0).map(|v| v.iter().sum()).unwrap_or(0);
+            metrics
+                .lost
+                .store(total, std::sync::atomic::Ordering::Relaxed);
             if total > lost_seen {
                 let mut ev = drop_event(total - lost_seen, &table);
                 lost_seen = total;
@@ -767,10 +916,25 @@ mod tests {
         assert_eq!(std::mem::size_of::<Hdr>(), 96);
         assert_eq!(
             std::mem::size_of::<Exec>(),
-            96 + 16 + 256 + 64 + 192 + 2048 + 8 + 2048
+            96 + 16 + 256 + 64 + 192 + 2048 + 8 + 2048 + 32
         );
         assert_eq!(std::mem::size_of::<Cgroup>(), 96 + 192);
         assert_eq!(std::mem::offset_of!(Sys, path), 220);
+    }
+
+    #[test]
+    fn detachment_is_seen_from_links_and_the_heartbeat() {
+        let ids = [("on_exec", 10), ("on_enter", 11), ("on_exit_sys", 12)];
+        let all: std::collections::HashSet<u32> = [10, 11, 12, 99].into();
+        assert!(detached_programs(&ids, &all, true).is_empty());
+        let no_exec: std::collections::HashSet<u32> = [11, 12].into();
+        assert_eq!(detached_programs(&ids, &no_exec, true), vec!["on_exec"]);
+        // Linked but not counting syscalls: sys_enter tracing is off all the same.
+        assert_eq!(detached_programs(&ids, &all, false), vec!["on_enter"]);
+        assert_eq!(
+            detached_programs(&ids, &[12].into(), false),
+            vec!["on_exec", "on_enter"]
+        );
     }
 
     #[test]

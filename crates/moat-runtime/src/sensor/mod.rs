@@ -7,10 +7,12 @@
 
 pub mod container;
 pub mod ebpf;
+pub mod metrics;
 pub mod proc_connector;
 pub mod procs;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -28,6 +30,8 @@ pub struct Options {
     pub degraded: bool,
     /// Written once the sensor is attached.
     pub ready_file: Option<PathBuf>,
+    /// Counters the sensor keeps up to date (served on `/metrics` by `watch --metrics-listen`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// What a run saw.
@@ -82,13 +86,20 @@ pub fn run(
 ) -> Result<Stats, SensorError> {
     install_signal_handlers();
     let mut stats = Stats::default();
+    let m = opts.metrics.clone();
     let mut handle = |ev: &mut Event| {
         stats.events += 1;
-        if opts.container_only && ev.container.is_none() && ev.evt_type != "drop" {
+        m.events.fetch_add(1, Ordering::Relaxed);
+        // The sensor's own health events are never filtered out.
+        let health = matches!(ev.evt_type.as_str(), "drop" | "sensor_detached");
+        if opts.container_only && ev.container.is_none() && !health {
             return;
         }
+        let t = std::time::Instant::now();
         let alerts = engine.process(ev);
+        m.observe_eval(t.elapsed());
         stats.alerts += alerts.len() as u64;
+        m.alerts.fetch_add(alerts.len() as u64, Ordering::Relaxed);
         sink(ev, &alerts);
     };
     let (name, lost) = if opts.degraded {

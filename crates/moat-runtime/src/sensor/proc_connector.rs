@@ -149,6 +149,7 @@ pub fn run(opts: &Options, handle: &mut dyn FnMut(&mut Event)) -> Result<u64, Se
                     now,
                     super::procs::mntns_of(pid),
                     &env,
+                    None,
                 );
                 let (uid, gid) = ids(pid);
                 let mut ev = Event {

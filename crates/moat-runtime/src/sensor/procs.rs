@@ -2,6 +2,7 @@
 //! fork/exec/exit events), used to give each event its process, parent chain, user and container.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::container::{self, Resolver};
@@ -15,7 +16,8 @@ pub struct Proc {
     pub name: String,
     pub exe: String,
     pub exepath: String,
-    pub args: Vec<String>,
+    /// argv[1..], shared with forks until they exec.
+    pub args: Arc<[String]>,
     pub cwd: String,
     pub tty: u32,
     pub start_ts: u64,
@@ -30,8 +32,18 @@ pub struct Proc {
     pub exited: Option<Instant>,
     /// The container runtime itself (see [`crate::event::Process::container_runtime`]).
     pub runtime: bool,
-    /// Environment captured at exec.
-    pub env: Vec<String>,
+    /// Environment captured at exec, shared with forks until they exec.
+    pub env: Arc<[String]>,
+}
+
+/// What the BPF program read from the task at exec, so user space need not read /proc for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KernelExec {
+    pub sid: i64,
+    pub pgid: i64,
+    pub vpid: i64,
+    /// (ctime, mtime) of the executable's inode in ns; None when the kernel layout was not known.
+    pub exe_times: Option<(u64, u64)>,
 }
 
 /// Binaries of container runtimes and their helpers: a process running one of them, started in the
@@ -204,7 +216,7 @@ impl Table {
             exe,
             exe_from_memfd: exepath.starts_with("/memfd:"),
             exepath,
-            args,
+            args: args.into(),
             cwd: link(&format!("/proc/{pid}/cwd")).unwrap_or_default(),
             tty,
             start_ts: start,
@@ -243,6 +255,7 @@ impl Table {
         start_ts: u64,
         mntns: u64,
         env: &[u8],
+        kernel: Option<&KernelExec>,
     ) {
         let mut args = split_argv(argv);
         let exe = if args.is_empty() {
@@ -251,7 +264,12 @@ impl Table {
             args.remove(0)
         };
         let old = self.procs.remove(&pid).unwrap_or_default();
-        let cwd = link(&format!("/proc/{pid}/cwd")).unwrap_or(old.cwd);
+        // With the eBPF sensor the working directory is inherited at fork and followed through
+        // chdir/fchdir, so an exec reads /proc only for a process the table never saw.
+        let cwd = match kernel {
+            Some(_) if !old.cwd.is_empty() => old.cwd,
+            _ => link(&format!("/proc/{pid}/cwd")).unwrap_or(old.cwd),
+        };
         let exepath = if filename.is_empty() {
             // Unknown (the degraded sensor could not read /proc in time): never guess.
             String::new()
@@ -262,14 +280,23 @@ impl Table {
         } else {
             link(&format!("/proc/{pid}/exe")).unwrap_or_else(|| join(&cwd, filename))
         };
-        let (sid, pgid) = match read(&format!("/proc/{pid}/stat"))
-            .as_deref()
-            .and_then(stat_fields)
-        {
-            Some((_, _, pg, s, _, _)) => (s, pg),
-            None => (old.sid, old.pgid),
+        let (sid, pgid) = match kernel {
+            Some(k) => (k.sid, k.pgid),
+            None => match read(&format!("/proc/{pid}/stat"))
+                .as_deref()
+                .and_then(stat_fields)
+            {
+                Some((_, _, pg, s, _, _)) => (s, pg),
+                None => (old.sid, old.pgid),
+            },
         };
-        let (ctime, mtime) = exe_times(pid);
+        let (ctime, mtime) = kernel
+            .and_then(|k| k.exe_times)
+            .unwrap_or_else(|| exe_times(pid));
+        let vpid = match kernel {
+            Some(k) if k.vpid > 0 => k.vpid,
+            _ => ns_pid(pid).unwrap_or(pid),
+        };
         // Runtime ownership: a runtime binary started on the host; runc re-executing itself from a
         // memfd copy; or an init binary executed by the runtime. Anything else is a workload, even
         // when its name is spoofed ("runc:[2:INIT]").
@@ -292,7 +319,7 @@ impl Table {
                 name: comm.to_string(),
                 exe,
                 exepath,
-                args,
+                args: args.into(),
                 cwd,
                 tty,
                 start_ts: if old.start_ts != 0 {
@@ -302,7 +329,7 @@ impl Table {
                 },
                 sid,
                 pgid,
-                vpid: ns_pid(pid).unwrap_or(pid),
+                vpid,
                 exe_from_memfd: memfd,
                 exe_upper_layer: false,
                 exe_ino_ctime: ctime,
@@ -310,9 +337,23 @@ impl Table {
                 cgroup_id: old.cgroup_id,
                 exited: None,
                 runtime,
-                env: split_argv(env),
+                env: split_argv(env).into(),
             },
         );
+    }
+
+    /// A successful chdir/fchdir: the kernel's view of the new directory when the process is still
+    /// there (symbolic links resolved), else `path` joined onto the directory moat knew.
+    pub fn chdir(&mut self, pid: i64, path: &str) {
+        let now = link(&format!("/proc/{pid}/cwd"));
+        if let Some(p) = self.procs.get_mut(&pid) {
+            match now {
+                Some(d) => p.cwd = d,
+                None if !path.is_empty() && !p.cwd.is_empty() => p.cwd = join(&p.cwd, path),
+                // An fchdir by a process already gone: unknown, read again at its next exec.
+                None => p.cwd.clear(),
+            }
+        }
     }
 
     /// Remembers who wrote a file in a container (an open for writing, the target of a rename).
@@ -532,7 +573,7 @@ impl Table {
                 name: a.name.clone(),
                 exe: a.exe.clone(),
                 exepath: a.exepath.clone(),
-                args: if i == 0 { a.args.clone() } else { vec![] },
+                args: if i == 0 { a.args.to_vec() } else { vec![] },
                 start_ts: a.start_ts,
             });
             if a.ppid == cur || a.ppid <= 0 {
@@ -568,7 +609,7 @@ impl Table {
             },
             exe: p.exe,
             exepath: p.exepath,
-            args: p.args,
+            args: p.args.to_vec(),
             cwd: p.cwd,
             tty: p.tty,
             uid,
@@ -589,7 +630,7 @@ impl Table {
             script_upper_layer,
             script_writer,
             env: if ev.evt_type == "execve" {
-                p.env
+                p.env.to_vec()
             } else {
                 Vec::new()
             },
@@ -777,6 +818,7 @@ mod tests {
             1,
             0,
             b"A=1\0",
+            None,
         );
         let mut ev = Event {
             evt_type: "execve".into(),
@@ -796,6 +838,55 @@ mod tests {
         );
         assert_eq!(ev.proc.args, vec!["-x"]);
         assert_eq!(ev.proc.ancestors[0].pid, me);
+    }
+
+    #[test]
+    fn kernel_exec_inherits_cwd_and_takes_ids_from_the_kernel() {
+        let mut t = Table::new();
+        let me = std::process::id() as i64;
+        t.fork(me, 999_999_998, 1);
+        // A parent the table never saw has no cwd: the exec reads it from /proc (none here).
+        t.chdir(999_999_998, "/srv");
+        t.exec(
+            999_999_998,
+            me,
+            "w",
+            "/bin/w",
+            b"w\0",
+            0,
+            false,
+            1,
+            0,
+            b"",
+            Some(&KernelExec {
+                sid: 7,
+                pgid: 8,
+                vpid: 3,
+                exe_times: Some((11, 12)),
+            }),
+        );
+        let p = &t.procs[&999_999_998];
+        assert_eq!((p.sid, p.pgid, p.vpid), (7, 8, 3));
+        assert_eq!((p.exe_ino_ctime, p.exe_ino_mtime), (11, 12));
+        // Known cwd: kept at exec, followed through a relative chdir of a process /proc no longer has.
+        t.procs.get_mut(&999_999_998).unwrap().cwd = "/srv".into();
+        t.chdir(999_999_998, "www/../data");
+        assert_eq!(t.procs[&999_999_998].cwd, "/srv/data");
+        t.fork(999_999_998, 999_999_997, 2);
+        t.exec(
+            999_999_997,
+            999_999_998,
+            "c",
+            "/bin/c",
+            b"c\0",
+            0,
+            false,
+            2,
+            0,
+            b"",
+            Some(&KernelExec::default()),
+        );
+        assert_eq!(t.procs[&999_999_997].cwd, "/srv/data", "inherited at fork");
     }
 
     #[test]
