@@ -8,6 +8,7 @@ pub mod rules;
 pub use event::Event;
 pub use rules::{Alert, Engine, Loader, Priority};
 pub mod alert;
+pub mod k8s_webhook;
 pub mod replay;
 pub mod sensor;
 pub mod spool;

@@ -32,9 +32,47 @@ pub enum Sub {
 
 #[derive(clap::Args, Debug)]
 pub struct K8sAuditArgs {
-    /// Audit input files; `-` reads standard input.
-    #[arg(required = true, value_name = "INPUT")]
+    /// Audit input files; `-` reads standard input. Not with --listen.
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "listen",
+        conflicts_with = "listen"
+    )]
     pub inputs: Vec<PathBuf>,
+    /// Receive the API server's audit webhook on ADDR (HOST:PORT) instead of reading files: POSTs of
+    /// `audit.k8s.io/v1` EventList to `/` or `/k8s-audit`, evaluated as they arrive, until SIGINT/SIGTERM.
+    #[arg(long, value_name = "ADDR", requires = "listen_token_file")]
+    pub listen: Option<String>,
+    /// The bearer token the API server must send (first line of FILE; the webhook kubeconfig's
+    /// `users[].user.token`). Required with --listen.
+    #[arg(long = "listen-token-file", value_name = "FILE", requires = "listen")]
+    pub listen_token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); default plain HTTP.
+    #[arg(long = "tls-cert", value_name = "PEM", requires_all = ["tls_key", "listen"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long = "tls-key", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// With --listen: also send every alert to moat server at this URL through the durable spool, as
+    /// `watch --output-server` does.
+    #[arg(long = "output-server", value_name = "URL", requires_all = ["token_file", "listen"])]
+    pub output_server: Option<String>,
+    /// The `ingest` token for --output-server (first line of FILE).
+    #[arg(long = "token-file", value_name = "FILE", requires = "output_server")]
+    pub token_file: Option<PathBuf>,
+    /// Spool directory for --output-server.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/moat/k8saudit-spool"
+    )]
+    pub spool: PathBuf,
+    /// With --listen: stop after this many seconds (default: until interrupted).
+    #[arg(long, value_name = "SECS", requires = "listen")]
+    pub duration: Option<u64>,
+    /// Write the bound address to this file once listening (for scripts and tests).
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub ready_file: Option<PathBuf>,
     /// Rule files holding `source: k8s_audit` rules (Falco's k8s_audit_rules.yaml and your own),
     /// loaded in order; rules of other sources in them are ignored. Required.
     #[arg(long = "rules", value_name = "FILE", required = true)]
@@ -81,6 +119,9 @@ fn k8saudit(a: K8sAuditArgs) -> anyhow::Result<Verdict> {
         .into());
     }
     let fmt: Format = pick(a.format, a.out.is_terminal()).into();
+    if let Some(listen) = &a.listen {
+        return k8saudit_listen(&a, listen, engine, fmt, fail_on);
+    }
     let budget = moat_fsio::Budget::new(
         ka::MAX_INPUT,
         "k8s audit input",
@@ -130,6 +171,110 @@ fn k8saudit(a: K8sAuditArgs) -> anyhow::Result<Verdict> {
         (Some(f), Some(w)) if w <= f => Verdict::Fail,
         _ => Verdict::Pass,
     })
+}
+
+/// `k8saudit --listen`: the webhook listener; alerts to stdout (and the server spool) as they fire.
+fn k8saudit_listen(
+    a: &K8sAuditArgs,
+    listen: &str,
+    engine: moat_runtime::rules::k8saudit::K8sEngine,
+    fmt: Format,
+    fail_on: Option<Priority>,
+) -> anyhow::Result<Verdict> {
+    use moat_runtime::k8s_webhook as kw;
+    let token_file = a
+        .listen_token_file
+        .as_deref()
+        .ok_or_else(|| InputError("--listen needs --listen-token-file".into()))?;
+    let token = moat_server::client::read_token(token_file).map_err(InputError)?;
+    let spool = match (&a.output_server, &a.token_file) {
+        (Some(url), Some(tf)) => Some(open_spool(url, tf, &a.spool, 256 << 20)?),
+        _ => None,
+    };
+    let spool = std::sync::Arc::new(spool);
+    let worst = std::sync::Arc::new(std::sync::Mutex::new(None::<Priority>));
+    let (sp, w) = (spool.clone(), worst.clone());
+    let sink: kw::AlertSink = std::sync::Arc::new(move |alerts| {
+        let mut o = std::io::stdout().lock();
+        for al in alerts {
+            let _ = writeln!(o, "{}", alert::format_alert(al, fmt));
+            if let Ok(mut g) = w.lock() {
+                *g = Some(g.map_or(al.priority, |p: Priority| p.min(al.priority)));
+            }
+        }
+        let _ = o.flush();
+        if let Some(s) = sp.as_ref()
+            && let Err(e) = s.push(alerts)
+        {
+            eprintln!("moat: error: {e} (alerts are still printed)");
+        }
+    });
+    let cfg = kw::ListenConfig {
+        listen: listen.to_string(),
+        token,
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        max_body: kw::MAX_BODY,
+        ready_file: a.ready_file.clone(),
+        duration: a.duration.map(std::time::Duration::from_secs),
+    };
+    eprintln!(
+        "moat: k8s audit webhook on {}://{listen} ({} rules)",
+        if cfg.tls.is_some() { "https" } else { "http" },
+        engine.evaluable()
+    );
+    let stats = kw::serve(cfg, engine, sink).map_err(|e| InputError(e.to_string()))?;
+    eprintln!(
+        "moat: k8s audit webhook: {} requests, {} events, {} alerts, {} unauthorized, {} documents not audit events",
+        stats.requests, stats.events, stats.alerts, stats.unauthorized, stats.not_audit
+    );
+    if let Ok(s) = std::sync::Arc::try_unwrap(spool)
+        && let Some(s) = s
+    {
+        let f = s.finish(std::time::Duration::from_secs(10));
+        eprintln!(
+            "moat: server: {} alerts spooled, {} delivered, {} left in {}",
+            f.spooled,
+            f.delivered,
+            f.left,
+            a.spool.display()
+        );
+    }
+    let worst = worst.lock().ok().and_then(|g| *g);
+    Ok(match (fail_on, worst) {
+        (Some(f), Some(w)) if w <= f => Verdict::Fail,
+        _ => Verdict::Pass,
+    })
+}
+
+/// The durable spool to moat server that `watch` and `k8saudit --listen` send alerts through.
+fn open_spool(
+    url: &str,
+    token_file: &Path,
+    dir: &Path,
+    max_bytes: u64,
+) -> anyhow::Result<moat_runtime::spool::Spool> {
+    let token = moat_server::client::read_token(token_file).map_err(InputError)?;
+    let sender = moat_runtime::spool::server_sender(url, token, std::time::Duration::from_secs(10))
+        .map_err(InputError)?;
+    let sp = moat_runtime::spool::Spool::start(
+        moat_runtime::spool::SpoolConfig {
+            dir: dir.to_path_buf(),
+            max_bytes,
+        },
+        sender,
+    )
+    .map_err(|e| InputError(e.to_string()))?;
+    let replayed = sp
+        .stats()
+        .replayed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if replayed > 0 {
+        eprintln!(
+            "moat: spool {}: {replayed} alerts of an earlier run are being sent first",
+            dir.display()
+        );
+    }
+    Ok(sp)
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -396,6 +541,10 @@ pub struct WatchArgs {
     /// Use the degraded proc-connector sensor (exec/exit only) instead of eBPF.
     #[arg(long)]
     pub degraded: bool,
+    /// Serve the sensor's health on `GET http://ADDR/metrics` (Prometheus text): events, ring-buffer
+    /// losses, rule evaluation time, detachments and re-attachments (e.g. 127.0.0.1:9376).
+    #[arg(long = "metrics-listen", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Write a line to this file once the sensor is attached (for scripts and tests).
     #[arg(long, value_name = "FILE", hide = true)]
     pub ready_file: Option<PathBuf>,
@@ -674,31 +823,7 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
         None => None,
     };
     let spool = match (&w.output_server, &w.token_file) {
-        (Some(url), Some(tf)) => {
-            let token = moat_server::client::read_token(tf).map_err(InputError)?;
-            let sender =
-                moat_runtime::spool::server_sender(url, token, std::time::Duration::from_secs(10))
-                    .map_err(InputError)?;
-            let sp = moat_runtime::spool::Spool::start(
-                moat_runtime::spool::SpoolConfig {
-                    dir: w.spool.clone(),
-                    max_bytes: w.spool_max_bytes,
-                },
-                sender,
-            )
-            .map_err(|e| InputError(e.to_string()))?;
-            let replayed = sp
-                .stats()
-                .replayed
-                .load(std::sync::atomic::Ordering::Relaxed);
-            if replayed > 0 {
-                eprintln!(
-                    "moat: spool {}: {replayed} alerts of an earlier run are being sent first",
-                    w.spool.display()
-                );
-            }
-            Some(sp)
-        }
+        (Some(url), Some(tf)) => Some(open_spool(url, tf, &w.spool, w.spool_max_bytes)?),
         _ => None,
     };
     let mut spool_error_shown = false;
@@ -715,7 +840,13 @@ fn watch(w: WatchArgs) -> anyhow::Result<Verdict> {
         duration: w.duration.map(std::time::Duration::from_secs),
         degraded: w.degraded,
         ready_file: w.ready_file.clone(),
+        metrics: Default::default(),
     };
+    if let Some(addr) = &w.metrics_listen {
+        let bound = moat_runtime::sensor::metrics::serve(addr, opts.metrics.clone())
+            .map_err(|e| InputError(format!("--metrics-listen {addr}: {e}")))?;
+        eprintln!("moat: metrics on http://{bound}/metrics");
+    }
     let stdout = std::io::stdout();
     let stats = moat_runtime::sensor::run(engine, &opts, |ev, alerts| {
         if let Some(r) = record.as_mut() {
