@@ -47,12 +47,15 @@ pub(crate) struct Limits {
     pub runtime: f64,
 }
 
-pub(crate) fn cel_limits() -> Limits {
-    Limits {
+/// The limits, read from the environment once per process (reading it per expression was a
+/// measurable share of every CEL evaluation).
+pub(crate) fn cel_limits() -> &'static Limits {
+    static LIMITS: std::sync::LazyLock<Limits> = std::sync::LazyLock::new(|| Limits {
         cost: env_limit("MOAT_CEL_COST_LIMIT", CEL_COST_LIMIT) as f64,
         size: env_limit("MOAT_CEL_SIZE_LIMIT", CEL_SIZE_LIMIT) as f64,
         runtime: env_limit("MOAT_CEL_RUNTIME_BUDGET", CEL_RUNTIME_BUDGET) as f64,
-    }
+    });
+    &LIMITS
 }
 
 thread_local! {
@@ -96,13 +99,24 @@ pub(crate) fn cel_value_size(v: &CelValue, cap: f64) -> f64 {
     acc
 }
 
-/// Starts one evaluation: the measured input size, nothing spent, no variables.
-pub(crate) fn cel_begin(inputs: &[&CelValue]) {
-    let n: f64 = inputs
+/// The measured size of a request's values (at least 1), the estimator's input size.
+pub(crate) fn cel_input_size(inputs: &[&CelValue]) -> f64 {
+    inputs
         .iter()
         .map(|v| cel_value_size(v, 1e12))
         .sum::<f64>()
-        .max(1.0);
+        .max(1.0)
+}
+
+/// Starts one evaluation: the measured input size, nothing spent, no variables.
+#[cfg(test)]
+pub(crate) fn cel_begin(inputs: &[&CelValue]) {
+    cel_begin_sized(cel_input_size(inputs));
+}
+
+/// Starts one evaluation over inputs of measured size `n` (measured once per request, shared by
+/// the policies that judge it).
+pub(crate) fn cel_begin_sized(n: f64) {
     INPUT.with(|c| c.set(n));
     SPENT.with(|c| c.set(0.0));
     VARS.with(|v| v.borrow_mut().clear());
@@ -132,17 +146,20 @@ pub(crate) fn cel_check(expr: &IdedExpr, src: &str) -> Result<(), String> {
         };
         estimate(expr, &mut env, 0)
     });
-    let shown: String = src.trim().chars().take(120).collect();
+    // Only an error shows the expression: building it for every check was a cost of its own.
+    let shown = || -> String { src.trim().chars().take(120).collect() };
     if est.size > limits.size {
         return Err(format!(
-            "CEL expression `{shown}`: estimated result size {} is over the limit {} (MOAT_CEL_SIZE_LIMIT); not evaluated",
+            "CEL expression `{}`: estimated result size {} is over the limit {} (MOAT_CEL_SIZE_LIMIT); not evaluated",
+            shown(),
             fmt(est.size),
             limits.size
         ));
     }
     if est.cost > limits.cost {
         return Err(format!(
-            "CEL expression `{shown}`: estimated cost {} is over the per-expression limit {} (MOAT_CEL_COST_LIMIT); not evaluated",
+            "CEL expression `{}`: estimated cost {} is over the per-expression limit {} (MOAT_CEL_COST_LIMIT); not evaluated",
+            shown(),
             fmt(est.cost),
             limits.cost
         ));
@@ -154,7 +171,8 @@ pub(crate) fn cel_check(expr: &IdedExpr, src: &str) -> Result<(), String> {
     });
     if spent > limits.runtime {
         return Err(format!(
-            "CEL expression `{shown}`: the evaluation's estimated cost {} passes the runtime budget {} (MOAT_CEL_RUNTIME_BUDGET); not evaluated",
+            "CEL expression `{}`: the evaluation's estimated cost {} passes the runtime budget {} (MOAT_CEL_RUNTIME_BUDGET); not evaluated",
+            shown(),
             fmt(spent),
             limits.runtime
         ));
@@ -170,16 +188,16 @@ fn fmt(x: f64) -> String {
     }
 }
 
-struct Scope<'a> {
+struct Scope<'a, 'e> {
     input: f64,
     vars: &'a [(String, f64)],
-    /// Comprehension variables in scope (name, size).
-    locals: Vec<(String, f64)>,
+    /// Comprehension variables in scope (name, size), named by the syntax tree.
+    locals: Vec<(&'e str, f64)>,
 }
 
-impl Scope<'_> {
+impl Scope<'_, '_> {
     fn ident(&self, name: &str) -> f64 {
-        if let Some((_, s)) = self.locals.iter().rev().find(|(n, _)| n == name) {
+        if let Some((_, s)) = self.locals.iter().rev().find(|(n, _)| *n == name) {
             return *s;
         }
         match name {
@@ -207,7 +225,7 @@ const UNBOUNDED: Est = Est {
     size: f64::INFINITY,
 };
 
-fn estimate(e: &IdedExpr, sc: &mut Scope, depth: usize) -> Est {
+fn estimate<'e>(e: &'e IdedExpr, sc: &mut Scope<'_, 'e>, depth: usize) -> Est {
     if depth > MAX_DEPTH {
         return UNBOUNDED;
     }
@@ -233,7 +251,7 @@ fn estimate(e: &IdedExpr, sc: &mut Scope, depth: usize) -> Est {
         Expr::Select(s) => {
             if let Expr::Ident(root) = &s.operand.expr
                 && root == "variables"
-                && !sc.locals.iter().any(|(n, _)| n == "variables")
+                && !sc.locals.iter().any(|(n, _)| *n == "variables")
             {
                 return Est {
                     cost: 1.0,
@@ -261,25 +279,35 @@ fn estimate(e: &IdedExpr, sc: &mut Scope, depth: usize) -> Est {
         Expr::Map(m) => entries(&m.entries, sc, d),
         Expr::Struct(s) => entries(&s.entries, sc, d),
         Expr::Call(c) => {
-            let mut parts: Vec<Est> = Vec::with_capacity(c.args.len() + 1);
-            if let Some(t) = &c.target {
-                parts.push(estimate(t, sc, d));
+            // One pass over the target and arguments, keeping what the cases below need (a list
+            // of the parts per call node was an allocation per node per check).
+            let (mut cost, mut sizes) = (0.0, 0.0);
+            let mut first_cost = 0.0;
+            let (mut rest_cost, mut rest_size) = (0.0f64, 1.0f64);
+            let mut part_sizes = [1.0f64; 3];
+            for (i, x) in c.target.as_deref().into_iter().chain(&c.args).enumerate() {
+                let p = estimate(x, sc, d);
+                cost += p.cost;
+                sizes += p.size;
+                if let Some(slot) = part_sizes.get_mut(i) {
+                    *slot = p.size;
+                }
+                if i == 0 {
+                    first_cost = p.cost;
+                } else {
+                    rest_cost = rest_cost.max(p.cost);
+                    rest_size = rest_size.max(p.size);
+                }
             }
-            for a in &c.args {
-                parts.push(estimate(a, sc, d));
-            }
-            let cost: f64 = parts.iter().map(|p| p.cost).sum();
-            let sizes: f64 = parts.iter().map(|p| p.size).sum();
-            let s = |i: usize| parts.get(i).map_or(1.0, |p| p.size);
+            let s = |i: usize| part_sizes[i];
             match c.func_name.as_str() {
                 "_+_" => Est {
                     cost: cost + sizes,
                     size: sizes,
                 },
                 "_?_:_" => Est {
-                    cost: parts.first().map_or(0.0, |p| p.cost)
-                        + parts.iter().skip(1).map(|p| p.cost).fold(0.0, f64::max),
-                    size: parts.iter().skip(1).map(|p| p.size).fold(1.0, f64::max),
+                    cost: first_cost + rest_cost,
+                    size: rest_size,
                 },
                 "_[_]" | "_[?_]" => Est {
                     cost: cost + 1.0,
@@ -324,13 +352,13 @@ fn estimate(e: &IdedExpr, sc: &mut Scope, depth: usize) -> Est {
             // The step with the element at its largest (the whole range) and at its smallest: the
             // elements' sizes add up to the range's, so with a step affine in its element the
             // whole loop is step(r) + (r - 1) * step(1), not r * step(r).
-            let step_at = |elem: f64, accu: f64, sc: &mut Scope| {
+            let step_at = |elem: f64, accu: f64, sc: &mut Scope<'_, 'e>| {
                 sc.locals.truncate(base);
-                sc.locals.push((c.iter_var.clone(), elem));
+                sc.locals.push((c.iter_var.as_str(), elem));
                 if let Some(v2) = &c.iter_var2 {
-                    sc.locals.push((v2.clone(), elem));
+                    sc.locals.push((v2.as_str(), elem));
                 }
-                sc.locals.push((c.accu_var.clone(), accu));
+                sc.locals.push((c.accu_var.as_str(), accu));
                 let step = estimate(&c.loop_step, sc, d);
                 let cond = estimate(&c.loop_cond, sc, d);
                 (step, cond)
@@ -355,7 +383,7 @@ fn estimate(e: &IdedExpr, sc: &mut Scope, depth: usize) -> Est {
             };
             let loop_cost = big.cost + big_cond.cost + n * (small.cost + small_cond.cost + 1.0);
             sc.locals.truncate(base);
-            sc.locals.push((c.accu_var.clone(), accu));
+            sc.locals.push((c.accu_var.as_str(), accu));
             let result = estimate(&c.result, sc, d);
             sc.locals.truncate(base);
             Est {
@@ -366,7 +394,7 @@ fn estimate(e: &IdedExpr, sc: &mut Scope, depth: usize) -> Est {
     }
 }
 
-fn entries(es: &[cel::common::ast::IdedEntryExpr], sc: &mut Scope, d: usize) -> Est {
+fn entries<'e>(es: &'e [cel::common::ast::IdedEntryExpr], sc: &mut Scope<'_, 'e>, d: usize) -> Est {
     let mut out = Est {
         cost: 1.0,
         size: 1.0,

@@ -45,7 +45,7 @@ fn normalize(reference: &str) -> String {
 }
 
 /// Binds `resource` and `image` and their functions to a CEL context.
-pub(crate) fn bind(ctx: &mut Context<'static, 'static>, data: &Arc<OfflineData>) {
+pub(crate) fn bind(ctx: &mut Context<'_, '_>, data: &Arc<OfflineData>) {
     ctx.add_variable_from_value(
         "resource",
         CelValue::from(std::collections::HashMap::<String, CelValue>::new()),

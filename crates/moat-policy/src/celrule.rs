@@ -1,8 +1,12 @@
 //! CEL: Kyverno `validate.cel` rules and Kubernetes `ValidatingAdmissionPolicy`.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use cel::common::types::CelNull;
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, Program, Value as CelValue};
 use serde_json::Value;
 
@@ -228,7 +232,6 @@ pub(crate) fn to_cel(v: &Value) -> CelValue {
 }
 
 /// The CEL view of a request.
-#[derive(Clone)]
 pub(crate) struct CelInput {
     pub object: CelValue,
     pub old_object: CelValue,
@@ -236,6 +239,90 @@ pub(crate) struct CelInput {
     pub namespace_object: CelValue,
     /// Data for Kyverno's `resource` and `image` libraries (policy test), if supplied.
     pub offline: Option<Arc<crate::OfflineData>>,
+    /// The same four values in the interpreter's own representation, converted once per request
+    /// and borrowed by the context of every policy that judges it.
+    vals: OnceCell<RequestVals>,
+    /// Measured size of the four values (the cost estimator's input size), once per request.
+    size: OnceCell<f64>,
+}
+
+impl Clone for CelInput {
+    fn clone(&self) -> CelInput {
+        CelInput::new(
+            self.object.clone(),
+            self.old_object.clone(),
+            self.request.clone(),
+            self.namespace_object.clone(),
+            self.offline.clone(),
+        )
+    }
+}
+
+impl CelInput {
+    pub(crate) fn new(
+        object: CelValue,
+        old_object: CelValue,
+        request: CelValue,
+        namespace_object: CelValue,
+        offline: Option<Arc<crate::OfflineData>>,
+    ) -> CelInput {
+        CelInput {
+            object,
+            old_object,
+            request,
+            namespace_object,
+            offline,
+            vals: OnceCell::new(),
+            size: OnceCell::new(),
+        }
+    }
+
+    /// Elements plus string bytes of the request's values, as the cost estimator counts them.
+    fn size(&self) -> f64 {
+        *self.size.get_or_init(|| {
+            crate::budget::cel_input_size(&[
+                &self.object,
+                &self.old_object,
+                &self.request,
+                &self.namespace_object,
+            ])
+        })
+    }
+
+    fn vals(&self) -> &RequestVals {
+        self.vals.get_or_init(|| RequestVals {
+            object: to_val(&self.object),
+            old_object: to_val(&self.old_object),
+            request: to_val(&self.request),
+            namespace_object: to_val(&self.namespace_object),
+        })
+    }
+}
+
+fn to_val(v: &CelValue) -> Box<dyn Val> {
+    Box::<dyn Val>::try_from(v.clone()).unwrap_or_else(|_| Box::new(CelNull))
+}
+
+/// `object`, `oldObject`, `request` and `namespaceObject` converted once, resolved by borrowing:
+/// binding them into each policy's context instead converted the whole object again per policy.
+struct RequestVals {
+    object: Box<dyn Val>,
+    old_object: Box<dyn Val>,
+    request: Box<dyn Val>,
+    namespace_object: Box<dyn Val>,
+}
+
+impl VariableResolver for RequestVals {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let v = match variable {
+            "object" => &self.object,
+            "oldObject" => &self.old_object,
+            "request" => &self.request,
+            "namespaceObject" => &self.namespace_object,
+            _ => return None,
+        };
+        Some(CowVal::Borrowed(v.as_ref()))
+    }
 }
 
 /// How a set of CEL validations ended.
@@ -245,19 +332,23 @@ pub(crate) enum CelOutcome {
     Error(String),
 }
 
-fn base_context(input: &CelInput) -> Context<'static, 'static> {
-    context_in(&ENV, input)
+/// The CEL context of a request under `env`: `object`, `oldObject`, `request`, `namespaceObject`
+/// and, with offline data, Kyverno's `resource`/`image` libraries. The request's values are
+/// borrowed from `input`, where they were converted once.
+pub(crate) fn shared_context<'a>(env: &Arc<Env>, input: &'a CelInput) -> Context<'a, 'a> {
+    crate::budget::cel_begin_sized(input.size());
+    let mut ctx = Context::with_env(Arc::clone(env));
+    ctx.set_variable_resolver(input.vals());
+    if let Some(d) = &input.offline {
+        crate::celdata::bind(&mut ctx, d);
+    }
+    ctx
 }
 
-/// The CEL context of a request under `env`: `object`, `oldObject`, `request`, `namespaceObject`
-/// and, with offline data, Kyverno's `resource`/`image` libraries.
+/// The same context, owning its values (converted again): for callers that keep the context
+/// beyond the borrow of `input`.
 pub(crate) fn context_in(env: &Arc<Env>, input: &CelInput) -> Context<'static, 'static> {
-    crate::budget::cel_begin(&[
-        &input.object,
-        &input.old_object,
-        &input.request,
-        &input.namespace_object,
-    ]);
+    crate::budget::cel_begin_sized(input.size());
     let mut ctx = Context::with_env(Arc::clone(env));
     ctx.add_variable_from_value("object", input.object.clone());
     ctx.add_variable_from_value("oldObject", input.old_object.clone());
@@ -269,7 +360,21 @@ pub(crate) fn context_in(env: &Arc<Env>, input: &CelInput) -> Context<'static, '
     ctx
 }
 
-pub(crate) fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(String, Expr)]) {
+/// Binds `variables` in order, each seeing the ones before it.
+pub(crate) fn bind_variables(ctx: &mut Context<'_, '_>, vars: &[(String, Expr)]) {
+    bind_variables_as(ctx, vars, true)
+}
+
+/// Binds each variable under its qualified name `variables.<name>`, which the interpreter
+/// resolves for `variables.<name>...` without a map; the `variables` map itself (rebuilt after
+/// each variable) only when `whole_map`: some expression uses it other than by field
+/// (`has(variables.x)`, `variables[k]`). Without it `variables` is an empty map, so a variable that
+/// failed reads as a missing key, as it did with the map.
+pub(crate) fn bind_variables_as(
+    ctx: &mut Context<'_, '_>,
+    vars: &[(String, Expr)],
+    whole_map: bool,
+) {
     let mut values: HashMap<String, CelValue> = HashMap::new();
     ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
     for (name, e) in vars {
@@ -281,14 +386,65 @@ pub(crate) fn bind_variables(ctx: &mut Context<'static, 'static>, vars: &[(Strin
         }
         if let Ok(v) = e.program.execute(ctx) {
             crate::budget::cel_variable(name, &v);
-            values.insert(name.clone(), v);
-            ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
+            if whole_map {
+                values.insert(name.clone(), v.clone());
+                ctx.add_variable_from_value("variables", CelValue::from(values.clone()));
+            }
+            ctx.add_variable_from_value(format!("variables.{name}"), v);
         }
     }
 }
 
+/// Whether an expression names `variables` other than as `variables.<field>`.
+fn uses_whole_variables(e: &cel::common::ast::IdedExpr) -> bool {
+    use cel::common::ast::{EntryExpr, Expr as E};
+    match &e.expr {
+        E::Ident(n) => n == "variables",
+        E::Select(s) => {
+            if !s.test
+                && let E::Ident(n) = &s.operand.expr
+                && n == "variables"
+            {
+                return false;
+            }
+            uses_whole_variables(&s.operand)
+        }
+        E::Call(c) => {
+            c.target.as_deref().is_some_and(uses_whole_variables)
+                || c.args.iter().any(uses_whole_variables)
+        }
+        E::List(l) => l.elements.iter().any(uses_whole_variables),
+        E::Map(m) => m.entries.iter().any(|x| match &x.expr {
+            EntryExpr::MapEntry(me) => {
+                uses_whole_variables(&me.key) || uses_whole_variables(&me.value)
+            }
+            EntryExpr::StructField(f) => uses_whole_variables(&f.value),
+        }),
+        E::Struct(st) => st.entries.iter().any(|x| match &x.expr {
+            EntryExpr::MapEntry(me) => {
+                uses_whole_variables(&me.key) || uses_whole_variables(&me.value)
+            }
+            EntryExpr::StructField(f) => uses_whole_variables(&f.value),
+        }),
+        E::Comprehension(c) => {
+            c.iter_var == "variables"
+                || c.accu_var == "variables"
+                || [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ]
+                .into_iter()
+                .any(uses_whole_variables)
+        }
+        E::Literal(_) | E::Unspecified => false,
+    }
+}
+
 pub(crate) fn run_validations(
-    ctx: &Context<'static, 'static>,
+    ctx: &Context<'_, '_>,
     validations: &[Validation],
     default_message: Option<&str>,
 ) -> CelOutcome {
@@ -322,7 +478,7 @@ pub(crate) fn run_validations(
 
 impl CelValidate {
     pub(crate) fn eval(&self, input: &CelInput, default_message: Option<&str>) -> CelOutcome {
-        let mut ctx = base_context(input);
+        let mut ctx = shared_context(&ENV, input);
         bind_variables(&mut ctx, &self.variables);
         run_validations(&ctx, &self.validations, default_message)
     }
@@ -421,6 +577,8 @@ pub(crate) struct Vap {
     match_conditions: Vec<(String, Expr)>,
     variables: Vec<(String, Expr)>,
     validations: Vec<Validation>,
+    /// Some expression uses the `variables` map as a whole, not only its fields.
+    whole_variables: bool,
     /// failurePolicy Fail (the default): an evaluation error denies.
     pub fail_closed: bool,
 }
@@ -435,16 +593,64 @@ pub(crate) enum VapOutcome {
 
 impl Vap {
     pub(crate) fn eval(&self, info: &ResInfo, input: &CelInput) -> VapOutcome {
-        let ctx = match self.matched_context(info, &ENV, input) {
-            Ok(Some(c)) => c,
-            Ok(None) => return VapOutcome::NotMatched,
+        if !self.selects(info) {
+            return VapOutcome::NotMatched;
+        }
+        let mut ctx = shared_context(&ENV, input);
+        bind_variables_as(&mut ctx, &self.variables, self.whole_variables);
+        match self.conditions_hold(&ctx) {
+            Ok(true) => {}
+            Ok(false) => return VapOutcome::NotMatched,
             Err(e) => return VapOutcome::Error(e),
-        };
+        }
         match run_validations(&ctx, &self.validations, None) {
             CelOutcome::Pass => VapOutcome::Pass,
             CelOutcome::Fail(m) => VapOutcome::Fail(m),
             CelOutcome::Error(e) => VapOutcome::Error(e),
         }
+    }
+
+    /// Whether the resource rules and selectors select the request.
+    fn selects(&self, info: &ResInfo) -> bool {
+        if !self.rules.iter().any(|r| r.matches(info))
+            || self.exclude.iter().any(|r| r.matches(info))
+        {
+            return false;
+        }
+        if let Some(sel) = &self.object_selector {
+            let labels = info.labels;
+            if !sel.matches(&|k| {
+                labels
+                    .and_then(|l| l.get(k))
+                    .and_then(|v| v.as_str().map(str::to_string))
+            }) {
+                return false;
+            }
+        }
+        if let Some(sel) = &self.namespace_selector
+            && !info.namespace.is_empty()
+        {
+            let nl = info.namespace_labels;
+            if !sel.matches(&|k| nl.and_then(|l| l.get(k)).cloned()) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The matchConditions over a context with `variables` bound: Err when one fails to evaluate
+    /// under failurePolicy Fail.
+    fn conditions_hold(&self, ctx: &Context<'_, '_>) -> Result<bool, String> {
+        for (name, mc) in &self.match_conditions {
+            match mc.run(ctx) {
+                Ok(CelValue::Bool(true)) => {}
+                Ok(CelValue::Bool(false)) => return Ok(false),
+                Ok(_) | Err(_) if !self.fail_closed => return Ok(false),
+                Ok(other) => return Err(format!("matchCondition {name} returned {other:?}")),
+                Err(e) => return Err(format!("matchCondition {name}: {e}")),
+            }
+        }
+        Ok(true)
     }
 
     /// The request's CEL context with `variables` bound when the policy matches it (resource rules,
@@ -456,43 +662,14 @@ impl Vap {
         env: &Arc<Env>,
         input: &CelInput,
     ) -> Result<Option<Context<'static, 'static>>, String> {
-        if !self.rules.iter().any(|r| r.matches(info))
-            || self.exclude.iter().any(|r| r.matches(info))
-        {
+        if !self.selects(info) {
             return Ok(None);
-        }
-        if let Some(sel) = &self.object_selector {
-            let labels = info.labels;
-            if !sel.matches(&|k| {
-                labels
-                    .and_then(|l| l.get(k))
-                    .and_then(|v| v.as_str().map(str::to_string))
-            }) {
-                return Ok(None);
-            }
-        }
-        if let Some(sel) = &self.namespace_selector
-            && !info.namespace.is_empty()
-        {
-            let nl = info.namespace_labels;
-            if !sel.matches(&|k| nl.and_then(|l| l.get(k)).cloned()) {
-                return Ok(None);
-            }
         }
         let mut ctx = context_in(env, input);
         // Kyverno's policies may name `variables` in matchConditions: bind them first (lazily
         // failing, so a condition that does not use them is unaffected).
         bind_variables(&mut ctx, &self.variables);
-        for (name, mc) in &self.match_conditions {
-            match mc.run(&ctx) {
-                Ok(CelValue::Bool(true)) => {}
-                Ok(CelValue::Bool(false)) => return Ok(None),
-                Ok(_) | Err(_) if !self.fail_closed => return Ok(None),
-                Ok(other) => return Err(format!("matchCondition {name} returned {other:?}")),
-                Err(e) => return Err(format!("matchCondition {name}: {e}")),
-            }
-        }
-        Ok(Some(ctx))
+        Ok(self.conditions_hold(&ctx)?.then_some(ctx))
     }
 
     pub(crate) fn validations(&self) -> &[Validation] {
@@ -592,6 +769,16 @@ pub(crate) fn compile_vap_body(doc: &Value, source: &str, env: &Env) -> Result<V
     let validations =
         compile_validations_in(env, spec.get("validations"), source, "spec.validations")?;
     let fail_closed = str_at(spec, "failurePolicy") != Some("Ignore");
+    let whole_variables = match_conditions
+        .iter()
+        .map(|(_, e)| e)
+        .chain(variables.iter().map(|(_, e)| e))
+        .chain(
+            validations
+                .iter()
+                .flat_map(|v| std::iter::once(&v.expr).chain(v.message_expr.as_ref())),
+        )
+        .any(|e| uses_whole_variables(e.program.expression()));
     Ok(Vap {
         rules,
         exclude,
@@ -600,6 +787,7 @@ pub(crate) fn compile_vap_body(doc: &Value, source: &str, env: &Env) -> Result<V
         match_conditions,
         variables,
         validations,
+        whole_variables,
         fail_closed,
     })
 }
@@ -686,16 +874,16 @@ mod tests {
             "f",
         )
         .unwrap();
-        let input = CelInput {
-            object: to_cel(
+        let input = CelInput::new(
+            to_cel(
                 &serde_json::json!({"spec": {"containers": [{"securityContext": {"allowPrivilegeEscalation": false}}]}}),
             ),
-            old_object: CelValue::Null,
-            request: CelValue::Null,
-            namespace_object: CelValue::Null,
-            offline: None,
-        };
-        let ctx = base_context(&input);
+            CelValue::Null,
+            CelValue::Null,
+            CelValue::Null,
+            None,
+        );
+        let ctx = shared_context(&ENV, &input);
         assert_eq!(e.program.execute(&ctx).unwrap(), CelValue::Bool(true));
         assert_eq!(plural("Ingress"), "ingresses");
         assert_eq!(plural("NetworkPolicy"), "networkpolicies");

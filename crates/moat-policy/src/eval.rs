@@ -102,13 +102,13 @@ impl<'a> Target<'a> {
             } else {
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace, "labels": self.input.namespace_labels}})
             };
-            CelInput {
-                object: to_cel(&object),
-                old_object: if is_main { self.input.old_object.as_ref().map(to_cel).unwrap_or(cel::Value::Null) } else { cel::Value::Null },
-                request: to_cel(&request_value(&self.input.operation, self.namespace, self.name(), &self.kind_value(), &self.input.user_info)),
-                namespace_object: to_cel(&ns_obj),
-                offline: self.input.offline.clone(),
-            }
+            CelInput::new(
+                to_cel(&object),
+                if is_main { self.input.old_object.as_ref().map(to_cel).unwrap_or(cel::Value::Null) } else { cel::Value::Null },
+                to_cel(&request_value(&self.input.operation, self.namespace, self.name(), &self.kind_value(), &self.input.user_info)),
+                to_cel(&ns_obj),
+                self.input.offline.clone(),
+            )
         })
     }
 }
