@@ -137,24 +137,34 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
     if !cfg.disable_ignore_pragma {
         let mut global: BTreeSet<String> = BTreeSet::new();
         let mut line_ignores: HashMap<u32, BTreeSet<String>> = HashMap::new();
-        // (first line, last line, ids) of each stage pragma.
-        let mut stage_ignores: Vec<(u32, u32, BTreeSet<String>)> = Vec::new();
+        // Stage pragmas grouped by the line that ends them (hadolint's reading, established against
+        // its binary: a pragma applies to the line after it and covers what follows up to and
+        // including the next FROM; a FROM line belongs to the stage before it). Every pragma that
+        // covers a line ends at the first FROM at or after that line, so a hit looks up one group
+        // and, per id, the earliest start in it: no scan of every pragma per hit (quadratic with a
+        // pragma per stage).
+        let from_lines: Vec<u32> = df
+            .instructions
+            .iter()
+            .filter(|i| i.is("FROM"))
+            .map(|i| i.line)
+            .collect();
+        let end_of = |line: u32| -> u32 {
+            let k = from_lines.partition_point(|&l| l < line);
+            from_lines.get(k).copied().unwrap_or(u32::MAX)
+        };
+        let mut stage_ignores: HashMap<u32, HashMap<String, u32>> = HashMap::new();
         for c in &df.comments {
             match parse_pragma(&c.text) {
                 Some(Pragma::Global(ids)) => global.extend(ids),
                 Some(Pragma::Line(ids)) => line_ignores.entry(c.line + 1).or_default().extend(ids),
                 Some(Pragma::Stage(ids)) => {
-                    // hadolint's reading, established against its binary: the pragma applies to the line
-                    // after it, and covers what follows that line up to and including the next FROM
-                    // (a FROM line belongs to the stage before it).
                     let start = c.line + 2;
-                    let end = df
-                        .instructions
-                        .iter()
-                        .find(|i| i.line >= start && i.is("FROM"))
-                        .map(|i| i.line)
-                        .unwrap_or(u32::MAX);
-                    stage_ignores.push((start, end, ids));
+                    let group = stage_ignores.entry(end_of(start)).or_default();
+                    for id in ids {
+                        let first = group.entry(id).or_insert(start);
+                        *first = (*first).min(start);
+                    }
                 }
                 None => {}
             }
@@ -169,9 +179,12 @@ pub fn check(df: &Dockerfile, cfg: &Config) -> Vec<Hit> {
             {
                 return false;
             }
-            !stage_ignores
-                .iter()
-                .any(|(a, b, ids)| (*a..=*b).contains(&h.line) && names(ids, h.rule.id))
+            let Some(group) = stage_ignores.get(&end_of(h.line)) else {
+                return true;
+            };
+            let covers = |id: &str| group.get(id).is_some_and(|&start| start <= h.line);
+            !(covers(h.rule.id)
+                || catalog::rule(h.rule.id).is_some_and(|r| r.aliases.iter().any(|a| covers(a))))
         });
     }
     hits.retain(|h| {

@@ -3,7 +3,7 @@
 
 use crate::catalog::RuleMeta;
 use crate::catalog::ids::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::{Hit, Model, drop_quotes, path_words, referenced_vars};
 use crate::config::Config;
@@ -309,9 +309,13 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
 
     // ---- Instruction rules -----------------------------------------------------------------------
     let mut seen_from = false;
-    let mut aliases: Vec<String> = Vec::new();
+    // Stage names seen so far, as written and ASCII-lower-cased: rules look a name up in one step
+    // (a scan of every earlier stage per FROM or COPY is quadratic in the stage count).
+    let mut aliases: HashSet<String> = HashSet::new();
+    let mut aliases_lower: HashSet<String> = HashSet::new();
     let mut per_stage_count: BTreeMap<(Option<usize>, &str), usize> = BTreeMap::new();
-    let mut archives: Vec<(usize, String)> = Vec::new();
+    // Archives copied in this stage and not yet extracted, by base name.
+    let mut archives: HashMap<String, Vec<usize>> = HashMap::new();
     let mut extracted: BTreeSet<usize> = BTreeSet::new();
     let mut consecutive: Option<(Vec<crate::dockerfile::Flag>, usize)> = None;
     let mut pipefail = false;
@@ -381,7 +385,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 }
                 // DL3024
                 if let Some(a) = &b.alias {
-                    if aliases.iter().any(|x| x == a) {
+                    if aliases.contains(a) {
                         out.push(m.hit(
                             &DL3024,
                             i,
@@ -429,7 +433,8 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 wd_map.insert(Some(key.clone()), parent);
                 wd_current = Some(key);
                 if let Some(a) = b.alias {
-                    aliases.push(a);
+                    aliases_lower.insert(a.to_ascii_lowercase());
+                    aliases.insert(a);
                 }
             }
             "WORKDIR" => {
@@ -586,11 +591,17 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                     if from.is_none() && ws.len() >= 2 {
                         let target = &ws[ws.len() - 1];
                         if is_archive(target) {
-                            archives.push((idx, basename(target).to_string()));
+                            archives
+                                .entry(basename(target).to_string())
+                                .or_default()
+                                .push(idx);
                         } else {
                             for s in &ws[..ws.len() - 1] {
                                 if is_archive(s) {
-                                    archives.push((idx, basename(s).to_string()));
+                                    archives
+                                        .entry(basename(s).to_string())
+                                        .or_default()
+                                        .push(idx);
                                 }
                             }
                         }
@@ -631,11 +642,11 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                         ]
                         .contains(&c.name.as_str());
                         if tar_x || unz {
-                            let names: Vec<&str> =
-                                c.args_no_flags().into_iter().map(basename).collect();
-                            for (aidx, a) in &archives {
-                                if names.contains(&a.as_str()) {
-                                    extracted.insert(*aidx);
+                            // An archive extracted once is reported once: taking it out of the map
+                            // keeps repeated extractions of one name linear.
+                            for name in c.args_no_flags().into_iter().map(basename) {
+                                if let Some(copies) = archives.remove(name) {
+                                    extracted.extend(copies);
                                 }
                             }
                         }
@@ -681,14 +692,17 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
                 // DL3044: a value refers to a name another pair of the same ENV defines.
                 let defined_before = &declared_so_far;
                 let raw_pairs = raw_env_values(&i.args);
+                // How many pairs of this ENV define each name (one ENV may hold thousands).
+                let mut defines: HashMap<&str, usize> = HashMap::new();
+                for (k, _) in &pairs {
+                    *defines.entry(k.as_str()).or_default() += 1;
+                }
                 for (n, (k, _)) in pairs.iter().enumerate() {
                     let raw = raw_pairs.get(n).map(String::as_str).unwrap_or("");
                     // Names defined before this ENV (by any ENV or ARG, in any stage) are fine.
                     let others = |v: &String| {
-                        pairs
-                            .iter()
-                            .enumerate()
-                            .any(|(o, (ok, _))| o != n && ok == v)
+                        let own = usize::from(k == v);
+                        defines.get(v.as_str()).is_some_and(|&c| c > own)
                             && !defined_before.contains(v)
                     };
                     if plain_refs(raw).iter().any(others) {
@@ -749,7 +763,7 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
         if i.is("RUN") && !cfg.trusted_registries.is_empty() {
             for mt in i.mounts() {
                 if let Some(f) = &mt.from {
-                    if aliases.iter().any(|a| a.eq_ignore_ascii_case(f)) {
+                    if aliases_lower.contains(&f.to_ascii_lowercase()) {
                         continue;
                     }
                     let fake = Instruction {
@@ -804,8 +818,13 @@ pub fn check(m: &Model, cfg: &Config, out: &mut Vec<Hit>) {
 /// Everything else fires, including an image reference without tag or digest
 /// (`gcr.io/distroless/static`, `nginx`): BuildKit pulls it as `:latest`, which is what the rule warns
 /// about, and a variable (`$X`), which names no stage hadolint can see. Returns the message.
-fn dl3022(raw: &str, value: &str, aliases: &[String], stage: Option<usize>) -> Option<String> {
-    if aliases.iter().any(|a| a == raw) {
+fn dl3022(
+    raw: &str,
+    value: &str,
+    aliases: &HashSet<String>,
+    stage: Option<usize>,
+) -> Option<String> {
+    if aliases.contains(raw) {
         return None;
     }
     if raw

@@ -224,17 +224,18 @@ fn stage_name(m: &Model, s: usize) -> String {
 pub fn check(m: &Model, out: &mut Vec<Hit>) {
     let ins = m.ins();
     let esc = m.df.escape;
-    let aliases: Vec<String> = m
+    // Stage names, ASCII-lower-cased: one lookup per FROM, not a scan of every stage.
+    let aliases: std::collections::HashSet<String> = m
         .stages
         .iter()
-        .filter_map(|s| s.base.alias.clone())
+        .filter_map(|s| s.base.alias.as_deref().map(str::to_ascii_lowercase))
         .collect();
     for (idx, i) in ins.iter().enumerate() {
         let i: &Instruction = i;
         match i.keyword.as_str() {
             "FROM" => {
                 let b = BaseImage::parse(i);
-                let local = aliases.iter().any(|a| a.eq_ignore_ascii_case(&b.image));
+                let local = aliases.contains(&b.image.to_ascii_lowercase());
                 if b.digest.is_none()
                     && b.image != "scratch"
                     && !local
@@ -426,7 +427,7 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
     }
     // MOAT-DF-007 / MOAT-DF-008: what the final image keeps installed.
     let mut installed: Vec<(String, usize, Option<String>)> = Vec::new();
-    let mut removed: Vec<String> = Vec::new();
+    let mut removed: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut runtime_text = String::new();
     for s in chain.iter().rev() {
         for (idx, i) in m.stage_instructions(*s) {
@@ -458,15 +459,18 @@ pub fn check(m: &Model, out: &mut Vec<Hit>) {
             }
         }
     }
-    let kept =
-        |p: &str, g: &Option<String>| !removed.iter().any(|r| r == p || Some(r) == g.as_ref());
+    let kept = |p: &str, g: &Option<String>| {
+        !(removed.contains(p) || g.as_ref().is_some_and(|g| removed.contains(g)))
+    };
+    // The words the image runs, split once (not once per installed package).
+    let runtime_words: std::collections::HashSet<&str> = runtime_text
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
+        .collect();
     let mut tools: Vec<(&str, usize)> = Vec::new();
     for (p, idx, g) in &installed {
         if NET_DEBUG_TOOLS.contains(&p.as_str())
             && kept(p, g)
-            && !runtime_text
-                .split(|c: char| !c.is_ascii_alphanumeric() && c != '-')
-                .any(|w| w == p)
+            && !runtime_words.contains(p.as_str())
         {
             tools.push((p.as_str(), *idx));
         }

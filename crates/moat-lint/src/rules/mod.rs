@@ -45,6 +45,8 @@ pub struct Model<'a> {
     arg_first: HashMap<String, usize>,
     /// Per stage, first instruction setting each `ENV` name.
     env_first: Vec<HashMap<String, usize>>,
+    /// The same for `ENV`s before the first `FROM`.
+    env_before_from: HashMap<String, usize>,
     pub df: &'a Dockerfile,
     pub stages: Vec<Stage>,
     /// Stage index of each instruction (`None` before the first `FROM`).
@@ -107,16 +109,20 @@ impl<'a> Model<'a> {
         let mut stages: Vec<Stage> = Vec::new();
         let mut stage_of = Vec::with_capacity(df.instructions.len());
         let mut runs = Vec::new();
+        // Last stage of each alias (ASCII-lower-cased, as BuildKit compares them): a parent is found
+        // in one lookup, not by scanning every earlier stage (quadratic in the stage count).
+        let mut by_alias: HashMap<String, usize> = HashMap::new();
         for (i, ins) in df.instructions.iter().enumerate() {
             if ins.is("FROM") {
                 let base = BaseImage::parse(ins);
-                let parent = stages.iter().rposition(|s| {
-                    s.base
-                        .alias
-                        .as_deref()
-                        .is_some_and(|a| a.eq_ignore_ascii_case(&base.image))
-                        && base.tag.is_none()
-                });
+                let parent = if base.tag.is_none() {
+                    by_alias.get(&base.image.to_ascii_lowercase()).copied()
+                } else {
+                    None
+                };
+                if let Some(a) = &base.alias {
+                    by_alias.insert(a.to_ascii_lowercase(), stages.len());
+                }
                 stages.push(Stage {
                     from: i,
                     base,
@@ -157,17 +163,20 @@ impl<'a> Model<'a> {
         }
         let mut arg_first: HashMap<String, usize> = HashMap::new();
         let mut env_first: Vec<HashMap<String, usize>> = vec![HashMap::new(); stages.len()];
+        let mut env_before_from: HashMap<String, usize> = HashMap::new();
         for (i, ins) in df.instructions.iter().enumerate() {
             if ins.is("ARG") {
                 for w in words(&ins.args, df.escape) {
                     let k = w.split('=').next().unwrap_or("").to_string();
                     arg_first.entry(k).or_insert(i);
                 }
-            } else if ins.is("ENV")
-                && let Some(s) = stage_of[i]
-            {
+            } else if ins.is("ENV") {
+                let first = match stage_of[i] {
+                    Some(s) => &mut env_first[s],
+                    None => &mut env_before_from,
+                };
                 for (k, _) in key_values(&ins.args, df.escape) {
-                    env_first[s].entry(k).or_insert(i);
+                    first.entry(k).or_insert(i);
                 }
             }
         }
@@ -179,6 +188,7 @@ impl<'a> Model<'a> {
             plain_run,
             arg_first,
             env_first,
+            env_before_from,
         }
     }
 
@@ -207,12 +217,7 @@ impl<'a> Model<'a> {
                 .chain(s)
                 .into_iter()
                 .any(|st| self.env_first[st].get(name).is_some_and(|&i| i < upto)),
-            None => self.df.instructions.iter().take(upto).any(|i| {
-                i.is("ENV")
-                    && key_values(&i.args, self.df.escape)
-                        .iter()
-                        .any(|(k, _)| k == name)
-            }),
+            None => self.env_before_from.get(name).is_some_and(|&i| i < upto),
         }
     }
 
