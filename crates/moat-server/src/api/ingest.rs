@@ -230,12 +230,15 @@ fn split_ref(image: &str) -> (String, Option<String>, Option<String>) {
 }
 
 /// The digest the server knows for `repo:tag` (the tag table, filled by reports and pushes).
-async fn tag_digest(
-    tx: &mut Tx,
+async fn tag_digest<'c, E>(
+    db: E,
     cache: &mut HashMap<(String, String), Option<String>>,
     repo: &str,
     tag: &str,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<String>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
     let k = (repo.to_string(), tag.to_string());
     if let Some(d) = cache.get(&k) {
         return Ok(d.clone());
@@ -243,7 +246,7 @@ async fn tag_digest(
     let d = sqlx::query("SELECT digest FROM tag WHERE repository = $1 AND tag = $2")
         .bind(repo)
         .bind(tag)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(db)
         .await?
         .map(|r| r.try_get::<String, _>(0))
         .transpose()?;
@@ -314,12 +317,23 @@ async fn upsert_workloads(tx: &mut Tx, rows: BTreeMap<Workload, i64>) -> Result<
     Ok(())
 }
 
+/// How the outbox rows of [`insert_outbox`] are kept unique.
+#[derive(Debug, Clone, Copy)]
+enum Dedupe {
+    /// `event_type:subject` in the outbox's unique `dedupe_key`.
+    PerSubject,
+    /// The caller writes an event only for a row its own unique key just inserted (no `dedupe_key`:
+    /// one random-keyed index entry less per event).
+    Caller,
+}
+
 /// Outbox events in the caller's transaction, many rows per statement (same columns and dedupe as
 /// `store::outbox::insert`).
 async fn insert_outbox(
     tx: &mut Tx,
     event_type: &str,
-    events: &[(String, Value)],
+    events: &[(String, String)],
+    dedupe: Dedupe,
 ) -> Result<(), StoreError> {
     let now = now_ms();
     for chunk in events.chunks(1000) {
@@ -349,8 +363,11 @@ async fn insert_outbox(
                 .bind(now)
                 .bind(event_type.to_string())
                 .bind(subject.clone())
-                .bind(payload.to_string())
-                .bind(format!("{event_type}:{subject}"));
+                .bind(payload.clone())
+                .bind(match dedupe {
+                    Dedupe::PerSubject => Some(format!("{event_type}:{subject}")),
+                    Dedupe::Caller => None,
+                });
         }
         q.execute(&mut **tx).await?;
     }
@@ -570,6 +587,14 @@ impl RuntimeAlert {
 
 const ALERT_COLS: usize = 15;
 
+/// An alert with its row id and the texts written for it, prepared outside the write transaction.
+struct AlertRow<'a> {
+    alert: &'a RuntimeAlert,
+    id: String,
+    data: String,
+    event: String,
+}
+
 async fn post_runtime_alerts(
     State(st): State<AppState>,
     p: Principal,
@@ -590,26 +615,38 @@ async fn post_runtime_alerts(
     let mut seen = std::collections::HashSet::new();
     alerts.retain(|a| seen.insert(a.content_digest.clone()));
     let received = now_ms();
-    let mut tx = st
-        .store
-        .begin()
-        .await
-        .inspect_err(|_| st.metrics.store_error())?;
-    // The digest from the alert, else from the tags the server knows (reports, pushes).
+    // Everything but the writes happens before the write transaction, so the store's one writer
+    // (SQLite) is held only for the inserts: the digest from the alert, else from the tags the
+    // server knows (reports, pushes), then each alert's row text and outbox event.
     let mut tags = HashMap::new();
     for a in &mut alerts {
         if a.digest.is_none()
             && let (Some(r), Some(t)) = (&a.repository, &a.tag)
         {
-            a.digest = tag_digest(&mut tx, &mut tags, r, t)
+            a.digest = tag_digest(st.store.pool(), &mut tags, r, t)
                 .await
                 .inspect_err(|_| st.metrics.store_error())?;
         }
     }
-    let ids: Vec<String> = alerts.iter().map(|_| new_id()).collect();
+    let rows: Vec<AlertRow> = alerts
+        .iter()
+        .map(|a| {
+            let id = new_id();
+            AlertRow {
+                event: a.event(&id).to_string(),
+                data: a.data.to_string(),
+                id,
+                alert: a,
+            }
+        })
+        .collect();
+    let mut tx = st
+        .store
+        .begin()
+        .await
+        .inspect_err(|_| st.metrics.store_error())?;
     let mut inserted = std::collections::HashSet::new();
-    let pairs: Vec<(&RuntimeAlert, &String)> = alerts.iter().zip(&ids).collect();
-    for chunk in pairs.chunks(500) {
+    for chunk in rows.chunks(500) {
         let mut sql = String::from(
             "INSERT INTO runtime_alert (id, content_digest, ts_ms, source, rule, priority, severity, namespace, \
              pod, container_id, image, digest, output, data, received_ms) VALUES ",
@@ -627,11 +664,14 @@ async fn post_runtime_alerts(
             }
             sql.push(')');
         }
-        sql.push_str(" ON CONFLICT (content_digest) DO NOTHING RETURNING content_digest");
+        // The unique key of migration 0006: ts_ms is parsed from the content, so this refuses
+        // exactly the alerts a key on the content digest alone would.
+        sql.push_str(" ON CONFLICT (ts_ms, content_digest) DO NOTHING RETURNING content_digest");
         let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (a, id) in chunk {
+        for r in chunk {
+            let a = r.alert;
             qy = qy
-                .bind((*id).clone())
+                .bind(r.id.clone())
                 .bind(a.content_digest.clone())
                 .bind(a.ts_ms)
                 .bind(a.source.clone())
@@ -644,7 +684,7 @@ async fn post_runtime_alerts(
                 .bind(a.image.clone())
                 .bind(a.digest.clone())
                 .bind(a.output.clone())
-                .bind(a.data.to_string())
+                .bind(r.data.clone())
                 .bind(received);
         }
         for r in qy
@@ -659,7 +699,8 @@ async fn post_runtime_alerts(
     // Where each image runs.
     let mut workloads: BTreeMap<Workload, i64> = BTreeMap::new();
     let mut events = Vec::new();
-    for (a, id) in &pairs {
+    for r in rows {
+        let a = r.alert;
         if !inserted.contains(&a.content_digest) {
             continue;
         }
@@ -691,12 +732,13 @@ async fn post_runtime_alerts(
             let ts = workloads.entry(w).or_insert(a.ts_ms);
             *ts = (*ts).max(a.ts_ms);
         }
-        events.push((a.content_digest.clone(), a.event(id)));
+        events.push((a.content_digest.clone(), r.event));
     }
     upsert_workloads(&mut tx, workloads)
         .await
         .inspect_err(|_| st.metrics.store_error())?;
-    insert_outbox(&mut tx, "runtime.alert", &events)
+    // One event per alert this request inserted (a duplicate inserted nothing above).
+    insert_outbox(&mut tx, "runtime.alert", &events, Dedupe::Caller)
         .await
         .inspect_err(|_| st.metrics.store_error())?;
     commit(&st, tx).await?;
@@ -1014,7 +1056,7 @@ async fn post_admission_decisions(
             if c.digest.is_none()
                 && let (r, Some(t), _) = split_ref(&c.image)
             {
-                c.digest = tag_digest(&mut tx, &mut tags, &r, &t)
+                c.digest = tag_digest(&mut *tx, &mut tags, &r, &t)
                     .await
                     .inspect_err(|_| st.metrics.store_error())?;
             }
@@ -1066,14 +1108,15 @@ async fn post_admission_decisions(
                     "containers": containers,
                     "reasons": d.reasons,
                     "warnings": d.warnings,
-                }),
+                })
+                .to_string(),
             ));
         }
     }
     upsert_workloads(&mut tx, workloads)
         .await
         .inspect_err(|_| st.metrics.store_error())?;
-    insert_outbox(&mut tx, "admission.denied", &events)
+    insert_outbox(&mut tx, "admission.denied", &events, Dedupe::PerSubject)
         .await
         .inspect_err(|_| st.metrics.store_error())?;
     commit(&st, tx).await?;

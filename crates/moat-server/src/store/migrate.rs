@@ -19,6 +19,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     (2, "layers", LAYERS, LAYERS),
     (3, "delivery", DELIVERY, DELIVERY),
     (4, "reeval", REEVAL, REEVAL),
+    (
+        6,
+        "alert_dedupe",
+        include_str!("../../migrations/0006_alert_dedupe_sqlite.sql"),
+        include_str!("../../migrations/0006_alert_dedupe_postgres.sql"),
+    ),
 ];
 
 /// Splits a migration into statements at `;` line ends (the files hold no procedural code).
