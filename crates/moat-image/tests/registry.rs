@@ -3,111 +3,23 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use moat_image::{Image, OpenOptions, Select, Target};
-
-fn shared() -> PathBuf {
-    std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-/// Stops the registry when the test ends, passed or failed.
-struct RegistryGuard {
-    script: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for RegistryGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn push(layout: &Path, tag: &str, dest: &str) {
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{dest}"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo copy to {dest}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use moat_testkit::registry::{Registry, push};
 
 #[test]
 fn pull_debian_images_from_a_real_registry() {
-    let script = shared().join("scripts/registry.sh");
-    if !script.exists() {
-        eprintln!("SKIPPED: {} is missing", script.display());
-        return;
-    }
-    let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else {
-        eprintln!("SKIPPED: no HOME for the image fixtures");
-        return;
-    };
-    let fixtures = home.join(".cache/moat-fixtures");
-    let suites: Vec<&str> = ["bookworm", "bullseye"]
-        .into_iter()
-        .filter(|s| fixtures.join(s).join(".done").exists())
-        .collect();
+    let suites = moat_testkit::fixtures::debian_any(&["bookworm", "bullseye"]);
     if suites.is_empty() {
-        eprintln!(
-            "SKIPPED: no Debian images under {} (scripts/debian-image.sh builds them)",
-            fixtures.display()
-        );
         return;
     }
-    if !have("skopeo") || !have("docker-registry") {
-        eprintln!(
-            "SKIPPED: skopeo or docker-registry not installed (../shared/scripts/apt-tools.sh)"
-        );
+    let Some(fixtures) = moat_testkit::fixtures::fixtures_root() else {
         return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let _guard = RegistryGuard {
-        script: script.clone(),
-        dir: dir.path().to_path_buf(),
     };
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .arg(dir.path())
-        .arg(port.to_string())
-        .output()
-        .expect("registry.sh");
-    assert!(
-        out.status.success(),
-        "registry did not start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let addr = format!("127.0.0.1:{port}");
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = registry.addr();
 
     let options = OpenOptions {
         insecure_registry: true,
@@ -116,9 +28,9 @@ fn pull_debian_images_from_a_real_registry() {
     for suite in suites {
         let root = fixtures.join(suite);
         push(
-            &root.join("oci"),
-            suite,
+            &format!("oci:{}:{suite}", root.join("oci").display()),
             &format!("{addr}/moat/debian:{suite}"),
+            &[],
         );
         let expected =
             std::fs::read(root.join("rootfs/var/lib/dpkg/status")).expect("rootfs status");
@@ -215,16 +127,10 @@ fn pull_debian_images_from_a_real_registry() {
         serde_json::json!([{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": index.len(),
                             "annotations": {"org.opencontainers.image.ref.name": "multi"}}]),
     );
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--all", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:multi", multi.display()))
-        .arg(format!("docker://{addr}/moat/multi:1"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo copy --all: {}",
-        String::from_utf8_lossy(&out.stderr)
+    push(
+        &format!("oci:{}:multi", multi.display()),
+        &format!("{addr}/moat/multi:1"),
+        &["--all"],
     );
     let t = Target::parse(&format!("registry:{addr}/moat/multi:1")).expect("target");
     for (platform, want) in [

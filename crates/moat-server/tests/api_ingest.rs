@@ -5,82 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-fn moat() -> PathBuf {
-    // The moat binary of this build: beside this test binary's `deps/` folder, wherever the target dir
-    // is (CI sets CARGO_TARGET_DIR). `cargo test --workspace` builds it; `-p moat-server` may not, so it
-    // is built into the same target dir when missing.
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("moat");
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "moat"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(&root)
-            .status()
-            .expect("cargo build moat");
-        assert!(st.success());
-    }
-    bin
-}
+mod common;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
+use common::{ADMIN, moat};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(store: &str, token: &str, extra: &[&str]) -> Server {
-    let port = free_port();
-    let child = Command::new(moat())
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--store",
-            store,
-        ])
-        .args(extra)
-        .env("MOAT_SERVER_TOKEN", token)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("moat server");
-    let s = Server { child, port };
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) {
-        if let Ok((200, _)) = http(port, "GET", "/healthz", None, b"") {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("moat server did not start on {port}");
-}
-
-/// A minimal HTTP/1.1 client: (status, body).
+/// One request with the given token: (status, body).
 fn http(
     port: u16,
     method: &str,
@@ -88,30 +20,7 @@ fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    common::http(port, method, path, token, body).map(|(status, _, body)| (status, body))
 }
 
 fn report(name: &str, id: &str) -> String {
@@ -129,10 +38,10 @@ fn report(name: &str, id: &str) -> String {
     .to_string()
 }
 
-const ADMIN: &str = "bootstrap-secret-0123456789";
-
 fn exercise(store: &str) {
-    let s = start(store, ADMIN, &["--max-body-bytes", "1048576"]);
+    let logs = tempfile::tempdir().unwrap();
+    let start = |store: &str, extra: &[&str]| common::start(store, logs.path(), extra);
+    let s = start(store, &["--max-body-bytes", "1048576"]);
     let p = s.port;
     // Tokens: none -> 401, wrong -> 401, read-only can't ingest -> 403.
     let body = report("registry:reg.example/app:1@sha256:aaaa", "CVE-2024-0001");
@@ -247,7 +156,7 @@ fn exercise(store: &str) {
     drop(s);
 
     // kill -9 in the middle of many ingests: every report acknowledged before the kill is there after restart.
-    let s = start(store, ADMIN, &[]);
+    let s = start(store, &[]);
     let port = s.port;
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut threads = Vec::new();
@@ -292,7 +201,7 @@ fn exercise(store: &str) {
         "too few reports acknowledged before the kill: {}",
         acked.len()
     );
-    let s2 = start(store, ADMIN, &[]);
+    let s2 = start(store, &[]);
     // Re-sending an acknowledged report is a duplicate: it was committed.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

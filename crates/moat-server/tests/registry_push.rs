@@ -11,7 +11,7 @@
 //!   is judged.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -23,29 +23,9 @@ use serde_json::{Value, json};
 const ADMIN: &str = "bootstrap-secret-registry-push-0123456789";
 const RULE_ID: &str = "workshop-exercise-2-high-vulnerability-pushed";
 
-fn moat() -> PathBuf {
-    // The moat binary of this build, beside this test binary's `deps/` folder (CI sets
-    // CARGO_TARGET_DIR); built into the same target dir when `-p moat-server` did not build it.
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = profile_dir.join("moat");
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target_dir = profile_dir.parent().expect("target dir");
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "moat"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(&root)
-            .status()
-            .expect("cargo build moat");
-        assert!(st.success(), "cargo build -p moat failed");
-    });
-    bin
-}
+mod common;
+
+use common::moat;
 
 fn p(x: &Path) -> String {
     x.display().to_string()
@@ -61,7 +41,7 @@ impl Drop for Proc {
     }
 }
 
-/// A minimal HTTP/1.1 client: (status, body).
+/// One request with the given token: (status, body).
 fn http(
     port: u16,
     method: &str,
@@ -69,30 +49,7 @@ fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    s.write_all(body)?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let text = String::from_utf8_lossy(&out).to_string();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    common::http(port, method, path, token, body).map(|(status, _, body)| (status, body))
 }
 
 /// A loopback webhook receiver that records every POST body and answers 200.

@@ -1,7 +1,6 @@
 //! Signing and verification against a real OCI registry (distribution v2 on loopback, started by the
 //! shared script): Debian images pushed with skopeo, signatures pushed by moat, attacks made by hand.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::Engine as _;
@@ -9,59 +8,7 @@ use moat_sign::{
     ImageRef, RegistryOptions, SignError, VerifyingKey, generate, load_private_key,
     load_public_key, sign_image, signature_tag, verify_reference,
 };
-
-fn shared() -> PathBuf {
-    std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-/// Stops the registry when the test ends, passed or failed.
-struct RegistryGuard {
-    script: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for RegistryGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn skopeo_copy(src: &str, dest: &str, extra: &[&str]) {
-    let out = Command::new("skopeo")
-        .args(["copy", "-q", "--dest-tls-verify=false"])
-        .args(extra)
-        .arg(src)
-        .arg(format!("docker://{dest}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo copy {src} {dest}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use moat_testkit::registry::{Registry, free_port, push};
 
 /// Raw distribution API access, to play the attacker.
 struct Raw {
@@ -135,53 +82,30 @@ fn keypair(password: &[u8]) -> (moat_sign::SigningKey, VerifyingKey) {
     )
 }
 
-fn fixtures() -> Option<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from)?;
-    let f = home.join(".cache/moat-fixtures");
-    (f.join("bookworm/.done").exists() && f.join("bullseye/.done").exists()).then_some(f)
-}
-
 #[test]
 fn sign_and_verify_against_a_real_registry() {
-    let script = shared().join("scripts/registry.sh");
-    if !script.exists() {
-        eprintln!("SKIPPED: {} is missing", script.display());
-        return;
-    }
-    let Some(fx) = fixtures() else {
-        eprintln!("SKIPPED: Debian image fixtures missing (run ../shared/scripts/debian-image.sh)");
+    let (Some(bookworm), Some(bullseye)) = (
+        moat_testkit::fixtures::debian("bookworm"),
+        moat_testkit::fixtures::debian("bullseye"),
+    ) else {
         return;
     };
-    if !have("skopeo") || !have("docker-registry") {
-        eprintln!(
-            "SKIPPED: skopeo or docker-registry is not installed (scripts/deps.d/00-images.sh)"
-        );
+    let Some(registry) = Registry::start() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .arg(tmp.path())
-        .arg(port.to_string())
-        .output()
-        .unwrap();
-    let _guard = RegistryGuard {
-        script: script.clone(),
-        dir: tmp.path().to_path_buf(),
     };
-    assert!(
-        out.status.success(),
-        "registry: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let host = format!("127.0.0.1:{port}");
-    let layout = |s: &str| format!("oci:{}:{s}", fx.join(s).join("oci").display());
+    let host = registry.addr();
+    let fx = |s: &str| {
+        if s == "bullseye" {
+            &bullseye
+        } else {
+            &bookworm
+        }
+    };
+    let layout = |s: &str| format!("oci:{}:{s}", fx(s).join("oci").display());
     // Three images with three digests: A (bookworm OCI), B (bullseye), C (bookworm as Docker v2s2).
-    skopeo_copy(&layout("bookworm"), &format!("{host}/demo:1"), &[]);
-    skopeo_copy(&layout("bullseye"), &format!("{host}/demo:b"), &[]);
-    skopeo_copy(
+    push(&layout("bookworm"), &format!("{host}/demo:1"), &[]);
+    push(&layout("bullseye"), &format!("{host}/demo:b"), &[]);
+    push(
         &layout("bookworm"),
         &format!("{host}/demo:c"),
         &["--format", "v2s2"],
@@ -343,7 +267,7 @@ fn sign_and_verify_against_a_real_registry() {
     assert!(!verify_reference(&c, &[pk1], &opts()).unwrap().verified());
 
     // The same image in another repository: the signature's docker-reference names demo, not other.
-    skopeo_copy(&layout("bookworm"), &format!("{host}/other:1"), &[]);
+    push(&layout("bookworm"), &format!("{host}/other:1"), &[]);
     let m = raw.manifest("demo", &s1.signature_tag);
     let mv: serde_json::Value = serde_json::from_slice(&m).unwrap();
     raw.put_blob(
@@ -377,7 +301,7 @@ fn sign_and_verify_against_a_real_registry() {
         .unwrap_err()
         .to_string();
     assert!(e.contains(&host), "{e}");
-    assert!(Path::new(&tmp.path().join("registry.pid")).exists());
+    assert!(registry.dir().join("registry.pid").exists());
 }
 
 #[test]

@@ -14,6 +14,9 @@ pub mod chromium;
 /// A real OCI registry on loopback (../shared/scripts/registry.sh) with a Drop guard, and skopeo pushes.
 pub mod registry;
 
+/// The Debian image fixtures under `~/.cache/moat-fixtures`, with visible skips.
+pub mod fixtures;
+
 /// A real PostgreSQL cluster in a temp dir on loopback, stopped on Drop.
 pub mod postgres;
 

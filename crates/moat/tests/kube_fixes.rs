@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use moat_testkit::registry::{Registry, free_port, have, push};
+
 const MOAT: &str = env!("CARGO_BIN_EXE_moat");
 
 fn moat(args: &[&str]) -> Output {
@@ -328,21 +330,6 @@ fn moat_kube_ids() -> Vec<String> {
 
 // ---- "images must be signed" at admission, against a real registry and over real TLS ----
 
-struct Registry {
-    script: std::path::PathBuf,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
 /// The webhook process this test started; killed by its own handle.
 struct Webhook(std::process::Child);
 
@@ -351,23 +338,6 @@ impl Drop for Webhook {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 fn start_webhook(d: &Path, extra: &[&str]) -> (Webhook, String) {
@@ -436,60 +406,27 @@ fn review(d: &Path, url: &str, image: &str) -> serde_json::Value {
 
 #[test]
 fn webhook_admits_signed_images_and_denies_unsigned_ones() {
-    let script = std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/scripts/registry.sh"
-    ));
-    let script = std::env::var_os("MOAT_SHARED")
-        .map(|s| std::path::PathBuf::from(s).join("scripts/registry.sh"))
-        .unwrap_or(script);
-    if !script.exists() {
-        eprintln!("SKIPPED: {} is missing", script.display());
+    let Some(fixture) = moat_testkit::fixtures::debian("bookworm") else {
+        return;
+    };
+    let layout = fixture.join("oci");
+    if !have("curl") {
+        moat_testkit::skip("curl is not installed");
         return;
     }
-    let layout = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
-        .join(".cache/moat-fixtures/bookworm/oci");
-    if !layout.join("index.json").exists() {
-        eprintln!(
-            "SKIPPED: {} missing (run ../shared/scripts/debian-image.sh bookworm)",
-            layout.display()
-        );
+    let Some(registry) = Registry::start() else {
         return;
-    }
-    if !have("skopeo") || !have("docker-registry") || !have("curl") {
-        eprintln!("SKIPPED: skopeo, docker-registry or curl is not installed");
-        return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let port = free_port();
-    let regdir = d.join("registry");
-    let o = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .arg(&regdir)
-        .arg(port.to_string())
-        .output()
-        .unwrap();
-    let _reg = Registry {
-        script: script.clone(),
-        dir: regdir,
-    };
-    assert!(
-        o.status.success(),
-        "registry: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let host = format!("127.0.0.1:{port}");
+    let host = registry.addr();
     // The same image in two repositories: a signature is bound to its repository.
     for repo in ["signed/app:1", "unsigned/app:1"] {
-        let o = Command::new("skopeo")
-            .args(["copy", "-q", "--dest-tls-verify=false"])
-            .arg(format!("oci:{}:bookworm", layout.display()))
-            .arg(format!("docker://{host}/{repo}"))
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        push(
+            &format!("oci:{}:bookworm", layout.display()),
+            &format!("{host}/{repo}"),
+            &[],
+        );
     }
     let keys = d.join("keys");
     let o = Command::new(MOAT)

@@ -485,78 +485,20 @@ fn spdx_output_reads_back_as_an_sbom_target() {
     assert_eq!(via_spdx, dpkg_query(&d.join("rootfs")).unwrap_or_default());
 }
 
-/// Stops the loopback registry when the test ends, passed or failed.
-struct Registry {
-    script: PathBuf,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn registry_pull_matches_dpkg() {
-    let shared = std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    let script = shared.join("scripts/registry.sh");
-    if !script.exists() || !have("skopeo") || !have("docker-registry") {
-        eprintln!(
-            "SKIPPED: registry.sh, skopeo or docker-registry missing (../shared/scripts/apt-tools.sh)"
-        );
-        return;
-    }
     let Some(d) = fixture("bookworm") else { return };
     let Some(expected) = dpkg_query(&d.join("rootfs")) else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
-    let reg = Registry {
-        script: script.clone(),
-        dir: tempfile::tempdir().expect("tempdir"),
+    let Some(reg) = moat_testkit::registry::Registry::start() else {
+        return;
     };
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .arg(reg.dir.path())
-        .arg(port.to_string())
-        .output()
-        .expect("registry.sh");
-    assert!(
-        out.status.success(),
-        "registry did not start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let addr = format!("127.0.0.1:{port}");
-    let push = Command::new("skopeo")
-        .args(["copy", "-q", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:bookworm", d.join("oci").display()))
-        .arg(format!("docker://{addr}/moat/debian:bookworm"))
-        .output()
-        .expect("skopeo");
-    assert!(
-        push.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&push.stderr)
+    let addr = reg.addr();
+    moat_testkit::registry::push(
+        &format!("oci:{}:bookworm", d.join("oci").display()),
+        &format!("{addr}/moat/debian:bookworm"),
+        &[],
     );
     let target = format!("registry:{addr}/moat/debian:bookworm");
     let out = moat(&["sbom", &target, "--insecure-registry", "-f", "json"]);

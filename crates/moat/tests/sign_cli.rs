@@ -2,47 +2,12 @@
 //! v2 on loopback): exit codes, messages naming the file or URL, JSON reports, and OpenSSL checking
 //! the signature moat pushed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use moat_testkit::registry::{Registry, free_port, have, push};
+
 const MOAT: &str = env!("CARGO_BIN_EXE_moat");
-
-fn shared() -> PathBuf {
-    std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")))
-}
-
-struct RegistryGuard {
-    script: PathBuf,
-    dir: PathBuf,
-}
-
-impl Drop for RegistryGuard {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.script)
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
 
 fn moat(args: &[&str], password: &str) -> Output {
     let out = Command::new(MOAT)
@@ -75,57 +40,25 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn key_generate_sign_verify_with_exit_codes() {
-    let script = shared().join("scripts/registry.sh");
-    if !script.exists() {
-        eprintln!("SKIPPED: {} is missing", script.display());
-        return;
-    }
-    let Some(home) = std::env::var_os("HOME").map(PathBuf::from) else {
-        eprintln!("SKIPPED: no HOME for the image fixtures");
+    let Some(fixture) = moat_testkit::fixtures::debian("bookworm") else {
         return;
     };
-    let layout = home.join(".cache/moat-fixtures/bookworm/oci");
-    if !home.join(".cache/moat-fixtures/bookworm/.done").exists() {
-        eprintln!(
-            "SKIPPED: {} missing (run ../shared/scripts/debian-image.sh bookworm)",
-            layout.display()
-        );
+    let layout = fixture.join("oci");
+    if !have("curl") {
+        moat_testkit::skip("curl is not installed (scripts/deps.d/00-images.sh)");
         return;
     }
-    if !have("skopeo") || !have("docker-registry") || !have("curl") {
-        eprintln!(
-            "SKIPPED: skopeo, docker-registry or curl is not installed (scripts/deps.d/00-images.sh)"
-        );
+    let Some(registry) = Registry::start() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    let port = free_port();
-    let regdir = d.join("registry");
-    let out = Command::new("bash")
-        .arg(&script)
-        .arg("start")
-        .arg(&regdir)
-        .arg(port.to_string())
-        .output()
-        .expect("registry");
-    let _guard = RegistryGuard {
-        script: script.clone(),
-        dir: regdir,
-    };
-    assert!(
-        out.status.success(),
-        "registry: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let host = registry.addr();
+    push(
+        &format!("oci:{}:bookworm", layout.display()),
+        &format!("{host}/demo:1"),
+        &[],
     );
-    let host = format!("127.0.0.1:{port}");
-    let o = Command::new("skopeo")
-        .args(["copy", "-q", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:bookworm", layout.display()))
-        .arg(format!("docker://{host}/demo:1"))
-        .output()
-        .expect("skopeo");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let reg = format!("registry:{host}/demo:1");
 
     // Keys: an encrypted pair, an empty-password pair, an untrusted pair.
