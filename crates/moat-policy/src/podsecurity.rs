@@ -496,16 +496,20 @@ fn apply_exclusions(
 mod tests {
     use super::*;
 
-    #[test]
-    fn compiles_and_judges_a_subrule_with_exclusions() {
-        let policy = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: psa\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: restricted\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    validate:\n      podSecurity:\n        level: restricted\n        version: latest\n        exclude:\n        - controlName: Capabilities\n          images: [\"nginx*\"]\n";
+    fn compile(policy: &str) -> crate::PolicySet {
         let docs = crate::parse_yaml_documents(policy, "p.yaml").expect("parse");
-        let set = crate::PolicySet::from_documents(
+        crate::PolicySet::from_documents(
             docs.into_iter()
                 .map(|d| ("p.yaml#0".to_string(), d))
                 .collect(),
         )
-        .expect("compile");
+        .expect("compile")
+    }
+
+    #[test]
+    fn compiles_and_judges_a_subrule_with_exclusions() {
+        let policy = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: psa\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: restricted\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n    validate:\n      podSecurity:\n        level: restricted\n        version: latest\n        exclude:\n        - controlName: Capabilities\n          images: [\"nginx*\"]\n";
+        let set = compile(policy);
         let ps = set.pod_security();
         assert!(ps.gaps.is_empty(), "{:?}", ps.gaps);
         assert_eq!(ps.rules.len(), 1);
@@ -535,13 +539,7 @@ mod tests {
     #[test]
     fn unsupported_match_is_a_typed_gap() {
         let policy = "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata:\n  name: psa\nspec:\n  rules:\n  - name: r\n    match:\n      any:\n      - resources:\n          kinds: [Pod]\n          selector: {}\n    exclude:\n      any: []\n    validate:\n      podSecurity:\n        level: high\n";
-        let docs = crate::parse_yaml_documents(policy, "p.yaml").expect("parse");
-        let set = crate::PolicySet::from_documents(
-            docs.into_iter()
-                .map(|d| ("p.yaml#0".to_string(), d))
-                .collect(),
-        )
-        .expect("compile");
+        let set = compile(policy);
         let gaps = &set.pod_security().gaps;
         assert_eq!(gaps.len(), 1);
         assert_eq!(

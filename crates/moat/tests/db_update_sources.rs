@@ -15,19 +15,11 @@ use serde_json::Value;
 
 const MOAT: &str = env!("CARGO_BIN_EXE_moat");
 
+/// ../shared with the OSV and NVD records, or a visible skip (a failure under CI).
 fn shared() -> Option<PathBuf> {
-    let base = std::env::var_os("MOAT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")));
-    if base.join("data/osv/Debian").is_dir() && base.join("data/nvd/nvd").is_dir() {
-        Some(base)
-    } else {
-        eprintln!(
-            "SKIPPED: {}/data/osv or data/nvd is missing",
-            base.display()
-        );
-        None
-    }
+    moat_testkit::shared_path("data/osv/Debian")?;
+    moat_testkit::shared_path("data/nvd/nvd")?;
+    moat_testkit::shared_root()
 }
 
 fn p(path: &Path) -> &str {
